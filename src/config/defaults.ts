@@ -1,0 +1,44 @@
+/**
+ * Constants of the method, each with its source. Configs override the tunable ones; nothing
+ * else in the code base writes these numbers as literals.
+ */
+
+/** σ_d, the data standard deviation of TrigFlow (sCM, Lu & Song 2024; spec §2). */
+export const SIGMA_D = 0.5;
+
+/** T of the teacher's discrete schedule from which the route is built (spec §3). */
+export const ROUTE_TRAIN_STEPS = 1000;
+
+/** Route of the reference: shift 2.5, 16 steps (spec §3). */
+export const ROUTE_SHIFT = 2.5;
+export const ROUTE_STEPS = 16;
+
+/** Guidance scales the reference draws per prompt (spec §3). */
+export const GUIDANCE_SCALES = [4, 4.5, 5] as const;
+
+/** Scale of the guidance fed to the student's guidance embedder (spec §4). */
+export const GUIDANCE_EMBED_SCALE = 0.1;
+
+/** The constant added to ‖g‖ in tangent normalisation (spec §4). */
+export const TANGENT_NORM_EPS = 0.1;
+
+/** Tangent-ratio schedule of the reference: warmup, calm-down start and length, final r (spec §4). */
+export const TANGENT_WARMUP = 4000;
+export const CALM_START = 15000;
+export const CALM_STEPS = 2000;
+export const R_FINAL = 0.75;
+
+/** Global gradient-norm clip of the reference (spec §4). */
+export const GRAD_CLIP = 0.1;
+
+/** CAME hyper-parameters of the reference (spec §4; Luo et al. 2023). */
+export const CAME_BETAS = [0.9, 0.999, 0.9999] as const;
+export const CAME_EPS = [1e-30, 1e-16] as const;
+export const CAME_CLIP_THRESHOLD = 1.0;
+
+/** sCM baseline time distribution: τ ~ N(P_mean, P_std²), t = atan(e^τ/σ_d) (spec §5). */
+export const SCM_P_MEAN = 0.2;
+export const SCM_P_STD = 1.6;
+
+/** Middle angle of 2-step sampling in the reference validation (spec §6). */
+export const TWO_STEP_MID = 1.0;

@@ -1,0 +1,61 @@
+/** The sCM sampler of the student (spec §6): denoise, re-noise, repeat; 1, 2 or N steps. */
+import { numpy as np, type Array } from "@jax-js/jax";
+import { SIGMA_D, TWO_STEP_MID, ROUTE_SHIFT } from "../config/defaults.ts";
+import { shiftSigma } from "./route.ts";
+import type { TrigVelocity } from "./guidance.ts";
+import { denoise, noisy } from "./trigflow.ts";
+
+/**
+ * Student timesteps, a decreasing list from π/2 to 0: 1 step `[π/2, 0]`, 2 steps
+ * `[π/2, tMid, 0]` (tMid 1.0 in the reference validation), n ≥ 3 steps the teacher's shifted
+ * schedule `t_i = atan(σ_i/(1−σ_i))`, `σ_i = shift(1 − i/n)`.
+ */
+export function studentTimesteps(steps: number, tMid = TWO_STEP_MID, shift = ROUTE_SHIFT): number[] {
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`sampling steps must be an integer ≥ 1, got ${steps}`);
+  if (steps === 1) return [Math.PI / 2, 0];
+  if (steps === 2) return [Math.PI / 2, tMid, 0];
+  return Array.from({ length: steps + 1 }, (_, i) => {
+    const sigma = shiftSigma(1 - i / steps, shift);
+    return i === 0 ? Math.PI / 2 : Math.atan(sigma / (1 - sigma));
+  });
+}
+
+/** Checks a custom timestep list: starts at π/2, strictly decreasing, ends at 0. */
+export function checkTimesteps(ts: readonly number[]): void {
+  const ok = ts.length >= 2 && Math.abs(ts[0] - Math.PI / 2) < 1e-6 && ts[ts.length - 1] === 0
+    && ts.every((t, i) => i === 0 || t < ts[i - 1]);
+  if (!ok) throw new Error(`timesteps must start at π/2, decrease strictly and end at 0; got [${ts.join(", ")}]`);
+}
+
+/**
+ * One sCM step from angle s to t: `x0 = cos s·x − sin s·σ_d·F(x/σ_d, s)`, then
+ * `x = cos t·x0 + sin t·σ_d·n` (at t = 0 this is x0). `noise` is unit Gaussian, consumed.
+ */
+export function scmStep(model: TrigVelocity, x: Array, s: number, t: number, cond: Array, noise: Array): Array {
+  const sCol = np.full([1, 1], s);
+  const x0 = denoise(x.ref, model(x.div(SIGMA_D), sCol.ref, cond), sCol);
+  if (t === 0) {
+    noise.dispose();
+    return x0;
+  }
+  return noisy(x0, noise.mul(SIGMA_D), np.full([1, 1], t));
+}
+
+/**
+ * Samples with the student: `noises[0]` is the start (unit Gaussian, scaled by σ_d here), the
+ * rest re-noise after each step but the last (pass as many as timesteps − 1). Returns x0 [B, d]
+ * in TrigFlow scale (σ_d·z).
+ */
+export function sampleStudent(model: TrigVelocity, noises: Array[], timesteps: readonly number[], cond: Array): Array {
+  checkTimesteps(timesteps);
+  if (noises.length !== timesteps.length - 1) {
+    throw new Error(`${timesteps.length - 1} sampling steps need ${timesteps.length - 1} noises, got ${noises.length}`);
+  }
+  let x = noises[0].mul(SIGMA_D);
+  for (let i = 0; i + 1 < timesteps.length; i++) {
+    const next = i + 1 < noises.length ? noises[i + 1] : np.zerosLike(x.ref);
+    x = scmStep(model, x, timesteps[i], timesteps[i + 1], cond.ref, next);
+  }
+  cond.dispose();
+  return x;
+}

@@ -1,0 +1,75 @@
+/**
+ * One sCM training step as a single pure function (compiled once by `jit`):
+ * exact JVP of the student along the teacher's ODE → stop-gradient target → value-and-grad of
+ * the loss → global-norm clip → optimiser update, with the update skipped when the gradient
+ * norm or the loss is not finite (spec §4).
+ */
+import { numpy as np, lax, jvp, valueAndGrad, tree, type Array } from "@jax-js/jax";
+import { SIGMA_D } from "../config/defaults.ts";
+import { jvpTangents, consistencyTangent, normalizeTangent, scmLoss } from "../method/loss.ts";
+import { type LeafState, type Optimizer, globalNorm, clipByGlobalNorm } from "./optim.ts";
+import type { Tree } from "../numerics/tree.ts";
+
+/** Training pairs with their conditions. Rows are pairs. */
+export type PairBatch = {
+  xt: Array; // [B, d], TrigFlow scale
+  t: Array; // [B, 1]
+  dxdt: Array; // [B, d], the teacher's guided velocity at (x_t, t)
+  cond: Array; // [B, C]
+  w: Array; // [B, 1], guidance scale
+  keep: Array; // [B, 1], 1 to train on the pair, 0 to drop it (black filter)
+};
+
+/** A student: TrigFlow unit velocity and logvar. u [B, d], t [B, 1], cond [B, C], w [B, 1]. */
+export type Student<P extends Tree> = (p: P, u: Array, t: Array, cond: Array, w: Array) => [Array, Array];
+
+/** Names of the entries of a step's `stats` vector, in order. */
+export const STEP_STATS = ["loss", "loss_no_logvar", "loss_no_weight", "tangent_norm", "grad_norm", "applied"] as const;
+
+export type TrainStep<P extends Tree> = (
+  params: P, state: LeafState[], batch: PairBatch, r: Array, hyper: Record<string, Array>,
+) => [P, LeafState[], Array];
+
+/** Builds the step for a student, an optimiser and a gradient clip. */
+export function makeTrainStep<P extends Tree>(student: Student<P>, optimizer: Optimizer, gradClip: number): TrainStep<P> {
+  const velocity = (p: P, u: Array, t: Array, cond: Array, w: Array) => {
+    const [F, logvar] = student(p, u, t, cond, w);
+    logvar.dispose();
+    return F;
+  };
+  return (params, state, batch, r, hyper) => {
+    const { xt, t, dxdt, cond, w, keep } = batch;
+    const u = xt.ref.div(SIGMA_D);
+    // F⁻ and its exact JVP along the ODE, at the current parameters, without gradient.
+    const [vu, vt] = jvpTangents(dxdt.ref, t.ref);
+    const [fMinus, J] = jvp(
+      (uu: Array, tt: Array) => velocity(tree.ref(params), uu, tt, cond.ref, w.ref),
+      [u.ref, t.ref], [vu, vt],
+    );
+    const [g, tangentNorm] = normalizeTangent(consistencyTangent(fMinus.ref, J, xt, dxdt, t.ref, r));
+    const target = lax.stopGradient(fMinus.add(g));
+    const lossOf = (p: P) => {
+      const [F, logvar] = student(p, u.ref, t.ref, cond.ref, w.ref);
+      const parts = scmLoss(F, logvar, target.ref, t.ref, keep.ref);
+      return [parts.loss, [parts.lossNoLogvar, parts.lossNoWeight]] as [Array, Array[]];
+    };
+    const [[loss, [lossNoLogvar, lossNoWeight]], grads] = valueAndGrad(lossOf, { hasAux: true })(tree.ref(params));
+    u.dispose(); t.dispose(); cond.dispose(); w.dispose(); keep.dispose(); target.dispose();
+
+    const [gradLeaves] = tree.flatten(grads as Tree);
+    const gradNorm = globalNorm(gradLeaves as Array[]);
+    const clipped = clipByGlobalNorm(gradLeaves as Array[], gradNorm.ref, gradClip);
+    const [paramLeaves, treedef] = tree.flatten(params as Tree);
+    const oldState = tree.ref(state);
+    const [newLeaves, newState] = optimizer.update(clipped, state, (paramLeaves as Array[]).map((p) => p.ref), hyper);
+    // Skip the step on a non-finite loss or gradient: keep parameters and state as they were.
+    const ok = np.logicalAnd(np.isfinite(gradNorm.ref), np.isfinite(loss.ref));
+    const pick = (next: Array, old: Array) => np.where(ok.ref, next, old);
+    const nextParams = tree.unflatten(treedef, newLeaves.map((p, i) => pick(p, (paramLeaves as Array[])[i]))) as P;
+    const nextState = newState.map((s, i) => Object.fromEntries(
+      Object.entries(s).map(([name, a]) => [name, pick(a, oldState[i][name])]),
+    ));
+    const stats = np.stack([loss, lossNoLogvar, lossNoWeight, np.mean(tangentNorm), gradNorm, ok.astype(np.float32)]);
+    return [nextParams, nextState, stats];
+  };
+}
