@@ -54,7 +54,7 @@ export function initMlp(k: Key, cfg: MlpConfig): MlpParams {
     guidanceEmbed: initEmbedder(sub(3), 2 * FEATURE_HALF, E, 0), // zero output: starts as the teacher
     condEmbed: initLinear(sub(5), cfg.condDim, E),
     inProj: initLinear(sub(6), cfg.dim, H),
-    blocks: Array.from({ length: cfg.depth }, (_, i) => ({
+    blocks: globalThis.Array.from({ length: cfg.depth }, (_, i) => ({
       modulation: initLinear(sub(100 + 3 * i), E, 3 * H, 0), // adaLN-zero
       fc1: initLinear(sub(101 + 3 * i), H, cfg.mlpRatio * H),
       fc2: initLinear(sub(102 + 3 * i), cfg.mlpRatio * H, H),

@@ -16,7 +16,7 @@ export function borrow<A extends unknown[], R>(fn: (...args: A) => R): (...args:
 /** `[name, leaf]` pairs with dotted names (`blocks.0.fc1.w`), in a stable order. */
 export function namedLeaves(t: Tree, prefix = ""): [string, Array][] {
   if (t instanceof np.Array) return [[prefix, t]];
-  const entries = Array.isArray(t) ? t.map((v, i) => [String(i), v] as const) : Object.entries(t);
+  const entries = globalThis.Array.isArray(t) ? t.map((v, i) => [String(i), v] as const) : Object.entries(t);
   return entries.flatMap(([k, v]) => namedLeaves(v, prefix ? `${prefix}.${k}` : k));
 }
 

@@ -83,7 +83,7 @@ export function came(cfg: CameConfig): Optimizer {
   const [b1, b2, b3] = cfg.betas;
   const [eps1, eps2] = cfg.eps;
   return {
-    init: (params) => params.map((p) => {
+    init: (params) => params.map((p): LeafState => {
       const m = np.zerosLike(p.ref);
       if (p.ndim < 2) return { m, v: np.zerosLike(p.ref) };
       const [rows, cols] = p.shape;

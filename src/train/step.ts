@@ -53,7 +53,7 @@ export function makeTrainStep<P extends Tree>(student: Student<P>, optimizer: Op
       const parts = scmLoss(F, logvar, target.ref, t.ref, keep.ref);
       return [parts.loss, [parts.lossNoLogvar, parts.lossNoWeight]] as [Array, Array[]];
     };
-    const [[loss, [lossNoLogvar, lossNoWeight]], grads] = valueAndGrad(lossOf, { hasAux: true })(tree.ref(params));
+    const [[loss, [lossNoLogvar, lossNoWeight]], grads] = valueAndGrad(lossOf, { hasAux: true })(tree.ref(params) as never);
     u.dispose(); t.dispose(); cond.dispose(); w.dispose(); keep.dispose(); target.dispose();
 
     const [gradLeaves] = tree.flatten(grads as Tree);
