@@ -1,0 +1,80 @@
+/**
+ * The `tbcm` command line: a thin layer over the library. Errors the user can fix are printed
+ * as one line (exit 1); `--debug` shows the stack.
+ */
+import "../numerics/threads.ts"; // must come before anything loads jax-js
+import { parseArgs } from "node:util";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+
+const USAGE = `usage:
+  tbcm distill --config <yaml> --out <dir> [--resume]   distil a student (method tbcm or scm)
+  tbcm eval --run <dir> [--json]                         print a run's metrics
+  tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
+environment: TBCM_THREADS=<n> threads for jax-js (default: all cores)`;
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      config: { type: "string" }, out: { type: "string" }, resume: { type: "boolean" }, run: { type: "string" },
+      json: { type: "boolean" }, shift: { type: "string" }, steps: { type: "string" }, debug: { type: "boolean" },
+    },
+    strict: true,
+  });
+  switch (command) {
+    case "schedule": {
+      const { routeAngles } = await import("../method/route.ts");
+      const route = routeAngles(Number(values.shift ?? 2.5), Number(values.steps ?? 16));
+      console.log(values.json ? JSON.stringify(route) : route.map((t) => t.toFixed(6)).join("\n"));
+      return 0;
+    }
+    case "distill": {
+      if (!values.config || !values.out) throw new UsageError("distill needs --config <yaml> and --out <dir>");
+      const { loadConfig } = await import("../config/schema.ts");
+      const cfg = loadConfig(values.config);
+      const { distill } = await import("../train/distill.ts");
+      let stop = false;
+      process.on("SIGINT", () => {
+        if (stop) process.exit(130);
+        stop = true;
+        process.stderr.write("\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to abort)\n");
+      });
+      const result = await distill(cfg, values.out, {
+        resume: values.resume,
+        progress: (line) => process.stderr.write(line + "\n"),
+        stopRequested: () => stop,
+      });
+      if (result.interrupted) return 130;
+      console.log(JSON.stringify(result.metrics, null, 2));
+      return 0;
+    }
+    case "eval": {
+      if (!values.run) throw new UsageError("eval needs --run <dir>");
+      let text: string;
+      try {
+        text = readFileSync(join(values.run, "metrics.json"), "utf8");
+      } catch {
+        throw new UsageError(`no metrics.json in "${values.run}": is it a finished run directory?`);
+      }
+      const metrics = JSON.parse(text);
+      console.log(values.json ? JSON.stringify(metrics) : Object.entries(metrics).map(([k, v]) => `${k.padEnd(28)} ${v}`).join("\n"));
+      return 0;
+    }
+    default:
+      throw new UsageError(command ? `unknown command "${command}"` : "no command given");
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    if (process.argv.includes("--debug")) console.error(err);
+    else if (err instanceof UsageError) console.error(`tbcm: ${err.message}\n${USAGE}`);
+    else console.error(`tbcm: ${err.message.split("\n")[0]}`);
+    process.exit(err instanceof UsageError ? 2 : 1);
+  },
+);

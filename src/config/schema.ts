@@ -1,0 +1,198 @@
+/**
+ * The run configuration: one readonly, sectioned record, parsed from YAML and validated once.
+ * Unknown keys, wrong types and out-of-range values are errors that name the key and the fix;
+ * the returned config is fully resolved (no undefined), and it is stored with every checkpoint.
+ */
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import * as D from "./defaults.ts";
+import type { OptimizerConfig } from "../train/optim.ts";
+
+export type TeacherConfig = {
+  readonly kind: "gmm";
+  readonly dim: number;
+  readonly prompts: number;
+  readonly components: number;
+  readonly std: number;
+  readonly meansSeed: number;
+  /** Explicit component means [P·K][d]; drawn from N(0, I) with meansSeed when empty. */
+  readonly means: readonly (readonly number[])[];
+};
+
+export type StudentConfig = {
+  readonly hidden: number;
+  readonly embedDim: number;
+  readonly depth: number;
+  readonly mlpRatio: number;
+  /** A safetensors file of a flow-matching pre-trained network to start from ("" = random init). */
+  readonly init: string;
+};
+
+export type TbcmConfig = {
+  readonly method: "tbcm" | "scm";
+  readonly seed: number;
+  /** One prompt name per line; "" = all teacher prompts. */
+  readonly promptsFile: string;
+  readonly teacher: TeacherConfig;
+  readonly student: StudentConfig;
+  readonly route: { readonly shift: number; readonly steps: number };
+  readonly guidance: readonly number[];
+  /** Scaled latent of an all-black image for the black filter; empty = no filter. */
+  readonly blackLatent: readonly number[];
+  readonly loss: { readonly warmup: number; readonly calmStart: number; readonly calmSteps: number; readonly rFinal: number };
+  readonly optim: OptimizerConfig;
+  readonly train: {
+    readonly steps: number;
+    readonly promptsPerStep: number;
+    readonly gradClip: number;
+    readonly logEvery: number;
+    readonly evalEvery: number;
+    readonly checkpointEvery: number;
+  };
+  readonly eval: { readonly noisesPerPrompt: number; readonly odeSteps: number; readonly projections: number; readonly curveNoises: number };
+};
+
+/** A config error: one line naming the key and the fix. */
+export class ConfigError extends Error {}
+
+type Field =
+  | { type: "number"; min?: number; max?: number; exclusiveMin?: boolean; default: number }
+  | { type: "int"; min?: number; default: number }
+  | { type: "string"; default: string }
+  | { type: "enum"; values: readonly string[]; default: string }
+  | { type: "numbers"; length?: number; default: readonly number[] }
+  | { type: "matrix"; default: readonly (readonly number[])[] };
+
+const num = (d: number, min?: number, exclusiveMin = false, max?: number): Field => ({ type: "number", default: d, min, max, exclusiveMin });
+const int = (d: number, min = 0): Field => ({ type: "int", default: d, min });
+
+/** Every key, its type, range and default (snake_case, as written in YAML). */
+const SCHEMA: Record<string, Field | Record<string, Field>> = {
+  method: { type: "enum", values: ["tbcm", "scm"], default: "tbcm" },
+  seed: int(0),
+  prompts_file: { type: "string", default: "" },
+  teacher: {
+    kind: { type: "enum", values: ["gmm"], default: "gmm" },
+    dim: int(16, 1), prompts: int(10, 1), components: int(3, 1), std: num(0.25, 0, true),
+    means_seed: int(0), means: { type: "matrix", default: [] },
+  },
+  student: {
+    hidden: int(128, 1), embed_dim: int(128, 1), depth: int(3, 1), mlp_ratio: int(2, 1),
+    init: { type: "string", default: "" },
+  },
+  route: { shift: num(D.ROUTE_SHIFT, 0, true), steps: int(D.ROUTE_STEPS, 3) },
+  guidance: { type: "numbers", default: D.GUIDANCE_SCALES },
+  black_latent: { type: "numbers", default: [] },
+  loss: {
+    warmup: int(D.TANGENT_WARMUP), calm_start: int(D.CALM_START), calm_steps: int(D.CALM_STEPS, 1),
+    r_final: num(D.R_FINAL, 0, false, 1),
+  },
+  optim: {
+    kind: { type: "enum", values: ["adamw", "came"], default: "adamw" },
+    lr: num(3e-5, 0, true), betas: { type: "numbers", default: [] }, eps: { type: "numbers", default: [] },
+    weight_decay: num(0, 0), clip_threshold: num(D.CAME_CLIP_THRESHOLD, 0, true),
+  },
+  train: {
+    steps: int(12000, 1), prompts_per_step: int(8, 1), grad_clip: num(D.GRAD_CLIP, 0, true),
+    log_every: int(10, 1), eval_every: int(1000, 1), checkpoint_every: int(1000, 1),
+  },
+  eval: { noises_per_prompt: int(256, 2), ode_steps: int(128, 4), projections: int(64, 1), curve_noises: int(32, 1) },
+};
+
+function checkField(key: string, f: Field, v: unknown): unknown {
+  const fail = (what: string): never => {
+    throw new ConfigError(`config key "${key}": expected ${what}, got ${JSON.stringify(v)}`);
+  };
+  switch (f.type) {
+    case "number": {
+      if (typeof v !== "number" || !Number.isFinite(v)) return fail("a number");
+      const lo = f.min !== undefined && (f.exclusiveMin ? v <= f.min : v < f.min);
+      if (lo || (f.max !== undefined && v > f.max)) {
+        return fail(`a number ${f.exclusiveMin ? ">" : "≥"} ${f.min}${f.max !== undefined ? ` and ≤ ${f.max}` : ""}`);
+      }
+      return v;
+    }
+    case "int":
+      if (typeof v !== "number" || !Number.isInteger(v) || v < (f.min ?? 0)) return fail(`an integer ≥ ${f.min ?? 0}`);
+      return v;
+    case "string":
+      return typeof v === "string" ? v : fail("a string");
+    case "enum":
+      return typeof v === "string" && f.values.includes(v) ? v : fail(`one of ${f.values.join(", ")}`);
+    case "numbers":
+      if (!Array.isArray(v) || !v.every((x) => typeof x === "number" && Number.isFinite(x))) return fail("a list of numbers");
+      return v;
+    case "matrix":
+      if (!Array.isArray(v) || !v.every((r) => Array.isArray(r) && r.every((x) => typeof x === "number"))) return fail("a list of lists of numbers");
+      return v;
+  }
+}
+
+const isField = (x: Field | Record<string, Field>): x is Field => typeof (x as Field).type === "string";
+const camel = (k: string) => k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+
+function resolve(raw: Record<string, unknown>, schema: Record<string, Field | Record<string, Field>>, prefix: string): Record<string, unknown> {
+  for (const k of Object.keys(raw)) {
+    if (!(k in schema)) {
+      throw new ConfigError(`unknown config key "${prefix}${k}" (allowed in ${prefix ? `"${prefix.slice(0, -1)}"` : "the top level"}: ${Object.keys(schema).join(", ")})`);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, f] of Object.entries(schema)) {
+    const v = raw[k];
+    if (isField(f)) out[camel(k)] = v === undefined || v === null ? f.default : checkField(prefix + k, f, v);
+    else {
+      if (v !== undefined && v !== null && (typeof v !== "object" || Array.isArray(v))) {
+        throw new ConfigError(`config key "${prefix}${k}": expected a section (key: value lines), got ${JSON.stringify(v)}`);
+      }
+      out[camel(k)] = resolve((v ?? {}) as Record<string, unknown>, f, `${prefix}${k}.`);
+    }
+  }
+  return out;
+}
+
+/** Validates a parsed YAML/JSON object and returns the resolved config. */
+export function parseConfig(raw: unknown): TbcmConfig {
+  if (raw === null || raw === undefined) raw = {};
+  if (typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError("config must be a mapping of sections (key: value)");
+  const c = resolve(raw as Record<string, unknown>, SCHEMA, "") as Record<string, any>;
+  const o = c.optim;
+  if (o.kind === "adamw") {
+    const betas = o.betas.length ? o.betas : [0.9, 0.999];
+    if (betas.length !== 2) throw new ConfigError(`config key "optim.betas": AdamW takes 2 betas, got ${betas.length}`);
+    c.optim = { kind: "adamw", lr: o.lr, betas, eps: o.eps.length ? o.eps[0] : 1e-8, weightDecay: o.weightDecay };
+  } else {
+    const betas = o.betas.length ? o.betas : D.CAME_BETAS;
+    const eps = o.eps.length ? o.eps : D.CAME_EPS;
+    if (betas.length !== 3) throw new ConfigError(`config key "optim.betas": CAME takes 3 betas, got ${betas.length}`);
+    if (eps.length !== 2) throw new ConfigError(`config key "optim.eps": CAME takes 2 eps values, got ${eps.length}`);
+    c.optim = { kind: "came", lr: o.lr, betas, eps, weightDecay: o.weightDecay, clipThreshold: o.clipThreshold };
+  }
+  if (c.guidance.length === 0) throw new ConfigError(`config key "guidance": give at least one guidance scale, e.g. [4, 4.5, 5]`);
+  const t = c.teacher;
+  if (t.means.length && (t.means.length !== t.prompts * t.components || t.means.some((m: number[]) => m.length !== t.dim))) {
+    throw new ConfigError(`config key "teacher.means": expected ${t.prompts}·${t.components} rows of ${t.dim} numbers (prompts × components × dim)`);
+  }
+  if (c.blackLatent.length && c.blackLatent.length !== t.dim) {
+    throw new ConfigError(`config key "black_latent": expected ${t.dim} numbers (the latent dimension), got ${c.blackLatent.length}`);
+  }
+  return c as TbcmConfig;
+}
+
+/** Reads, parses and validates a YAML config file. */
+export function loadConfig(path: string): TbcmConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    throw new ConfigError(`cannot read config file "${path}": check the path`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    const msg = (e as Error).message.split("\n")[0];
+    throw new ConfigError(`config file "${path}" is not valid YAML: ${msg}`);
+  }
+  return parseConfig(raw);
+}

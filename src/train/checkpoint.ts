@@ -1,0 +1,60 @@
+/**
+ * Checkpoints: parameters, optimiser state, the step and the resolved config in one
+ * safetensors file, written atomically (temporary file + rename) so a killed run never leaves
+ * a half-written checkpoint.
+ */
+import { existsSync } from "node:fs";
+import { numpy as np, type Array } from "@jax-js/jax";
+import { type Tree, namedLeaves, fromNamedLeaves, toHost } from "../numerics/tree.ts";
+import { type HostTensor, saveSafetensors, loadSafetensors } from "../numerics/safetensors.ts";
+import type { LeafState } from "./optim.ts";
+
+export type Checkpoint<P extends Tree> = { params: P; state: LeafState[]; step: number; config: string };
+
+function hostTensors(t: Tree, prefix: string, into: Map<string, HostTensor>): void {
+  for (const [name, a] of namedLeaves(t)) into.set(`${prefix}${name}`, { shape: a.shape.slice(), data: toHost(a) });
+}
+
+/** Saves parameters only (the distilled student), with metadata. Arrays are not consumed. */
+export function saveParams(path: string, params: Tree, metadata: Record<string, string>): void {
+  const tensors = new Map<string, HostTensor>();
+  hostTensors(params, "", tensors);
+  saveSafetensors(path, tensors, metadata);
+}
+
+/** Loads parameters shaped like `like` (not consumed); wrong names or shapes are errors. */
+export function loadParams<P extends Tree>(path: string, like: P): { params: P; metadata: Record<string, string> } {
+  const { tensors, metadata } = loadSafetensors(path);
+  const arrays = new Map<string, Array>();
+  for (const [name, t] of tensors) arrays.set(name, np.array(t.data).reshape(t.shape));
+  try {
+    return { params: fromNamedLeaves(like, arrays), metadata };
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message} (was it written for another model config?)`);
+  }
+}
+
+export function saveCheckpoint(path: string, c: Checkpoint<Tree>): void {
+  const tensors = new Map<string, HostTensor>();
+  hostTensors(c.params, "params.", tensors);
+  hostTensors(c.state as unknown as Tree, "opt.", tensors);
+  saveSafetensors(path, tensors, { step: String(c.step), config: c.config, format: "tbcm-checkpoint-1" });
+}
+
+/** Loads a checkpoint into trees shaped like `params` and `state` (neither is consumed). */
+export function loadCheckpoint<P extends Tree>(path: string, params: P, state: LeafState[]): Checkpoint<P> {
+  if (!existsSync(path)) throw new Error(`no checkpoint at "${path}": nothing to resume (run without --resume)`);
+  const { tensors, metadata } = loadSafetensors(path);
+  if (metadata.format !== "tbcm-checkpoint-1") throw new Error(`"${path}" is not a tbcm checkpoint`);
+  const part = (prefix: string) => {
+    const m = new Map<string, Array>();
+    for (const [name, t] of tensors) if (name.startsWith(prefix)) m.set(name.slice(prefix.length), np.array(t.data).reshape(t.shape));
+    return m;
+  };
+  return {
+    params: fromNamedLeaves(params, part("params.")),
+    state: fromNamedLeaves(state as unknown as Tree, part("opt.")) as unknown as LeafState[],
+    step: Number(metadata.step),
+    config: metadata.config,
+  };
+}

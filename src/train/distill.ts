@@ -1,0 +1,214 @@
+/**
+ * The distillation loop (TBCM, or the sCM baseline): draw pairs, take a training step, log,
+ * evaluate, checkpoint. All randomness of step i comes from `foldIn(key(seed), i)`, so a resumed
+ * run repeats the uninterrupted one exactly.
+ */
+import { appendFileSync, existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { numpy as np, jit, tree, type Array } from "@jax-js/jax";
+import type { TbcmConfig } from "../config/schema.ts";
+import { SIGMA_D } from "../config/defaults.ts";
+import { type Key, key, foldIn, normal, uniform } from "../numerics/random.ts";
+import { type Tree, toHost, parameterCount } from "../numerics/tree.ts";
+import { writeFileAtomic } from "../numerics/safetensors.ts";
+import { routeAngles, jitterRoute } from "../method/route.ts";
+import { sampleTrajectory, trainingPairs, blackFilter } from "../method/trajectory.ts";
+import { scmPairs, scmTimes } from "../method/scmPairs.ts";
+import { tangentRatio } from "../method/loss.ts";
+import { type MlpParams, initMlp, studentForward } from "../models/mlp.ts";
+import { sampleGmm } from "../models/gmm.ts";
+import { type PairBatch, STEP_STATS, makeTrainStep } from "./step.ts";
+import { type LeafState, makeOptimizer } from "./optim.ts";
+import { saveCheckpoint, loadCheckpoint, saveParams, loadParams } from "./checkpoint.ts";
+import { type Problem, buildProblem, conditionRows, column } from "./problem.ts";
+import { type EvalSet, type Metrics, makeEvalSet, evaluateStudent, studentSamples } from "../eval/evaluate.ts";
+import { relativeMse } from "../eval/distance.ts";
+
+/** Independent random streams of a run. */
+const STREAM = { init: 1, eval: 2, curve: 3, step: 4, sampling: 5 } as const;
+
+export type DistillOptions = {
+  resume?: boolean;
+  /** Called with a one-line progress report. */
+  progress?: (line: string) => void;
+  /** Set to true (e.g. by SIGINT) to checkpoint and stop after the current step. */
+  stopRequested?: () => boolean;
+};
+
+export type DistillResult = { metrics: Metrics; steps: number; interrupted: boolean };
+
+export function studentConfig(cfg: TbcmConfig) {
+  return {
+    dim: cfg.teacher.dim, condDim: cfg.teacher.prompts, hidden: cfg.student.hidden,
+    embedDim: cfg.student.embedDim, depth: cfg.student.depth, mlpRatio: cfg.student.mlpRatio,
+  };
+}
+
+/** The initial student: random, or a flow-matching pre-trained network (a teacher copy). */
+export function initialStudent(cfg: TbcmConfig): MlpParams {
+  const fresh = initMlp(foldIn(key(cfg.seed), STREAM.init), studentConfig(cfg));
+  if (!cfg.student.init) return fresh;
+  const { params } = loadParams(cfg.student.init, fresh);
+  tree.dispose(fresh);
+  return params;
+}
+
+/** Draws step `step`'s training pairs. */
+function drawPairs(cfg: TbcmConfig, problem: Problem, k: Key, route: number[], teacherPass: Function, scmPass: Function): PairBatch {
+  const d = problem.spec.dim;
+  const P = problem.spec.prompts.length;
+  const B = cfg.train.promptsPerStep;
+  const pick = uniform(foldIn(k, 1), B);
+  const prompts = globalThis.Array.from(pick, (u) => problem.trainPrompts[Math.floor(u * problem.trainPrompts.length)]);
+  const scales = globalThis.Array.from(uniform(foldIn(k, 2), B), (u) => cfg.guidance[Math.floor(u * cfg.guidance.length)]);
+  if (cfg.method === "tbcm") {
+    const angles = jitterRoute(foldIn(k, 3), route);
+    const noise = np.array(normal(foldIn(k, 4), B * d)).reshape([B, d]);
+    const [xt, dxdt, endpoint] = teacherPass(noise, np.array(angles), conditionRows(prompts, P),
+      conditionRows(prompts.map(() => -1), P), column(scales)) as Array[];
+    const keepPrompt = cfg.blackLatent.length
+      ? blackFilter(foldIn(k, 5), toHost(endpoint), Float32Array.from(cfg.blackLatent))
+      : new Float32Array(B).fill(1);
+    endpoint.dispose();
+    const N = route.length;
+    const rows = (f: (b: number) => number) => globalThis.Array.from({ length: (N - 1) * B }, (_, r) => f(r % B));
+    return {
+      xt, dxdt,
+      t: column(globalThis.Array.from({ length: (N - 1) * B }, (_, r) => angles[1 + Math.floor(r / B)])),
+      cond: conditionRows(rows((b) => prompts[b]), P),
+      w: column(rows((b) => scales[b])),
+      keep: column(rows((b) => keepPrompt[b])),
+    };
+  }
+  // sCM baseline: one pair per real sample, as many pairs per step as TBCM makes.
+  const n = B * (cfg.route.steps - 1);
+  const rowPrompt = globalThis.Array.from({ length: n }, (_, r) => prompts[r % B]);
+  const z = new Float32Array(n * d);
+  for (let b = 0; b < B; b++) {
+    const rowsOfB = globalThis.Array.from({ length: n }, (_, r) => r).filter((r) => r % B === b);
+    const samples = sampleGmm(problem.spec, foldIn(foldIn(k, 6), b), prompts[b], rowsOfB.length);
+    rowsOfB.forEach((r, j) => z.set(samples.subarray(j * d, (j + 1) * d), r * d));
+  }
+  const t = scmTimes(foldIn(k, 7), n);
+  const [xt, dxdt] = scmPass(np.array(z).reshape([n, d]), np.array(normal(foldIn(k, 8), n * d)).reshape([n, d]), column(t),
+    conditionRows(rowPrompt, P), conditionRows(rowPrompt.map(() => -1), P), column(rowPrompt.map((_, r) => scales[r % B]))) as Array[];
+  return {
+    xt, dxdt, t: column(t), cond: conditionRows(rowPrompt, P),
+    w: column(rowPrompt.map((_, r) => scales[r % B])), keep: np.ones([n, 1]),
+  };
+}
+
+function formatEta(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "--:--";
+  const s = Math.round(seconds);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+/** Runs a distillation into `outDir`: student.safetensors, checkpoint.safetensors, log.jsonl, metrics.json, config.json. */
+export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOptions = {}): Promise<DistillResult> {
+  const say = opts.progress ?? (() => {});
+  mkdirSync(outDir, { recursive: true });
+  const configJson = JSON.stringify(cfg);
+  const ckptPath = join(outDir, "checkpoint.safetensors");
+  const logPath = join(outDir, "log.jsonl");
+  const problem = buildProblem(cfg);
+  const runKey = key(cfg.seed);
+  const optimizer = makeOptimizer(cfg.optim);
+
+  let params: MlpParams = initialStudent(cfg);
+  let state: LeafState[] = optimizer.init(tree.flatten(params as Tree)[0] as Array[]);
+  let start = 0;
+  if (opts.resume) {
+    const ckpt = loadCheckpoint(ckptPath, params, state);
+    const saved = JSON.parse(ckpt.config);
+    const differs = JSON.stringify({ ...saved, train: { ...saved.train, steps: 0 } }) !== JSON.stringify({ ...cfg, train: { ...cfg.train, steps: 0 } });
+    if (differs) {
+      tree.dispose([ckpt.params, ckpt.state]);
+      throw new Error(`the run in "${outDir}" was made with another config (only train.steps may change on --resume); use a new --out`);
+    }
+    tree.dispose([params, state]);
+    ({ params, state } = ckpt);
+    start = ckpt.step;
+    // Drop log lines past the checkpoint, so the log reads as one uninterrupted run.
+    if (existsSync(logPath)) {
+      const kept = readFileSync(logPath, "utf8").split("\n").filter((l) => l && JSON.parse(l).step <= start);
+      writeFileAtomic(logPath, kept.map((l) => l + "\n").join(""));
+    }
+    say(`resuming from step ${start}`);
+  } else {
+    if (existsSync(ckptPath)) throw new Error(`"${outDir}" already holds a run; pass --resume to continue it, or choose a new --out`);
+    writeFileSync(logPath, "");
+  }
+  writeFileAtomic(join(outDir, "config.json"), JSON.stringify(cfg, null, 2) + "\n");
+
+  const route = routeAngles(cfg.route.shift, cfg.route.steps);
+  const teacherPass = jit((noise: Array, angles: Array, c: Array, u: Array, w: Array) => {
+    const traj = sampleTrajectory(problem.teacher, noise.mul(SIGMA_D), angles, c, u, w);
+    const endpoint = traj.endpoint.ref;
+    const [xt, dxdt] = trainingPairs(traj);
+    return [xt, dxdt, endpoint];
+  });
+  const scmPass = jit((z: Array, n: Array, t: Array, c: Array, u: Array, w: Array) => scmPairs(problem.teacher, z, n, t, c, u, w));
+  const step = jit(makeTrainStep(studentForward, optimizer, cfg.train.gradClip));
+
+  const curveSet: EvalSet = makeEvalSet(problem, cfg, cfg.eval.curveNoises, foldIn(runKey, STREAM.curve));
+  const curve = () => relativeMse(
+    studentSamples(studentForward, params, curveSet, 1, problem.spec.dim, problem.spec.prompts.length, foldIn(runKey, STREAM.sampling)),
+    curveSet.reference,
+  );
+  const log = (record: Record<string, unknown>) => appendFileSync(logPath, JSON.stringify(record) + "\n");
+  const save = (at: number) => saveCheckpoint(ckptPath, { params, state, step: at, config: configJson });
+
+  say(`${cfg.method} on the ${cfg.teacher.kind} teacher: ${parameterCount(params as Tree).toLocaleString()} student parameters, `
+    + `${cfg.method === "tbcm" ? `${cfg.train.promptsPerStep} prompts × ${cfg.route.steps - 1} pairs` : `${cfg.train.promptsPerStep * (cfg.route.steps - 1)} real samples`} per step`);
+  if (start === 0) log({ step: 0, consistency_rel_mse_1step: curve() });
+  const t0 = performance.now();
+  let interrupted = false;
+  let skipped = 0;
+  let s = start;
+  for (; s < cfg.train.steps; s++) {
+    const k = foldIn(foldIn(runKey, STREAM.step), s);
+    const batch = drawPairs(cfg, problem, k, route, teacherPass, scmPass);
+    const r = tangentRatio(s, cfg.method === "tbcm" ? cfg.loss : { ...cfg.loss, calmStart: Infinity });
+    const hyper = Object.fromEntries(Object.entries(optimizer.hyper(s, cfg.optim.lr)).map(([n, v]) => [n, np.array(v)]));
+    const [p2, s2, statsArray] = step(params, state, batch, np.array(r), hyper);
+    params = p2 as MlpParams;
+    state = s2 as LeafState[];
+    const values = await statsArray.data();
+    const stats = Object.fromEntries(STEP_STATS.map((name, i) => [name, values[i]])) as Record<(typeof STEP_STATS)[number], number>;
+    if (stats.applied === 0) {
+      skipped++;
+      log({ step: s + 1, event: "skipped_nonfinite", loss: String(stats.loss), grad_norm: String(stats.grad_norm) });
+    }
+    const done = s + 1;
+    if (done % cfg.train.logEvery === 0 || done === cfg.train.steps) {
+      const elapsed = (performance.now() - t0) / 1000;
+      const rate = (done - start) / elapsed;
+      log({ step: done, ...stats, r, lr: cfg.optim.lr, time_s: Number(elapsed.toFixed(2)) });
+      say(`step ${done}/${cfg.train.steps}  loss ${stats.loss.toFixed(4)}  r ${r.toFixed(2)}  ${rate.toFixed(1)} it/s  ETA ${formatEta((cfg.train.steps - done) / rate)}`);
+    }
+    if (done % cfg.train.evalEvery === 0 || done === cfg.train.steps) {
+      log({ step: done, consistency_rel_mse_1step: curve() });
+    }
+    if (done % cfg.train.checkpointEvery === 0) save(done);
+    if (opts.stopRequested?.()) {
+      interrupted = true;
+      s++;
+      break;
+    }
+  }
+  save(s);
+  step.dispose(); teacherPass.dispose(); scmPass.dispose();
+  if (interrupted) {
+    say(`stopped at step ${s}; checkpoint written — continue with --resume`);
+    return { metrics: {} as Metrics, steps: s, interrupted };
+  }
+  saveParams(join(outDir, "student.safetensors"), params, { config: configJson, step: String(s), kind: "tbcm-student-mlp" });
+  say("evaluating on held-out noises…");
+  const evalSet = makeEvalSet(problem, cfg, cfg.eval.noisesPerPrompt, foldIn(runKey, STREAM.eval));
+  const metrics = evaluateStudent(studentForward, params, problem, cfg, evalSet, foldIn(runKey, STREAM.sampling));
+  const full = { ...metrics, method: cfg.method, steps: s, skipped_steps: skipped, train_time_s: Number(((performance.now() - t0) / 1000).toFixed(1)) };
+  writeFileAtomic(join(outDir, "metrics.json"), JSON.stringify(full, null, 2) + "\n");
+  tree.dispose([params, state]);
+  return { metrics, steps: s, interrupted };
+}
