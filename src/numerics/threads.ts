@@ -54,7 +54,7 @@ class NodeWorker {
 export const jaxThreads = resolveThreads(process.env.TBCM_THREADS);
 
 function resolveThreads(setting: string | undefined): number {
-  if (setting === undefined || setting === "") return availableParallelism();
+  if (setting === undefined || setting === "") return 1;
   const n = Number(setting);
   if (!Number.isInteger(n) || n < 1) {
     throw new Error(`TBCM_THREADS=${setting} is not a positive integer; unset it to use all ${availableParallelism()} cores`);

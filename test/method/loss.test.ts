@@ -1,0 +1,48 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { numpy as np } from "@jax-js/jax";
+import { consistencyTangent, normalizeTangent, scmLoss, tangentRatio, jvpTangents } from "../../src/method/loss.ts";
+
+const close = (a: number, b: number, tol = 1e-5) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
+
+test("sCM loss on a hand-computed case", () => {
+  const t = 0.7, r = 0.5, sd = 0.5, lv = 0.2;
+  const xt = [0.3, -0.2], dxdt = [0.5, 0.1], fm = [0.2, 0.4], J = [-0.1, 0.3], F = [0.25, 0.35];
+  const c = Math.cos(t), s = Math.sin(t);
+  // g = −cos²t·(σ_d F⁻ − dx/dt) − r·(cos t sin t x_t + σ_d J), then g/(‖g‖ + 0.1)
+  const g = xt.map((_, i) => -c * c * (sd * fm[i] - dxdt[i]) - r * (c * s * xt[i] + sd * J[i]));
+  const gn = Math.hypot(...g);
+  const target = fm.map((f, i) => f + g[i] / (gn + 0.1));
+  const mse = ((F[0] - target[0]) ** 2 + (F[1] - target[1]) ** 2) / 2;
+  const weight = 1 / (sd * Math.tan(t));
+  const expected = (weight / Math.exp(lv)) * mse + lv;
+
+  const tCol = np.array([[t]]);
+  const [gArr, norm] = normalizeTangent(consistencyTangent(np.array([fm]), np.array([J]), np.array([xt]), np.array([dxdt]), tCol.ref, r));
+  close(norm.dataSync()[0], gn);
+  const parts = scmLoss(np.array([F]), np.array([[lv]]), np.array([fm]).add(gArr), tCol, np.array([[1]]));
+  close(parts.loss.dataSync()[0], expected);
+  close(parts.lossNoLogvar.dataSync()[0], weight * mse);
+  close(parts.lossNoWeight.dataSync()[0], mse);
+});
+
+test("the keep mask zeroes a sample's contribution; the mean is over the batch", () => {
+  const parts = scmLoss(np.array([[1, 1], [3, 3]]), np.array([[0], [0]]), np.zeros([2, 2]), np.array([[0.5], [0.5]]), np.array([[1], [0]]));
+  close(parts.lossNoWeight.dataSync()[0], 0.5);
+});
+
+test("JVP tangents are cos t·sin t·(dx/dt)/σ_d and cos t·sin t", () => {
+  const [vu, vt] = jvpTangents(np.array([[0.4, -0.2]]), np.array([[0.9]]));
+  const cs = Math.cos(0.9) * Math.sin(0.9);
+  close(vu.dataSync()[0], (cs * 0.4) / 0.5);
+  close(vt.dataSync()[0], cs);
+});
+
+test("tangent ratio: warmup, calm-down, final value", () => {
+  const s = { warmup: 4000, calmStart: 15000, calmSteps: 2000, rFinal: 0.75 };
+  close(tangentRatio(0, s), 0);
+  close(tangentRatio(2000, s), 0.5);
+  close(tangentRatio(10000, s), 1);
+  close(tangentRatio(16000, s), 0.875);
+  close(tangentRatio(20000, s), 0.75);
+});
