@@ -43,8 +43,14 @@ export type MlpParams = {
 
 /** Frequencies of the sinusoidal time and guidance features (half their width). */
 const FEATURE_HALF = 32;
-/** Flow time s ∈ [0, 1] enters the embedder as 1000·s, as Sana's timestep does. */
-const TIME_INPUT_SCALE = 1000;
+/**
+ * Flow time s ∈ [0, 1] enters the features as 100·s with periods up to 100: angular frequencies
+ * from 100 down to 1 per unit s. Sana's 1000·s with periods up to 10⁴ reaches 1000, and the
+ * sCM tangent contains dF/dt, which such high frequencies blow up (sCM, Lu & Song 2024, §4
+ * on time embeddings); measured here, training diverged with it.
+ */
+const TIME_INPUT_SCALE = 100;
+const MAX_PERIOD = 100;
 
 export function initMlp(k: Key, cfg: MlpConfig): MlpParams {
   const sub = (i: number) => foldIn(k, i);
@@ -70,8 +76,8 @@ export function initMlp(k: Key, cfg: MlpConfig): MlpParams {
  * the guidance scale. Returns `[v [B, d], logvar [B, 1]]`.
  */
 export function mlpFlow(p: MlpParams, xFlow: Array, s: Array, cond: Array, w: Array): [Array, Array] {
-  const timeGuidance = embed(p.timeEmbed, sinusoidalEmbedding(s.mul(TIME_INPUT_SCALE), FEATURE_HALF))
-    .add(embed(p.guidanceEmbed, sinusoidalEmbedding(w.mul(GUIDANCE_EMBED_SCALE * TIME_INPUT_SCALE), FEATURE_HALF)));
+  const timeGuidance = embed(p.timeEmbed, sinusoidalEmbedding(s.mul(TIME_INPUT_SCALE), FEATURE_HALF, MAX_PERIOD))
+    .add(embed(p.guidanceEmbed, sinusoidalEmbedding(w.mul(GUIDANCE_EMBED_SCALE * TIME_INPUT_SCALE), FEATURE_HALF, MAX_PERIOD)));
   const logvar = linear(p.logvarHead, timeGuidance.ref);
   const c = nn.silu(timeGuidance.add(linear(p.condEmbed, cond))); // [B, E]
   let h = linear(p.inProj, xFlow); // [B, H]
