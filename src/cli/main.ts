@@ -11,24 +11,40 @@ const USAGE = `usage:
   tbcm distill --config <yaml> --out <dir> [--resume]   distil a student (method tbcm or scm)
   tbcm eval --run <dir> [--json]                         print a run's metrics
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
-environment: TBCM_THREADS=<n> threads for jax-js (default: all cores)`;
+environment: TBCM_THREADS=<n> threads for jax-js's kernels (default 1: faster for small models)`;
 
 class UsageError extends Error {}
 
+function parseOptions(args: string[]) {
+  try {
+    return parseArgs({
+      args,
+      options: {
+        config: { type: "string" }, out: { type: "string" }, resume: { type: "boolean" }, run: { type: "string" },
+        json: { type: "boolean" }, shift: { type: "string" }, steps: { type: "string" }, debug: { type: "boolean" },
+      },
+      strict: true,
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message.split("\n")[0]);
+  }
+}
+
+/** A number option, or a usage error naming it. */
+function numberOption(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} expects a number, got "${value}"`);
+  return n;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      config: { type: "string" }, out: { type: "string" }, resume: { type: "boolean" }, run: { type: "string" },
-      json: { type: "boolean" }, shift: { type: "string" }, steps: { type: "string" }, debug: { type: "boolean" },
-    },
-    strict: true,
-  });
+  const { values } = parseOptions(rest);
   switch (command) {
     case "schedule": {
       const { routeAngles } = await import("../method/route.ts");
-      const route = routeAngles(Number(values.shift ?? 2.5), Number(values.steps ?? 16));
+      const route = routeAngles(numberOption("shift", values.shift, 2.5), numberOption("steps", values.steps, 16));
       console.log(values.json ? JSON.stringify(route) : route.map((t) => t.toFixed(6)).join("\n"));
       return 0;
     }

@@ -191,7 +191,7 @@ export function loadConfig(path: string): TbcmConfig {
   try {
     raw = parseYaml(text);
   } catch (e) {
-    const msg = (e as Error).message.split("\n")[0];
+    const msg = (e as Error).message.split("\n")[0].replace(/:\s*$/, "");
     throw new ConfigError(`config file "${path}" is not valid YAML: ${msg}`);
   }
   return parseConfig(raw);

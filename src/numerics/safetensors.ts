@@ -51,7 +51,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = "safetensors data"
     if (info.dtype !== "F32") throw new Error(`${source}: tensor "${name}" has dtype ${info.dtype}; only F32 is supported`);
     const [begin, end] = info.data_offsets as [number, number];
     if (base + end > bytes.length) throw new Error(`${source}: tensor "${name}" runs past the end of the file (truncated?)`);
-    const copy = bytes.slice(base + begin, base + end); // aligned copy
+    const copy = new Uint8Array(bytes.subarray(base + begin, base + end)); // an aligned copy (Buffer.slice would be a view)
     tensors.set(name, { shape: info.shape, data: new Float32Array(copy.buffer, 0, (end - begin) / 4) });
   }
   return { tensors, metadata: header.__metadata__ ?? {} };

@@ -24,6 +24,9 @@ import { type Problem, buildProblem, conditionRows, column } from "./problem.ts"
 import { type EvalSet, type Metrics, makeEvalSet, evaluateStudent, studentSamples } from "../eval/evaluate.ts";
 import { relativeMse } from "../eval/distance.ts";
 
+/** Consecutive non-finite steps after which a run stops instead of skipping on. */
+const MAX_SKIPS_IN_A_ROW = 20;
+
 /** Independent random streams of a run. */
 const STREAM = { init: 1, eval: 2, curve: 3, step: 4, sampling: 5 } as const;
 
@@ -107,15 +110,16 @@ function formatEta(seconds: number): string {
 /** Runs a distillation into `outDir`: student.safetensors, checkpoint.safetensors, log.jsonl, metrics.json, config.json. */
 export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOptions = {}): Promise<DistillResult> {
   const say = opts.progress ?? (() => {});
+  // Everything that can reject the input runs before the run directory is touched.
+  const problem = buildProblem(cfg);
+  let params: MlpParams = initialStudent(cfg);
   mkdirSync(outDir, { recursive: true });
   const configJson = JSON.stringify(cfg);
   const ckptPath = join(outDir, "checkpoint.safetensors");
   const logPath = join(outDir, "log.jsonl");
-  const problem = buildProblem(cfg);
   const runKey = key(cfg.seed);
   const optimizer = makeOptimizer(cfg.optim);
 
-  let params: MlpParams = initialStudent(cfg);
   let state: LeafState[] = optimizer.init(tree.flatten(params as Tree)[0] as Array[]);
   let start = 0;
   if (opts.resume) {
@@ -165,6 +169,7 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
   const t0 = performance.now();
   let interrupted = false;
   let skipped = 0;
+  let skippedInARow = 0;
   let s = start;
   for (; s < cfg.train.steps; s++) {
     const k = foldIn(foldIn(runKey, STREAM.step), s);
@@ -178,8 +183,14 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
     const stats = Object.fromEntries(STEP_STATS.map((name, i) => [name, values[i]])) as Record<(typeof STEP_STATS)[number], number>;
     if (stats.applied === 0) {
       skipped++;
+      skippedInARow++;
       log({ step: s + 1, event: "skipped_nonfinite", loss: String(stats.loss), grad_norm: String(stats.grad_norm) });
-    }
+      if (skippedInARow >= MAX_SKIPS_IN_A_ROW) {
+        save(s + 1); // parameters are those of the last finite step
+        throw new Error(`the loss or gradient was not finite for ${skippedInARow} steps in a row (up to step ${s + 1}); `
+          + `lower optim.lr or train.grad_clip, then --resume (checkpoint written)`);
+      }
+    } else skippedInARow = 0;
     const done = s + 1;
     if (done % cfg.train.logEvery === 0 || done === cfg.train.steps) {
       const elapsed = (performance.now() - t0) / 1000;

@@ -39,7 +39,7 @@ test("exact JVP of the student along (v_u, v_t) equals central finite difference
   const at = (sign: number) => F(mat(u.map((x, i) => x + sign * h * vu[i])), col(t.map((x, i) => x + sign * h * vt[i]))).dataSync();
   const plus = at(1), minus = at(-1);
   let err = 0, ref = 0;
-  exact.forEach((e, i) => {
+  exact.forEach((e: number, i: number) => {
     const fd = (plus[i] - minus[i]) / (2 * h);
     err += (e - fd) ** 2;
     ref += fd ** 2;

@@ -1,0 +1,65 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { numpy as np, type Array } from "@jax-js/jax";
+import { sampleStudent, studentTimesteps, checkTimesteps } from "../../src/method/sampler.ts";
+import { odeEndpoint } from "../../src/eval/ode.ts";
+import { sampleTrajectory } from "../../src/method/trajectory.ts";
+import { routeAngles } from "../../src/method/route.ts";
+import { key, normal } from "../../src/numerics/random.ts";
+
+/**
+ * Unit-variance Gaussian data z ~ N(μ, I): with u = cos t·z + sin t·ε, E[z | u] = μ + cos t·(u − cos t·μ)
+ * and E[ε | u] = sin t·(u − cos t·μ), so the teacher's F = E[cos t·ε − sin t·z | u] = −sin t·μ,
+ * and its ODE moves every point by σ_d·μ·(1 − cos t) on the way from t to 0.
+ */
+const mu = [0.8, -1.5];
+const gaussianTeacher = (u: Array, t: Array, c: Array) => {
+  u.dispose(); c.dispose();
+  return np.sin(t).mul(np.array([mu])).neg();
+};
+/** The exact consistency model of that ODE: f(x_t, t) = x_t + σ_d·μ·(1 − cos t) ⇔ F = −(1 − cos t)/sin t·(u + μ). */
+const exactStudent = (u: Array, t: Array, c: Array) => {
+  c.dispose();
+  const ratio = np.subtract(1, np.cos(t.ref)).div(np.sin(t));
+  return u.add(np.array([mu])).mul(ratio).neg();
+};
+
+test("student timesteps: 1, 2 and n steps from π/2 to 0", () => {
+  assert.deepEqual(studentTimesteps(1), [Math.PI / 2, 0]);
+  assert.deepEqual(studentTimesteps(2), [Math.PI / 2, 1, 0]);
+  const four = studentTimesteps(4);
+  assert.equal(four.length, 5);
+  checkTimesteps(four);
+  assert.throws(() => checkTimesteps([1.5, 0]), /start at π\/2/);
+  assert.throws(() => checkTimesteps([Math.PI / 2, 1, 1.2, 0]), /decrease/);
+});
+
+test("the sCM sampler with an exact consistency model lands on the ODE endpoint, deterministically by seed", () => {
+  const n = normal(key(5), 8);
+  const noise = () => np.array(n).reshape([4, 2]);
+  const cond = () => np.zeros([4, 1]);
+  const one = sampleStudent(exactStudent, [noise()], studentTimesteps(1), cond()).dataSync();
+  const ode = odeEndpoint(gaussianTeacher, noise(), cond(), cond(), np.ones([4, 1]), 64).dataSync();
+  one.forEach((v: number, i: number) => {
+    assert.ok(Math.abs(v - 0.5 * (n[i] + mu[i % 2])) < 1e-5, "x0 = σ_d·(n + μ)");
+    assert.ok(Math.abs(v - ode[i]) < 1e-5, `${v} vs ODE ${ode[i]}`);
+  });
+  const two = () => sampleStudent(exactStudent, [noise(), np.array(normal(key(6), 8)).reshape([4, 2])], studentTimesteps(2), cond()).dataSync();
+  assert.deepEqual(two(), two());
+});
+
+test("RK4 ODE endpoint converges; the teacher's route sampler converges to it at first order", () => {
+  const n = normal(key(9), 8);
+  const noise = () => np.array(n).reshape([4, 2]);
+  const exact = n.map((v, i) => 0.5 * (v + mu[i % 2]));
+  const ode = odeEndpoint(gaussianTeacher, noise(), np.zeros([4, 1]), np.zeros([4, 1]), np.ones([4, 1]), 32).dataSync();
+  ode.forEach((v: number, i: number) => assert.ok(Math.abs(v - exact[i]) < 1e-5));
+  const routeError = (steps: number) => {
+    const traj = sampleTrajectory(gaussianTeacher, noise().mul(0.5), np.array(routeAngles(2.5, steps)), np.zeros([4, 1]), np.zeros([4, 1]), np.ones([4, 1]));
+    const x = traj.endpoint.ref.dataSync();
+    traj.points.forEach((p) => p.dispose()); traj.velocities.forEach((v) => v.dispose()); traj.endpoint.dispose();
+    return Math.max(...Array.from(x, (v: number, i: number) => Math.abs(v - exact[i])));
+  };
+  const e16 = routeError(16), e64 = routeError(64);
+  assert.ok(e16 < 0.1 && e64 < e16 / 2.5, `errors ${e16} (16 steps), ${e64} (64 steps)`);
+});

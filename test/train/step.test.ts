@@ -1,0 +1,48 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { numpy as np, jit, tree, type Array } from "@jax-js/jax";
+import { initMlp, studentForward } from "../../src/models/mlp.ts";
+import { makeTrainStep, STEP_STATS } from "../../src/train/step.ts";
+import { adamw } from "../../src/train/optim.ts";
+import { key, normal } from "../../src/numerics/random.ts";
+import { namedLeaves, toHost, type Tree } from "../../src/numerics/tree.ts";
+
+const cfg = { dim: 4, condDim: 2, hidden: 16, embedDim: 16, depth: 1, mlpRatio: 2 };
+const opt = adamw({ kind: "adamw", lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 });
+
+function batch(dxdtValue?: number) {
+  const B = 3;
+  const dxdt = dxdtValue === undefined ? np.array(normal(key(2), B * 4)).reshape([B, 4]) : np.full([B, 4], dxdtValue);
+  return {
+    xt: np.array(normal(key(1), B * 4)).reshape([B, 4]), t: np.array([[0.3], [0.9], [1.4]]), dxdt,
+    cond: np.array([[1, 0], [0, 1], [0, 0]]), w: np.array([[4], [4.5], [5]]), keep: np.ones([B, 1]),
+  };
+}
+
+function runStep(b: ReturnType<typeof batch>) {
+  const params = initMlp(key(0), cfg);
+  const state = opt.init(namedLeaves(params as Tree).map(([, a]) => a.ref));
+  const before = namedLeaves(params as Tree).map(([, a]) => toHost(a));
+  const step = jit(makeTrainStep(studentForward, opt, 0.1));
+  const hyper = Object.fromEntries(Object.entries(opt.hyper(0, 1e-3)).map(([k, v]) => [k, np.array(v)]));
+  const [p, s, stats] = step(params, state, b, np.array(1), hyper);
+  const after = namedLeaves(p as Tree).map(([, a]) => toHost(a));
+  const values = Object.fromEntries(STEP_STATS.map((n, i) => [n, stats.ref.dataSync()[i]]));
+  tree.dispose([p as Tree, s as unknown as Tree, stats]);
+  step.dispose();
+  return { before, after, values };
+}
+
+test("a finite step updates the parameters and reports its diagnostics", () => {
+  const { before, after, values } = runStep(batch());
+  assert.equal(values.applied, 1);
+  assert.ok(values.grad_norm > 0 && Number.isFinite(values.loss));
+  assert.ok(before.some((b, i) => b.some((v, j) => v !== after[i][j])));
+});
+
+test("a non-finite target skips the update: parameters unchanged, applied = 0", () => {
+  const { before, after, values } = runStep(batch(NaN));
+  assert.equal(values.applied, 0);
+  assert.ok(!Number.isFinite(values.loss));
+  before.forEach((b, i) => assert.deepEqual(after[i], b));
+});
