@@ -58,7 +58,7 @@ test("RK4 ODE endpoint converges; the teacher's route sampler converges to it at
     const traj = sampleTrajectory(gaussianTeacher, noise().mul(0.5), np.array(routeAngles(2.5, steps)), np.zeros([4, 1]), np.zeros([4, 1]), np.ones([4, 1]));
     const x = traj.endpoint.ref.dataSync();
     traj.points.forEach((p) => p.dispose()); traj.velocities.forEach((v) => v.dispose()); traj.endpoint.dispose();
-    return Math.max(...Array.from(x, (v: number, i: number) => Math.abs(v - exact[i])));
+    return Math.max(...globalThis.Array.from(x, (v: number, i: number) => Math.abs(v - exact[i])));
   };
   const e16 = routeError(16), e64 = routeError(64);
   assert.ok(e16 < 0.1 && e64 < e16 / 2.5, `errors ${e16} (16 steps), ${e64} (64 steps)`);
