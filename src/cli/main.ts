@@ -9,6 +9,7 @@ import { join } from "node:path";
 
 const USAGE = `usage:
   tbcm distill --config <yaml> --out <dir> [--resume]   distil a student (method tbcm or scm)
+  tbcm train-teacher --config <yaml> --out <file>        fit the student network to the teacher (a teacher copy)
   tbcm eval --run <dir> [--json]                         print a run's metrics
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
 environment: TBCM_THREADS=<n> threads for jax-js's kernels (default 1: faster for small models)`;
@@ -66,6 +67,15 @@ async function main(argv: string[]): Promise<number> {
       });
       if (result.interrupted) return 130;
       console.log(JSON.stringify(result.metrics, null, 2));
+      return 0;
+    }
+    case "train-teacher": {
+      if (!values.config || !values.out) throw new UsageError("train-teacher needs --config <yaml> and --out <file.safetensors>");
+      const { loadConfig } = await import("../config/schema.ts");
+      const cfg = loadConfig(values.config);
+      const { pretrainTeacherCopy } = await import("../train/pretrain.ts");
+      const r = await pretrainTeacherCopy(cfg, values.out, (line) => process.stderr.write(line + "\n"));
+      console.log(JSON.stringify({ out: values.out, final_mse: r.finalLoss, relative_mse: r.relativeError, seconds: Number(r.seconds.toFixed(1)) }));
       return 0;
     }
     case "eval": {

@@ -50,6 +50,8 @@ export type TbcmConfig = {
     readonly checkpointEvery: number;
   };
   readonly eval: { readonly noisesPerPrompt: number; readonly odeSteps: number; readonly projections: number; readonly curveNoises: number };
+  /** `tbcm train-teacher`: fitting the student network to the guided teacher (a teacher copy to start from). */
+  readonly pretrain: { readonly steps: number; readonly batch: number; readonly lr: number };
 };
 
 /** A config error: one line naming the key and the fix. */
@@ -97,6 +99,7 @@ const SCHEMA: Record<string, Field | Record<string, Field>> = {
     log_every: int(10, 1), eval_every: int(1000, 1), checkpoint_every: int(1000, 1),
   },
   eval: { noises_per_prompt: int(256, 2), ode_steps: int(128, 4), projections: int(64, 1), curve_noises: int(32, 1) },
+  pretrain: { steps: int(4000, 1), batch: int(256, 1), lr: num(1e-3, 0, true) },
 };
 
 function checkField(key: string, f: Field, v: unknown): unknown {

@@ -56,3 +56,18 @@ test("the log has per-step diagnostics and a consistency curve; metrics.json has
   const metrics = JSON.parse(readFileSync(join(dir, "metrics.json"), "utf8"));
   for (const k of ["consistency_rel_mse_1step", "sw2_1step", "sw2_2step", "sw2_teacher_euler16"]) assert.ok(Number.isFinite(metrics[k]), k);
 });
+
+test("library sample(): deterministic by seed, 1 and 2 steps, unknown prompts rejected", async () => {
+  const { loadStudent, sample } = await import("../../src/index.ts");
+  const dir = tmp();
+  await distill(base, dir);
+  const student = loadStudent(dir);
+  const a = sample({ student, prompts: ["prompt 0", "prompt 2"], steps: 1, seed: 4 });
+  const b = sample({ student, prompts: ["prompt 0", "prompt 2"], steps: 1, seed: 4 });
+  const c = sample({ student, prompts: ["prompt 0", "prompt 2"], steps: 2, seed: 5 });
+  assert.equal(a.length, 2);
+  assert.equal(a[0].length, 4);
+  assert.deepEqual(a, b);
+  assert.notDeepEqual(a, c);
+  assert.throws(() => sample({ student, prompts: ["a cat"] }), /unknown to this student/);
+});

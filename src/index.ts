@@ -1,0 +1,72 @@
+/**
+ * The library API. `distill` runs a distillation into a directory; `sample` draws from a
+ * distilled student. The method's pieces are exported for use on other teachers.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { numpy as np, tree } from "@jax-js/jax";
+import { parseConfig, loadConfig, type TbcmConfig } from "./config/schema.ts";
+import { initMlp, studentForward, type MlpParams } from "./models/mlp.ts";
+import { loadParams } from "./train/checkpoint.ts";
+import { studentConfig } from "./train/distill.ts";
+import { conditionRows, column, gmmPromptNames } from "./train/problem.ts";
+import { sampleStudent, studentTimesteps } from "./method/sampler.ts";
+import { SIGMA_D } from "./config/defaults.ts";
+import { key, foldIn, normal } from "./numerics/random.ts";
+import { takeHost } from "./numerics/tree.ts";
+
+export { distill } from "./train/distill.ts";
+export { pretrainTeacherCopy } from "./train/pretrain.ts";
+export { parseConfig, loadConfig, type TbcmConfig };
+export { routeAngles, jitterRoute } from "./method/route.ts";
+export { sampleTrajectory, trainingPairs, blackFilter } from "./method/trajectory.ts";
+export { consistencyTangent, normalizeTangent, scmLoss, tangentRatio, adaptiveWeight, jvpTangents } from "./method/loss.ts";
+export { flowToTrigVelocity } from "./method/flowToTrig.ts";
+export { cfgVelocity, teacherCfgVelocity } from "./method/guidance.ts";
+export { sampleStudent, studentTimesteps, scmStep } from "./method/sampler.ts";
+
+export type Student = { params: MlpParams; config: TbcmConfig };
+
+/** Loads the student of a finished run directory. */
+export function loadStudent(runDir: string): Student {
+  const config = parseConfig(JSON.parse(readFileSync(join(runDir, "config.json"), "utf8")));
+  const like = initMlp(key(0), studentConfig(config));
+  const { params } = loadParams(join(runDir, "student.safetensors"), like);
+  tree.dispose(like);
+  return { params, config };
+}
+
+export type SampleOptions = {
+  student: Student;
+  /** Prompt names, one sample each. */
+  prompts: string[];
+  /** Sampling steps (1, 2, …) or an explicit decreasing list of angles from π/2 to 0. */
+  steps?: number | number[];
+  seed?: number;
+  /** Guidance scale fed to the student's guidance embedding. */
+  guidance?: number;
+};
+
+/** Draws one latent per prompt (z units, `[prompts.length][d]`), deterministic in `seed`. */
+export function sample({ student, prompts, steps = 1, seed = 0, guidance }: SampleOptions): Float32Array[] {
+  const cfg = student.config;
+  const names = gmmPromptNames(cfg.teacher.prompts);
+  const indices = prompts.map((p) => {
+    const i = names.indexOf(p);
+    if (i < 0) throw new Error(`prompt "${p}" is unknown to this student (it knows "${names[0]}" … "${names[names.length - 1]}")`);
+    return i;
+  });
+  const timesteps = typeof steps === "number" ? studentTimesteps(steps) : steps;
+  const n = prompts.length, d = cfg.teacher.dim;
+  const w = guidance ?? cfg.guidance[Math.floor(cfg.guidance.length / 2)];
+  const noises = timesteps.slice(1).map((_, i) => np.array(normal(foldIn(key(seed), i), n * d)).reshape([n, d]));
+  const wCol = column(new Float32Array(n).fill(w));
+  const x0 = sampleStudent((u, t, c) => {
+    const [F, logvar] = studentForward(tree.ref(student.params), u, t, c, wCol.ref);
+    logvar.dispose();
+    return F;
+  }, noises, timesteps, conditionRows(indices, cfg.teacher.prompts));
+  wCol.dispose();
+  const z = takeHost(x0.div(SIGMA_D));
+  return prompts.map((_, i) => z.slice(i * d, (i + 1) * d));
+}
