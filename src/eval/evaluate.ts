@@ -13,7 +13,7 @@ import { sampleStudent, studentTimesteps } from "../method/sampler.ts";
 import { sampleTrajectory } from "../method/trajectory.ts";
 import { routeAngles } from "../method/route.ts";
 import { type Problem, conditionRows, column } from "../train/problem.ts";
-import { odeEndpoint } from "./ode.ts";
+import { odeEndpoint, rk4Step } from "./ode.ts";
 import { slicedWasserstein2, relativeMse } from "./distance.ts";
 import type { Student } from "../train/step.ts";
 
@@ -34,10 +34,16 @@ export function makeEvalSet(problem: Problem, cfg: TbcmConfig, perPrompt: number
   const prompts = globalThis.Array.from({ length: P * perPrompt }, (_, i) => Math.floor(i / perPrompt));
   const guidance = prompts.map((_, i) => cfg.guidance[i % cfg.guidance.length]);
   const noise = normal(k, prompts.length * d);
-  const solve = jit((n: Array, c: Array, u: Array, w: Array) => odeEndpoint(problem.teacher, n, c, u, w, cfg.eval.odeSteps));
-  const x0 = solve(np.array(noise).reshape([prompts.length, d]), conditionRows(prompts, P),
-    conditionRows(prompts.map(() => -1), P), column(guidance));
-  solve.dispose();
+  const h = -(Math.PI / 2) / cfg.eval.odeSteps;
+  // One compiled RK4 step, applied odeSteps times (compiling the unrolled solve is slow).
+  const step = jit((x: Array, t: Array, c: Array, u: Array, w: Array) => {
+    const y = rk4Step(problem.teacher, x, t, h, c, u, w);
+    c.dispose(); u.dispose(); w.dispose();
+    return y;
+  });
+  const x0 = odeEndpoint(problem.teacher, np.array(noise).reshape([prompts.length, d]), conditionRows(prompts, P),
+    conditionRows(prompts.map(() => -1), P), column(guidance), cfg.eval.odeSteps, step);
+  step.dispose();
   return { noise, prompts, guidance, reference: toZ(x0) };
 }
 
