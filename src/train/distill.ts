@@ -57,7 +57,10 @@ export function initialStudent(cfg: TbcmConfig): MlpParams {
 }
 
 /** Draws step `step`'s training pairs. */
-function drawPairs(cfg: TbcmConfig, problem: Problem, k: Key, route: number[], teacherPass: Function, scmPass: Function): PairBatch {
+/** A compiled program of arrays to arrays. */
+type Program = (...inputs: Array[]) => Array[];
+
+function drawPairs(cfg: TbcmConfig, problem: Problem, k: Key, route: number[], teacherPass: Program, scmPass: Program): PairBatch {
   const d = problem.spec.dim;
   const P = problem.spec.prompts.length;
   const B = cfg.train.promptsPerStep;
@@ -68,7 +71,7 @@ function drawPairs(cfg: TbcmConfig, problem: Problem, k: Key, route: number[], t
     const angles = jitterRoute(foldIn(k, 3), route);
     const noise = np.array(normal(foldIn(k, 4), B * d)).reshape([B, d]);
     const [xt, dxdt, endpoint] = teacherPass(noise, np.array(angles), conditionRows(prompts, P),
-      conditionRows(prompts.map(() => -1), P), column(scales)) as Array[];
+      conditionRows(prompts.map(() => -1), P), column(scales));
     const keepPrompt = cfg.blackLatent.length
       ? blackFilter(foldIn(k, 5), toHost(endpoint), Float32Array.from(cfg.blackLatent))
       : new Float32Array(B).fill(1);
@@ -87,18 +90,12 @@ function drawPairs(cfg: TbcmConfig, problem: Problem, k: Key, route: number[], t
   const n = B * (cfg.route.steps - 1);
   const rowPrompt = globalThis.Array.from({ length: n }, (_, r) => prompts[r % B]);
   const z = new Float32Array(n * d);
-  for (let b = 0; b < B; b++) {
-    const rowsOfB = globalThis.Array.from({ length: n }, (_, r) => r).filter((r) => r % B === b);
-    const samples = sampleGmm(problem.spec, foldIn(foldIn(k, 6), b), prompts[b], rowsOfB.length);
-    rowsOfB.forEach((r, j) => z.set(samples.subarray(j * d, (j + 1) * d), r * d));
-  }
+  rowPrompt.forEach((p, r) => z.set(sampleGmm(problem.spec, foldIn(foldIn(k, 6), r), p, 1), r * d));
   const t = scmTimes(foldIn(k, 7), n);
+  const rowScale = rowPrompt.map((_, r) => scales[r % B]);
   const [xt, dxdt] = scmPass(np.array(z).reshape([n, d]), np.array(normal(foldIn(k, 8), n * d)).reshape([n, d]), column(t),
-    conditionRows(rowPrompt, P), conditionRows(rowPrompt.map(() => -1), P), column(rowPrompt.map((_, r) => scales[r % B]))) as Array[];
-  return {
-    xt, dxdt, t: column(t), cond: conditionRows(rowPrompt, P),
-    w: column(rowPrompt.map((_, r) => scales[r % B])), keep: np.ones([n, 1]),
-  };
+    conditionRows(rowPrompt, P), conditionRows(rowPrompt.map(() => -1), P), column(rowScale));
+  return { xt, dxdt, t: column(t), cond: conditionRows(rowPrompt, P), w: column(rowScale), keep: np.ones([n, 1]) };
 }
 
 function formatEta(seconds: number): string {
