@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import * as D from "./defaults.ts";
 import type { OptimizerConfig } from "../train/optim.ts";
+import type { LrSchedule } from "../train/schedule.ts";
 
 export type TeacherConfig = {
   readonly kind: "gmm";
@@ -41,6 +42,7 @@ export type TbcmConfig = {
   readonly blackLatent: readonly number[];
   readonly loss: { readonly warmup: number; readonly calmStart: number; readonly calmSteps: number; readonly rFinal: number };
   readonly optim: OptimizerConfig;
+  readonly schedule: LrSchedule;
   readonly train: {
     readonly steps: number;
     readonly promptsPerStep: number;
@@ -93,6 +95,7 @@ const SCHEMA: Record<string, Field | Record<string, Field>> = {
     kind: { type: "enum", values: ["adamw", "came"], default: "adamw" },
     lr: num(3e-5, 0, true), betas: { type: "numbers", default: [] }, eps: { type: "numbers", default: [] },
     weight_decay: num(0, 0), clip_threshold: num(D.CAME_CLIP_THRESHOLD, 0, true),
+    schedule: { type: "enum", values: ["constant", "cosine"], default: "constant" }, warmup_steps: int(0),
   },
   train: {
     steps: int(12000, 1), prompts_per_step: int(8, 1), grad_clip: num(D.GRAD_CLIP, 0, true),
@@ -160,6 +163,7 @@ export function parseConfig(raw: unknown): TbcmConfig {
   if (typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError("config must be a mapping of sections (key: value)");
   const c = resolve(raw as Record<string, unknown>, SCHEMA, "") as Record<string, any>;
   const o = c.optim;
+  c.schedule = { kind: o.schedule, warmup: o.warmupSteps };
   if (o.kind === "adamw") {
     const betas = o.betas.length ? o.betas : [0.9, 0.999];
     if (betas.length !== 2) throw new ConfigError(`config key "optim.betas": AdamW takes 2 betas, got ${betas.length}`);

@@ -15,6 +15,7 @@ import { routeAngles, jitterRoute } from "../method/route.ts";
 import { sampleTrajectory, trainingPairs, blackFilter } from "../method/trajectory.ts";
 import { scmPairs, scmTimes } from "../method/scmPairs.ts";
 import { tangentRatio } from "../method/loss.ts";
+import { learningRate } from "./schedule.ts";
 import { type MlpParams, initMlp, studentForward } from "../models/mlp.ts";
 import { sampleGmm } from "../models/gmm.ts";
 import { type PairBatch, STEP_STATS, makeTrainStep } from "./step.ts";
@@ -172,7 +173,8 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
     const k = foldIn(foldIn(runKey, STREAM.step), s);
     const batch = drawPairs(cfg, problem, k, route, teacherPass, scmPass);
     const r = tangentRatio(s, cfg.method === "tbcm" ? cfg.loss : { ...cfg.loss, calmStart: Infinity });
-    const hyper = Object.fromEntries(Object.entries(optimizer.hyper(s, cfg.optim.lr)).map(([n, v]) => [n, np.array(v)]));
+    const lr = learningRate(s, cfg.train.steps, cfg.optim.lr, cfg.schedule);
+    const hyper = Object.fromEntries(Object.entries(optimizer.hyper(s, lr)).map(([n, v]) => [n, np.array(v)]));
     const [p2, s2, statsArray] = step(params, state, batch, np.array(r), hyper);
     params = p2 as MlpParams;
     state = s2 as LeafState[];
@@ -192,7 +194,7 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
     if (done % cfg.train.logEvery === 0 || done === cfg.train.steps) {
       const elapsed = (performance.now() - t0) / 1000;
       const rate = (done - start) / elapsed;
-      log({ step: done, ...stats, r, lr: cfg.optim.lr, time_s: Number(elapsed.toFixed(2)) });
+      log({ step: done, ...stats, r, lr, time_s: Number(elapsed.toFixed(2)) });
       say(`step ${done}/${cfg.train.steps}  loss ${stats.loss.toFixed(4)}  r ${r.toFixed(2)}  ${rate.toFixed(1)} it/s  ETA ${formatEta((cfg.train.steps - done) / rate)}`);
     }
     if (done % cfg.train.evalEvery === 0 || done === cfg.train.steps) {

@@ -13,6 +13,7 @@ import { type MlpParams, initMlp, mlpFlow } from "../models/mlp.ts";
 import { adamw, type LeafState } from "./optim.ts";
 import { type Problem, buildProblem, conditionRows, column } from "./problem.ts";
 import { saveParams } from "./checkpoint.ts";
+import { learningRate } from "./schedule.ts";
 import { studentConfig } from "./distill.ts";
 
 export type PretrainResult = { finalLoss: number; relativeError: number; seconds: number };
@@ -64,8 +65,7 @@ export async function pretrainTeacherCopy(cfg: TbcmConfig, outPath: string, say:
   const steps = cfg.pretrain.steps;
   for (let i = 0; i < steps; i++) {
     const { prompts, scales, s, xs } = pathBatch(cfg, problem, foldIn(foldIn(key(cfg.seed), 7), i));
-    // Cosine decay of the learning rate to 0 over the run.
-    const lr = cfg.pretrain.lr * 0.5 * (1 + Math.cos((Math.PI * i) / steps));
+    const lr = learningRate(i, steps, cfg.pretrain.lr, { kind: "cosine", warmup: 0 });
     const hyper = Object.fromEntries(Object.entries(opt.hyper(i, lr)).map(([n, v]) => [n, np.array(v)]));
     const [p2, s2, stats] = step(params, state, np.array(xs).reshape([prompts.length, d]), column(s),
       conditionRows(prompts, P), conditionRows(prompts.map(() => -1), P), column(scales), hyper);
