@@ -97,7 +97,6 @@ export function promptAveragedSw2(set: EvalSet, a: Float32Array, b: Float32Array
 
 export type Metrics = {
   consistency_rel_mse_1step: number;
-  consistency_rel_mse_2step: number;
   sw2_1step: number;
   sw2_2step: number;
   sw2_teacher_euler16: number;
@@ -114,7 +113,6 @@ export function evaluateStudent<P extends Tree>(student: Student<P>, params: P, 
   const sw2 = (x: Float32Array) => promptAveragedSw2(set, x, set.reference, d, cfg.eval.projections, foldIn(k, 99));
   return {
     consistency_rel_mse_1step: relativeMse(one, set.reference),
-    consistency_rel_mse_2step: relativeMse(two, set.reference),
     sw2_1step: sw2(one),
     sw2_2step: sw2(two),
     sw2_teacher_euler16: sw2(euler),
