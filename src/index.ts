@@ -29,7 +29,12 @@ export type Student = { params: MlpParams; config: TbcmConfig };
 
 /** Loads the student of a finished run directory. */
 export function loadStudent(runDir: string): Student {
-  const config = parseConfig(JSON.parse(readFileSync(join(runDir, "config.json"), "utf8")));
+  let config: TbcmConfig;
+  try {
+    config = JSON.parse(readFileSync(join(runDir, "config.json"), "utf8")) as TbcmConfig; // the resolved config distill wrote
+  } catch {
+    throw new Error(`no readable config.json in "${runDir}": is it a run directory of tbcm distill?`);
+  }
   const like = initMlp(key(0), studentConfig(config));
   const { params } = loadParams(join(runDir, "student.safetensors"), like);
   tree.dispose(like);

@@ -5,10 +5,10 @@
  * kernels on a worker pool) when `globalThis.Worker` exists, sizing the pool from
  * `navigator.hardwareConcurrency` — browser APIs that Node lacks. We provide both, over
  * `node:worker_threads`. The pool serves jax-js's async paths (`await x.data()`).
- * TBCM_THREADS=1 keeps jax-js on the main thread; the default is all cores.
+ * TBCM_THREADS=n > 1 installs the pool; the default, 1, keeps jax-js on the main thread.
  */
 import { Worker as ThreadWorker } from "node:worker_threads";
-import { availableParallelism } from "node:os";
+import { threadCount } from "./threadCount.ts";
 import { resolveObjectURL } from "node:buffer";
 
 /**
@@ -51,16 +51,7 @@ class NodeWorker {
 }
 
 /** Number of threads jax-js was set up with in this process. */
-export const jaxThreads = resolveThreads(process.env.TBCM_THREADS);
-
-function resolveThreads(setting: string | undefined): number {
-  if (setting === undefined || setting === "") return 1;
-  const n = Number(setting);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new Error(`TBCM_THREADS=${setting} is not a positive integer; unset it to use all ${availableParallelism()} cores`);
-  }
-  return n;
-}
+export const jaxThreads = threadCount();
 
 const g = globalThis as Record<string, unknown>;
 if (jaxThreads > 1 && g.Worker === undefined) {
