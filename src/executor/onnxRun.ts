@@ -1,0 +1,113 @@
+/**
+ * Runs lowered jax-js programs with ONNX Runtime (onnxruntime-node, CPU) — spec fast-paths §1.
+ *
+ * `OnnxFunction` wraps a jax-js function of flat arrays; each call with a new signature of input
+ * shapes traces it (`makeJaxpr`), lowers it (`lower.ts`) and creates one InferenceSession, cached
+ * under that signature (ONNX graphs here are shape-specialised). Inputs and outputs are host
+ * `Float32Array`s with a shape. Randomness stays outside: draw noise on the host, feed it as input.
+ */
+import * as ort from "onnxruntime-node";
+import { threadCount } from "../numerics/threadCount.ts";
+import { type LoweredProgram, type TensorSpec, lowerFunction, avalSpec } from "./lower.ts";
+
+export type HostTensor = { readonly data: Float32Array; readonly shape: readonly number[] };
+
+export type OnnxRunOptions = {
+  /** Intra-op threads; default TBCM_THREADS, else 1. */
+  readonly threads?: number;
+  /** ONNX Runtime graph optimisation level; default "all". */
+  readonly optimization?: "disabled" | "basic" | "extended" | "all";
+};
+
+/** One InferenceSession over one lowered program. */
+export class OnnxProgram {
+  private constructor(readonly program: LoweredProgram, private readonly session: ort.InferenceSession) {}
+
+  static async create(program: LoweredProgram, options: OnnxRunOptions = {}): Promise<OnnxProgram> {
+    const session = await ort.InferenceSession.create(program.model, {
+      intraOpNumThreads: options.threads ?? threadCount(),
+      interOpNumThreads: 1,
+      executionMode: "sequential",
+      graphOptimizationLevel: options.optimization ?? "all",
+      logSeverityLevel: 3,
+    });
+    return new OnnxProgram(program, session);
+  }
+
+  async run(inputs: readonly HostTensor[]): Promise<HostTensor[]> {
+    const specs = this.program.inputs;
+    if (inputs.length !== specs.length) {
+      throw new Error(`ONNX program takes ${specs.length} inputs, got ${inputs.length}`);
+    }
+    const feeds: Record<string, ort.Tensor> = {};
+    inputs.forEach((x, i) => {
+      const spec = specs[i];
+      checkShape(spec, x, i);
+      feeds[spec.name] = new ort.Tensor("float32", x.data, [...x.shape]);
+    });
+    const results = await this.session.run(feeds);
+    return this.program.outputs.map((o) => {
+      const t = results[o.name];
+      const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>);
+      return { data, shape: [...t.dims] };
+    });
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+function checkShape(spec: TensorSpec, x: HostTensor, i: number): void {
+  if (spec.dtype !== "float32") throw new Error(`ONNX program input ${i} is ${spec.dtype}; only float32 inputs are fed`);
+  const n = x.shape.reduce((a, b) => a * b, 1);
+  if (x.shape.length !== spec.shape.length || x.shape.some((d, j) => d !== spec.shape[j]) || x.data.length !== n) {
+    throw new Error(`ONNX program input ${i}: expected shape [${spec.shape}], got [${x.shape}] with ${x.data.length} values`);
+  }
+}
+
+/**
+ * A jax-js function of flat float32 arrays, run by ONNX Runtime. `f`'s outputs (any tree of
+ * arrays) come back flattened, in jax-js's tree order. As with `jit`, `f` is traced again for
+ * each new shape signature, so it must not consume arrays it closes over (use `.ref`); those
+ * become constants of the graph.
+ */
+export class OnnxFunction {
+  readonly #f: (...args: never[]) => unknown;
+  readonly #options: OnnxRunOptions;
+  readonly #cache = new Map<string, Promise<OnnxProgram>>();
+
+  constructor(f: (...args: never[]) => unknown, options: OnnxRunOptions = {}) {
+    this.#f = f;
+    this.#options = options;
+  }
+
+  /** The compiled program for these input shapes (traced, lowered and cached on first use). */
+  program(shapes: readonly (readonly number[])[]): Promise<OnnxProgram> {
+    const key = shapes.map((s) => s.join("x")).join(",");
+    let hit = this.#cache.get(key);
+    if (hit === undefined) {
+      const lowered = lowerFunction(this.#f, shapes.map((s) => avalSpec(s)) as never[], { name: this.#f.name || "jaxjs" });
+      hit = OnnxProgram.create(lowered, this.#options);
+      hit.catch(() => this.#cache.delete(key));
+      this.#cache.set(key, hit);
+    }
+    return hit;
+  }
+
+  async run(inputs: readonly HostTensor[]): Promise<HostTensor[]> {
+    const program = await this.program(inputs.map((x) => x.shape));
+    return program.run(inputs);
+  }
+
+  /** Number of cached sessions (one per input-shape signature). */
+  get cacheSize(): number {
+    return this.#cache.size;
+  }
+
+  async dispose(): Promise<void> {
+    const programs = [...this.#cache.values()];
+    this.#cache.clear();
+    for (const p of programs) await (await p).release();
+  }
+}

@@ -1,0 +1,184 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { numpy as np, nn, scipySpecial, jvp, valueAndGrad, tree, type Array } from "@jax-js/jax";
+import { initMlp, studentForward, type MlpParams } from "../../src/models/mlp.ts";
+import { key, normal } from "../../src/numerics/random.ts";
+import { OnnxFunction, OnnxProgram, type HostTensor } from "../../src/executor/onnxRun.ts";
+import { DataType, attrFloat, attrInts, attrString, encodeModel, float32Tensor, int64Tensor } from "../../src/executor/onnxProto.ts";
+import { lowerFunction, avalSpec, UnsupportedPrimitiveError } from "../../src/executor/lower.ts";
+
+const cfg = { dim: 6, condDim: 3, hidden: 32, embedDim: 32, depth: 2, mlpRatio: 2 };
+const B = 4;
+
+/** Randomises the zero-initialised layers too, so every path of the network is exercised. */
+function randomParams(): MlpParams {
+  const p = initMlp(key(3), cfg);
+  let i = 0;
+  return tree.map((a: Array) => {
+    const noise = np.array(normal(key(100 + i++), a.size)).reshape(a.shape).mul(0.2);
+    return a.add(noise);
+  }, p as never) as MlpParams;
+}
+
+const params = randomParams();
+const [paramLeaves, paramDef] = tree.flatten(params as never) as unknown as [Array[], Parameters<typeof tree.unflatten>[0]];
+const nParams = paramLeaves.length;
+const unflattenParams = (xs: Array[]) => tree.unflatten(paramDef, xs) as MlpParams;
+
+const u = np.array(normal(key(1), B * cfg.dim)).reshape([B, cfg.dim]);
+const t = np.array([0.3, 0.8, 1.2, 1.5]).reshape([B, 1]);
+const cond = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]]);
+const w = np.array([[4], [4.5], [5], [1]]);
+const vu = np.array(normal(key(2), B * cfg.dim)).reshape([B, cfg.dim]);
+const vt = np.array([0.2, -0.5, 0.4, 0.1]).reshape([B, 1]);
+
+const host = (a: Array): HostTensor => ({ data: a.ref.dataSync() as Float32Array, shape: a.shape });
+
+/** ‖a − b‖ / ‖b‖. */
+function relErr(a: Float32Array, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let err = 0, ref = 0;
+  for (let i = 0; i < a.length; i++) {
+    err += (a[i] - b[i]) ** 2;
+    ref += b[i] ** 2;
+  }
+  return Math.sqrt(err / Math.max(ref, 1e-30));
+}
+
+/** Runs `f` on ONNX Runtime and eagerly on jax-js; every output must agree to `tol` (relative). */
+async function assertAgrees(f: (...xs: Array[]) => unknown, inputs: Array[], tol = 1e-5): Promise<OnnxFunction> {
+  const onnx = new OnnxFunction(f as never);
+  const got = await onnx.run(inputs.map(host));
+  const want = tree.leaves(f(...inputs.map((x) => x.ref)) as never) as Array[];
+  assert.equal(got.length, want.length);
+  want.forEach((ref, i) => {
+    assert.deepEqual(got[i].shape, ref.shape, `output ${i} shape`);
+    const e = relErr(got[i].data, ref.dataSync());
+    assert.ok(e <= tol, `output ${i} [${ref.shape}]: relative error ${e.toExponential(2)} > ${tol}`);
+  });
+  return onnx;
+}
+
+async function opCounts(onnx: OnnxFunction, inputs: Array[]) {
+  return (await onnx.program(inputs.map((x) => x.shape))).program.opCounts;
+}
+
+test("ONNX forward of the student agrees with jax-js; sessions are cached per input shapes", async () => {
+  const forward = (...xs: Array[]) => {
+    const [uu, tt, c, ww] = xs.slice(nParams);
+    return studentForward(unflattenParams(xs.slice(0, nParams)), uu, tt, c, ww);
+  };
+  const inputs = [...paramLeaves, u, t, cond, w];
+  const onnx = await assertAgrees(forward, inputs);
+  const counts = await opCounts(onnx, inputs);
+  assert.equal(counts.Expand ?? 0, 0, "broadcasts stay virtual");
+  assert.equal(counts.MatMul, 2 + 2 + 1 + 1 + 3 * cfg.depth + 1 + 1 + 1, "one MatMul per linear layer");
+
+  await onnx.run(inputs.map(host));
+  assert.equal(onnx.cacheSize, 1, "same shapes reuse the session");
+  const half = (a: Array) => a.ref.slice([0, 2]);
+  const smaller = [...paramLeaves, half(u), half(t), half(cond), half(w)];
+  const got = await onnx.run(smaller.map(host));
+  assert.equal(onnx.cacheSize, 2, "new shapes get a new session");
+  const want = forward(...smaller.map((x) => x.ref));
+  want.forEach((ref, i) => assert.ok(relErr(got[i].data, ref.dataSync()) <= 1e-5, `batch-2 output ${i}`));
+  await onnx.dispose();
+});
+
+test("ONNX JVP of the student along (v_u, v_t) agrees with jax-js", async () => {
+  const tangent = (...xs: Array[]) => {
+    const p = unflattenParams(xs.slice(0, nParams));
+    const [uu, tt, c, ww, du, dt] = xs.slice(nParams);
+    const F = (a: Array, b: Array) => {
+      const [f, lv] = studentForward(tree.ref(p), a, b, c.ref, ww.ref);
+      lv.dispose();
+      return f;
+    };
+    const out = jvp(F, [uu, tt], [du, dt]);
+    tree.dispose([p, c, ww] as never);
+    return out;
+  };
+  const inputs = [...paramLeaves, u, t, cond, w, vu, vt];
+  const onnx = await assertAgrees(tangent, inputs);
+  const counts = await opCounts(onnx, inputs);
+  assert.equal(counts.Expand ?? 0, 0, "broadcasts stay virtual");
+  // jax-js multiplies zero tangents of the closed-over parameters too; those dots fold away.
+  assert.ok(counts.MatMul < 36, `zero tangents folded: ${counts.MatMul} MatMuls`);
+  await onnx.dispose();
+});
+
+test("ONNX value_and_grad of a scalar loss w.r.t. the student's parameters agrees with jax-js", async () => {
+  const loss = (p: MlpParams, uu: Array, tt: Array, c: Array, ww: Array) => {
+    const [F, logvar] = studentForward(p, uu, tt, c, ww);
+    return F.mul(F.ref).sum().add(np.exp(logvar).sum());
+  };
+  const valueGrad = (...xs: Array[]) => {
+    const [uu, tt, c, ww] = xs.slice(nParams);
+    const [value, grads] = valueAndGrad((p: MlpParams) => loss(p, uu.ref, tt.ref, c.ref, ww.ref))(unflattenParams(xs.slice(0, nParams)));
+    tree.dispose([uu, tt, c, ww] as never);
+    return [value, grads];
+  };
+  const inputs = [...paramLeaves, u, t, cond, w];
+  const onnx = await assertAgrees(valueGrad, inputs);
+  const counts = await opCounts(onnx, inputs);
+  assert.equal(counts.Expand ?? 0, 0, "broadcasts stay virtual");
+  await onnx.dispose();
+});
+
+test("ONNX lowering of slicing, padding, flips, where/compare, max, erfc, tanh, softmax (and their gradients)", async () => {
+  const body = (x: Array, y: Array): Array[] => {
+    const padded = np.pad(x.ref.slice([], [1, 5]), [[0, 0], [2, 1]]);
+    const flipped = np.flip(padded, 1);
+    const leaky = np.where(flipped.ref.greater(0), flipped.ref, flipped.mul(0.1));
+    const rowMax = np.max(leaky.ref, 1);
+    const smooth = np.log(np.exp(x.ref).add(1)).add(np.maximum(x.ref, y.ref)).add(np.minimum(x.ref, y.ref.mul(2)));
+    const stacked = np.concatenate([x.ref, y.reshape([1, 8])], 0).sum(0);
+    const mask = x.ref.greater(0).astype(np.float32);
+    return [rowMax, np.tanh(leaky), scipySpecial.erfc(x.ref), smooth, nn.softmax(x.ref, -1), stacked, np.clip(x, -0.5, 0.5).mul(mask)];
+  };
+  const lossOf = (x: Array, y: Array) => body(x, y).map((o, i) => o.mul(o.ref).sum().mul(i + 1)).reduce((a, b) => a.add(b));
+  const x = np.array(normal(key(5), 24)).reshape([3, 8]);
+  const y = np.array(normal(key(6), 8));
+  await (await assertAgrees(body as never, [x, y])).dispose();
+  const grads = (a: Array, b: Array) => valueAndGrad(lossOf, { argnums: [0, 1] } as never)(a, b);
+  await (await assertAgrees(grads as never, [x, y])).dispose();
+});
+
+test("an unknown primitive fails with an error naming it", async () => {
+  const sorted = (x: Array) => np.sort(x.mul(2));
+  assert.throws(() => lowerFunction(sorted, [avalSpec([4, 5])] as never), (e: unknown) => {
+    assert.ok(e instanceof UnsupportedPrimitiveError);
+    assert.equal(e.primitive, "sort");
+    assert.match(e.message, /unsupported jax-js primitive "sort"/);
+    return true;
+  });
+  const onnx = new OnnxFunction(sorted as never);
+  await assert.rejects(onnx.run([{ data: new Float32Array(20), shape: [4, 5] }]), /primitive "sort"/);
+  assert.equal(onnx.cacheSize, 0, "a failed lowering is not cached");
+});
+
+test("the protobuf encoder writes ints, float and string attributes and initializers ONNX Runtime reads", async () => {
+  // y = Transpose(Pad(LeakyRelu(x, alpha = 0.5) + W, [0, 1, 0, 1], mode = "reflect"), perm = [1, 0])
+  const model = encodeModel({
+    graph: {
+      name: "proto",
+      nodes: [
+        { opType: "LeakyRelu", inputs: ["x"], outputs: ["a"], attributes: [attrFloat("alpha", 0.5)] },
+        { opType: "Add", inputs: ["a", "W"], outputs: ["b"] },
+        { opType: "Pad", inputs: ["b", "pads"], outputs: ["c"], attributes: [attrString("mode", "reflect")] },
+        { opType: "Transpose", inputs: ["c"], outputs: ["y"], attributes: [attrInts("perm", [1, 0])] },
+      ],
+      initializers: [float32Tensor("W", [2, 3], [10, 20, 30, 40, 50, 60]), int64Tensor("pads", [4], [0, 1, 0, 1])],
+      inputs: [{ name: "x", elemType: DataType.FLOAT, shape: [2, 3] }],
+      outputs: [{ name: "y", elemType: DataType.FLOAT, shape: [5, 2] }],
+    },
+  });
+  const inputs = [{ name: "x", shape: [2, 3], dtype: "float32" as const }];
+  const outputs = [{ name: "y", shape: [5, 2], dtype: "float32" as const }];
+  const program = await OnnxProgram.create({ model, inputs, outputs, opCounts: {} });
+  const [y] = await program.run([{ data: new Float32Array([-2, 1, 4, -6, 0, 8]), shape: [2, 3] }]);
+  // b = [[9, 21, 34], [37, 50, 68]]; reflect-padded columns: [b1, b0, b1, b2, b1].
+  assert.deepEqual(y.shape, [5, 2]);
+  assert.deepEqual(globalThis.Array.from(y.data), [21, 50, 9, 37, 21, 50, 34, 68, 21, 50]);
+  await program.release();
+});
