@@ -8,11 +8,6 @@ import { numpy as np, tree, type Array } from "@jax-js/jax";
 /** A nested record of arrays: model parameters, optimiser state. */
 export type Tree = Array | Tree[] | { [name: string]: Tree };
 
-/** Calls `fn` on new references to `args`, so the caller keeps its own. */
-export function borrow<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
-  return (...args: A) => fn(...(args.map((a) => tree.ref(a as Tree)) as A));
-}
-
 /** `[name, leaf]` pairs with dotted names (`blocks.0.fc1.w`), in a stable order. */
 export function namedLeaves(t: Tree, prefix = ""): [string, Array][] {
   if (t instanceof np.Array) return [[prefix, t]];

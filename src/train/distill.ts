@@ -187,7 +187,7 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
       if (skippedInARow >= MAX_SKIPS_IN_A_ROW) {
         save(s + 1); // parameters are those of the last finite step
         throw new Error(`the loss or gradient was not finite for ${skippedInARow} steps in a row (up to step ${s + 1}); `
-          + `lower optim.lr or train.grad_clip, then --resume (checkpoint written)`);
+          + `check guidance, optim.lr and train.grad_clip (${ckptPath} holds the last finite state)`);
       }
     } else skippedInARow = 0;
     const done = s + 1;

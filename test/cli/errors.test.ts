@@ -38,6 +38,19 @@ test("bad configs and inputs are one-line errors and write nothing", () => {
   fails(["frobnicate"], /unknown command "frobnicate"/);
 });
 
+test("a run whose loss stays non-finite stops with a one-line error and keeps a checkpoint", () => {
+  const out = join(dir, "nan-run");
+  const cfg = file("nan.yaml", [
+    "teacher: { dim: 4, prompts: 3, components: 2 }", "student: { hidden: 16, embed_dim: 16, depth: 1 }",
+    "route: { steps: 6 }", "guidance: [1.0e+38]", "train: { steps: 40, prompts_per_step: 2 }",
+    "eval: { noises_per_prompt: 4, ode_steps: 8, curve_noises: 2 }",
+  ].join("\n"));
+  const r = tbcm("distill", "--config", cfg, "--out", out);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr.trim().split("\n").pop()!, /not finite for 20 steps in a row \(up to step 20\)/);
+  assert.ok(existsSync(join(out, "checkpoint.safetensors")));
+});
+
 test("schedule prints the route", () => {
   const r = tbcm("schedule", "--shift", "2.5", "--steps", "16", "--json");
   assert.equal(r.status, 0);
