@@ -12,7 +12,8 @@ const USAGE = `usage:
   tbcm train-teacher --config <yaml> --out <file>        fit the student network to the teacher (a teacher copy)
   tbcm eval --run <dir> [--json]                         print a run's metrics
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
-environment: TBCM_THREADS=<n> threads for jax-js's kernels (default 1: faster for small models)`;
+config key executor: jax (default) or onnx runs the training step and teacher pass (ONNX Runtime)
+environment: TBCM_THREADS=<n> threads for jax-js's kernels and ONNX Runtime (default 1: faster for small models)`;
 
 class UsageError extends Error {}
 

@@ -29,8 +29,14 @@ export type StudentConfig = {
   readonly init: string;
 };
 
+/** Who runs the loop's compiled programs (training step, teacher pass): jax-js `jit` or ONNX Runtime. */
+export const EXECUTORS = ["jax", "onnx"] as const;
+export type ExecutorKind = (typeof EXECUTORS)[number];
+
 export type TbcmConfig = {
   readonly method: "tbcm" | "scm";
+  /** Runs the training step and the teacher pass (src/executor/programs.ts). */
+  readonly executor: ExecutorKind;
   readonly seed: number;
   /** One prompt name per line; "" = all teacher prompts. */
   readonly promptsFile: string;
@@ -73,6 +79,7 @@ const int = (d: number, min = 0): Field => ({ type: "int", default: d, min });
 /** Every key, its type, range and default (snake_case, as written in YAML). */
 const SCHEMA: Record<string, Field | Record<string, Field>> = {
   method: { type: "enum", values: ["tbcm", "scm"], default: "tbcm" },
+  executor: { type: "enum", values: EXECUTORS, default: "jax" },
   seed: int(0),
   prompts_file: { type: "string", default: "" },
   teacher: {

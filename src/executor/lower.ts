@@ -47,7 +47,13 @@ export type LoweredProgram = {
   readonly opCounts: Readonly<Record<string, number>>;
 };
 
-export type LowerOptions = { readonly name?: string };
+export type LowerOptions = {
+  readonly name?: string;
+  /** Names of the graph inputs, in order (default `in_0`, `in_1`, …). */
+  readonly inputNames?: readonly string[];
+  /** Names of the graph outputs, in order (default `out_0`, `out_1`, …). */
+  readonly outputNames?: readonly string[];
+};
 
 /** The primitive of a jaxpr eqn that the lowering does not translate. */
 export class UnsupportedPrimitiveError extends Error {
@@ -123,6 +129,20 @@ const UNARY_OP: Record<string, string> = {
 /** Unary ops with f(0) = 0, which keep a known-zero value zero. */
 const ZERO_PRESERVING = new Set(["neg", "floor", "ceil", "sin", "asin", "atan", "erf", "sqrt", "stop_gradient"]);
 const BINARY_OP: Record<string, string> = { add: "Add", mul: "Mul", min: "Min", max: "Max", idiv: "Div", mod: "Mod" };
+const BOOL_BINARY_OP: Record<string, string> = { add: "Or", max: "Or", mul: "And", min: "And" };
+
+/**
+ * Graph input or output names: given ones (checked: as many as needed, none of the form of the
+ * lowering's own value names, `<letters>_<number>`), else `<prefix>_<i>`.
+ */
+function graphNames(given: readonly string[] | undefined, count: number, prefix: string, what: string): (i: number) => string {
+  if (given === undefined) return (i) => `${prefix}_${i}`;
+  if (given.length !== count) throw new Error(`ONNX lowering: ${given.length} names given for ${count} graph ${what}`);
+  for (const n of given) {
+    if (n === "" || /^[a-z]+_[0-9]+$/.test(n)) throw new Error(`ONNX lowering: graph ${what} name "${n}" is empty or may clash with internal names`);
+  }
+  return (i) => given[i];
+}
 
 class GraphBuilder {
   readonly nodes: NodeProto[] = [];
@@ -178,7 +198,7 @@ function makeTensor(name: string, dtype: ElemType | "int64", dims: readonly numb
 
 /** Lowers a closed jaxpr to an ONNX model. Its constants are read (not consumed). */
 export function lowerJaxpr(closed: ClosedJaxpr, options: LowerOptions = {}): LoweredProgram {
-  return new Lowering().run(closed, options.name ?? "jaxjs");
+  return new Lowering().run(closed, options);
 }
 
 /**
@@ -193,7 +213,7 @@ export function lowerFunction<A extends unknown[]>(
   const trace = makeJaxpr(f as never) as unknown as (...a: unknown[]) => ReturnType<ReturnType<typeof makeJaxpr>>;
   const traced = trace(...args);
   try {
-    return { ...lowerJaxpr(traced.jaxpr, { name: options.name ?? (f.name || "jaxjs") }), treedef: traced.treedef };
+    return { ...lowerJaxpr(traced.jaxpr, { ...options, name: options.name ?? (f.name || "jaxjs") }), treedef: traced.treedef };
   } finally {
     traced.jaxpr.dispose();
   }
@@ -215,13 +235,20 @@ export function avalSpec(shape: readonly number[], dtype: ElemType = "float32"):
 class Lowering {
   readonly g = new GraphBuilder();
 
-  run(closed: ClosedJaxpr, name: string): LoweredProgram {
+  run(closed: ClosedJaxpr, options: LowerOptions): LoweredProgram {
     const { jaxpr, consts } = closed;
     const env = new Map<Var, Val>();
     const nConsts = consts.length;
+    const inputName = graphNames(options.inputNames, jaxpr.inBinders.length - nConsts, "in", "inputs");
+    const outputName = graphNames(options.outputNames, jaxpr.outs.length, "out", "outputs");
+    const taken = new Set<string>();
+    for (const n of [...range(jaxpr.inBinders.length - nConsts).map(inputName), ...range(jaxpr.outs.length).map(outputName)]) {
+      if (taken.has(n)) throw new Error(`ONNX lowering: graph input/output name "${n}" is used twice`);
+      taken.add(n);
+    }
     consts.forEach((c, i) => env.set(jaxpr.inBinders[i], this.constVal(c as unknown as ConstArray)));
     const inputs: TensorSpec[] = jaxpr.inBinders.slice(nConsts).map((v, i) => {
-      const spec = { name: `in_${i}`, shape: [...v.aval.shape], dtype: elemType(v.aval.dtype, `input ${i}`) };
+      const spec = { name: inputName(i), shape: [...v.aval.shape], dtype: elemType(v.aval.dtype, `input ${i}`) };
       env.set(v, this.dense(spec.name, spec.shape, spec.dtype, spec.shape));
       return spec;
     });
@@ -229,7 +256,7 @@ class Lowering {
     const outputs: TensorSpec[] = jaxpr.outs.map((atom, i) => {
       const v = this.read(env, atom);
       const full = this.expandTo(v, v.logical);
-      const spec = { name: `out_${i}`, shape: [...v.logical], dtype: v.dtype };
+      const spec = { name: outputName(i), shape: [...v.logical], dtype: v.dtype };
       this.g.nodes.push({ opType: "Identity", inputs: [full], outputs: [spec.name], name: this.g.fresh("n") });
       return spec;
     });
@@ -237,7 +264,7 @@ class Lowering {
     for (const n of this.g.nodes) opCounts[n.opType] = (opCounts[n.opType] ?? 0) + 1;
     const model = encodeModel({
       graph: {
-        name,
+        name: options.name ?? "jaxjs",
         nodes: this.g.nodes,
         initializers: this.g.initializers,
         inputs: inputs.map((s) => ({ name: s.name, elemType: ONNX_TYPE[s.dtype], shape: s.shape })),
@@ -457,7 +484,10 @@ class Lowering {
     const [x, y] = [this.cast(a, dtype), this.cast(b, dtype)];
     const shape = broadcastShapes(x.shape, y.shape);
     const attrs = p === "mod" ? [attrInt("fmod", 1)] : [];
-    return this.dense(this.g.node1(BINARY_OP[p], [this.materialise(x), this.materialise(y)], attrs), shape, dtype, logical);
+    // On bool, jax-js's add/max are logical or and mul/min logical and (np.logicalOr/And, isfinite).
+    const op = dtype === "bool" ? BOOL_BINARY_OP[p] : BINARY_OP[p];
+    if (op === undefined) throw new UnsupportedPrimitiveError(p, "bool operands");
+    return this.dense(this.g.node1(op, [this.materialise(x), this.materialise(y)], attrs), shape, dtype, logical);
   }
 
   /** `v` (already of the output rank) seen with a larger logical shape: virtual broadcast. */

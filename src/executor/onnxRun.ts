@@ -8,7 +8,7 @@
  */
 import * as ort from "onnxruntime-node";
 import { threadCount } from "../numerics/threadCount.ts";
-import { type LoweredProgram, type TensorSpec, lowerFunction, avalSpec } from "./lower.ts";
+import { type LoweredProgram, type TensorSpec, type LowerOptions, lowerFunction, avalSpec } from "./lower.ts";
 
 export type HostTensor = { readonly data: Float32Array; readonly shape: readonly number[] };
 
@@ -74,10 +74,11 @@ function checkShape(spec: TensorSpec, x: HostTensor, i: number): void {
  */
 export class OnnxFunction {
   readonly #f: (...args: never[]) => unknown;
-  readonly #options: OnnxRunOptions;
+  readonly #options: OnnxRunOptions & LowerOptions;
   readonly #cache = new Map<string, Promise<OnnxProgram>>();
 
-  constructor(f: (...args: never[]) => unknown, options: OnnxRunOptions = {}) {
+  /** `options` also name the graph (`name`) and its inputs and outputs (`inputNames`, `outputNames`). */
+  constructor(f: (...args: never[]) => unknown, options: OnnxRunOptions & LowerOptions = {}) {
     this.#f = f;
     this.#options = options;
   }
@@ -87,7 +88,8 @@ export class OnnxFunction {
     const key = shapes.map((s) => s.join("x")).join(",");
     let hit = this.#cache.get(key);
     if (hit === undefined) {
-      const lowered = lowerFunction(this.#f, shapes.map((s) => avalSpec(s)) as never[], { name: this.#f.name || "jaxjs" });
+      const { name, inputNames, outputNames } = this.#options;
+      const lowered = lowerFunction(this.#f, shapes.map((s) => avalSpec(s)) as never[], { name: name ?? (this.#f.name || "jaxjs"), inputNames, outputNames });
       hit = OnnxProgram.create(lowered, this.#options);
       hit.catch(() => this.#cache.delete(key));
       this.#cache.set(key, hit);

@@ -5,7 +5,7 @@
  */
 import { appendFileSync, existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { numpy as np, jit, tree, type Array } from "@jax-js/jax";
+import { numpy as np, tree, type Array } from "@jax-js/jax";
 import type { TbcmConfig } from "../config/schema.ts";
 import { SIGMA_D } from "../config/defaults.ts";
 import { type Key, key, foldIn, normal, uniform } from "../numerics/random.ts";
@@ -20,6 +20,7 @@ import { type MlpParams, initMlp, studentForward } from "../models/mlp.ts";
 import { sampleGmm } from "../models/gmm.ts";
 import { type PairBatch, STEP_STATS, makeTrainStep } from "./step.ts";
 import { type LeafState, makeOptimizer } from "./optim.ts";
+import { type PairPass, WeightLayout, Weights, loopPrograms } from "../executor/programs.ts";
 import { saveCheckpoint, loadCheckpoint, saveParams, loadParams } from "./checkpoint.ts";
 import { type Problem, buildProblem, conditionRows, column } from "./problem.ts";
 import { type EvalSet, type Metrics, makeEvalSet, evaluateStudent, studentSamples } from "../eval/evaluate.ts";
@@ -57,11 +58,36 @@ export function initialStudent(cfg: TbcmConfig): MlpParams {
   return params;
 }
 
-/** Draws step `step`'s training pairs. */
-/** A compiled program of arrays to arrays. */
-type Program = (...inputs: Array[]) => Array[];
+/** A compiled program of arrays to arrays (consumes its inputs). */
+export type Program = (inputs: Array[]) => Promise<Array[]>;
 
-function drawPairs(cfg: TbcmConfig, problem: Problem, k: Key, route: number[], teacherPass: Program, scmPass: Program): PairBatch {
+/**
+ * The pair pass of a method as a pure function: TBCM's teacher pass (noise, route angles,
+ * condition rows, empty-prompt rows, guidance column → xt, dxdt, endpoint), or the sCM
+ * baseline's (data, noise, angles, condition rows, empty-prompt rows, guidance → xt, dxdt).
+ */
+export function pairPass(cfg: TbcmConfig, problem: Problem): PairPass {
+  if (cfg.method === "tbcm") {
+    return {
+      f: (noise: Array, angles: Array, c: Array, u: Array, w: Array) => {
+        const traj = sampleTrajectory(problem.teacher, noise.mul(SIGMA_D), angles, c, u, w);
+        const endpoint = traj.endpoint.ref;
+        const [xt, dxdt] = trainingPairs(traj);
+        return [xt, dxdt, endpoint];
+      },
+      inputNames: ["noise", "angles", "cond", "uncond", "w"],
+      outputNames: ["xt", "dxdt", "endpoint"],
+    };
+  }
+  return {
+    f: (z: Array, n: Array, t: Array, c: Array, u: Array, w: Array) => scmPairs(problem.teacher, z, n, t, c, u, w),
+    inputNames: ["z", "noise", "t", "cond", "uncond", "w"],
+    outputNames: ["xt", "dxdt"],
+  };
+}
+
+/** Draws the training pairs of step key `k` with the pair pass (exported for bench/executor.bench.ts). */
+export async function drawPairs(cfg: TbcmConfig, problem: Problem, k: Key, route: number[], pass: Program): Promise<PairBatch> {
   const d = problem.spec.dim;
   const P = problem.spec.prompts.length;
   const B = cfg.train.promptsPerStep;
@@ -71,8 +97,8 @@ function drawPairs(cfg: TbcmConfig, problem: Problem, k: Key, route: number[], t
   if (cfg.method === "tbcm") {
     const angles = jitterRoute(foldIn(k, 3), route);
     const noise = np.array(normal(foldIn(k, 4), B * d)).reshape([B, d]);
-    const [xt, dxdt, endpoint] = teacherPass(noise, np.array(angles), conditionRows(prompts, P),
-      conditionRows(prompts.map(() => -1), P), column(scales));
+    const [xt, dxdt, endpoint] = await pass([noise, np.array(angles), conditionRows(prompts, P),
+      conditionRows(prompts.map(() => -1), P), column(scales)]);
     const keepPrompt = cfg.blackLatent.length
       ? blackFilter(foldIn(k, 5), toHost(endpoint), Float32Array.from(cfg.blackLatent))
       : new Float32Array(B).fill(1);
@@ -94,8 +120,8 @@ function drawPairs(cfg: TbcmConfig, problem: Problem, k: Key, route: number[], t
   rowPrompt.forEach((p, r) => z.set(sampleGmm(problem.spec, foldIn(foldIn(k, 6), r), p, 1), r * d));
   const t = scmTimes(foldIn(k, 7), n);
   const rowScale = rowPrompt.map((_, r) => scales[r % B]);
-  const [xt, dxdt] = scmPass(np.array(z).reshape([n, d]), np.array(normal(foldIn(k, 8), n * d)).reshape([n, d]), column(t),
-    conditionRows(rowPrompt, P), conditionRows(rowPrompt.map(() => -1), P), column(rowScale));
+  const [xt, dxdt] = await pass([np.array(z).reshape([n, d]), np.array(normal(foldIn(k, 8), n * d)).reshape([n, d]), column(t),
+    conditionRows(rowPrompt, P), conditionRows(rowPrompt.map(() => -1), P), column(rowScale)]);
   return { xt, dxdt, t: column(t), cond: conditionRows(rowPrompt, P), w: column(rowScale), keep: np.ones([n, 1]) };
 }
 
@@ -123,10 +149,12 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
   if (opts.resume) {
     const ckpt = loadCheckpoint(ckptPath, params, state);
     const saved = JSON.parse(ckpt.config);
-    const differs = JSON.stringify({ ...saved, train: { ...saved.train, steps: 0 } }) !== JSON.stringify({ ...cfg, train: { ...cfg.train, steps: 0 } });
-    if (differs) {
+    // train.steps and the executor may change on resume (a run continued on the other executor
+    // agrees with the uninterrupted one to the executors' float32 tolerance, not bit for bit).
+    const comparable = (c: TbcmConfig) => JSON.stringify({ ...c, executor: undefined, train: { ...c.train, steps: 0 } });
+    if (comparable(saved) !== comparable(cfg)) {
       tree.dispose([ckpt.params, ckpt.state]);
-      throw new Error(`the run in "${outDir}" was made with another config (only train.steps may change on --resume); use a new --out`);
+      throw new Error(`the run in "${outDir}" was made with another config (only train.steps and executor may change on --resume); use a new --out`);
     }
     tree.dispose([params, state]);
     ({ params, state } = ckpt);
@@ -144,24 +172,24 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
   writeFileAtomic(join(outDir, "config.json"), JSON.stringify(cfg, null, 2) + "\n");
 
   const route = routeAngles(cfg.route.shift, cfg.route.steps);
-  const teacherPass = jit((noise: Array, angles: Array, c: Array, u: Array, w: Array) => {
-    const traj = sampleTrajectory(problem.teacher, noise.mul(SIGMA_D), angles, c, u, w);
-    const endpoint = traj.endpoint.ref;
-    const [xt, dxdt] = trainingPairs(traj);
-    return [xt, dxdt, endpoint];
+  const layout = new WeightLayout(params, state);
+  let weights = Weights.fromJax(layout, params, state);
+  const programs = loopPrograms(cfg.executor, {
+    pairPass: pairPass(cfg, problem),
+    trainStep: makeTrainStep(studentForward, optimizer, cfg.train.gradClip),
+    layout,
+    hyperNames: Object.keys(optimizer.hyper(0, cfg.optim.lr)),
   });
-  const scmPass = jit((z: Array, n: Array, t: Array, c: Array, u: Array, w: Array) => scmPairs(problem.teacher, z, n, t, c, u, w));
-  const step = jit(makeTrainStep(studentForward, optimizer, cfg.train.gradClip));
 
   const curveSet: EvalSet = makeEvalSet(problem, cfg, cfg.eval.curveNoises, foldIn(runKey, STREAM.curve));
   const curve = () => relativeMse(
-    studentSamples(studentForward, params, curveSet, 1, problem.spec.dim, problem.spec.prompts.length, foldIn(runKey, STREAM.sampling)),
+    studentSamples(studentForward, weights.params, curveSet, 1, problem.spec.dim, problem.spec.prompts.length, foldIn(runKey, STREAM.sampling)),
     curveSet.reference,
   );
   const log = (record: Record<string, unknown>) => appendFileSync(logPath, JSON.stringify(record) + "\n");
-  const save = (at: number) => saveCheckpoint(ckptPath, { params, state, step: at, config: configJson });
+  const save = (at: number) => saveCheckpoint(ckptPath, { params: weights.params, state: weights.state, step: at, config: configJson });
 
-  say(`${cfg.method} on the ${cfg.teacher.kind} teacher: ${parameterCount(params as Tree).toLocaleString()} student parameters, `
+  say(`${cfg.method} on the ${cfg.teacher.kind} teacher (${cfg.executor} executor): ${parameterCount(weights.params as Tree).toLocaleString()} student parameters, `
     + `${cfg.method === "tbcm" ? `${cfg.train.promptsPerStep} prompts × ${cfg.route.steps - 1} pairs` : `${cfg.train.promptsPerStep * (cfg.route.steps - 1)} real samples`} per step`);
   if (start === 0) log({ step: 0, consistency_rel_mse_1step: curve() });
   const t0 = performance.now();
@@ -171,14 +199,12 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
   let s = start;
   for (; s < cfg.train.steps; s++) {
     const k = foldIn(foldIn(runKey, STREAM.step), s);
-    const batch = drawPairs(cfg, problem, k, route, teacherPass, scmPass);
+    const batch = await drawPairs(cfg, problem, k, route, programs.pairs);
     const r = tangentRatio(s, cfg.method === "tbcm" ? cfg.loss : { ...cfg.loss, calmStart: Infinity });
     const lr = learningRate(s, cfg.train.steps, cfg.optim.lr, cfg.schedule);
-    const hyper = Object.fromEntries(Object.entries(optimizer.hyper(s, lr)).map(([n, v]) => [n, np.array(v)]));
-    const [p2, s2, statsArray] = step(params, state, batch, np.array(r), hyper);
-    params = p2 as MlpParams;
-    state = s2 as LeafState[];
-    const values = await statsArray.data();
+    const out = await programs.step(weights, batch, r, optimizer.hyper(s, lr));
+    weights = out.weights;
+    const values = out.stats;
     const stats = Object.fromEntries(STEP_STATS.map((name, i) => [name, values[i]])) as Record<(typeof STEP_STATS)[number], number>;
     if (stats.applied === 0) {
       skipped++;
@@ -186,6 +212,8 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
       log({ step: s + 1, event: "skipped_nonfinite", loss: String(stats.loss), grad_norm: String(stats.grad_norm) });
       if (skippedInARow >= MAX_SKIPS_IN_A_ROW) {
         save(s + 1); // parameters are those of the last finite step
+        await programs.dispose();
+        weights.dispose();
         throw new Error(`the loss or gradient was not finite for ${skippedInARow} steps in a row (up to step ${s + 1}); `
           + `check guidance, optim.lr and train.grad_clip (${ckptPath} holds the last finite state)`);
       }
@@ -208,17 +236,18 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
     }
   }
   save(s);
-  step.dispose(); teacherPass.dispose(); scmPass.dispose();
+  await programs.dispose();
   if (interrupted) {
     say(`stopped at step ${s}; checkpoint written — continue with --resume`);
+    weights.dispose();
     return { metrics: {} as Metrics, steps: s, interrupted };
   }
-  saveParams(join(outDir, "student.safetensors"), params, { config: configJson, step: String(s), kind: "tbcm-student-mlp" });
+  saveParams(join(outDir, "student.safetensors"), weights.params, { config: configJson, step: String(s), kind: "tbcm-student-mlp" });
   say("evaluating on held-out noises…");
   const evalSet = makeEvalSet(problem, cfg, cfg.eval.noisesPerPrompt, foldIn(runKey, STREAM.eval));
-  const metrics = evaluateStudent(studentForward, params, problem, cfg, evalSet, foldIn(runKey, STREAM.sampling));
+  const metrics = evaluateStudent(studentForward, weights.params, problem, cfg, evalSet, foldIn(runKey, STREAM.sampling));
   const full = { ...metrics, method: cfg.method, steps: s, skipped_steps: skipped, train_time_s: Number(((performance.now() - t0) / 1000).toFixed(1)) };
   writeFileAtomic(join(outDir, "metrics.json"), JSON.stringify(full, null, 2) + "\n");
-  tree.dispose([params, state]);
+  weights.dispose();
   return { metrics, steps: s, interrupted };
 }
