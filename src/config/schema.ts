@@ -79,7 +79,7 @@ const int = (d: number, min = 0): Field => ({ type: "int", default: d, min });
 /** Every key, its type, range and default (snake_case, as written in YAML). */
 const SCHEMA: Record<string, Field | Record<string, Field>> = {
   method: { type: "enum", values: ["tbcm", "scm"], default: "tbcm" },
-  executor: { type: "enum", values: EXECUTORS, default: "jax" },
+  executor: { type: "enum", values: EXECUTORS, default: "onnx" },
   seed: int(0),
   prompts_file: { type: "string", default: "" },
   teacher: {

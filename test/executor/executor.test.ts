@@ -34,9 +34,9 @@ function assertClose(got: number, want: number, what: string): void {
   assert.ok(Math.abs(got - want) <= TOL * Math.abs(want) + 1e-7, `${what}: ${got} vs ${want}`);
 }
 
-test("config key executor: jax by default, onnx accepted, anything else rejected naming the key", () => {
-  assert.equal(tiny.executor, "jax");
-  assert.equal(parseConfig({ executor: "onnx" }).executor, "onnx");
+test("config key executor: onnx by default, jax accepted, anything else rejected naming the key", () => {
+  assert.equal(tiny.executor, "onnx");
+  assert.equal(parseConfig({ executor: "jax" }).executor, "jax");
   assert.throws(() => parseConfig({ executor: "gpu" }), (e: unknown) => e instanceof ConfigError && /"executor".*jax, onnx/.test(e.message));
 });
 
