@@ -3,7 +3,7 @@
  * loss/grad → clip → optimiser, one program) and per teacher pass, jax-js `jit` vs ONNX Runtime,
  * with 1 and 2 threads (TBCM_THREADS sets jax-js's pool and ORT's intra-op threads), for each
  * config. Each (config, threads, executor) runs in its own process (jax-js fixes its pool when it
- * loads). The programs are those `distill` uses (`loopPrograms`), fed as the loop feeds them:
+ * loads). The programs are those `distill` uses (`distillPrograms`), fed as the loop feeds them:
  *
  * - teacher pass: `programs.pairs` on one step's inputs (noise, jittered route, condition rows);
  * - training step: `programs.step` on a batch from the teacher pass, the weights carried from the
@@ -61,12 +61,10 @@ if (!values.worker) {
   const { buildProblem, conditionRows, column } = await import("../src/train/problem.ts");
   const { routeAngles, jitterRoute } = await import("../src/method/route.ts");
   const { tangentRatio } = await import("../src/method/loss.ts");
-  const { initMlp, studentForward } = await import("../src/models/mlp.ts");
-  const { makeTrainStep } = await import("../src/train/step.ts");
+  const { initMlp } = await import("../src/models/mlp.ts");
   const { makeOptimizer } = await import("../src/train/optim.ts");
   const { learningRate } = await import("../src/train/schedule.ts");
-  const { studentConfig, pairPass, drawPairs } = await import("../src/train/distill.ts");
-  const { WeightLayout, Weights, loopPrograms } = await import("../src/executor/programs.ts");
+  const { studentConfig, distillPrograms, drawPairs } = await import("../src/train/distill.ts");
   const { parameterCount } = await import("../src/numerics/tree.ts");
   const { key, normal, foldIn } = await import("../src/numerics/random.ts");
   type A = import("@jax-js/jax").Array;
@@ -80,14 +78,8 @@ if (!values.worker) {
   const params = initMlp(key(0), studentConfig(cfg));
   const nParams = parameterCount(params as never);
   const state = optimizer.init(tree.leaves(params as never) as A[]);
-  const layout = new WeightLayout(params, state);
-  let weights = Weights.fromJax(layout, params, state);
-  const programs = loopPrograms(cfg.executor, {
-    pairPass: pairPass(cfg, problem),
-    trainStep: makeTrainStep(studentForward, optimizer, cfg.train.gradClip),
-    layout,
-    hyperNames: Object.keys(optimizer.hyper(0, cfg.optim.lr)),
-  });
+  const programs = distillPrograms(cfg, problem, optimizer, params, state);
+  let weights = programs.initialWeights;
   // Large students: fewer iterations (a jax-js step takes ~1.5 s there).
   const iters = iterations ?? (nParams > 2e6 ? 20 : 50);
   const warmup = nParams > 2e6 ? 3 : 10;

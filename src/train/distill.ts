@@ -19,7 +19,7 @@ import { learningRate } from "./schedule.ts";
 import { type MlpParams, initMlp, studentForward } from "../models/mlp.ts";
 import { sampleGmm } from "../models/gmm.ts";
 import { type PairBatch, STEP_STATS, makeTrainStep } from "./step.ts";
-import { type LeafState, makeOptimizer } from "./optim.ts";
+import { type LeafState, type Optimizer, makeOptimizer } from "./optim.ts";
 import { type PairPass, WeightLayout, Weights, loopPrograms } from "../executor/programs.ts";
 import { saveCheckpoint, loadCheckpoint, saveParams, loadParams } from "./checkpoint.ts";
 import { type Problem, buildProblem, conditionRows, column } from "./problem.ts";
@@ -84,6 +84,22 @@ export function pairPass(cfg: TbcmConfig, problem: Problem): PairPass {
     inputNames: ["z", "noise", "t", "cond", "uncond", "w"],
     outputNames: ["xt", "dxdt"],
   };
+}
+
+/**
+ * The loop's two programs on the configured executor, and the initial weights in the layout
+ * they take (`params` and `state` are taken over).
+ */
+export function distillPrograms(cfg: TbcmConfig, problem: Problem, optimizer: Optimizer, params: MlpParams, state: LeafState[]) {
+  const layout = new WeightLayout(params, state);
+  const initialWeights = Weights.fromJax(layout, params, state);
+  const programs = loopPrograms(cfg.executor, {
+    pairPass: pairPass(cfg, problem),
+    trainStep: makeTrainStep(studentForward, optimizer, cfg.train.gradClip),
+    layout,
+    hyperNames: Object.keys(optimizer.hyper(0, cfg.optim.lr)),
+  });
+  return { ...programs, initialWeights };
 }
 
 /** Draws the training pairs of step key `k` with the pair pass (exported for bench/executor.bench.ts). */
@@ -172,14 +188,8 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
   writeFileAtomic(join(outDir, "config.json"), JSON.stringify(cfg, null, 2) + "\n");
 
   const route = routeAngles(cfg.route.shift, cfg.route.steps);
-  const layout = new WeightLayout(params, state);
-  let weights = Weights.fromJax(layout, params, state);
-  const programs = loopPrograms(cfg.executor, {
-    pairPass: pairPass(cfg, problem),
-    trainStep: makeTrainStep(studentForward, optimizer, cfg.train.gradClip),
-    layout,
-    hyperNames: Object.keys(optimizer.hyper(0, cfg.optim.lr)),
-  });
+  const programs = distillPrograms(cfg, problem, optimizer, params, state);
+  let weights = programs.initialWeights;
 
   const curveSet: EvalSet = makeEvalSet(problem, cfg, cfg.eval.curveNoises, foldIn(runKey, STREAM.curve));
   const curve = () => relativeMse(
