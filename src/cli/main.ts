@@ -10,6 +10,7 @@ import { join } from "node:path";
 const USAGE = `usage:
   tbcm distill --config <yaml> --out <dir> [--resume]   distil a student (method tbcm or scm)
   tbcm train-teacher --config <yaml> --out <file>        fit the student network to the teacher (a teacher copy)
+  tbcm export --run <dir> --out <dir> [--batch 1]        the student as an ONNX 1-step generator + manifest
   tbcm eval --run <dir> [--json]                         print a run's metrics
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
 config key executor: jax (default) or onnx runs the training step and teacher pass (ONNX Runtime)
@@ -24,6 +25,7 @@ function parseOptions(args: string[]) {
       options: {
         config: { type: "string" }, out: { type: "string" }, resume: { type: "boolean" }, run: { type: "string" },
         json: { type: "boolean" }, shift: { type: "string" }, steps: { type: "string" }, debug: { type: "boolean" },
+        batch: { type: "string" },
       },
       strict: true,
     });
@@ -77,6 +79,13 @@ async function main(argv: string[]): Promise<number> {
       const { pretrainTeacherCopy } = await import("../train/pretrain.ts");
       const r = await pretrainTeacherCopy(cfg, values.out, (line) => process.stderr.write(line + "\n"));
       console.log(JSON.stringify({ out: values.out, final_mse: r.finalLoss, relative_mse: r.relativeError, seconds: Number(r.seconds.toFixed(1)) }));
+      return 0;
+    }
+    case "export": {
+      if (!values.run || !values.out) throw new UsageError("export needs --run <dir> and --out <dir>");
+      const { exportStudent } = await import("../executor/export.ts");
+      const m = exportStudent(values.run, values.out, numberOption("batch", values.batch, 1));
+      console.log(JSON.stringify({ out: join(values.out, m.model), inputs: m.inputs.map((i) => `${i.name} [${i.shape}]`), nodes: Object.values(m.op_counts).reduce((a, b) => a + b, 0) }));
       return 0;
     }
     case "eval": {

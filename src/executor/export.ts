@@ -1,0 +1,67 @@
+/**
+ * `tbcm export`: the distilled student as a portable one-step generator. The 1-step sCM sampler
+ * (spec §6) with the student's weights baked in as initializers is lowered to a standard-ops
+ * ONNX file: (noise [B, d], cond [B, C], guidance [B, 1]) → latent z [B, d]; plus a manifest
+ * with what a caller needs (inputs and shapes, σ_d, timesteps, prompts, guidance scales).
+ */
+import { writeFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { tree, type Array } from "@jax-js/jax";
+import { SIGMA_D } from "../config/defaults.ts";
+import { studentForward } from "../models/mlp.ts";
+import { sampleStudent, studentTimesteps } from "../method/sampler.ts";
+import { gmmPromptNames } from "../train/problem.ts";
+import { loadStudent } from "../index.ts";
+import { lowerFunction, avalSpec } from "./lower.ts";
+
+export type ExportManifest = {
+  format: "tbcm-onnx-generator-1";
+  model: string;
+  inputs: { name: string; shape: number[]; meaning: string }[];
+  outputs: { name: string; shape: number[]; meaning: string }[];
+  sigma_d: number;
+  timesteps: number[];
+  prompts: string[];
+  guidance_scales: number[];
+  op_counts: Record<string, number>;
+};
+
+/** Writes `generator.onnx` and `manifest.json` into `outDir` for batch size `batch`. */
+export function exportStudent(runDir: string, outDir: string, batch = 1): ExportManifest {
+  if (!Number.isInteger(batch) || batch < 1) throw new Error(`--batch must be an integer ≥ 1, got ${batch}`);
+  const { params, config } = loadStudent(runDir);
+  const d = config.teacher.dim, C = config.teacher.prompts;
+  const timesteps = studentTimesteps(1);
+  const generate = (noise: Array, cond: Array, w: Array) => {
+    const x0 = sampleStudent((u, t, c) => {
+      const [F, logvar] = studentForward(tree.ref(params), u, t, c, w.ref);
+      logvar.dispose();
+      return F;
+    }, [noise], timesteps, cond);
+    w.dispose();
+    return x0.div(SIGMA_D);
+  };
+  const lowered = lowerFunction(generate, [avalSpec([batch, d]), avalSpec([batch, C]), avalSpec([batch, 1])] as never, {
+    name: "tbcm_generator", inputNames: ["noise", "cond", "guidance"], outputNames: ["latent"],
+  });
+  tree.dispose(params);
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, "generator.onnx"), lowered.model);
+  const manifest: ExportManifest = {
+    format: "tbcm-onnx-generator-1",
+    model: "generator.onnx",
+    inputs: [
+      { name: "noise", shape: [batch, d], meaning: "unit Gaussian noise" },
+      { name: "cond", shape: [batch, C], meaning: "one-hot prompt rows (order of `prompts`); an all-zero row is the empty prompt" },
+      { name: "guidance", shape: [batch, 1], meaning: "guidance scale w fed to the guidance embedding" },
+    ],
+    outputs: [{ name: "latent", shape: [batch, d], meaning: "sample z (scaled latent), one student step from t = π/2" }],
+    sigma_d: SIGMA_D,
+    timesteps,
+    prompts: gmmPromptNames(C),
+    guidance_scales: [...config.guidance],
+    op_counts: { ...lowered.opCounts },
+  };
+  writeFileSync(join(outDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+  return manifest;
+}
