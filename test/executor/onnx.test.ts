@@ -3,24 +3,16 @@ import assert from "node:assert/strict";
 import { numpy as np, nn, scipySpecial, jvp, valueAndGrad, tree, type Array } from "@jax-js/jax";
 import { initMlp, studentForward, type MlpParams } from "../../src/models/mlp.ts";
 import { key, normal } from "../../src/numerics/random.ts";
+import { smallStudent, randomStudentParams } from "../studentFixture.ts";
 import { OnnxFunction, OnnxProgram, type HostTensor } from "../../src/executor/onnxRun.ts";
 import { DataType, attrFloat, attrInts, attrString, encodeModel, float32Tensor, int64Tensor } from "../../src/executor/onnxProto.ts";
 import { lowerFunction, avalSpec, UnsupportedPrimitiveError } from "../../src/executor/lower.ts";
 
-const cfg = { dim: 6, condDim: 3, hidden: 32, embedDim: 32, depth: 2, mlpRatio: 2 };
+const cfg = smallStudent;
 const B = 4;
 
-/** Randomises the zero-initialised layers too, so every path of the network is exercised. */
-function randomParams(): MlpParams {
-  const p = initMlp(key(3), cfg);
-  let i = 0;
-  return tree.map((a: Array) => {
-    const noise = np.array(normal(key(100 + i++), a.size)).reshape(a.shape).mul(0.2);
-    return a.add(noise);
-  }, p as never) as MlpParams;
-}
 
-const params = randomParams();
+const params = randomStudentParams();
 const [paramLeaves, paramDef] = tree.flatten(params as never) as unknown as [Array[], Parameters<typeof tree.unflatten>[0]];
 const nParams = paramLeaves.length;
 const unflattenParams = (xs: Array[]) => tree.unflatten(paramDef, xs) as MlpParams;

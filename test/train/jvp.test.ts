@@ -3,21 +3,13 @@ import assert from "node:assert/strict";
 import { numpy as np, jvp, tree, type Array } from "@jax-js/jax";
 import { initMlp, studentForward, type MlpParams } from "../../src/models/mlp.ts";
 import { key, normal } from "../../src/numerics/random.ts";
+import { smallStudent, randomStudentParams } from "../studentFixture.ts";
 
-const cfg = { dim: 6, condDim: 3, hidden: 32, embedDim: 32, depth: 2, mlpRatio: 2 };
+const cfg = smallStudent;
 
-/** Randomises the zero-initialised layers too, so every path of the network is exercised. */
-function randomParams(): MlpParams {
-  const p = initMlp(key(3), cfg);
-  let i = 0;
-  return tree.map((a: Array) => {
-    const noise = np.array(normal(key(100 + i++), a.size)).reshape(a.shape).mul(0.2);
-    return a.add(noise);
-  }, p as never) as MlpParams;
-}
 
 test("exact JVP of the student along (v_u, v_t) equals central finite differences (float64 check)", () => {
-  const params = randomParams();
+  const params = randomStudentParams();
   const B = 4;
   const u = Float32Array.from(normal(key(1), B * cfg.dim));
   const t = [0.3, 0.8, 1.2, 1.5];
