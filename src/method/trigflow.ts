@@ -20,8 +20,3 @@ export function denoise(xt: Array, F: Array, t: Array): Array {
 export function noisy(x0: Array, noise: Array, t: Array): Array {
   return x0.mul(np.cos(t.ref)).add(noise.mul(np.sin(t)));
 }
-
-/** The TrigFlow velocity of that path: `dx_t/dt = cos t·n − sin t·x0`. */
-export function pathVelocity(x0: Array, noise: Array, t: Array): Array {
-  return noise.mul(np.cos(t.ref)).sub(x0.mul(np.sin(t)));
-}

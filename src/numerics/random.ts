@@ -59,13 +59,3 @@ export function normal(k: Key, n: number): Float32Array {
   }
   return out;
 }
-
-/** A random permutation of 0..n-1 (Fisher–Yates). */
-export function permutation(k: Key, n: number): number[] {
-  const p = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(unit(k, i) * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
-}
