@@ -9,7 +9,10 @@ import { join } from "node:path";
 
 const USAGE = `usage:
   tbcm distill --config <yaml> --out <dir> [--resume]   distil a student (method tbcm or scm)
-  tbcm train-teacher --config <yaml> --out <file>        fit the student network to the teacher (a teacher copy)
+  tbcm train-vae --config <stack yaml> [--resume]        train the default VAE (configs/fmnist-stack.yaml)
+  tbcm train-teacher --config <stack yaml> [--resume]    train the default text encoder + DiT teacher
+  tbcm train-evaluator --config <stack yaml> [--resume]  train the evaluator (classifier for FD and prompt accuracy)
+  tbcm train-teacher --config <gmm yaml> --out <file>    fit the student network to the analytic teacher (a teacher copy)
   tbcm export --run <dir> --out <dir> [--batch 1]        the student as an ONNX 1-step generator + manifest
   tbcm eval --run <dir> [--json]                         print a run's metrics
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
@@ -42,6 +45,17 @@ function numberOption(name: string, value: string | undefined, fallback: number)
   return n;
 }
 
+/** The first Ctrl-C asks the loop to finish its step and checkpoint; the second aborts. */
+function stopOnSigint(): () => boolean {
+  let stop = false;
+  process.on("SIGINT", () => {
+    if (stop) process.exit(130);
+    stop = true;
+    process.stderr.write("\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to abort)\n");
+  });
+  return () => stop;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const { values } = parseOptions(rest);
@@ -57,22 +71,38 @@ async function main(argv: string[]): Promise<number> {
       const { loadConfig } = await import("../config/schema.ts");
       const cfg = loadConfig(values.config);
       const { distill } = await import("../train/distill.ts");
-      let stop = false;
-      process.on("SIGINT", () => {
-        if (stop) process.exit(130);
-        stop = true;
-        process.stderr.write("\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to abort)\n");
-      });
       const result = await distill(cfg, values.out, {
         resume: values.resume,
         progress: (line) => process.stderr.write(line + "\n"),
-        stopRequested: () => stop,
+        stopRequested: stopOnSigint(),
       });
       if (result.interrupted) return 130;
       console.log(JSON.stringify(result.metrics, null, 2));
       return 0;
     }
+    case "train-vae":
+    case "train-evaluator":
     case "train-teacher": {
+      if (!values.config) throw new UsageError(`${command} needs --config <yaml>`);
+      const { readYaml } = await import("../config/schema.ts");
+      const { isStackConfig, parseStackConfig } = await import("../config/stack.ts");
+      const raw = readYaml(values.config);
+      if (isStackConfig(raw)) {
+        const cfg = parseStackConfig(raw);
+        const stop = stopOnSigint();
+        const opts = { resume: values.resume, say: (line: string) => process.stderr.write(line + "\n"), stopRequested: stop, command: `tbcm ${command} --config ${values.config}` };
+        const train = command === "train-vae" ? (await import("../stack/vae.ts")).trainVae
+          : command === "train-teacher" ? (await import("../stack/teacher.ts")).trainTeacher
+          : (await import("../stack/evaluator.ts")).trainEvaluator;
+        const result = await train(cfg, opts);
+        if (result.interrupted) {
+          process.stderr.write(`stopped; checkpoint written — continue with --resume\n`);
+          return 130;
+        }
+        console.log(JSON.stringify(result));
+        return 0;
+      }
+      if (command !== "train-teacher") throw new UsageError(`${command} needs a stack config (kind: stack), e.g. configs/fmnist-stack.yaml`);
       if (!values.config || !values.out) throw new UsageError("train-teacher needs --config <yaml> and --out <file.safetensors>");
       const { loadConfig } = await import("../config/schema.ts");
       const cfg = loadConfig(values.config);

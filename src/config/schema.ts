@@ -65,7 +65,7 @@ export type TbcmConfig = {
 /** A config error: one line naming the key and the fix. */
 export class ConfigError extends Error {}
 
-type Field =
+export type Field =
   | { type: "number"; min?: number; max?: number; exclusiveMin?: boolean; default: number }
   | { type: "int"; min?: number; default: number }
   | { type: "string"; default: string }
@@ -73,8 +73,8 @@ type Field =
   | { type: "numbers"; length?: number; default: readonly number[] }
   | { type: "matrix"; default: readonly (readonly number[])[] };
 
-const num = (d: number, min?: number, exclusiveMin = false, max?: number): Field => ({ type: "number", default: d, min, max, exclusiveMin });
-const int = (d: number, min = 0): Field => ({ type: "int", default: d, min });
+export const num = (d: number, min?: number, exclusiveMin = false, max?: number): Field => ({ type: "number", default: d, min, max, exclusiveMin });
+export const int = (d: number, min = 0): Field => ({ type: "int", default: d, min });
 
 /** Every key, its type, range and default (snake_case, as written in YAML). */
 const SCHEMA: Record<string, Field | Record<string, Field>> = {
@@ -144,7 +144,7 @@ function checkField(key: string, f: Field, v: unknown): unknown {
 const isField = (x: Field | Record<string, Field>): x is Field => typeof (x as Field).type === "string";
 const camel = (k: string) => k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 
-function resolve(raw: Record<string, unknown>, schema: Record<string, Field | Record<string, Field>>, prefix: string): Record<string, unknown> {
+export function resolve(raw: Record<string, unknown>, schema: Record<string, Field | Record<string, Field>>, prefix: string): Record<string, unknown> {
   for (const k of Object.keys(raw)) {
     if (!(k in schema)) {
       throw new ConfigError(`unknown config key "${prefix}${k}" (allowed in ${prefix ? `"${prefix.slice(0, -1)}"` : "the top level"}: ${Object.keys(schema).join(", ")})`);
@@ -193,8 +193,8 @@ export function parseConfig(raw: unknown): TbcmConfig {
   return c as TbcmConfig;
 }
 
-/** Reads, parses and validates a YAML config file. */
-export function loadConfig(path: string): TbcmConfig {
+/** Reads and parses a YAML file (errors name the file and the fix). */
+export function readYaml(path: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -208,5 +208,10 @@ export function loadConfig(path: string): TbcmConfig {
     const msg = (e as Error).message.split("\n")[0].replace(/:\s*$/, "");
     throw new ConfigError(`config file "${path}" is not valid YAML: ${msg}`);
   }
-  return parseConfig(raw);
+  return raw;
+}
+
+/** Reads, parses and validates a YAML config file. */
+export function loadConfig(path: string): TbcmConfig {
+  return parseConfig(readYaml(path));
 }

@@ -37,3 +37,8 @@ export function unknownWords(tok: Tokenizer, text: string): string[] {
 export function decode(tok: Tokenizer, ids: ArrayLike<number>): string {
   return Array.from(ids).filter((id) => id !== PAD).map((id) => tok.vocab[id] ?? "<unk>").join(" ");
 }
+
+/** The tokenizer of a stored vocabulary (as written with a text encoder's weights). */
+export function buildTokenizerFromVocab(vocab: readonly string[]): Tokenizer {
+  return { vocab, index: new Map(vocab.map((w, i) => [w, i] as const).filter(([, i]) => i > UNKNOWN)) };
+}

@@ -1,6 +1,7 @@
 /** Small pure layers over parameter records: `{ init(key, …) → params }` and `apply(params, x)`. */
 import { numpy as np, nn, type Array } from "@jax-js/jax";
 import { type Key, foldIn, normal } from "../numerics/random.ts";
+import { GUIDANCE_EMBED_SCALE } from "../config/defaults.ts";
 
 export type Linear = { w: Array; b: Array };
 
@@ -37,4 +38,26 @@ export function initEmbedder(k: Key, inDim: number, dim: number, outScale = 1): 
 
 export function embed(p: Embedder, x: Array): Array {
   return linear(p.fc2, nn.silu(linear(p.fc1, x)));
+}
+
+/** Frequencies of the sinusoidal time and guidance features (half their width). */
+const FEATURE_HALF = 32;
+export const TIME_FEATURES = 2 * FEATURE_HALF;
+/**
+ * Flow time s ∈ [0, 1] enters the features as 100·s with periods up to 100: angular frequencies
+ * from 100 down to 1 per unit s. Sana's 1000·s with periods up to 10⁴ reaches 1000, and the
+ * sCM tangent contains dF/dt, which such high frequencies blow up (sCM, Lu & Song 2024, §4
+ * on time embeddings); measured here, training diverged with it.
+ */
+const TIME_INPUT_SCALE = 100;
+const MAX_PERIOD = 100;
+
+/** Features of the flow time s [B, 1] → [B, TIME_FEATURES]. */
+export function timeFeatures(s: Array): Array {
+  return sinusoidalEmbedding(s.mul(TIME_INPUT_SCALE), FEATURE_HALF, MAX_PERIOD);
+}
+
+/** Features of the guidance scale w [B, 1], embedded as 0.1·w (spec §4) on the time features' scale. */
+export function guidanceFeatures(w: Array): Array {
+  return sinusoidalEmbedding(w.mul(GUIDANCE_EMBED_SCALE * TIME_INPUT_SCALE), FEATURE_HALF, MAX_PERIOD);
 }

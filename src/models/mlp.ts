@@ -8,9 +8,8 @@
 import { numpy as np, nn, type Array } from "@jax-js/jax";
 import { type Key, foldIn } from "../numerics/random.ts";
 import { flowToTrigVelocity } from "../method/flowToTrig.ts";
-import { GUIDANCE_EMBED_SCALE } from "../config/defaults.ts";
 import {
-  type Linear, type Embedder, initLinear, linear, layerNorm, sinusoidalEmbedding, initEmbedder, embed,
+  type Linear, type Embedder, initLinear, linear, layerNorm, initEmbedder, embed, TIME_FEATURES, timeFeatures, guidanceFeatures,
 } from "./layers.ts";
 
 export type MlpConfig = {
@@ -41,23 +40,12 @@ export type MlpParams = {
   logvarHead: Linear;
 };
 
-/** Frequencies of the sinusoidal time and guidance features (half their width). */
-const FEATURE_HALF = 32;
-/**
- * Flow time s ∈ [0, 1] enters the features as 100·s with periods up to 100: angular frequencies
- * from 100 down to 1 per unit s. Sana's 1000·s with periods up to 10⁴ reaches 1000, and the
- * sCM tangent contains dF/dt, which such high frequencies blow up (sCM, Lu & Song 2024, §4
- * on time embeddings); measured here, training diverged with it.
- */
-const TIME_INPUT_SCALE = 100;
-const MAX_PERIOD = 100;
-
 export function initMlp(k: Key, cfg: MlpConfig): MlpParams {
   const sub = (i: number) => foldIn(k, i);
   const { hidden: H, embedDim: E } = cfg;
   return {
-    timeEmbed: initEmbedder(sub(1), 2 * FEATURE_HALF, E),
-    guidanceEmbed: initEmbedder(sub(3), 2 * FEATURE_HALF, E, 0), // zero output: starts as the teacher
+    timeEmbed: initEmbedder(sub(1), TIME_FEATURES, E),
+    guidanceEmbed: initEmbedder(sub(3), TIME_FEATURES, E, 0), // zero output: starts as the teacher
     condEmbed: initLinear(sub(5), cfg.condDim, E),
     inProj: initLinear(sub(6), cfg.dim, H),
     blocks: globalThis.Array.from({ length: cfg.depth }, (_, i) => ({
@@ -76,8 +64,7 @@ export function initMlp(k: Key, cfg: MlpConfig): MlpParams {
  * the guidance scale. Returns `[v [B, d], logvar [B, 1]]`.
  */
 export function mlpFlow(p: MlpParams, xFlow: Array, s: Array, cond: Array, w: Array): [Array, Array] {
-  const timeGuidance = embed(p.timeEmbed, sinusoidalEmbedding(s.mul(TIME_INPUT_SCALE), FEATURE_HALF, MAX_PERIOD))
-    .add(embed(p.guidanceEmbed, sinusoidalEmbedding(w.mul(GUIDANCE_EMBED_SCALE * TIME_INPUT_SCALE), FEATURE_HALF, MAX_PERIOD)));
+  const timeGuidance = embed(p.timeEmbed, timeFeatures(s)).add(embed(p.guidanceEmbed, guidanceFeatures(w)));
   const logvar = linear(p.logvarHead, timeGuidance.ref);
   const c = nn.silu(timeGuidance.add(linear(p.condEmbed, cond))); // [B, E]
   let h = linear(p.inProj, xFlow); // [B, H]

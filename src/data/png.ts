@@ -1,0 +1,35 @@
+/** PNG output: image grids of grey images (pngjs). */
+import { PNG } from "pngjs";
+import { writeFileAtomic } from "../numerics/safetensors.ts";
+
+/**
+ * Writes `rows × cols` grey images (pixels [n·h·w] in [0, 1], row-major, image i at row
+ * floor(i/cols)) as one PNG with `pad` black pixels between images, each image upscaled by `zoom`.
+ */
+export function writeImageGrid(path: string, pixels: Float32Array, o: { rows: number; cols: number; height: number; width: number; pad?: number; zoom?: number }): void {
+  const pad = o.pad ?? 2, zoom = o.zoom ?? 2;
+  const h = o.height * zoom, w = o.width * zoom;
+  const W = o.cols * (w + pad) + pad, H = o.rows * (h + pad) + pad;
+  const png = new PNG({ width: W, height: H });
+  png.data.fill(0);
+  for (let i = 3; i < png.data.length; i += 4) png.data[i] = 255;
+  const n = Math.min(o.rows * o.cols, pixels.length / (o.height * o.width));
+  for (let i = 0; i < n; i++) {
+    const top = pad + Math.floor(i / o.cols) * (h + pad), left = pad + (i % o.cols) * (w + pad);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+      const v = pixels[i * o.height * o.width + Math.floor(y / zoom) * o.width + Math.floor(x / zoom)];
+      const g = Math.round(255 * Math.min(1, Math.max(0, v)));
+      const at = 4 * ((top + y) * W + left + x);
+      png.data[at] = png.data[at + 1] = png.data[at + 2] = g;
+    }
+  }
+  writeFileAtomic(path, PNG.sync.write(png));
+}
+
+/** Reads a PNG's grey values (red channel) in [0, 1] with its size. */
+export function readGrey(bytes: Buffer): { width: number; height: number; pixels: Float32Array } {
+  const png = PNG.sync.read(bytes);
+  const pixels = new Float32Array(png.width * png.height);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = png.data[4 * i] / 255;
+  return { width: png.width, height: png.height, pixels };
+}

@@ -1,0 +1,75 @@
+/**
+ * `tbcm train-evaluator`: the classifier behind FD and prompt accuracy, trained on the
+ * Fashion-MNIST training split; test accuracy and the real-vs-real FD floor go into its card.
+ */
+import { join } from "node:path";
+import { tree } from "@jax-js/jax";
+import type { StackConfig } from "../config/stack.ts";
+import { key, foldIn } from "../numerics/random.ts";
+import { parameterCount, type Tree } from "../numerics/tree.ts";
+import { type ClassifierConfig, type ClassifierParams, initClassifier, classify, crossEntropy } from "../models/classifier.ts";
+import { fit } from "../train/fit.ts";
+import { saveParams } from "../train/checkpoint.ts";
+import { runFiles, loadSplit, drawIndices, pixels, writeModelCard, MACHINE } from "./common.ts";
+import { FASHION_CLASSES } from "../data/fashionMnist.ts";
+import { Evaluator } from "../eval/evaluator.ts";
+
+export function classifierConfig(cfg: StackConfig): ClassifierConfig {
+  return { pixels: 784, hidden: cfg.evaluator.hidden, features: cfg.evaluator.features, classes: FASHION_CLASSES.length };
+}
+
+/** The default FD sample size (generated images per evaluation and the floor's train subset). */
+export const FD_SAMPLES = 1000;
+
+export async function trainEvaluator(cfg: StackConfig, opts: { resume?: boolean; say?: (l: string) => void; stopRequested?: () => boolean; command?: string } = {}) {
+  const say = opts.say ?? (() => {});
+  const c = classifierConfig(cfg);
+  const e = cfg.evaluator;
+  const train = loadSplit(cfg, "train");
+  const test = loadSplit(cfg, "test");
+  const runKey = foldIn(key(cfg.seed), 13);
+  const K = c.classes;
+  const result = await fit<ClassifierParams>({
+    name: "evaluator",
+    loss: (p, [images, labels]) => {
+      const [features, logits] = classify(p, images);
+      features.dispose();
+      const loss = crossEntropy(logits, labels);
+      return [loss, []];
+    },
+    statNames: [], batchNames: ["images", "labels"],
+    batch: (s) => {
+      const idx = drawIndices(foldIn(foldIn(runKey, 2), s), train, e.batch);
+      const labels = new Float32Array(e.batch * K);
+      idx.forEach((i, r) => { labels[r * K + train.labels[i]] = 1; });
+      return [{ data: pixels(train, idx), shape: [e.batch, 784] }, { data: labels, shape: [e.batch, K] }];
+    },
+    steps: e.steps, lr: e.lr, schedule: { kind: "cosine", warmup: e.warmup }, weightDecay: e.weightDecay, gradClip: e.gradClip,
+    emaDecay: e.ema, executor: cfg.executor, logEvery: e.logEvery, checkpointEvery: e.checkpointEvery,
+    files: runFiles(join(cfg.modelsDir, "runs"), "evaluator"), config: JSON.stringify({ evaluator: e, seed: cfg.seed }),
+    resume: opts.resume, say, stopRequested: opts.stopRequested,
+  }, initClassifier(foldIn(runKey, 1), c));
+  if (result.interrupted) { tree.dispose(result.params); return { interrupted: true }; }
+  const path = join(cfg.modelsDir, "evaluator.safetensors");
+  saveParams(path, result.params, { kind: "tbcm-evaluator", config: JSON.stringify(c) });
+  const evaluator = await Evaluator.load(path, cfg.executor);
+  const testPixels = Float32Array.from(test.images, (v) => v / 255);
+  const testStats = await evaluator.statistics(testPixels);
+  const accuracy = testStats.predictions.reduce((n, p, i) => n + (p === test.labels[i] ? 1 : 0), 0) / test.count;
+  const n = Math.min(FD_SAMPLES, train.count);
+  const subset = await evaluator.statistics(pixels(train, drawIndices(foldIn(runKey, 3), train, n)));
+  const floor = subset.frechetDistance(testStats);
+  await evaluator.dispose();
+  say(`evaluator: test accuracy ${accuracy.toFixed(4)}, FD floor (${n} train images vs test) ${floor.toFixed(3)}`);
+  writeModelCard(cfg.modelsDir, {
+    name: "evaluator",
+    summary: "Fashion-MNIST classifier (MLP on pixels). Penultimate (128-d) features give the Fréchet distance (FD) between image sets; its argmax gives prompt accuracy.",
+    architecture: c, parameters: parameterCount(result.params as Tree),
+    command: opts.command ?? "tbcm train-evaluator --config configs/fmnist-stack.yaml", config: { evaluator: e, seed: cfg.seed },
+    data: `Fashion-MNIST train split (${train.count} images); accuracy on the test split (${test.count})`,
+    wallClockSeconds: result.seconds, machine: MACHINE,
+    metrics: { test_accuracy: accuracy, fd_floor_train_vs_test: floor, fd_floor_samples: n },
+  });
+  tree.dispose(result.params);
+  return { path, accuracy, fdFloor: floor, fdSamples: n, seconds: result.seconds, interrupted: false };
+}

@@ -1,0 +1,134 @@
+/**
+ * The default text-to-image pipeline at inference: prompts → text encoder → conditions;
+ * teacher sampling (flow Euler, or the spec's TrigFlow route) with classifier-free guidance;
+ * VAE decode → pixels. Each stage is one compiled program (ONNX Runtime by default), fed and
+ * answered with host arrays; randomness comes from explicit keys.
+ */
+import { numpy as np, tree, type Array } from "@jax-js/jax";
+import type { ExecutorKind } from "../config/schema.ts";
+import { SIGMA_D } from "../config/defaults.ts";
+import { type Key, normal } from "../numerics/random.ts";
+import { encodeText, tokenRows } from "../models/textEncoder.ts";
+import { ditFlow } from "../models/dit.ts";
+import { vaeDecode } from "../models/vae.ts";
+import { flowToTrigVelocity } from "../method/flowToTrig.ts";
+import { sampleTrajectory } from "../method/trajectory.ts";
+import { routeAngles } from "../method/route.ts";
+import { unknownWords } from "../data/tokenizer.ts";
+import { inference, inChunks, type Inference } from "../executor/inference.ts";
+import type { HostTensor } from "../executor/onnxRun.ts";
+import { type LoadedTeacher, type LoadedVae, loadTeacher, loadVae } from "./load.ts";
+
+export type TeacherSampler = "euler" | "trigflow";
+
+/** Flow times of an N-step Euler sampler, 1 → 0, warped by `shift` like the teacher's schedule. */
+export function flowTimesteps(steps: number, shift: number): number[] {
+  return globalThis.Array.from({ length: steps + 1 }, (_, i) => {
+    const a = 1 - i / steps;
+    return (shift * a) / (1 + (shift - 1) * a);
+  });
+}
+
+export class StackPipeline {
+  readonly #text: Inference;
+  readonly #euler: Inference;
+  readonly #decode: Inference;
+  readonly #routes = new Map<string, Inference>();
+
+  private constructor(readonly teacher: LoadedTeacher, readonly vae: LoadedVae, readonly executor: ExecutorKind) {
+    const { text, dit } = teacher;
+    this.#text = inference(executor, teacher.params.text, (p, oneHot, mask) => encodeText(p, text, oneHot, mask), "text_encoder");
+    // one guided Euler step of the flow ODE; cond and uncond run as one batch of 2B
+    this.#euler = inference(executor, teacher.params.dit, (p, x, s, sNext, cond, uncond, w) => {
+      const B = x.shape[0];
+      const [v, logvar] = ditFlow(p, dit, np.concatenate([x.ref, x.ref], 0), np.concatenate([s.ref, s.ref], 0), np.concatenate([cond, uncond], 0));
+      logvar.dispose();
+      const [vc, vu] = np.split(v, 2, 0);
+      const guided = vu.ref.add(w.mul(vc.sub(vu)));
+      return x.add(guided.mul(sNext.sub(s))).reshape([B, -1]);
+    }, "teacher_euler_step");
+    this.#decode = inference(executor, vae.params, (p, z) => vaeDecode(p, vae.config, z.div(vae.scale)), "vae_decode");
+  }
+
+  static load(paths: { teacher: string; vae: string }, executor: ExecutorKind = "onnx"): StackPipeline {
+    return new StackPipeline(loadTeacher(paths.teacher), loadVae(paths.vae), executor);
+  }
+
+  get latentDim(): number {
+    return this.teacher.latentDim;
+  }
+
+  /** Words of the prompts the text encoder does not know (read as <unk>). */
+  unknownWords(prompts: readonly string[]): string[] {
+    return [...new Set(prompts.flatMap((p) => unknownWords(this.teacher.tokenizer, p)))];
+  }
+
+  /** Conditions [B, L+1, D+1] of prompts ("" is the unconditional one). */
+  async conditions(prompts: readonly string[]): Promise<HostTensor> {
+    const { text, tokenizer } = this.teacher;
+    const { oneHot, mask } = tokenRows(tokenizer, prompts, text);
+    const [c] = await inChunks(this.#text, [
+      { data: oneHot, shape: [prompts.length, text.maxWords, text.vocab] }, { data: mask, shape: [prompts.length, text.maxWords + 1] },
+    ], prompts.length, Math.min(prompts.length, 256));
+    return c;
+  }
+
+  /** Teacher samples as scaled latents [B·d] (unit variance), from noise drawn with `k`. */
+  async sampleTeacher(prompts: readonly string[], o: { steps: number; guidance: number; k: Key; sampler?: TeacherSampler; shift?: number; chunk?: number }): Promise<Float32Array> {
+    const B = prompts.length, d = this.latentDim, chunk = Math.min(B, o.chunk ?? 250);
+    const cond = await this.conditions(prompts);
+    const uncond = await this.conditions(prompts.map(() => ""));
+    const noise = normal(o.k, B * d);
+    const w = { data: new Float32Array(B).fill(o.guidance), shape: [B, 1] };
+    if ((o.sampler ?? "euler") === "trigflow") {
+      const program = this.#route(o.steps, o.shift ?? 2.5);
+      const [x0] = await inChunks(program, [{ data: noise, shape: [B, d] }, cond, uncond, w], B, chunk);
+      return x0.data.map((v) => v / SIGMA_D);
+    }
+    let x: HostTensor = { data: noise, shape: [B, d] };
+    const times = flowTimesteps(o.steps, o.shift ?? 1);
+    for (let i = 0; i < o.steps; i++) {
+      const s = { data: new Float32Array(B).fill(times[i]), shape: [B, 1] };
+      const sNext = { data: new Float32Array(B).fill(times[i + 1]), shape: [B, 1] };
+      [x] = await inChunks(this.#euler, [x, s, sNext, cond, uncond, w], B, chunk);
+    }
+    return x.data;
+  }
+
+  /** The whole TrigFlow-route sampler of spec §3 (no jitter) as one program. */
+  #route(steps: number, shift: number): Inference {
+    const id = `${steps}/${shift}`;
+    let p = this.#routes.get(id);
+    if (!p) {
+      const angles = Float32Array.from(routeAngles(shift, steps));
+      const dit = this.teacher.dit;
+      p = inference(this.executor, this.teacher.params.dit, (params, noise, cond, uncond, w) => {
+        const velocity = (u: Array, t: Array, c: Array) => flowToTrigVelocity((x, s) => {
+          const [v, lv] = ditFlow(tree.ref(params), dit, x, s, c);
+          lv.dispose();
+          return v;
+        }, u, t);
+        const traj = sampleTrajectory(velocity, noise.mul(SIGMA_D), np.array(angles), cond, uncond, w);
+        tree.dispose(params);
+        traj.points.forEach((a) => a.dispose());
+        traj.velocities.forEach((a) => a.dispose());
+        return traj.endpoint;
+      }, "teacher_route");
+      this.#routes.set(id, p);
+    }
+    return p;
+  }
+
+  /** Scaled latents [B·d] → pixels [B·784] in [0, 1]. */
+  async decode(latents: Float32Array): Promise<Float32Array> {
+    const B = latents.length / this.latentDim;
+    const [x] = await inChunks(this.#decode, [{ data: latents, shape: [B, this.latentDim] }], B, Math.min(B, 500));
+    return x.data.map((v) => Math.min(1, Math.max(0, v)));
+  }
+
+  async dispose(): Promise<void> {
+    await this.#text.dispose(); await this.#euler.dispose(); await this.#decode.dispose();
+    for (const p of this.#routes.values()) await p.dispose();
+    tree.dispose([this.teacher.params as never, this.vae.params as never]);
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * The teacher's evaluation for its model card: on the held-out eval prompts, FD (evaluator
+ * features) against the test split and prompt accuracy, at 4/8/16/32 flow-Euler steps and on the
+ * spec's 16-step TrigFlow route, CFG 4.5; the real-vs-real floor beside them; a sample grid per
+ * class.
+ */
+import { join } from "node:path";
+import type { StackConfig } from "../config/stack.ts";
+import { key, foldIn } from "../numerics/random.ts";
+import { readPromptFile } from "../train/problem.ts";
+import { caption, captionLabel, CLASS_NAMES } from "../data/captions.ts";
+import { FASHION_CLASSES } from "../data/fashionMnist.ts";
+import { writeImageGrid } from "../data/png.ts";
+import { Evaluator, type ImageStatistics } from "../eval/evaluator.ts";
+import { StackPipeline, type TeacherSampler } from "./pipeline.ts";
+import { loadSplit, drawIndices, pixels, allPixels } from "./common.ts";
+import { FD_SAMPLES } from "./evaluator.ts";
+
+export const EVAL_PROMPTS = "prompts/eval.txt";
+export const TEACHER_GUIDANCE = 4.5;
+
+/** `n` prompts cycling through a prompt file, with the class each asks for. */
+export function evalPrompts(path: string, n: number): { prompts: string[]; labels: number[] } {
+  const all = readPromptFile(path);
+  const prompts = globalThis.Array.from({ length: n }, (_, i) => all[i % all.length]);
+  return { prompts, labels: prompts.map(captionLabel) };
+}
+
+/** Real-data statistics the evaluations compare with: the test split, and the floor (a train subset of the same size). */
+export async function referenceStatistics(cfg: StackConfig, evaluator: Evaluator, n: number) {
+  const test = await evaluator.statistics(allPixels(loadSplit(cfg, "test")));
+  const train = loadSplit(cfg, "train");
+  const subset = await evaluator.statistics(pixels(train, drawIndices(foldIn(key(cfg.seed), 99), train, Math.min(n, train.count))));
+  return { test, floor: subset.frechetDistance(test) };
+}
+
+export async function teacherReport(cfg: StackConfig, say: (l: string) => void, n = Number(process.env.TBCM_EVAL_SAMPLES) || FD_SAMPLES) {
+  const pipe = StackPipeline.load({ teacher: join(cfg.modelsDir, "teacher.safetensors"), vae: join(cfg.modelsDir, "vae.safetensors") }, cfg.executor);
+  const evaluator = await Evaluator.load(join(cfg.modelsDir, "evaluator.safetensors"), cfg.executor);
+  const { test, floor } = await referenceStatistics(cfg, evaluator, n);
+  const { prompts, labels } = evalPrompts(EVAL_PROMPTS, n);
+  const k = foldIn(key(cfg.seed), 77);
+  const table: Record<string, number> = { fd_floor: floor, eval_samples: n, guidance: TEACHER_GUIDANCE };
+  const runs: [TeacherSampler, number][] = [["euler", 4], ["euler", 8], ["euler", 16], ["euler", 32], ["trigflow", 16]];
+  for (const [sampler, steps] of runs) {
+    const t0 = performance.now();
+    const latents = await pipe.sampleTeacher(prompts, { steps, guidance: TEACHER_GUIDANCE, k, sampler });
+    const stats: ImageStatistics = await evaluator.statistics(await pipe.decode(latents));
+    const name = `${sampler}_${steps}`;
+    table[`fd_${name}`] = stats.frechetDistance(test);
+    table[`accuracy_${name}`] = stats.accuracy(labels);
+    table[`fd_ratio_${name}`] = table[`fd_${name}`] / floor;
+    say(`teacher ${name}: FD ${table[`fd_${name}`].toFixed(3)} (floor ${floor.toFixed(3)}), prompt accuracy ${table[`accuracy_${name}`].toFixed(3)}  ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  // a grid per class: one row per class, 8 samples (16 Euler steps, CFG 4.5)
+  const cols = 8;
+  const gridPrompts = CLASS_NAMES.flatMap((names) => globalThis.Array.from({ length: cols }, () => caption("a photo of a {}", names[0])));
+  const grid = await pipe.decode(await pipe.sampleTeacher(gridPrompts, { steps: 16, guidance: TEACHER_GUIDANCE, k: foldIn(k, 1) }));
+  writeImageGrid(join(cfg.modelsDir, "teacher-grid.png"), grid, { rows: FASHION_CLASSES.length, cols, height: 28, width: 28 });
+  await evaluator.dispose();
+  await pipe.dispose();
+  return {
+    table,
+    images: ["teacher-grid.png"],
+    notes: [
+      `Rows of teacher-grid.png, top to bottom: ${FASHION_CLASSES.join(", ")} ("a photo of a <name>", 16 Euler steps, CFG ${TEACHER_GUIDANCE}).`,
+      `FD uses the evaluator's features on ${n} generated images (eval prompts cycled) vs the ${test.predictions.length} test images; the floor is ${n} training images vs the same test images.`,
+    ],
+  };
+}
