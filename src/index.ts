@@ -8,7 +8,7 @@ import { numpy as np, tree } from "@jax-js/jax";
 import { parseConfig, loadConfig, type TbcmConfig } from "./config/schema.ts";
 import { initMlp, studentForward, type MlpParams } from "./models/mlp.ts";
 import { loadParams } from "./train/checkpoint.ts";
-import { studentConfig } from "./train/distill.ts";
+import { studentConfig } from "./train/gmmProblem.ts";
 import { conditionRows, column, gmmPromptNames } from "./train/problem.ts";
 import { sampleStudent, studentTimesteps } from "./method/sampler.ts";
 import { SIGMA_D } from "./config/defaults.ts";

@@ -10,7 +10,13 @@ import type { OptimizerConfig } from "../train/optim.ts";
 import type { LrSchedule } from "../train/schedule.ts";
 
 export type TeacherConfig = {
-  readonly kind: "gmm";
+  /** `gmm`: the analytic teacher (below); `stack`: the shipped text-to-image stack (model, vae, evaluator). */
+  readonly kind: "gmm" | "stack";
+  readonly model: string;
+  readonly vae: string;
+  readonly evaluator: string;
+  /** Fashion-MNIST folder for the sCM baseline's real images ("" = default). */
+  readonly dataDir: string;
   readonly dim: number;
   readonly prompts: number;
   readonly components: number;
@@ -57,7 +63,11 @@ export type TbcmConfig = {
     readonly evalEvery: number;
     readonly checkpointEvery: number;
   };
-  readonly eval: { readonly noisesPerPrompt: number; readonly odeSteps: number; readonly projections: number; readonly curveNoises: number };
+  readonly eval: {
+    readonly noisesPerPrompt: number; readonly odeSteps: number; readonly projections: number; readonly curveNoises: number;
+    /** Stack: generated images per FD / accuracy measurement, and their guidance scale. */
+    readonly samples: number; readonly guidance: number;
+  };
   /** `tbcm train-teacher`: fitting the student network to the guided teacher (a teacher copy to start from). */
   readonly pretrain: { readonly steps: number; readonly batch: number; readonly lr: number };
 };
@@ -83,7 +93,11 @@ const SCHEMA: Record<string, Field | Record<string, Field>> = {
   seed: int(0),
   prompts_file: { type: "string", default: "" },
   teacher: {
-    kind: { type: "enum", values: ["gmm"], default: "gmm" },
+    kind: { type: "enum", values: ["gmm", "stack"], default: "gmm" },
+    model: { type: "string", default: "models/fmnist/teacher.safetensors" },
+    vae: { type: "string", default: "models/fmnist/vae.safetensors" },
+    evaluator: { type: "string", default: "models/fmnist/evaluator.safetensors" },
+    data_dir: { type: "string", default: "" },
     dim: int(16, 1), prompts: int(10, 1), components: int(3, 1), std: num(0.25, 0, true),
     means_seed: int(0), means: { type: "matrix", default: [] },
   },
@@ -108,7 +122,10 @@ const SCHEMA: Record<string, Field | Record<string, Field>> = {
     steps: int(12000, 1), prompts_per_step: int(8, 1), grad_clip: num(D.GRAD_CLIP, 0, true),
     log_every: int(10, 1), eval_every: int(1000, 1), checkpoint_every: int(1000, 1),
   },
-  eval: { noises_per_prompt: int(256, 2), ode_steps: int(128, 4), projections: int(64, 1), curve_noises: int(32, 1) },
+  eval: {
+    noises_per_prompt: int(256, 2), ode_steps: int(128, 4), projections: int(64, 1), curve_noises: int(32, 1),
+    samples: int(1000, 2), guidance: num(4.5, 0),
+  },
   pretrain: { steps: int(4000, 1), batch: int(256, 1), lr: num(1e-3, 0, true) },
 };
 

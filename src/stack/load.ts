@@ -29,7 +29,12 @@ function loadLike<P extends Tree>(path: string, like: P): P {
 
 export type LoadedVae = { params: VaeParams; config: VaeConfig; scale: number; blackLatent: number[] };
 
+let vaeLoads = 0;
+/** How many times a VAE was loaded in this process (TBCM's training asserts it loads none). */
+export const vaeLoadCount = () => vaeLoads;
+
 export function loadVae(path: string): LoadedVae {
+  vaeLoads++;
   const m = metadataOf(path, "tbcm-vae", "VAE");
   const config = JSON.parse(m.config) as VaeConfig;
   return { params: loadLike(path, initVae(key(0), config)), config, scale: Number(m.scale), blackLatent: JSON.parse(m.black_latent) };

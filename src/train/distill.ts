@@ -16,15 +16,14 @@ import { sampleTrajectory, trainingPairs, blackFilter } from "../method/trajecto
 import { scmPairs, scmTimes } from "../method/scmPairs.ts";
 import { tangentRatio } from "../method/loss.ts";
 import { learningRate } from "./schedule.ts";
-import { type MlpParams, initMlp, studentForward } from "../models/mlp.ts";
-import { sampleGmm } from "../models/gmm.ts";
 import { type PairBatch, STEP_STATS, makeTrainStep } from "./step.ts";
 import { type LeafState, type Optimizer, makeOptimizer } from "./optim.ts";
 import { type PairPass, WeightLayout, Weights, loopPrograms } from "../executor/programs.ts";
 import { saveCheckpoint, loadCheckpoint, saveParams, loadParams } from "./checkpoint.ts";
-import { type Problem, buildProblem, conditionRows, column } from "./problem.ts";
-import { type EvalSet, type Metrics, makeEvalSet, evaluateStudent, studentSamples } from "../eval/evaluate.ts";
-import { relativeMse } from "../eval/distance.ts";
+import { type DistillProblem, column } from "./problem.ts";
+import { gmmDistillProblem, type EvalKeys } from "./gmmProblem.ts";
+import { vaeLoadCount } from "../stack/load.ts";
+import { writeReport } from "../eval/report.ts";
 
 /** Consecutive non-finite steps after which a run stops instead of skipping on. */
 const MAX_SKIPS_IN_A_ROW = 20;
@@ -40,22 +39,21 @@ export type DistillOptions = {
   stopRequested?: () => boolean;
 };
 
-export type DistillResult = { metrics: Metrics; steps: number; interrupted: boolean };
+export type DistillResult = { metrics: Record<string, number>; steps: number; interrupted: boolean };
 
-export function studentConfig(cfg: TbcmConfig) {
-  return {
-    dim: cfg.teacher.dim, condDim: cfg.teacher.prompts, hidden: cfg.student.hidden,
-    embedDim: cfg.student.embedDim, depth: cfg.student.depth, mlpRatio: cfg.student.mlpRatio,
-  };
+/** The distillation problem of a config: the analytic GMM teacher or the default stack. */
+export async function distillProblem(cfg: TbcmConfig, keys: EvalKeys): Promise<DistillProblem> {
+  if (cfg.teacher.kind === "stack") {
+    const { stackDistillProblem } = await import("../stack/problem.ts");
+    return (await stackDistillProblem(cfg, keys)) as unknown as DistillProblem;
+  }
+  return gmmDistillProblem(cfg, keys) as unknown as DistillProblem;
 }
 
-/** The initial student: random, or a flow-matching pre-trained network (a teacher copy). */
-export function initialStudent(cfg: TbcmConfig): MlpParams {
-  const fresh = initMlp(foldIn(key(cfg.seed), STREAM.init), studentConfig(cfg));
-  if (!cfg.student.init) return fresh;
-  const { params } = loadParams(cfg.student.init, fresh);
-  tree.dispose(fresh);
-  return params;
+/** The evaluation keys of a run. */
+export function evalKeys(seed: number): EvalKeys {
+  const k = key(seed);
+  return { curve: foldIn(k, STREAM.curve), eval: foldIn(k, STREAM.eval), sampling: foldIn(k, STREAM.sampling) };
 }
 
 /** A compiled program of arrays to arrays (consumes its inputs). */
@@ -66,7 +64,7 @@ export type Program = (inputs: Array[]) => Promise<Array[]>;
  * condition rows, empty-prompt rows, guidance column → xt, dxdt, endpoint), or the sCM
  * baseline's (data, noise, angles, condition rows, empty-prompt rows, guidance → xt, dxdt).
  */
-export function pairPass(cfg: TbcmConfig, problem: Problem): PairPass {
+export function pairPass(cfg: TbcmConfig, problem: DistillProblem): PairPass {
   if (cfg.method === "tbcm") {
     return {
       f: (noise: Array, angles: Array, c: Array, u: Array, w: Array) => {
@@ -90,12 +88,12 @@ export function pairPass(cfg: TbcmConfig, problem: Problem): PairPass {
  * The loop's two programs on the configured executor, and the initial weights in the layout
  * they take (`params` and `state` are taken over).
  */
-export function distillPrograms(cfg: TbcmConfig, problem: Problem, optimizer: Optimizer, params: MlpParams, state: LeafState[]) {
+export function distillPrograms<P extends Tree>(cfg: TbcmConfig, problem: DistillProblem<P>, optimizer: Optimizer, params: P, state: LeafState[]) {
   const layout = new WeightLayout(params, state);
   const initialWeights = Weights.fromJax(layout, params, state);
   const programs = loopPrograms(cfg.executor, {
-    pairPass: pairPass(cfg, problem),
-    trainStep: makeTrainStep(studentForward, optimizer, cfg.train.gradClip),
+    pairPass: pairPass(cfg, problem as unknown as DistillProblem),
+    trainStep: makeTrainStep(problem.student, optimizer, cfg.train.gradClip),
     layout,
     hyperNames: Object.keys(optimizer.hyper(0, cfg.optim.lr)),
   });
@@ -103,20 +101,19 @@ export function distillPrograms(cfg: TbcmConfig, problem: Problem, optimizer: Op
 }
 
 /** Draws the training pairs of step key `k` with the pair pass (exported for bench/executor.bench.ts). */
-export async function drawPairs(cfg: TbcmConfig, problem: Problem, k: Key, route: number[], pass: Program): Promise<PairBatch> {
-  const d = problem.spec.dim;
-  const P = problem.spec.prompts.length;
+export async function drawPairs(cfg: TbcmConfig, problem: DistillProblem, k: Key, route: number[], pass: Program): Promise<PairBatch> {
+  const d = problem.dim;
   const B = cfg.train.promptsPerStep;
   const pick = uniform(foldIn(k, 1), B);
-  const prompts = globalThis.Array.from(pick, (u) => problem.trainPrompts[Math.floor(u * problem.trainPrompts.length)]);
+  const prompts = globalThis.Array.from(pick, (u) => Math.floor(u * problem.promptCount));
   const scales = globalThis.Array.from(uniform(foldIn(k, 2), B), (u) => cfg.guidance[Math.floor(u * cfg.guidance.length)]);
   if (cfg.method === "tbcm") {
     const angles = jitterRoute(foldIn(k, 3), route);
     const noise = np.array(normal(foldIn(k, 4), B * d)).reshape([B, d]);
-    const [xt, dxdt, endpoint] = await pass([noise, np.array(angles), conditionRows(prompts, P),
-      conditionRows(prompts.map(() => -1), P), column(scales)]);
-    const keepPrompt = cfg.blackLatent.length
-      ? blackFilter(foldIn(k, 5), toHost(endpoint), Float32Array.from(cfg.blackLatent))
+    const [xt, dxdt, endpoint] = await pass([noise, np.array(angles), problem.conditions(prompts),
+      problem.conditions(prompts.map(() => -1)), column(scales)]);
+    const keepPrompt = problem.blackLatent.length
+      ? blackFilter(foldIn(k, 5), toHost(endpoint), problem.blackLatent)
       : new Float32Array(B).fill(1);
     endpoint.dispose();
     const N = route.length;
@@ -124,7 +121,7 @@ export async function drawPairs(cfg: TbcmConfig, problem: Problem, k: Key, route
     return {
       xt, dxdt,
       t: column(globalThis.Array.from({ length: (N - 1) * B }, (_, r) => angles[1 + Math.floor(r / B)])),
-      cond: conditionRows(rows((b) => prompts[b]), P),
+      cond: problem.conditions(rows((b) => prompts[b])),
       w: column(rows((b) => scales[b])),
       keep: column(rows((b) => keepPrompt[b])),
     };
@@ -132,13 +129,12 @@ export async function drawPairs(cfg: TbcmConfig, problem: Problem, k: Key, route
   // sCM baseline: one pair per real sample, as many pairs per step as TBCM makes.
   const n = B * (cfg.route.steps - 1);
   const rowPrompt = globalThis.Array.from({ length: n }, (_, r) => prompts[r % B]);
-  const z = new Float32Array(n * d);
-  rowPrompt.forEach((p, r) => z.set(sampleGmm(problem.spec, foldIn(foldIn(k, 6), r), p, 1), r * d));
+  const z = await problem.realLatents(foldIn(k, 6), rowPrompt);
   const t = scmTimes(foldIn(k, 7), n);
   const rowScale = rowPrompt.map((_, r) => scales[r % B]);
   const [xt, dxdt] = await pass([np.array(z).reshape([n, d]), np.array(normal(foldIn(k, 8), n * d)).reshape([n, d]), column(t),
-    conditionRows(rowPrompt, P), conditionRows(rowPrompt.map(() => -1), P), column(rowScale)]);
-  return { xt, dxdt, t: column(t), cond: conditionRows(rowPrompt, P), w: column(rowScale), keep: np.ones([n, 1]) };
+    problem.conditions(rowPrompt), problem.conditions(rowPrompt.map(() => -1)), column(rowScale)]);
+  return { xt, dxdt, t: column(t), cond: problem.conditions(rowPrompt), w: column(rowScale), keep: np.ones([n, 1]) };
 }
 
 function formatEta(seconds: number): string {
@@ -151,13 +147,13 @@ function formatEta(seconds: number): string {
 export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOptions = {}): Promise<DistillResult> {
   const say = opts.progress ?? (() => {});
   // Everything that can reject the input runs before the run directory is touched.
-  const problem = buildProblem(cfg);
-  let params: MlpParams = initialStudent(cfg);
+  const runKey = key(cfg.seed);
+  const problem = await distillProblem(cfg, evalKeys(cfg.seed));
+  let params: Tree = problem.initialStudent(foldIn(runKey, STREAM.init));
   mkdirSync(outDir, { recursive: true });
   const configJson = JSON.stringify(cfg);
   const ckptPath = join(outDir, "checkpoint.safetensors");
   const logPath = join(outDir, "log.jsonl");
-  const runKey = key(cfg.seed);
   const optimizer = makeOptimizer(cfg.optim);
 
   let state: LeafState[] = optimizer.init(tree.flatten(params as Tree)[0] as Array[]);
@@ -187,21 +183,19 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
   }
   writeFileAtomic(join(outDir, "config.json"), JSON.stringify(cfg, null, 2) + "\n");
 
+  for (const w of problem.warnings ?? []) say(`warning: ${w}`);
   const route = routeAngles(cfg.route.shift, cfg.route.steps);
   const programs = distillPrograms(cfg, problem, optimizer, params, state);
   let weights = programs.initialWeights;
 
-  const curveSet: EvalSet = makeEvalSet(problem, cfg, cfg.eval.curveNoises, foldIn(runKey, STREAM.curve));
-  const curve = () => relativeMse(
-    studentSamples(studentForward, weights.params, curveSet, 1, problem.spec.dim, problem.spec.prompts.length, foldIn(runKey, STREAM.sampling)),
-    curveSet.reference,
-  );
+  const curve = () => problem.curve(weights.params);
   const log = (record: Record<string, unknown>) => appendFileSync(logPath, JSON.stringify(record) + "\n");
   const save = (at: number) => saveCheckpoint(ckptPath, { params: weights.params, state: weights.state, step: at, config: configJson });
 
   say(`${cfg.method} on the ${cfg.teacher.kind} teacher (${cfg.executor} executor): ${parameterCount(weights.params as Tree).toLocaleString()} student parameters, `
     + `${cfg.method === "tbcm" ? `${cfg.train.promptsPerStep} prompts × ${cfg.route.steps - 1} pairs` : `${cfg.train.promptsPerStep * (cfg.route.steps - 1)} real samples`} per step`);
-  if (start === 0) log({ step: 0, consistency_rel_mse_1step: curve() });
+  if (start === 0) log({ step: 0, consistency_rel_mse_1step: await curve() });
+  const vaeLoadsBefore = vaeLoadCount();
   const t0 = performance.now();
   let interrupted = false;
   let skipped = 0;
@@ -236,7 +230,7 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
       say(`step ${done}/${cfg.train.steps}  loss ${stats.loss.toFixed(4)}  r ${r.toFixed(2)}  ${rate.toFixed(1)} it/s  ETA ${formatEta((cfg.train.steps - done) / rate)}`);
     }
     if (done % cfg.train.evalEvery === 0 || done === cfg.train.steps) {
-      log({ step: done, consistency_rel_mse_1step: curve() });
+      log({ step: done, consistency_rel_mse_1step: await curve() });
     }
     if (done % cfg.train.checkpointEvery === 0) save(done);
     if (opts.stopRequested?.()) {
@@ -247,17 +241,21 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
   }
   save(s);
   await programs.dispose();
+  // TBCM is image-free: nothing in its training loop may load the VAE (the baseline may, to encode images).
+  if (cfg.method === "tbcm" && vaeLoadCount() !== vaeLoadsBefore) throw new Error("internal error: the VAE was loaded during TBCM training");
   if (interrupted) {
     say(`stopped at step ${s}; checkpoint written — continue with --resume`);
     weights.dispose();
-    return { metrics: {} as Metrics, steps: s, interrupted };
+    problem.dispose();
+    return { metrics: {}, steps: s, interrupted };
   }
-  saveParams(join(outDir, "student.safetensors"), weights.params, { config: configJson, step: String(s), kind: "tbcm-student-mlp" });
-  say("evaluating on held-out noises…");
-  const evalSet = makeEvalSet(problem, cfg, cfg.eval.noisesPerPrompt, foldIn(runKey, STREAM.eval));
-  const metrics = evaluateStudent(studentForward, weights.params, problem, cfg, evalSet, foldIn(runKey, STREAM.sampling));
+  saveParams(join(outDir, "student.safetensors"), weights.params, { config: configJson, step: String(s), kind: problem.studentKind });
+  say("evaluating…");
+  const metrics = await problem.evaluate(weights.params, outDir, foldIn(runKey, STREAM.eval));
+  problem.dispose();
   const full = { ...metrics, method: cfg.method, steps: s, skipped_steps: skipped, train_time_s: Number(((performance.now() - t0) / 1000).toFixed(1)) };
   writeFileAtomic(join(outDir, "metrics.json"), JSON.stringify(full, null, 2) + "\n");
+  writeReport(outDir, `${cfg.method === "tbcm" ? "TBCM" : "sCM baseline"} distillation on the ${cfg.teacher.kind} teacher`, full, cfg);
   weights.dispose();
   return { metrics, steps: s, interrupted };
 }

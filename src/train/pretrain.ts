@@ -14,7 +14,7 @@ import { adamw, type LeafState } from "./optim.ts";
 import { type Problem, buildProblem, conditionRows, column } from "./problem.ts";
 import { saveParams } from "./checkpoint.ts";
 import { learningRate } from "./schedule.ts";
-import { studentConfig } from "./distill.ts";
+import { studentConfig } from "./gmmProblem.ts";
 
 export type PretrainResult = { finalLoss: number; relativeError: number; seconds: number };
 

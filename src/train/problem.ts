@@ -9,7 +9,9 @@ import { ConfigError } from "../config/schema.ts";
 import { type GmmSpec, type GmmArrays, drawMeans, gmmArrays, gmmFlowVelocity } from "../models/gmm.ts";
 import { flowToTrigVelocity } from "../method/flowToTrig.ts";
 import type { TrigVelocity } from "../method/guidance.ts";
-import { key } from "../numerics/random.ts";
+import { type Key, key } from "../numerics/random.ts";
+import type { Tree } from "../numerics/tree.ts";
+import type { Student } from "./step.ts";
 
 export type Problem = {
   spec: GmmSpec;
@@ -68,4 +70,34 @@ export function conditionRows(promptIndices: readonly number[], promptCount: num
 /** A column [B, 1] from host values. */
 export function column(values: ArrayLike<number>): Array {
   return np.array(Float32Array.from(values)).reshape([values.length, 1]);
+}
+
+/**
+ * What the distillation loop needs from a teacher, whatever it is (the analytic GMM, or the
+ * default text-to-image stack): its guided velocity, the prompts' conditions, the student it
+ * starts from, real latents for the sCM baseline, and how to measure a student.
+ */
+export interface DistillProblem<P extends Tree = Tree> {
+  /** Latent dimension d (flat latents [B, d]). */
+  readonly dim: number;
+  readonly teacher: TrigVelocity;
+  /** Number of training prompts; prompts are indices 0..n−1, −1 the empty prompt. */
+  readonly promptCount: number;
+  /** Condition rows of prompt indices (−1: the empty prompt). */
+  conditions(prompts: readonly number[]): Array;
+  readonly student: Student<P>;
+  /** The student to start from (a teacher copy, or fresh). */
+  initialStudent(k: Key): P;
+  readonly studentKind: string;
+  /** Real data latents (z units) of the prompts, for the sCM baseline. */
+  realLatents(k: Key, prompts: readonly number[]): Float32Array | Promise<Float32Array>;
+  /** Scaled latent of an all-black image for the black filter (empty: no filter). */
+  readonly blackLatent: Float32Array;
+  /** Things the user should know about the input (e.g. unknown prompt words). */
+  readonly warnings?: readonly string[];
+  /** The 1-step consistency error of a student against the teacher's ODE endpoints (params not consumed). */
+  curve(params: P): Promise<number>;
+  /** Final metrics of a student (params not consumed). */
+  evaluate(params: P, outDir: string, k: Key): Promise<Record<string, number>>;
+  dispose(): void;
 }

@@ -1,0 +1,61 @@
+/**
+ * A run's report a person can read (`report.md` in the run directory): the metrics table, the
+ * training curves (SVG, drawn from log.jsonl), the sample grids the evaluation wrote, and the
+ * config.
+ */
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { writeFileAtomic } from "../numerics/safetensors.ts";
+
+type LogRecord = Record<string, number | string>;
+
+/** A small line chart of one series against step, as SVG (log-scaled y when the values span > 20×). */
+export function lineChart(title: string, points: [number, number][], width = 480, height = 200): string {
+  const finite = points.filter(([, y]) => Number.isFinite(y) && y > -Infinity);
+  if (finite.length < 2) return "";
+  const xs = finite.map(([x]) => x), ys = finite.map(([, y]) => y);
+  const positive = ys.every((y) => y > 0);
+  const logY = positive && Math.max(...ys) / Math.min(...ys) > 20;
+  const f = (y: number) => (logY ? Math.log10(y) : y);
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  const [y0, y1] = [Math.min(...ys.map(f)), Math.max(...ys.map(f))];
+  const m = 40;
+  const px = (x: number) => m + ((x - x0) / Math.max(1e-12, x1 - x0)) * (width - 2 * m);
+  const py = (y: number) => height - m + -((f(y) - y0) / Math.max(1e-12, y1 - y0)) * (height - 2 * m);
+  const path = finite.map(([x, y], i) => `${i ? "L" : "M"}${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(" ");
+  const label = (v: number) => (logY ? (10 ** v).toPrecision(3) : v.toPrecision(3));
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">
+<rect width="100%" height="100%" fill="white"/><text x="${m}" y="16">${title}${logY ? " (log scale)" : ""}</text>
+<line x1="${m}" y1="${height - m}" x2="${width - m}" y2="${height - m}" stroke="#888"/><line x1="${m}" y1="${m}" x2="${m}" y2="${height - m}" stroke="#888"/>
+<text x="${m}" y="${height - m + 14}">${x0}</text><text x="${width - m}" y="${height - m + 14}" text-anchor="end">${x1}</text>
+<text x="${m - 4}" y="${m + 4}" text-anchor="end">${label(y1)}</text><text x="${m - 4}" y="${height - m}" text-anchor="end">${label(y0)}</text>
+<path d="${path}" fill="none" stroke="#1f77b4" stroke-width="1.5"/></svg>\n`;
+}
+
+/** Writes report.md (+ curve SVGs) for the run in `dir`. */
+export function writeReport(dir: string, title: string, metrics: Record<string, unknown>, config: unknown, notes: string[] = []): string {
+  const log: LogRecord[] = existsSync(join(dir, "log.jsonl"))
+    ? readFileSync(join(dir, "log.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l)) : [];
+  const series = (key: string): [number, number][] => log.filter((r) => typeof r[key] === "number").map((r) => [r.step as number, r[key] as number]);
+  const charts: string[] = [];
+  for (const key of ["loss", "loss_no_logvar", "tangent_norm", "grad_norm", "consistency_rel_mse_1step", "lr"]) {
+    const svg = lineChart(key, series(key));
+    if (!svg) continue;
+    writeFileAtomic(join(dir, `curve-${key}.svg`), svg);
+    charts.push(`![${key}](curve-${key}.svg)`);
+  }
+  const grids = existsSync(dir) ? readdirSync(dir).filter((f) => f.startsWith("grid-") && f.endsWith(".png")).sort() : [];
+  const fmt = (v: unknown) => (typeof v === "number" ? String(Number(v.toPrecision(5))) : String(v));
+  const md = [
+    `# ${title}`, "",
+    ...notes.map((n) => `- ${n}`), notes.length ? "" : "",
+    "## Metrics", "", "| metric | value |", "|---|---|", ...Object.entries(metrics).map(([k, v]) => `| ${k} | ${fmt(v)} |`), "",
+    ...(grids.length ? ["## Samples", "", "Rows: one class each (t-shirt … ankle boot); columns: fixed noises, the same for every grid.", "",
+      ...grids.map((g) => `### ${g.replace(/^grid-|\.png$/g, "")}\n\n![${g}](${g})\n`)] : []),
+    ...(charts.length ? ["## Training curves", "", ...charts, ""] : []),
+    "## Config", "", "```json", JSON.stringify(config, null, 2), "```", "",
+  ].join("\n");
+  const path = join(dir, "report.md");
+  writeFileAtomic(path, md);
+  return path;
+}

@@ -1,0 +1,245 @@
+/**
+ * The default stack as a distillation problem (issue #4): the shipped DiT teacher with CFG, the
+ * prompts of a prompt file encoded once by the shipped text encoder, the student = a teacher copy
+ * with a zero-initialised guidance embedder and logvar head (spec §4). TBCM never loads the VAE:
+ * its pairs come from the teacher's trajectories alone. The sCM baseline encodes the real
+ * training images with the VAE once (cached latents) and draws images of each prompt's class.
+ * Evaluation (after training) decodes with the VAE and measures FD, prompt accuracy and the
+ * 1-step consistency error against the teacher's ODE endpoint from the same noise.
+ */
+import { join } from "node:path";
+import { numpy as np, tree, type Array } from "@jax-js/jax";
+import type { TbcmConfig } from "../config/schema.ts";
+import { ConfigError } from "../config/schema.ts";
+import { SIGMA_D } from "../config/defaults.ts";
+import { type Key, foldIn, normal, uniform } from "../numerics/random.ts";
+import type { HostTensor } from "../executor/onnxRun.ts";
+import { inference, inChunks, type Inference } from "../executor/inference.ts";
+import { type DitParams, type DitConfig, ditFlow, withStudentHeads } from "../models/dit.ts";
+import { encodeText, tokenRows } from "../models/textEncoder.ts";
+import { vaeEncode, vaeDecode } from "../models/vae.ts";
+import { flowToTrigVelocity } from "../method/flowToTrig.ts";
+import { sampleStudent, studentTimesteps } from "../method/sampler.ts";
+import { unknownWords } from "../data/tokenizer.ts";
+import { caption, captionLabel, CLASS_NAMES } from "../data/captions.ts";
+import { writeImageGrid } from "../data/png.ts";
+import type { DistillProblem } from "../train/problem.ts";
+import { readPromptFile } from "../train/problem.ts";
+import type { EvalKeys } from "../train/gmmProblem.ts";
+import type { Student } from "../train/step.ts";
+import { relativeMse } from "../eval/distance.ts";
+import { Evaluator } from "../eval/evaluator.ts";
+import { type LoadedTeacher, loadTeacher, loadVae } from "./load.ts";
+import { loadSplit, allPixels } from "./common.ts";
+import type { StackConfig } from "../config/stack.ts";
+import { flowTimesteps } from "./pipeline.ts";
+import { evalPrompts, referenceStatistics, EVAL_PROMPTS } from "./teacherReport.ts";
+import { loadSafetensors } from "../numerics/safetensors.ts";
+
+/** Flow-Euler steps of the teacher's ODE reference (the endpoint the 1-step student should hit). */
+export const ODE_REFERENCE_STEPS = 32;
+
+/** The student in TrigFlow form: a DiT with guidance embedding and logvar head, through flow → TrigFlow (spec §2). */
+export function ditStudent(c: DitConfig): Student<DitParams> {
+  return (p, u, t, cond, w) => {
+    let logvar: Array | undefined;
+    const F = flowToTrigVelocity((x, s) => {
+      const [v, lv] = ditFlow(p, c, x, s, cond, w);
+      logvar = lv;
+      return v;
+    }, u, t);
+    return [F, logvar!];
+  };
+}
+
+/** The teacher's guided flow-Euler step (cond and uncond as one batch), per-sample w. */
+export function guidedEulerStep(teacher: LoadedTeacher, executor: TbcmConfig["executor"]): Inference {
+  return inference(executor, teacher.params.dit, (p, x, s, sNext, cond, uncond, w) => {
+    const [v, logvar] = ditFlow(p, teacher.dit, np.concatenate([x.ref, x.ref], 0), np.concatenate([s.ref, s.ref], 0), np.concatenate([cond, uncond], 0));
+    logvar.dispose();
+    const [vc, vu] = np.split(v, 2, 0);
+    return x.add(vu.ref.add(w.mul(vc.sub(vu))).mul(sNext.sub(s)));
+  }, "teacher_euler_step");
+}
+
+/** Runs the flow ODE from noise (s = 1) to s = 0 with `steps` guided Euler steps; returns latents [B·d]. */
+export async function eulerEndpoint(step: Inference, noise: Float32Array, cond: HostTensor, uncond: HostTensor, w: HostTensor, steps: number, shift = 1): Promise<Float32Array> {
+  const B = cond.shape[0], d = noise.length / B;
+  const times = flowTimesteps(steps, shift);
+  let x: HostTensor = { data: noise, shape: [B, d] };
+  const col = (v: number) => ({ data: new Float32Array(B).fill(v), shape: [B, 1] });
+  for (let i = 0; i < steps; i++) [x] = await inChunks(step, [x, col(times[i]), col(times[i + 1]), cond, uncond, w], B, Math.min(B, 250));
+  return x.data;
+}
+
+/** Student samples (z units, [B·d]) with `steps` sampling steps: first noise `noise`, later ones from `k`. */
+export async function studentSampleLatents(executor: TbcmConfig["executor"], student: Student<DitParams>, params: DitParams, steps: number, noise: Float32Array, cond: HostTensor, w: HostTensor, k: Key): Promise<Float32Array> {
+  const B = cond.shape[0], d = noise.length / B;
+  const timesteps = studentTimesteps(steps);
+  const program = inference(executor, params, (p, c, ww, ...ns) => {
+    const x0 = sampleStudent((u, t, cc) => {
+      const [F, logvar] = student(tree.ref(p), u, t, cc, ww.ref);
+      logvar.dispose();
+      return F;
+    }, ns, timesteps, c);
+    tree.dispose(p); ww.dispose();
+    return x0.div(SIGMA_D);
+  }, `student_${steps}step`);
+  const noises: HostTensor[] = [{ data: noise, shape: [B, d] }];
+  for (let i = 1; i < steps; i++) noises.push({ data: normal(foldIn(k, i), B * d), shape: [B, d] });
+  const [x] = await inChunks(program, [cond, w, ...noises], B, Math.min(B, 250));
+  await program.dispose();
+  return x.data;
+}
+
+export async function stackDistillProblem(cfg: TbcmConfig, keys: EvalKeys): Promise<DistillProblem<DitParams> & { warnings: string[] }> {
+  const t = cfg.teacher;
+  const teacher = loadTeacher(t.model);
+  const { dit, text, tokenizer } = teacher;
+  const prompts = readPromptFile(cfg.promptsFile || "prompts/train.txt");
+  const tooLong = prompts.find((p) => p.split(/\s+/).length > text.maxWords);
+  if (tooLong !== undefined) throw new ConfigError(`prompt "${tooLong}" has more than ${text.maxWords} words, the text encoder's limit: shorten it`);
+  const unknown = [...new Set(prompts.flatMap((p) => unknownWords(tokenizer, p)))];
+  const warnings = unknown.length ? [`${unknown.length} word(s) of the prompt file are unknown to the text encoder and read as <unk>: ${unknown.slice(0, 10).join(", ")}`] : [];
+  const d = teacher.latentDim;
+  // conditions of every training prompt, then of "" (row P), computed once
+  const textProgram = inference(cfg.executor, teacher.params.text, (p, oneHot, mask) => encodeText(p, text, oneHot, mask), "text_encoder");
+  const condition = async (ps: readonly string[]) => {
+    const rows = tokenRows(tokenizer, ps, text);
+    const [c] = await inChunks(textProgram, [
+      { data: rows.oneHot, shape: [ps.length, text.maxWords, text.vocab] }, { data: rows.mask, shape: [ps.length, text.maxWords + 1] },
+    ], ps.length, Math.min(ps.length, 256));
+    return c;
+  };
+  const table = await condition([...prompts, ""]);
+  const M = text.maxWords + 1, C = text.width + 1, row = M * C;
+  const rows = (idx: readonly number[]) => {
+    const out = new Float32Array(idx.length * row);
+    idx.forEach((i, r) => { const j = i < 0 ? prompts.length : i; out.set(table.data.subarray(j * row, (j + 1) * row), r * row); });
+    return out;
+  };
+  const conditions = (idx: readonly number[]) => np.array(rows(idx)).reshape([idx.length, M, C]);
+  const hostConditions = (idx: readonly number[]): HostTensor => ({ data: rows(idx), shape: [idx.length, M, C] });
+
+  const velocity = (u: Array, tt: Array, cond: Array) => flowToTrigVelocity((x, s) => {
+    const [v, lv] = ditFlow(tree.ref(teacher.params.dit), dit, x, s, cond);
+    lv.dispose();
+    return v;
+  }, u, tt);
+  const student = ditStudent(dit);
+
+  // sCM baseline: cached latents of the real training images, grouped by class
+  let byClass: Float32Array[][] | undefined;
+  const promptClass = prompts.map((p) => captionLabel(p));
+  if (cfg.method === "scm") {
+    if (promptClass.some((c) => c < 0)) throw new ConfigError(`the sCM baseline needs each prompt to name a Fashion-MNIST class; "${prompts[promptClass.indexOf(-1)]}" names none`);
+    const vae = loadVae(t.vae);
+    const train = loadSplit({ dataDir: t.dataDir } as never, "train");
+    const enc = inference(cfg.executor, vae.params, (p, x) => vaeEncode(p, vae.config, x)[0].mul(vae.scale), "vae_encode");
+    const [lat] = await inChunks(enc, [{ data: allPixels(train), shape: [train.count, 784] }], train.count, 1000);
+    await enc.dispose();
+    tree.dispose(vae.params);
+    byClass = globalThis.Array.from({ length: 10 }, () => []);
+    for (let i = 0; i < train.count; i++) byClass[train.labels[i]].push(lat.data.subarray(i * d, (i + 1) * d));
+  }
+
+  // the curve: fixed prompts and noises, teacher ODE endpoints computed once
+  const curvePrompts = globalThis.Array.from({ length: cfg.eval.curveNoises }, (_, i) => i % prompts.length);
+  const curveW: HostTensor = { data: Float32Array.from(curvePrompts, (_, i) => cfg.guidance[i % cfg.guidance.length]), shape: [curvePrompts.length, 1] };
+  const curveNoise = normal(keys.curve, curvePrompts.length * d);
+  let curveReference: Float32Array | undefined;
+  const euler = guidedEulerStep(teacher, cfg.executor);
+  const blackLatent = t.vae ? Float32Array.from(JSON.parse(loadSafetensors(t.vae).metadata.black_latent ?? "[]")) : new Float32Array(0);
+
+  return {
+    dim: d,
+    teacher: velocity,
+    promptCount: prompts.length,
+    conditions,
+    student,
+    studentKind: "tbcm-student-dit",
+    warnings,
+    blackLatent: cfg.blackLatent.length ? Float32Array.from(cfg.blackLatent) : blackLatent,
+    initialStudent: (k) => withStudentHeads(k, tree.ref(teacher.params.dit), dit),
+    async realLatents(k, idx) {
+      const u = uniform(k, idx.length);
+      const z = new Float32Array(idx.length * d);
+      idx.forEach((p, r) => { const pool = byClass![promptClass[p]]; z.set(pool[Math.min(pool.length - 1, Math.floor(u[r] * pool.length))], r * d); });
+      return z;
+    },
+    async curve(params) {
+      const cond = hostConditions(curvePrompts), uncond = hostConditions(curvePrompts.map(() => -1));
+      curveReference ??= await eulerEndpoint(euler, curveNoise, cond, uncond, curveW, ODE_REFERENCE_STEPS);
+      const one = await studentSampleLatents(cfg.executor, student, params, 1, curveNoise, cond, curveW, keys.sampling);
+      return relativeMse(one, curveReference);
+    },
+    async evaluate(params, outDir) {
+      return evaluateStackStudent(cfg, { teacher, student, params, euler, condition, outDir, keys });
+    },
+    dispose() {
+      void textProgram.dispose();
+      void euler.dispose();
+      tree.dispose(teacher.params as never);
+    },
+  };
+}
+
+/** Grids show one row per class ("a photo of a <name>") and this many noises. */
+const GRID_COLUMNS = 8;
+
+/** FD and prompt accuracy of the student at 1/2/4 steps and of the teacher, the 1-step consistency error, grids. */
+async function evaluateStackStudent(cfg: TbcmConfig, o: {
+  teacher: LoadedTeacher; student: Student<DitParams>; params: DitParams; euler: Inference;
+  condition: (ps: readonly string[]) => Promise<HostTensor>; outDir: string; keys: EvalKeys;
+}): Promise<Record<string, number>> {
+  const t = cfg.teacher;
+  const n = cfg.eval.samples;
+  const d = o.teacher.latentDim;
+  const evaluator = await Evaluator.load(t.evaluator, cfg.executor);
+  const vae = loadVae(t.vae);
+  const decode = inference(cfg.executor, vae.params, (p, z) => vaeDecode(p, vae.config, z.div(vae.scale)), "vae_decode");
+  const pixelsOf = async (z: Float32Array) => {
+    const m = z.length / d;
+    const [x] = await inChunks(decode, [{ data: z, shape: [m, d] }], m, Math.min(m, 500));
+    return x.data.map((v) => Math.min(1, Math.max(0, v)));
+  };
+  const { test, floor } = await referenceStatistics({ dataDir: t.dataDir, seed: cfg.seed } as StackConfig, evaluator, n);
+  const metrics: Record<string, number> = { fd_floor: floor, eval_samples: n, eval_guidance: cfg.eval.guidance };
+  const measure = async (name: string, z: Float32Array, labels: readonly number[]) => {
+    const stats = await evaluator.statistics(await pixelsOf(z));
+    metrics[`fd_${name}`] = stats.frechetDistance(test);
+    metrics[`accuracy_${name}`] = stats.accuracy(labels);
+  };
+  const col = (m: number, v: number): HostTensor => ({ data: new Float32Array(m).fill(v), shape: [m, 1] });
+
+  // metrics on the held-out eval prompts
+  const { prompts, labels } = evalPrompts(EVAL_PROMPTS, n);
+  const cond = await o.condition(prompts), uncond = await o.condition(prompts.map(() => ""));
+  const w = col(n, cfg.eval.guidance);
+  const noise = normal(o.keys.eval, n * d);
+  await measure("teacher_16step", await eulerEndpoint(o.euler, noise, cond, uncond, w, 16), labels);
+  const ode = await eulerEndpoint(o.euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS);
+  for (const steps of [1, 2, 4]) {
+    const z = await studentSampleLatents(cfg.executor, o.student, o.params, steps, noise, cond, w, foldIn(o.keys.sampling, steps));
+    await measure(`student_${steps}step`, z, labels);
+    if (steps === 1) metrics.consistency_rel_mse_1step = relativeMse(z, ode);
+  }
+  metrics.fd_ratio_1step_vs_teacher = metrics.fd_student_1step / metrics.fd_teacher_16step;
+  metrics.accuracy_ratio_1step_vs_teacher = metrics.accuracy_student_1step / metrics.accuracy_teacher_16step;
+
+  // grids: same prompts and noises for teacher and student
+  const gridPrompts = CLASS_NAMES.flatMap((names) => globalThis.Array.from({ length: GRID_COLUMNS }, () => caption("a photo of a {}", names[0])));
+  const m = gridPrompts.length;
+  const gc = await o.condition(gridPrompts), gu = await o.condition(gridPrompts.map(() => ""));
+  const gw = col(m, cfg.eval.guidance);
+  const gnoise = normal(foldIn(o.keys.eval, 1), m * d);
+  const grid = (file: string, px: Float32Array) => writeImageGrid(join(o.outDir, file), px, { rows: CLASS_NAMES.length, cols: GRID_COLUMNS, height: 28, width: 28 });
+  grid("grid-teacher-16step.png", await pixelsOf(await eulerEndpoint(o.euler, gnoise, gc, gu, gw, 16)));
+  for (const steps of [1, 2, 4]) {
+    grid(`grid-student-${steps}step.png`, await pixelsOf(await studentSampleLatents(cfg.executor, o.student, o.params, steps, gnoise, gc, gw, foldIn(o.keys.sampling, 100 + steps))));
+  }
+  await decode.dispose();
+  tree.dispose(vae.params);
+  await evaluator.dispose();
+  return metrics;
+}
