@@ -16,6 +16,7 @@ import { key, foldIn, normal } from "./numerics/random.ts";
 import { takeHost } from "./numerics/tree.ts";
 
 export { distill } from "./train/distill.ts";
+export { sampleImages, type SampleImagesOptions } from "./stack/generate.ts";
 export { pretrainTeacherCopy } from "./train/pretrain.ts";
 export { parseConfig, loadConfig, type TbcmConfig };
 export { routeAngles, jitterRoute } from "./method/route.ts";

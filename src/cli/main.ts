@@ -13,6 +13,8 @@ const USAGE = `usage:
   tbcm train-teacher --config <stack yaml> [--resume]    train the default text encoder + DiT teacher
   tbcm train-evaluator --config <stack yaml> [--resume]  train the evaluator (classifier for FD and prompt accuracy)
   tbcm train-teacher --config <gmm yaml> --out <file>    fit the student network to the analytic teacher (a teacher copy)
+  tbcm sample (--run <dir> | --model teacher) --prompt "…" [--prompt …] [--n 8] [--steps N] [--guidance 4.5]
+              [--seed 0] [--sampler euler|trigflow] --out <file.png>   images: one row per prompt, n columns
   tbcm export --run <dir> --out <dir> [--batch 1]        the student as an ONNX 1-step generator + manifest
   tbcm eval --run <dir> [--json]                         print a run's metrics
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
@@ -28,7 +30,8 @@ function parseOptions(args: string[]) {
       options: {
         config: { type: "string" }, out: { type: "string" }, resume: { type: "boolean" }, run: { type: "string" },
         json: { type: "boolean" }, shift: { type: "string" }, steps: { type: "string" }, debug: { type: "boolean" },
-        batch: { type: "string" },
+        batch: { type: "string" }, prompt: { type: "string", multiple: true }, model: { type: "string" }, n: { type: "string" },
+        guidance: { type: "string" }, seed: { type: "string" }, sampler: { type: "string" },
       },
       strict: true,
     });
@@ -116,6 +119,25 @@ async function main(argv: string[]): Promise<number> {
       const { exportStudent } = await import("../executor/export.ts");
       const m = exportStudent(values.run, values.out, numberOption("batch", values.batch, 1));
       console.log(JSON.stringify({ out: join(values.out, m.model), inputs: m.inputs.map((i) => `${i.name} [${i.shape}]`), nodes: Object.values(m.op_counts).reduce((a, b) => a + b, 0) }));
+      return 0;
+    }
+    case "sample": {
+      if (!values.out || !values.prompt?.length) throw new UsageError("sample needs --prompt \"…\" and --out <file.png>");
+      if (!values.run && values.model !== "teacher") throw new UsageError("sample needs --run <dir> (a distilled student) or --model teacher");
+      if (values.sampler && values.sampler !== "euler" && values.sampler !== "trigflow") throw new UsageError(`--sampler is euler or trigflow, got "${values.sampler}"`);
+      const n = numberOption("n", values.n, 8);
+      const steps = values.steps === undefined ? undefined : numberOption("steps", values.steps, 1);
+      if (!Number.isInteger(n) || n < 1 || (steps !== undefined && (!Number.isInteger(steps) || steps < 1))) throw new UsageError("--n and --steps take whole numbers ≥ 1");
+      const { sampleImages } = await import("../stack/generate.ts");
+      const { writeImageGrid } = await import("../data/png.ts");
+      const prompts = values.prompt.flatMap((p) => Array.from({ length: n }, () => p));
+      const r = await sampleImages({
+        run: values.run, prompts, steps, guidance: values.guidance === undefined ? undefined : numberOption("guidance", values.guidance, 4.5),
+        seed: numberOption("seed", values.seed, 0), sampler: values.sampler as "euler" | "trigflow" | undefined,
+      });
+      for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+      writeImageGrid(values.out, r.pixels, { rows: values.prompt.length, cols: n, height: r.height, width: r.width });
+      console.log(JSON.stringify({ out: values.out, images: prompts.length }));
       return 0;
     }
     case "eval": {
