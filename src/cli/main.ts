@@ -118,7 +118,7 @@ async function main(argv: string[]): Promise<number> {
       if (!values.run || !values.out) throw new UsageError("export needs --run <dir> and --out <dir>");
       const { exportStudent } = await import("../executor/export.ts");
       const m = exportStudent(values.run, values.out, numberOption("batch", values.batch, 1));
-      console.log(JSON.stringify({ out: join(values.out, m.model), inputs: m.inputs.map((i) => `${i.name} [${i.shape}]`), nodes: Object.values(m.op_counts).reduce((a, b) => a + b, 0) }));
+      console.log(JSON.stringify({ out: values.out, manifest: join(values.out, "manifest.json"), inputs: m.inputs }));
       return 0;
     }
     case "sample": {

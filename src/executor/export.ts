@@ -4,7 +4,8 @@
  * ONNX file: (noise [B, d], cond [B, C], guidance [B, 1]) → latent z [B, d]; plus a manifest
  * with what a caller needs (inputs and shapes, σ_d, timesteps, prompts, guidance scales).
  */
-import { writeFileSync, mkdirSync } from "node:fs";
+import { writeFileSync, mkdirSync, readFileSync } from "node:fs";
+import { exportStackStudent } from "../stack/export.ts";
 import { join } from "node:path";
 import { tree, type Array } from "@jax-js/jax";
 import { SIGMA_D } from "../config/defaults.ts";
@@ -29,6 +30,13 @@ export type ExportManifest = {
 /** Writes `generator.onnx` and `manifest.json` into `outDir` for batch size `batch`. */
 export function exportStudent(runDir: string, outDir: string, batch = 1): ExportManifest {
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`--batch must be an integer ≥ 1, got ${batch}`);
+  let kind: string;
+  try {
+    kind = JSON.parse(readFileSync(join(runDir, "config.json"), "utf8")).teacher.kind;
+  } catch {
+    throw new Error(`no readable config.json in "${runDir}": is it a run directory of tbcm distill?`);
+  }
+  if (kind === "stack") return exportStackStudent(runDir, outDir, batch) as unknown as ExportManifest;
   const { params, config } = loadStudent(runDir);
   const d = config.teacher.dim, C = config.teacher.prompts;
   const timesteps = studentTimesteps(1);

@@ -94,9 +94,9 @@ export async function studentSampleLatents(executor: TbcmConfig["executor"], stu
 
 export async function stackDistillProblem(cfg: TbcmConfig, keys: EvalKeys): Promise<DistillProblem<DitParams> & { warnings: string[] }> {
   const t = cfg.teacher;
+  const prompts = readPromptFile(cfg.promptsFile || "prompts/train.txt");
   const teacher = loadTeacher(t.model);
   const { dit, text, tokenizer } = teacher;
-  const prompts = readPromptFile(cfg.promptsFile || "prompts/train.txt");
   const tooLong = prompts.find((p) => p.split(/\s+/).length > text.maxWords);
   if (tooLong !== undefined) throw new ConfigError(`prompt "${tooLong}" has more than ${text.maxWords} words, the text encoder's limit: shorten it`);
   const unknown = [...new Set(prompts.flatMap((p) => unknownWords(tokenizer, p)))];

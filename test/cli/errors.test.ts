@@ -58,3 +58,22 @@ test("schedule prints the route", () => {
   assert.equal(route.length, 16);
   assert.ok(Math.abs(route[15] - 0.006256) < 1e-6);
 });
+
+test("stack configs and inputs: one-line errors naming the key or file and the fix", () => {
+  const out = join(dir, "stack-run");
+  const stack = (name: string, text: string) => file(name, `kind: stack\n${text}`);
+  fails(["train-vae", "--config", stack("s1.yaml", "vae: {widht: 64}\n")], /unknown config key "vae\.widht" \(allowed in "vae": patch, latent_channels, width/);
+  fails(["train-vae", "--config", stack("s2.yaml", "vae: {patch: 5}\n")], /"vae\.patch": must divide 28/);
+  fails(["train-teacher", "--config", stack("s3.yaml", "teacher: {attention: flash}\n")], /"teacher\.attention": expected one of softmax, linear/);
+  fails(["train-teacher", "--config", stack("s4.yaml", `models_dir: ${join(dir, "no-models")}\ndata_dir: ${join(dir, "no-data")}\n`)], /vae\.safetensors" is missing: run "tbcm train-vae/);
+  fails(["train-vae", "--config", stack("s5.yaml", `data_dir: ${join(dir, "no-data")}\nmodels_dir: ${join(dir, "m")}\n`)], /not found in .*apt-get install dataset-fashion-mnist/);
+  fails(["train-vae", "--config", file("gmm.yaml", "seed: 1\n")], /needs a stack config/);
+  const teacherCfg = (name: string, extra: string) => file(name, `teacher: {kind: stack, model: ${extra}}\n`);
+  fails(["distill", "--config", teacherCfg("t1.yaml", join(dir, "none.safetensors")), "--out", out], /no teacher at ".*none\.safetensors"/, out);
+  const long = file("long.txt", "a photo of a very very very long sneaker on a table\n");
+  fails(["distill", "--config", file("t2.yaml", `prompts_file: ${long}\nteacher: {kind: stack}\n`), "--out", out], /more than 8 words/, out);
+  fails(["distill", "--config", file("t3.yaml", `prompts_file: ${file("e2.txt", "\n")}\nteacher: {kind: stack}\n`), "--out", out], /has no prompts/, out);
+  fails(["sample", "--prompt", "a bag", "--out", join(dir, "x.png")], /--run <dir> .* or --model teacher/);
+  fails(["sample", "--run", join(dir, "nothing"), "--prompt", "a bag", "--out", join(dir, "x.png")], /holds no finished student/);
+  fails(["sample", "--model", "teacher", "--prompt", "a bag", "--n", "0", "--out", join(dir, "x.png")], /whole numbers ≥ 1/);
+});

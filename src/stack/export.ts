@@ -1,0 +1,79 @@
+/**
+ * `tbcm export` for a student of the default stack: three standard-ops ONNX files with their
+ * weights baked in, and a manifest a Node or browser app can follow:
+ *   text_encoder.onnx  token_ids [B, L] (float ids, 0 = padding) → cond [B, L+1, D+1]
+ *   generator.onnx     noise [B, d], cond, guidance [B, 1] → latent [B, d]   (one student step)
+ *   vae_decoder.onnx   latent [B, d] → image [B, 784] in [0, 1]
+ * The manifest carries the vocabulary and the tokenizer's rule (lower-case, split on anything but
+ * letters, digits and '-', unknown words → id 1).
+ */
+import { writeFileSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { numpy as np, tree, type Array } from "@jax-js/jax";
+import { SIGMA_D } from "../config/defaults.ts";
+import type { TbcmConfig } from "../config/schema.ts";
+import { key } from "../numerics/random.ts";
+import { loadParams } from "../train/checkpoint.ts";
+import { initDit, withStudentHeads } from "../models/dit.ts";
+import { encodeText } from "../models/textEncoder.ts";
+import { vaeDecode } from "../models/vae.ts";
+import { sampleStudent, studentTimesteps } from "../method/sampler.ts";
+import { lowerFunction, avalSpec } from "../executor/lower.ts";
+import { loadTeacher, loadVae } from "./load.ts";
+import { ditStudent } from "./problem.ts";
+
+export function exportStackStudent(runDir: string, outDir: string, batch: number) {
+  const config = JSON.parse(readFileSync(join(runDir, "config.json"), "utf8")) as TbcmConfig;
+  const teacher = loadTeacher(config.teacher.model);
+  const vae = loadVae(config.teacher.vae);
+  const { text, dit, tokenizer } = teacher;
+  const like = withStudentHeads(key(0), initDit(key(0), dit), dit);
+  const { params } = loadParams(join(runDir, "student.safetensors"), like);
+  tree.dispose(like);
+  const d = teacher.latentDim, L = text.maxWords, M = L + 1, C = text.width + 1;
+  mkdirSync(outDir, { recursive: true });
+  const files: Record<string, Record<string, number>> = {};
+  const write = (name: string, f: (...xs: Array[]) => Array, shapes: number[][], inputNames: string[], outputNames: string[]) => {
+    const lowered = lowerFunction(f, shapes.map((s) => avalSpec(s)) as never, { name: name.replace(".onnx", ""), inputNames, outputNames });
+    writeFileSync(join(outDir, name), lowered.model);
+    files[name] = { ...lowered.opCounts };
+  };
+  const vocab = np.arange(text.vocab).astype(np.float32).reshape([1, 1, text.vocab]);
+  write("text_encoder.onnx", (ids: Array) => {
+    const oneHot = np.equal(ids.ref.reshape([batch, L, 1]), vocab.ref).astype(np.float32);
+    const mask = np.concatenate([np.ones([batch, 1]), np.notEqual(ids, 0).astype(np.float32)], 1);
+    return encodeText(tree.ref(teacher.params.text), text, oneHot, mask);
+  }, [[batch, L]], ["token_ids"], ["cond"]);
+  const timesteps = studentTimesteps(1);
+  const student = ditStudent(dit);
+  write("generator.onnx", (noise: Array, cond: Array, w: Array) => {
+    const x0 = sampleStudent((u, t, c) => {
+      const [F, logvar] = student(tree.ref(params), u, t, c, w.ref);
+      logvar.dispose();
+      return F;
+    }, [noise], timesteps, cond);
+    w.dispose();
+    return x0.div(SIGMA_D);
+  }, [[batch, d], [batch, M, C], [batch, 1]], ["noise", "cond", "guidance"], ["latent"]);
+  write("vae_decoder.onnx", (z: Array) => np.clip(vaeDecode(tree.ref(vae.params), vae.config, z.div(vae.scale)), 0, 1),
+    [[batch, d]], ["latent"], ["image"]);
+  vocab.dispose();
+  tree.dispose([params as never, teacher.params as never, vae.params as never]);
+  const manifest = {
+    format: "tbcm-onnx-text-to-image-1",
+    models: { text_encoder: "text_encoder.onnx", generator: "generator.onnx", vae_decoder: "vae_decoder.onnx" },
+    inputs: {
+      token_ids: { shape: [batch, L], meaning: "word ids as float32, 0-padded; ids from `vocab` (index = id), unknown words → 1" },
+      noise: { shape: [batch, d], meaning: "unit Gaussian noise" },
+      guidance: { shape: [batch, 1], meaning: "guidance scale fed to the student's guidance embedding (trained on 4, 4.5, 5)" },
+    },
+    outputs: { image: { shape: [batch, 28 * 28], meaning: "grey pixels in [0, 1], row-major 28×28" } },
+    tokenizer: { vocab: tokenizer.vocab, max_words: L, rule: "lower-case; split on [^a-z0-9-]+; drop empty; pad with 0" },
+    sigma_d: SIGMA_D,
+    timesteps,
+    guidance_scales: [...config.guidance],
+    op_counts: files,
+  };
+  writeFileSync(join(outDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+  return manifest;
+}
