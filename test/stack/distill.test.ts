@@ -1,0 +1,105 @@
+import { test, before } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as ort from "onnxruntime-node";
+import "../../src/numerics/threads.ts";
+import { jit } from "@jax-js/jax";
+import { parseConfig, type TbcmConfig } from "../../src/config/schema.ts";
+import { distill, distillProblem, evalKeys, pairPass, drawPairs } from "../../src/train/distill.ts";
+import { routeAngles } from "../../src/method/route.ts";
+import { vaeLoadCount } from "../../src/stack/load.ts";
+import { sampleImages } from "../../src/stack/generate.ts";
+import { exportStudent } from "../../src/executor/export.ts";
+import { encode } from "../../src/data/tokenizer.ts";
+import { loadTeacher } from "../../src/stack/load.ts";
+import { key, foldIn, normal } from "../../src/numerics/random.ts";
+
+const fixture = new URL("../fixtures/fashion-mnist/", import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), "tbcm-stack-"));
+const promptsFile = join(dir, "prompts.txt");
+writeFileSync(promptsFile, "a photo of a sneaker\na bag\nan ankle boot on a wooden floor\n");
+
+/** A smoke distillation of the shipped teacher: a few steps, 2 prompts per step, a 4-angle route. */
+function smokeConfig(extra: Record<string, unknown> = {}): TbcmConfig {
+  return parseConfig({
+    method: "tbcm", seed: 3, prompts_file: promptsFile,
+    teacher: { kind: "stack", data_dir: fixture },
+    route: { shift: 2.5, steps: 4 }, guidance: [4, 4.5, 5], loss: { warmup: 2 },
+    optim: { kind: "adamw", lr: 3e-4 },
+    train: { steps: 8, prompts_per_step: 2, log_every: 1, eval_every: 4, checkpoint_every: 4 },
+    eval: { samples: 30, curve_noises: 8 },
+    ...extra,
+  });
+}
+
+const run = join(dir, "run");
+let progress: string[] = [];
+before(async () => {
+  progress = [];
+  await distill(smokeConfig(), run, { progress: (l) => progress.push(l) });
+});
+
+test("stack TBCM pairs: (N−1)·B rows of 196-d latents at angles inside the jittered route, without the VAE", async () => {
+  const cfg = smokeConfig();
+  const loadsBefore = vaeLoadCount();
+  const problem = await distillProblem(cfg, evalKeys(cfg.seed));
+  const pass = jit(pairPass(cfg, problem).f);
+  const route = routeAngles(2.5, 4);
+  const batch = await drawPairs(cfg, problem, key(1), route, async (xs) => pass(...xs));
+  assert.deepEqual(batch.xt.shape, [3 * 2, 196]);
+  assert.deepEqual(batch.dxdt.shape, [3 * 2, 196]);
+  assert.deepEqual(batch.cond.shape, [6, 9, 65]);
+  const t = Array.from(batch.t.dataSync() as Float32Array);
+  t.forEach((a, r) => {
+    const i = 1 + Math.floor(r / 2);
+    assert.ok(a <= route[i - 1] + 1e-6 && a >= route[i] - 1e-6, `row ${r}: angle ${a} outside [${route[i]}, ${route[i - 1]}]`);
+  });
+  for (const a of [batch.xt, batch.dxdt, batch.cond, batch.w, batch.keep]) a.dispose();
+  pass.dispose();
+  problem.dispose();
+  assert.equal(vaeLoadCount(), loadsBefore, "TBCM's pairs never load the VAE");
+  // the unknown words of the prompt file were reported, not fatal
+  assert.ok(progress.some((l) => /unknown to the text encoder .*wooden/.test(l)), progress.join("\n"));
+});
+
+test("smoke distillation on the shipped teacher: loss and 1-step consistency error fall; report and grids written", () => {
+  const log = readFileSync(join(run, "log.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  const curve = log.filter((r) => "consistency_rel_mse_1step" in r).map((r) => r.consistency_rel_mse_1step);
+  assert.ok(curve.at(-1) < curve[0], `consistency ${curve}`);
+  const metrics = JSON.parse(readFileSync(join(run, "metrics.json"), "utf8"));
+  for (const k of ["fd_teacher_16step", "fd_student_1step", "accuracy_student_1step", "consistency_rel_mse_1step", "fd_floor"]) {
+    assert.ok(Number.isFinite(metrics[k]), k);
+  }
+  for (const f of ["report.md", "grid-student-1step.png", "grid-teacher-16step.png", "curve-loss.svg"]) assert.ok(existsSync(join(run, f)), f);
+});
+
+test("sampling: deterministic by seed, different for another seed; the exported ONNX files reproduce it (onnxruntime-node and -web)", async () => {
+  const prompts = ["a photo of a sneaker", "a bag"];
+  const a = await sampleImages({ run, prompts, steps: 1, seed: 5 });
+  const b = await sampleImages({ run, prompts, steps: 1, seed: 5 });
+  const c = await sampleImages({ run, prompts, steps: 1, seed: 6 });
+  assert.deepEqual(Array.from(a.pixels), Array.from(b.pixels));
+  assert.ok(a.pixels.some((v, i) => Math.abs(v - c.pixels[i]) > 1e-3));
+  const two = await sampleImages({ run, prompts, steps: 2, seed: 5 });
+  assert.equal(two.pixels.length, 2 * 784);
+
+  const out = join(dir, "export");
+  exportStudent(run, out, 2);
+  const manifest = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+  const tok = loadTeacher(JSON.parse(readFileSync(join(run, "config.json"), "utf8")).teacher.model).tokenizer;
+  const ids = Float32Array.from(prompts.flatMap((p) => Array.from(encode(tok, p, manifest.tokenizer.max_words))));
+  const noise = normal(foldIn(key(5), 0), 2 * 196); // the noise sampleImages draws for seed 5
+  for (const runtime of [ort, await import("onnxruntime-web")]) {
+    const T = runtime.Tensor;
+    const session = (f: string) => runtime.InferenceSession.create(join(out, f));
+    const { cond } = await (await session("text_encoder.onnx")).run({ token_ids: new T("float32", ids, [2, 8]) });
+    const { latent } = await (await session("generator.onnx")).run({
+      noise: new T("float32", noise, [2, 196]), cond, guidance: new T("float32", Float32Array.of(4.5, 4.5), [2, 1]),
+    });
+    const { image } = await (await session("vae_decoder.onnx")).run({ latent });
+    const got = image.data as Float32Array;
+    a.pixels.forEach((v, i) => assert.ok(Math.abs(got[i] - v) < 2e-3, `pixel ${i}: ${got[i]} vs ${v}`));
+  }
+});
