@@ -58,27 +58,28 @@ if (!values.worker) {
   await import("../src/numerics/threads.ts");
   const { numpy: np, tree } = await import("@jax-js/jax");
   const { loadConfig } = await import("../src/config/schema.ts");
-  const { buildProblem, conditionRows, column } = await import("../src/train/problem.ts");
+  const { conditionRows, column } = await import("../src/train/problem.ts");
   const { routeAngles, jitterRoute } = await import("../src/method/route.ts");
   const { tangentRatio } = await import("../src/method/loss.ts");
   const { initMlp } = await import("../src/models/mlp.ts");
   const { makeOptimizer } = await import("../src/train/optim.ts");
   const { learningRate } = await import("../src/train/schedule.ts");
-  const { studentConfig, distillPrograms, drawPairs } = await import("../src/train/distill.ts");
+  const { distillPrograms, drawPairs, evalKeys } = await import("../src/train/distill.ts");
+  const { studentConfig, gmmDistillProblem } = await import("../src/train/gmmProblem.ts");
   const { parameterCount } = await import("../src/numerics/tree.ts");
   const { key, normal, foldIn } = await import("../src/numerics/random.ts");
   type A = import("@jax-js/jax").Array;
 
   const cfg = { ...loadConfig(positionals[0]), executor: values.executor as "jax" | "onnx" };
   if (cfg.method !== "tbcm") throw new Error(`${positionals[0]}: the bench times TBCM configs (method: tbcm)`);
-  const problem = buildProblem(cfg);
+  const problem = gmmDistillProblem(cfg, evalKeys(cfg.seed));
   const B = cfg.train.promptsPerStep, d = cfg.teacher.dim, P = cfg.teacher.prompts;
   const route = routeAngles(cfg.route.shift, cfg.route.steps);
   const optimizer = makeOptimizer(cfg.optim);
   const params = initMlp(key(0), studentConfig(cfg));
   const nParams = parameterCount(params as never);
   const state = optimizer.init(tree.leaves(params as never) as A[]);
-  const programs = distillPrograms(cfg, problem, optimizer, params, state);
+  const programs = distillPrograms(cfg, problem as never, optimizer, params, state);
   let weights = programs.initialWeights;
   // Large students: fewer iterations (a jax-js step takes ~1.5 s there).
   const iters = iterations ?? (nParams > 2e6 ? 20 : 50);
@@ -99,7 +100,7 @@ if (!values.worker) {
   const stepKey = (i: number) => foldIn(foldIn(key(cfg.seed), 4), i);
 
   const t0 = performance.now();
-  await stepOnce(0, await drawPairs(cfg, problem, stepKey(0), route, programs.pairs));
+  await stepOnce(0, await drawPairs(cfg, problem as never, stepKey(0), route, programs.pairs));
   const firstCall = performance.now() - t0;
 
   async function time(body: (i: number) => Promise<() => Promise<void>>): Promise<number> {
@@ -123,12 +124,12 @@ if (!values.worker) {
     };
   });
   result.train_step_ms = await time(async (i) => {
-    const batch = await drawPairs(cfg, problem, stepKey(i), route, programs.pairs);
+    const batch = await drawPairs(cfg, problem as never, stepKey(i), route, programs.pairs);
     await batch.xt.ref.data();
     return () => stepOnce(i, batch);
   });
   result.loop_iteration_ms = await time(async (i) => async () => {
-    await stepOnce(i, await drawPairs(cfg, problem, stepKey(i), route, programs.pairs));
+    await stepOnce(i, await drawPairs(cfg, problem as never, stepKey(i), route, programs.pairs));
   });
   result.peak_rss_mb = process.resourceUsage().maxRSS / 1024;
   await programs.dispose();

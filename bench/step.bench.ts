@@ -37,7 +37,7 @@ if (!values.worker) {
   const { initMlp, studentForward, studentVelocity } = await import("../src/models/mlp.ts");
   const { makeTrainStep } = await import("../src/train/step.ts");
   const { makeOptimizer } = await import("../src/train/optim.ts");
-  const { studentConfig } = await import("../src/train/distill.ts");
+  const { studentConfig } = await import("../src/train/gmmProblem.ts");
   const { key, normal, foldIn } = await import("../src/numerics/random.ts");
   type A = import("@jax-js/jax").Array;
 

@@ -24,6 +24,7 @@ import { type DistillProblem, column } from "./problem.ts";
 import { gmmDistillProblem, type EvalKeys } from "./gmmProblem.ts";
 import { vaeLoadCount } from "../stack/load.ts";
 import { writeReport } from "../eval/report.ts";
+import { formatEta } from "./fit.ts";
 
 /** Consecutive non-finite steps after which a run stops instead of skipping on. */
 const MAX_SKIPS_IN_A_ROW = 20;
@@ -137,12 +138,6 @@ export async function drawPairs(cfg: TbcmConfig, problem: DistillProblem, k: Key
   return { xt, dxdt, t: column(t), cond: problem.conditions(rowPrompt), w: column(rowScale), keep: np.ones([n, 1]) };
 }
 
-function formatEta(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "--:--";
-  const s = Math.round(seconds);
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
-}
-
 /** Runs a distillation into `outDir`: student.safetensors, checkpoint.safetensors, log.jsonl, metrics.json, config.json. */
 export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOptions = {}): Promise<DistillResult> {
   const say = opts.progress ?? (() => {});
@@ -188,7 +183,14 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
   const programs = distillPrograms(cfg, problem, optimizer, params, state);
   let weights = programs.initialWeights;
 
-  const curve = () => problem.curve(weights.params);
+  let evalSeconds = 0; // time spent on the consistency curve, kept out of the training time
+  const curve = async () => {
+    const c0 = performance.now();
+    const value = await problem.curve(weights.params);
+    evalSeconds += (performance.now() - c0) / 1000;
+    return value;
+  };
+  const trainSeconds = () => (performance.now() - t0) / 1000 - evalSeconds;
   const log = (record: Record<string, unknown>) => appendFileSync(logPath, JSON.stringify(record) + "\n");
   const save = (at: number) => saveCheckpoint(ckptPath, { params: weights.params, state: weights.state, step: at, config: configJson });
 
@@ -224,13 +226,13 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
     } else skippedInARow = 0;
     const done = s + 1;
     if (done % cfg.train.logEvery === 0 || done === cfg.train.steps) {
-      const elapsed = (performance.now() - t0) / 1000;
+      const elapsed = trainSeconds();
       const rate = (done - start) / elapsed;
       log({ step: done, ...stats, r, lr, time_s: Number(elapsed.toFixed(2)) });
       say(`step ${done}/${cfg.train.steps}  loss ${stats.loss.toFixed(4)}  r ${r.toFixed(2)}  ${rate.toFixed(1)} it/s  ETA ${formatEta((cfg.train.steps - done) / rate)}`);
     }
     if (done % cfg.train.evalEvery === 0 || done === cfg.train.steps) {
-      log({ step: done, consistency_rel_mse_1step: await curve() });
+      log({ step: done, consistency_rel_mse_1step: await curve(), time_s: Number(trainSeconds().toFixed(2)) });
     }
     if (done % cfg.train.checkpointEvery === 0) save(done);
     if (opts.stopRequested?.()) {
@@ -253,7 +255,10 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
   say("evaluating…");
   const metrics = await problem.evaluate(weights.params, outDir, foldIn(runKey, STREAM.eval));
   problem.dispose();
-  const full = { ...metrics, method: cfg.method, steps: s, skipped_steps: skipped, train_time_s: Number(((performance.now() - t0) / 1000).toFixed(1)) };
+  const full = {
+    ...metrics, method: cfg.method, steps: s, skipped_steps: skipped, train_time_s: Number(trainSeconds().toFixed(1)),
+    peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+  };
   writeFileAtomic(join(outDir, "metrics.json"), JSON.stringify(full, null, 2) + "\n");
   writeReport(outDir, `${cfg.method === "tbcm" ? "TBCM" : "sCM baseline"} distillation on the ${cfg.teacher.kind} teacher`, full, cfg);
   weights.dispose();

@@ -55,7 +55,7 @@ test("each elementwise primitive: forward, JVP and gradient on ONNX Runtime and 
   const rows: string[] = [];
   for (const c of CASES) {
     const xs = inputs(c);
-    const x64 = Array.from(xs);
+    const x64 = globalThis.Array.from(xs);
     const want = { f: x64.map(c.ref), d: x64.map(c.dref) };
     const programs = {
       f: (x: Array) => c.f(x),
@@ -100,7 +100,7 @@ test("composite ops of the models (matmul, softmax, max reduction): ONNX matches
   const x = Float32Array.of(0.3, -1.2, 2.0, 0.7);
   const sm = new OnnxFunction(((v: Array) => [nn.softmax(v.ref, -1), grad((y: Array) => np.sum(nn.softmax(y, -1).mul(np.array([1, 0, 0, 0]))))(v)]) as never);
   const [p, dp] = await sm.run([{ data: x, shape: [4] }]);
-  const e = Array.from(x, Math.exp), z = e.reduce((a, b) => a + b);
+  const e = globalThis.Array.from(x, Math.exp), z = e.reduce((a, b) => a + b);
   const p64 = e.map((v) => v / z);
   p64.forEach((v, j) => {
     assert.ok(Math.abs(p.data[j] - v) < 1e-6);
@@ -111,6 +111,6 @@ test("composite ops of the models (matmul, softmax, max reduction): ONNX matches
   const mx = new OnnxFunction(((v: Array) => [np.max(v.ref), grad((y: Array) => np.max(y))(v)]) as never);
   const [m, dm] = await mx.run([{ data: x, shape: [4] }]);
   assert.equal(m.data[0], 2.0);
-  assert.deepEqual(Array.from(dm.data), [0, 0, 1, 0]);
+  assert.deepEqual(globalThis.Array.from(dm.data), [0, 0, 1, 0]);
   await mx.dispose();
 });
