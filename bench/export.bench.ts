@@ -1,0 +1,54 @@
+/**
+ * The exported text-to-image student (issue #5): ms per 1-step 28×28 image at batch 1 and images/s
+ * batched, through onnxruntime-node, for the generator alone and for the whole pipeline
+ * (text encoder → generator → VAE decoder). Exports the run first (batch 1 and batch B).
+ *
+ *   npx tsx bench/export.bench.ts runs/fmnist-tbcm [--batch 256] [--iters 200] [--threads 1]
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as ort from "onnxruntime-node";
+import { exportStudent } from "../src/executor/export.ts";
+
+const { values, positionals } = parseArgs({ options: { batch: { type: "string" }, iters: { type: "string" }, threads: { type: "string" } }, allowPositionals: true });
+const run = positionals[0] ?? "runs/fmnist-tbcm";
+const big = Number(values.batch ?? 256), iters = Number(values.iters ?? 200), threads = Number(values.threads ?? 1);
+const opts = { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential" as const, graphOptimizationLevel: "all" as const };
+
+async function timeBatch(batch: number): Promise<{ generator: number; pipeline: number }> {
+  const dir = mkdtempSync(join(tmpdir(), "tbcm-export-bench-"));
+  const m = exportStudent(run, dir, batch) as unknown as { inputs: Record<string, { shape: number[] }>; tokenizer: { max_words: number } };
+  const s = async (f: string) => ort.InferenceSession.create(join(dir, f), opts);
+  const [text, gen, dec] = [await s("text_encoder.onnx"), await s("generator.onnx"), await s("vae_decoder.onnx")];
+  const d = m.inputs.noise.shape[1];
+  const ids = new ort.Tensor("float32", Float32Array.from({ length: batch * m.tokenizer.max_words }, (_, i) => (i % 8 < 4 ? 3 + (i % 5) : 0)), [batch, m.tokenizer.max_words]);
+  const noise = new ort.Tensor("float32", Float32Array.from({ length: batch * d }, (_, i) => Math.sin(i)), [batch, d]);
+  const guidance = new ort.Tensor("float32", new Float32Array(batch).fill(4.5), [batch, 1]);
+  const { cond } = await text.run({ token_ids: ids });
+  const median = async (f: () => Promise<unknown>, n: number) => {
+    for (let i = 0; i < Math.min(10, n); i++) await f();
+    const ts: number[] = [];
+    for (let i = 0; i < n; i++) { const t0 = performance.now(); await f(); ts.push(performance.now() - t0); }
+    return ts.sort((a, b) => a - b)[Math.floor(n / 2)];
+  };
+  const n = batch === 1 ? iters : Math.max(5, Math.round(iters / 20));
+  const generator = await median(() => gen.run({ noise, cond, guidance }), n);
+  const pipeline = await median(async () => {
+    const c = await text.run({ token_ids: ids });
+    const { latent } = await gen.run({ noise, cond: c.cond, guidance });
+    return dec.run({ latent });
+  }, n);
+  for (const x of [text, gen, dec]) await x.release();
+  return { generator, pipeline };
+}
+
+const one = await timeBatch(1);
+const many = await timeBatch(big);
+console.log(`exported student of ${run}, onnxruntime-node, ${threads} intra-op thread(s); median ms`);
+console.log("| batch | generator ms | generator images/s | text+generator+decoder ms | pipeline images/s |");
+console.log("|---|---|---|---|---|");
+for (const [b, r] of [[1, one], [big, many]] as const) {
+  console.log(`| ${b} | ${r.generator.toFixed(2)} | ${Math.round((1000 * b) / r.generator)} | ${r.pipeline.toFixed(2)} | ${Math.round((1000 * b) / r.pipeline)} |`);
+}
