@@ -18,8 +18,8 @@ const USAGE = `usage:
   tbcm export --run <dir> --out <dir> [--batch 1]        the student as an ONNX 1-step generator + manifest
   tbcm eval --run <dir> [--json]                         print a run's metrics
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
-config key executor: jax (default) or onnx runs the training step and teacher pass (ONNX Runtime)
-environment: TBCM_THREADS=<n> threads for jax-js's kernels and ONNX Runtime (default 1: faster for small models)`;
+config key executor: onnx (default, ONNX Runtime) or jax (jax-js jit) runs the training step and teacher pass
+environment: TBCM_THREADS=<n> threads for jax-js's kernels and ONNX Runtime (default: 1 for jax-js, every core for ONNX Runtime)`;
 
 class UsageError extends Error {}
 

@@ -7,13 +7,13 @@
  * `Float32Array`s with a shape. Randomness stays outside: draw noise on the host, feed it as input.
  */
 import * as ort from "onnxruntime-node";
-import { threadCount } from "../numerics/threadCount.ts";
+import { onnxThreadCount } from "../numerics/threadCount.ts";
 import { type LoweredProgram, type TensorSpec, type LowerOptions, lowerFunction, avalSpec } from "./lower.ts";
 
 export type HostTensor = { readonly data: Float32Array; readonly shape: readonly number[] };
 
 export type OnnxRunOptions = {
-  /** Intra-op threads; default TBCM_THREADS, else 1. */
+  /** Intra-op threads; default TBCM_THREADS, else every core. */
   readonly threads?: number;
   /** ONNX Runtime graph optimisation level; default "all". */
   readonly optimization?: "disabled" | "basic" | "extended" | "all";
@@ -25,7 +25,7 @@ export class OnnxProgram {
 
   static async create(program: LoweredProgram, options: OnnxRunOptions = {}): Promise<OnnxProgram> {
     const session = await ort.InferenceSession.create(program.model, {
-      intraOpNumThreads: options.threads ?? threadCount(),
+      intraOpNumThreads: options.threads ?? onnxThreadCount(),
       interOpNumThreads: 1,
       executionMode: "sequential",
       graphOptimizationLevel: options.optimization ?? "all",

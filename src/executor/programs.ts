@@ -176,7 +176,7 @@ export type ProgramSpec<P extends Tree> = {
   layout: WeightLayout<P>;
   /** Names of the optimiser's step scalars (`Optimizer.hyper`), in the order they are fed. */
   hyperNames: readonly string[];
-  /** ONNX Runtime session options (threads default to TBCM_THREADS). */
+  /** ONNX Runtime session options (threads: TBCM_THREADS, else every core). */
   onnx?: OnnxRunOptions;
 };
 
