@@ -16,7 +16,7 @@ const USAGE = `usage:
   tbcm sample (--run <dir> | --model teacher) --prompt "…" [--prompt …] [--n 8] [--steps N] [--guidance 4.5]
               [--seed 0] [--sampler euler|trigflow] --out <file.png>   images: one row per prompt, n columns
   tbcm export --run <dir> --out <dir> [--batch 1]        the student as an ONNX 1-step generator + manifest
-  tbcm eval --run <dir> [--json]                         print a run's metrics
+  tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute: evaluate the student again)
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
 config key executor: onnx (default, ONNX Runtime) or jax (jax-js jit) runs the training step and teacher pass
 environment: TBCM_THREADS=<n> threads for jax-js's kernels and ONNX Runtime (default: 1 for jax-js, every core for ONNX Runtime)`;
@@ -31,7 +31,8 @@ function parseOptions(args: string[]) {
         config: { type: "string" }, out: { type: "string" }, resume: { type: "boolean" }, run: { type: "string" },
         json: { type: "boolean" }, shift: { type: "string" }, steps: { type: "string" }, debug: { type: "boolean" },
         batch: { type: "string" }, prompt: { type: "string", multiple: true }, model: { type: "string" }, n: { type: "string" },
-        guidance: { type: "string" }, seed: { type: "string" }, sampler: { type: "string" },
+        guidance: { type: "string" }, seed: { type: "string" }, sampler: { type: "string" }, recompute: { type: "boolean" },
+        samples: { type: "string" },
       },
       strict: true,
     });
@@ -142,6 +143,11 @@ async function main(argv: string[]): Promise<number> {
     }
     case "eval": {
       if (!values.run) throw new UsageError("eval needs --run <dir>");
+      if (values.recompute) {
+        const { evaluateRun } = await import("../train/distill.ts");
+        const samples = values.samples === undefined ? undefined : numberOption("samples", values.samples, 1000);
+        await evaluateRun(values.run, samples === undefined ? {} : { samples });
+      }
       let text: string;
       try {
         text = readFileSync(join(values.run, "metrics.json"), "utf8");

@@ -264,3 +264,26 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
   weights.dispose();
   return { metrics, steps: s, interrupted };
 }
+
+/** Evaluates the student of a finished run again (e.g. after changing `eval` settings); rewrites metrics.json and report.md. */
+export async function evaluateRun(runDir: string, evalOverrides: Partial<TbcmConfig["eval"]> = {}): Promise<Record<string, number>> {
+  let cfg: TbcmConfig;
+  try {
+    cfg = JSON.parse(readFileSync(join(runDir, "config.json"), "utf8")) as TbcmConfig;
+  } catch {
+    throw new Error(`no readable config.json in "${runDir}": is it a run directory of tbcm distill?`);
+  }
+  cfg = { ...cfg, eval: { ...cfg.eval, ...evalOverrides } };
+  const problem = await distillProblem(cfg, evalKeys(cfg.seed));
+  const like = problem.initialStudent(foldIn(key(cfg.seed), STREAM.init));
+  const { params } = loadParams(join(runDir, "student.safetensors"), like);
+  tree.dispose(like);
+  const metrics = await problem.evaluate(params, runDir, foldIn(key(cfg.seed), STREAM.eval));
+  problem.dispose();
+  tree.dispose(params);
+  const previous = existsSync(join(runDir, "metrics.json")) ? JSON.parse(readFileSync(join(runDir, "metrics.json"), "utf8")) : {};
+  const full = { ...previous, ...metrics };
+  writeFileAtomic(join(runDir, "metrics.json"), JSON.stringify(full, null, 2) + "\n");
+  writeReport(runDir, `${cfg.method === "tbcm" ? "TBCM" : "sCM baseline"} distillation on the ${cfg.teacher.kind} teacher`, full, cfg);
+  return full;
+}
