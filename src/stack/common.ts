@@ -64,7 +64,7 @@ export function writeModelCard(dir: string, card: ModelCard): void {
     `- Wall clock: ${(card.wallClockSeconds / 60).toFixed(1)} min on ${card.machine}`, "",
     "## Architecture", "", "```json", JSON.stringify(card.architecture, null, 2), "```", "",
     "## Metrics", "", "| metric | value |", "|---|---|",
-    ...Object.entries(card.metrics).map(([k, v]) => `| ${k} | ${typeof v === "number" ? Number(v.toPrecision(5)) : JSON.stringify(v)} |`), "",
+    ...Object.entries(card.metrics).map(([k, v]) => `| ${k} | ${typeof v === "number" ? (Number.isInteger(v) ? v : Number(v.toPrecision(5))) : JSON.stringify(v)} |`), "",
     ...(card.images?.length ? ["## Samples", "", ...card.images.map((f) => `![${f}](${f})`), ""] : []),
     ...(card.notes?.length ? ["## Notes", "", ...card.notes.map((n) => `- ${n}`), ""] : []),
     "## Config", "", "```json", JSON.stringify(card.config, null, 2), "```", "",
