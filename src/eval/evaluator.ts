@@ -1,5 +1,5 @@
 /** The evaluator at work: features, predictions and Fréchet distance of image sets. */
-import { numpy as np, tree } from "@jax-js/jax";
+import { tree } from "@jax-js/jax";
 import type { ExecutorKind } from "../config/schema.ts";
 import { type ClassifierConfig, type ClassifierParams, initClassifier, classify } from "../models/classifier.ts";
 import { loadParams } from "../train/checkpoint.ts";

@@ -1,7 +1,6 @@
 /** Shared pieces of the stack's training commands: run files, data batches, model cards. */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { StackConfig } from "../config/stack.ts";
 import { type ImageSet, type Split, loadFashionMnist } from "../data/fashionMnist.ts";
 import { type Key, uniform } from "../numerics/random.ts";
 import { writeFileAtomic } from "../numerics/safetensors.ts";
@@ -14,8 +13,9 @@ export function runFiles(dir: string, name: string): RunFiles {
   return { checkpoint: join(dir, `${name}.checkpoint.safetensors`), ema: join(dir, `${name}.ema.safetensors`), log: join(dir, `${name}.log.jsonl`) };
 }
 
-export function loadSplit(cfg: StackConfig, split: Split): ImageSet {
-  return loadFashionMnist(split, cfg.dataDir || undefined);
+/** A Fashion-MNIST split from `dataDir` ("" = TBCM_FASHION_MNIST_DIR or Debian's folder). */
+export function loadSplit(dataDir: string, split: Split): ImageSet {
+  return loadFashionMnist(split, dataDir || undefined);
 }
 
 /** `count` random image indices of a set. */

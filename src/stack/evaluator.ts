@@ -25,8 +25,8 @@ export async function trainEvaluator(cfg: StackConfig, opts: { resume?: boolean;
   const say = opts.say ?? (() => {});
   const c = classifierConfig(cfg);
   const e = cfg.evaluator;
-  const train = loadSplit(cfg, "train");
-  const test = loadSplit(cfg, "test");
+  const train = loadSplit(cfg.dataDir, "train");
+  const test = loadSplit(cfg.dataDir, "test");
   const runKey = foldIn(key(cfg.seed), 13);
   const K = c.classes;
   const result = await fit<ClassifierParams>({

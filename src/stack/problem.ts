@@ -31,7 +31,6 @@ import { relativeMse } from "../eval/distance.ts";
 import { Evaluator } from "../eval/evaluator.ts";
 import { type LoadedTeacher, loadTeacher, loadVae } from "./load.ts";
 import { loadSplit, allPixels } from "./common.ts";
-import type { StackConfig } from "../config/stack.ts";
 import { flowTimesteps } from "./pipeline.ts";
 import { evalPrompts, referenceStatistics, EVAL_PROMPTS } from "./teacherReport.ts";
 import { loadSafetensors } from "../numerics/safetensors.ts";
@@ -134,7 +133,7 @@ export async function stackDistillProblem(cfg: TbcmConfig, keys: EvalKeys): Prom
   if (cfg.method === "scm") {
     if (promptClass.some((c) => c < 0)) throw new ConfigError(`the sCM baseline needs each prompt to name a Fashion-MNIST class; "${prompts[promptClass.indexOf(-1)]}" names none`);
     const vae = loadVae(t.vae);
-    const train = loadSplit({ dataDir: t.dataDir } as never, "train");
+    const train = loadSplit(t.dataDir, "train");
     const enc = inference(cfg.executor, vae.params, (p, x) => vaeEncode(p, vae.config, x)[0].mul(vae.scale), "vae_encode");
     const [lat] = await inChunks(enc, [{ data: allPixels(train), shape: [train.count, 784] }], train.count, 1000);
     await enc.dispose();
@@ -203,7 +202,7 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
     const [x] = await inChunks(decode, [{ data: z, shape: [m, d] }], m, Math.min(m, 500));
     return x.data.map((v) => Math.min(1, Math.max(0, v)));
   };
-  const { test, floor } = await referenceStatistics({ dataDir: t.dataDir, seed: cfg.seed } as StackConfig, evaluator, n);
+  const { test, floor } = await referenceStatistics(t.dataDir, cfg.seed, evaluator, n);
   const metrics: Record<string, number> = { fd_floor: floor, eval_samples: n, eval_guidance: cfg.eval.guidance };
   const measure = async (name: string, z: Float32Array, labels: readonly number[]) => {
     const stats = await evaluator.statistics(await pixelsOf(z));

@@ -56,7 +56,7 @@ export function flowMatchingLoss(p: TeacherParams, text: TextEncoderConfig, dit:
 /** Scaled VAE latents (posterior means) of all training images. */
 async function encodeTrainingSet(cfg: StackConfig, vaePath: string, say: (l: string) => void) {
   const vae = loadVae(vaePath);
-  const train = loadSplit(cfg, "train");
+  const train = loadSplit(cfg.dataDir, "train");
   say(`teacher: encoding ${train.count} training images with the VAE…`);
   const enc = inference(cfg.executor, vae.params, (p, x) => vaeEncode(p, vae.config, x)[0].mul(vae.scale), "vae_encode");
   const [latents] = await inChunks(enc, [{ data: allPixels(train), shape: [train.count, 784] }], train.count, 1000);

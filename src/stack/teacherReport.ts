@@ -27,17 +27,17 @@ export function evalPrompts(path: string, n: number): { prompts: string[]; label
 }
 
 /** Real-data statistics the evaluations compare with: the test split, and the floor (a train subset of the same size). */
-export async function referenceStatistics(cfg: StackConfig, evaluator: Evaluator, n: number) {
-  const test = await evaluator.statistics(allPixels(loadSplit(cfg, "test")));
-  const train = loadSplit(cfg, "train");
-  const subset = await evaluator.statistics(pixels(train, drawIndices(foldIn(key(cfg.seed), 99), train, Math.min(n, train.count))));
+export async function referenceStatistics(dataDir: string, seed: number, evaluator: Evaluator, n: number) {
+  const test = await evaluator.statistics(allPixels(loadSplit(dataDir, "test")));
+  const train = loadSplit(dataDir, "train");
+  const subset = await evaluator.statistics(pixels(train, drawIndices(foldIn(key(seed), 99), train, Math.min(n, train.count))));
   return { test, floor: subset.frechetDistance(test) };
 }
 
 export async function teacherReport(cfg: StackConfig, say: (l: string) => void, n = Number(process.env.TBCM_EVAL_SAMPLES) || FD_SAMPLES) {
   const pipe = StackPipeline.load({ teacher: join(cfg.modelsDir, "teacher.safetensors"), vae: join(cfg.modelsDir, "vae.safetensors") }, cfg.executor);
   const evaluator = await Evaluator.load(join(cfg.modelsDir, "evaluator.safetensors"), cfg.executor);
-  const { test, floor } = await referenceStatistics(cfg, evaluator, n);
+  const { test, floor } = await referenceStatistics(cfg.dataDir, cfg.seed, evaluator, n);
   const { prompts, labels } = evalPrompts(EVAL_PROMPTS, n);
   const k = foldIn(key(cfg.seed), 77);
   const table: Record<string, number> = { fd_floor: floor, eval_samples: n, guidance: TEACHER_GUIDANCE };

@@ -51,8 +51,8 @@ export type VaeResult = { psnr: number; scale: number; blackLatent: number[]; se
 export async function trainVae(cfg: StackConfig, opts: { resume?: boolean; say?: (l: string) => void; stopRequested?: () => boolean; command?: string } = {}): Promise<VaeResult> {
   const say = opts.say ?? (() => {});
   const c = vaeConfig(cfg);
-  const train = loadSplit(cfg, "train");
-  const test = loadSplit(cfg, "test");
+  const train = loadSplit(cfg.dataDir, "train");
+  const test = loadSplit(cfg.dataDir, "test");
   const v = cfg.vae;
   const runKey = foldIn(key(cfg.seed), 11);
   const d = latentDim(c);
