@@ -16,7 +16,7 @@ const USAGE = `usage:
   tbcm sample (--run <dir> | --model teacher) --prompt "…" [--prompt …] [--n 8] [--steps N] [--guidance 4.5]
               [--seed 0] [--sampler euler|trigflow] --out <file.png>   images: one row per prompt, n columns
   tbcm export --run <dir> --out <dir> [--batch 1]        the student as an ONNX 1-step generator + manifest
-  tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute: evaluate the student again)
+  tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T]: evaluate again)
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
 config key executor: onnx (default, ONNX Runtime) or jax (jax-js jit) runs the training step and teacher pass
 environment: TBCM_THREADS=<n> threads for jax-js's kernels and ONNX Runtime (default: 1 for jax-js, every core for ONNX Runtime)`;
@@ -32,7 +32,7 @@ function parseOptions(args: string[]) {
         json: { type: "boolean" }, shift: { type: "string" }, steps: { type: "string" }, debug: { type: "boolean" },
         batch: { type: "string" }, prompt: { type: "string", multiple: true }, model: { type: "string" }, n: { type: "string" },
         guidance: { type: "string" }, seed: { type: "string" }, sampler: { type: "string" }, recompute: { type: "boolean" },
-        samples: { type: "string" },
+        samples: { type: "string" }, "two-step-mid": { type: "string" },
       },
       strict: true,
     });
@@ -146,7 +146,8 @@ async function main(argv: string[]): Promise<number> {
       if (values.recompute) {
         const { evaluateRun } = await import("../train/distill.ts");
         const samples = values.samples === undefined ? undefined : numberOption("samples", values.samples, 1000);
-        await evaluateRun(values.run, samples === undefined ? {} : { samples });
+        const mid = values["two-step-mid"] === undefined ? undefined : numberOption("two-step-mid", values["two-step-mid"], 1);
+        await evaluateRun(values.run, { ...(samples === undefined ? {} : { samples }), ...(mid === undefined ? {} : { twoStepMid: mid }) });
       }
       let text: string;
       try {

@@ -59,7 +59,7 @@ export async function sampleImages(o: SampleImagesOptions): Promise<SampledImage
       tree.dispose(like);
       const cond = await pipe.conditions(o.prompts);
       latents = await studentSampleLatents(executor, ditStudent(dc), params, o.steps ?? 1, normal(foldIn(k, 0), n * d), cond,
-        { data: new Float32Array(n).fill(guidance), shape: [n, 1] }, foldIn(k, 1));
+        { data: new Float32Array(n).fill(guidance), shape: [n, 1] }, foldIn(k, 1), config.eval.twoStepMid);
       tree.dispose(params);
     } else {
       latents = await pipe.sampleTeacher(o.prompts, { steps: o.steps ?? 16, guidance, k: foldIn(k, 0), sampler: o.sampler });

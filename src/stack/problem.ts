@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import type { TbcmConfig } from "../config/schema.ts";
 import { ConfigError } from "../config/schema.ts";
-import { SIGMA_D } from "../config/defaults.ts";
+import { SIGMA_D, TWO_STEP_MID } from "../config/defaults.ts";
 import { type Key, foldIn, normal, uniform } from "../numerics/random.ts";
 import type { HostTensor } from "../executor/onnxRun.ts";
 import { inference, inChunks, type Inference } from "../executor/inference.ts";
@@ -72,9 +72,9 @@ export async function eulerEndpoint(step: Inference, noise: Float32Array, cond: 
 }
 
 /** Student samples (z units, [B·d]) with `steps` sampling steps: first noise `noise`, later ones from `k`. */
-export async function studentSampleLatents(executor: TbcmConfig["executor"], student: Student<DitParams>, params: DitParams, steps: number, noise: Float32Array, cond: HostTensor, w: HostTensor, k: Key): Promise<Float32Array> {
+export async function studentSampleLatents(executor: TbcmConfig["executor"], student: Student<DitParams>, params: DitParams, steps: number, noise: Float32Array, cond: HostTensor, w: HostTensor, k: Key, twoStepMid = TWO_STEP_MID): Promise<Float32Array> {
   const B = cond.shape[0], d = noise.length / B;
-  const timesteps = studentTimesteps(steps);
+  const timesteps = studentTimesteps(steps, twoStepMid);
   const program = inference(executor, params, (p, c, ww, ...ns) => {
     const x0 = sampleStudent((u, t, cc) => {
       const [F, logvar] = student(tree.ref(p), u, t, cc, ww.ref);
@@ -203,7 +203,7 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
     return x.data.map((v) => Math.min(1, Math.max(0, v)));
   };
   const { test, floor } = await referenceStatistics(t.dataDir, cfg.seed, evaluator, n);
-  const metrics: Record<string, number> = { fd_floor: floor, eval_samples: n, eval_guidance: cfg.eval.guidance };
+  const metrics: Record<string, number> = { fd_floor: floor, eval_samples: n, eval_guidance: cfg.eval.guidance, two_step_mid: cfg.eval.twoStepMid };
   const measure = async (name: string, z: Float32Array, labels: readonly number[]) => {
     const stats = await evaluator.statistics(await pixelsOf(z));
     metrics[`fd_${name}`] = stats.frechetDistance(test);
@@ -219,7 +219,7 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
   await measure("teacher_16step", await eulerEndpoint(o.euler, noise, cond, uncond, w, 16), labels);
   const ode = await eulerEndpoint(o.euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS);
   for (const steps of [1, 2, 4]) {
-    const z = await studentSampleLatents(cfg.executor, o.student, o.params, steps, noise, cond, w, foldIn(o.keys.sampling, steps));
+    const z = await studentSampleLatents(cfg.executor, o.student, o.params, steps, noise, cond, w, foldIn(o.keys.sampling, steps), cfg.eval.twoStepMid);
     await measure(`student_${steps}step`, z, labels);
     if (steps === 1) metrics.consistency_rel_mse_1step = relativeMse(z, ode);
   }
@@ -235,7 +235,7 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
   const grid = (file: string, px: Float32Array) => writeImageGrid(join(o.outDir, file), px, { rows: CLASS_NAMES.length, cols: GRID_COLUMNS, height: 28, width: 28 });
   grid("grid-teacher-16step.png", await pixelsOf(await eulerEndpoint(o.euler, gnoise, gc, gu, gw, 16)));
   for (const steps of [1, 2, 4]) {
-    grid(`grid-student-${steps}step.png`, await pixelsOf(await studentSampleLatents(cfg.executor, o.student, o.params, steps, gnoise, gc, gw, foldIn(o.keys.sampling, 100 + steps))));
+    grid(`grid-student-${steps}step.png`, await pixelsOf(await studentSampleLatents(cfg.executor, o.student, o.params, steps, gnoise, gc, gw, foldIn(o.keys.sampling, 100 + steps), cfg.eval.twoStepMid)));
   }
   await decode.dispose();
   tree.dispose(vae.params);
