@@ -14,8 +14,8 @@ import { key, normal } from "../../src/numerics/random.ts";
  */
 const mu = [0.8, -1.5];
 const gaussianTeacher = (u: Array, t: Array, c: Array) => {
-  u.dispose(); c.dispose();
-  return np.sin(t).mul(np.array([mu])).neg();
+  c.dispose();
+  return np.zerosLike(u).sub(np.sin(t).mul(np.array([mu]))); // one row per input row, as a TrigVelocity returns
 };
 /** The exact consistency model of that ODE: f(x_t, t) = x_t + σ_d·μ·(1 − cos t) ⇔ F = −(1 − cos t)/sin t·(u + μ). */
 const exactStudent = (u: Array, t: Array, c: Array) => {
