@@ -10,7 +10,7 @@ import { initMlp, studentForward, type MlpParams } from "./models/mlp.ts";
 import { loadParams } from "./train/checkpoint.ts";
 import { studentConfig } from "./train/gmmProblem.ts";
 import { conditionRows, column, gmmPromptNames } from "./train/problem.ts";
-import { sampleStudent, studentTimesteps } from "./method/sampler.ts";
+import { sampleStudent, studentTimesteps, studentAsVelocity } from "./method/sampler.ts";
 import { SIGMA_D } from "./config/defaults.ts";
 import { key, foldIn, normal } from "./numerics/random.ts";
 import { takeHost } from "./numerics/tree.ts";
@@ -67,11 +67,7 @@ export function sample({ student, prompts, steps = 1, seed = 0, guidance }: Samp
   const w = guidance ?? cfg.guidance[Math.floor(cfg.guidance.length / 2)];
   const noises = timesteps.slice(1).map((_, i) => np.array(normal(foldIn(key(seed), i), n * d)).reshape([n, d]));
   const wCol = column(new Float32Array(n).fill(w));
-  const x0 = sampleStudent((u, t, c) => {
-    const [F, logvar] = studentForward(tree.ref(student.params), u, t, c, wCol.ref);
-    logvar.dispose();
-    return F;
-  }, noises, timesteps, conditionRows(indices, cfg.teacher.prompts));
+  const x0 = sampleStudent(studentAsVelocity(studentForward, student.params, wCol), noises, timesteps, conditionRows(indices, cfg.teacher.prompts));
   wCol.dispose();
   const z = takeHost(x0.div(SIGMA_D));
   return prompts.map((_, i) => z.slice(i * d, (i + 1) * d));

@@ -9,7 +9,7 @@ import { SIGMA_D } from "../config/defaults.ts";
 import type { TbcmConfig } from "../config/schema.ts";
 import { type Key, foldIn, normal } from "../numerics/random.ts";
 import { takeHost, type Tree } from "../numerics/tree.ts";
-import { sampleStudent, studentTimesteps } from "../method/sampler.ts";
+import { sampleStudent, studentTimesteps, studentAsVelocity } from "../method/sampler.ts";
 import { sampleTrajectory } from "../method/trajectory.ts";
 import { routeAngles } from "../method/route.ts";
 import { type Problem, conditionRows, column } from "../train/problem.ts";
@@ -54,11 +54,7 @@ export function studentSamples<P extends Tree>(student: Student<P>, params: P, s
   const noises = [np.array(set.noise).reshape([n, dim])];
   for (let i = 1; i < steps; i++) noises.push(np.array(normal(foldIn(k, i), n * dim)).reshape([n, dim]));
   const run = jit((p: P, ns: Array[], c: Array, w: Array) => {
-    const x0 = sampleStudent((u, t, cond) => {
-      const [F, logvar] = student(tree.ref(p), u, t, cond, w.ref);
-      logvar.dispose();
-      return F;
-    }, ns, timesteps, c);
+    const x0 = sampleStudent(studentAsVelocity(student, p, w), ns, timesteps, c);
     tree.dispose(p); w.dispose();
     return x0;
   });

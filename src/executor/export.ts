@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { tree, type Array } from "@jax-js/jax";
 import { SIGMA_D } from "../config/defaults.ts";
 import { studentForward } from "../models/mlp.ts";
-import { sampleStudent, studentTimesteps } from "../method/sampler.ts";
+import { sampleStudent, studentTimesteps, studentAsVelocity } from "../method/sampler.ts";
 import { gmmPromptNames } from "../train/problem.ts";
 import { loadStudent } from "../index.ts";
 import { lowerFunction, avalSpec } from "./lower.ts";
@@ -41,11 +41,7 @@ export function exportStudent(runDir: string, outDir: string, batch = 1): Export
   const d = config.teacher.dim, C = config.teacher.prompts;
   const timesteps = studentTimesteps(1);
   const generate = (noise: Array, cond: Array, w: Array) => {
-    const x0 = sampleStudent((u, t, c) => {
-      const [F, logvar] = studentForward(tree.ref(params), u, t, c, w.ref);
-      logvar.dispose();
-      return F;
-    }, [noise], timesteps, cond);
+    const x0 = sampleStudent(studentAsVelocity(studentForward, params, w), [noise], timesteps, cond);
     w.dispose();
     return x0.div(SIGMA_D);
   };

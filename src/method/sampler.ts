@@ -1,5 +1,5 @@
 /** The sCM sampler of the student (spec §6): denoise, re-noise, repeat; 1, 2 or N steps. */
-import { numpy as np, type Array } from "@jax-js/jax";
+import { numpy as np, tree, type Array } from "@jax-js/jax";
 import { SIGMA_D, TWO_STEP_MID, ROUTE_SHIFT } from "../config/defaults.ts";
 import { shiftSigma } from "./route.ts";
 import type { TrigVelocity } from "./guidance.ts";
@@ -58,4 +58,19 @@ export function sampleStudent(model: TrigVelocity, noises: Array[], timesteps: r
   }
   cond.dispose();
   return x;
+}
+
+/**
+ * A student at fixed parameters and guidance scales as a TrigVelocity for `sampleStudent`: the
+ * unit velocity of `student(params, u, t, cond, w)`, its logvar dropped. `params` and `w` are
+ * borrowed (a reference per call); the caller disposes them.
+ */
+export function studentAsVelocity<P>(
+  student: (p: P, u: Array, t: Array, cond: Array, w: Array) => [Array, Array], params: P, w: Array,
+): TrigVelocity {
+  return (u, t, cond) => {
+    const [F, logvar] = student(tree.ref(params as never) as P, u, t, cond, w.ref);
+    logvar.dispose();
+    return F;
+  };
 }

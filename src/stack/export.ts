@@ -17,7 +17,7 @@ import { loadParams } from "../train/checkpoint.ts";
 import { initDit, withStudentHeads } from "../models/dit.ts";
 import { encodeText } from "../models/textEncoder.ts";
 import { vaeDecode } from "../models/vae.ts";
-import { sampleStudent, studentTimesteps } from "../method/sampler.ts";
+import { sampleStudent, studentTimesteps, studentAsVelocity } from "../method/sampler.ts";
 import { lowerFunction, avalSpec } from "../executor/lower.ts";
 import { loadTeacher, loadVae } from "./load.ts";
 import { ditStudent } from "./problem.ts";
@@ -47,11 +47,7 @@ export function exportStackStudent(runDir: string, outDir: string, batch: number
   const timesteps = studentTimesteps(1);
   const student = ditStudent(dit);
   write("generator.onnx", (noise: Array, cond: Array, w: Array) => {
-    const x0 = sampleStudent((u, t, c) => {
-      const [F, logvar] = student(tree.ref(params), u, t, c, w.ref);
-      logvar.dispose();
-      return F;
-    }, [noise], timesteps, cond);
+    const x0 = sampleStudent(studentAsVelocity(student, params, w), [noise], timesteps, cond);
     w.dispose();
     return x0.div(SIGMA_D);
   }, [[batch, d], [batch, M, C], [batch, 1]], ["noise", "cond", "guidance"], ["latent"]);

@@ -9,8 +9,9 @@ import { key } from "../numerics/random.ts";
 import { loadSafetensors } from "../numerics/safetensors.ts";
 import { loadParams } from "../train/checkpoint.ts";
 import { type VaeConfig, type VaeParams, initVae } from "../models/vae.ts";
-import { type TextEncoderConfig, type TextEncoderParams, initTextEncoder } from "../models/textEncoder.ts";
-import { type DitConfig, type DitParams, initDit } from "../models/dit.ts";
+import type { TextEncoderConfig, TextEncoderParams } from "../models/textEncoder.ts";
+import type { DitConfig, DitParams } from "../models/dit.ts";
+import { initTeacher } from "./init.ts";
 import { type Tokenizer, buildTokenizerFromVocab } from "../data/tokenizer.ts";
 import type { Tree } from "../numerics/tree.ts";
 
@@ -44,7 +45,7 @@ export type TeacherParams = { text: TextEncoderParams; dit: DitParams };
 export type LoadedTeacher = { params: TeacherParams; text: TextEncoderConfig; dit: DitConfig; tokenizer: Tokenizer; latentDim: number };
 
 export function teacherLike(text: TextEncoderConfig, dit: DitConfig): TeacherParams {
-  return { text: initTextEncoder(key(0), text), dit: initDit(key(0), dit) };
+  return initTeacher(key(0), text, dit);
 }
 
 export function loadTeacher(path: string): LoadedTeacher {

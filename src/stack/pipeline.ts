@@ -29,6 +29,41 @@ export function flowTimesteps(steps: number, shift: number): number[] {
   });
 }
 
+/** The text encoder as a program: one-hot words and mask → conditions. */
+export function textEncoderProgram(teacher: LoadedTeacher, executor: ExecutorKind): Inference {
+  return inference(executor, teacher.params.text, (p, oneHot, mask) => encodeText(p, teacher.text, oneHot, mask), "text_encoder");
+}
+
+/** Conditions [B, L+1, D+1] of prompts ("" is the unconditional one), by a text-encoder program. */
+export async function encodeConditions(program: Inference, teacher: LoadedTeacher, prompts: readonly string[]): Promise<HostTensor> {
+  const { text, tokenizer } = teacher;
+  const { oneHot, mask } = tokenRows(tokenizer, prompts, text);
+  const [c] = await inChunks(program, [
+    { data: oneHot, shape: [prompts.length, text.maxWords, text.vocab] }, { data: mask, shape: [prompts.length, text.maxWords + 1] },
+  ], prompts.length, Math.min(prompts.length, 256));
+  return c;
+}
+
+/** The teacher's guided flow-Euler step (cond and uncond as one batch), per-sample w. */
+export function guidedEulerStep(teacher: LoadedTeacher, executor: ExecutorKind): Inference {
+  return inference(executor, teacher.params.dit, (p, x, s, sNext, cond, uncond, w) => {
+    const [v, logvar] = ditFlow(p, teacher.dit, np.concatenate([x.ref, x.ref], 0), np.concatenate([s.ref, s.ref], 0), np.concatenate([cond, uncond], 0));
+    logvar.dispose();
+    const [vc, vu] = np.split(v, 2, 0);
+    return x.add(vu.ref.add(w.mul(vc.sub(vu))).mul(sNext.sub(s)));
+  }, "teacher_euler_step");
+}
+
+/** Runs the flow ODE from noise (s = 1) to s = 0 with `steps` guided Euler steps; returns latents [B·d]. */
+export async function eulerEndpoint(step: Inference, noise: Float32Array, cond: HostTensor, uncond: HostTensor, w: HostTensor, steps: number, shift = 1): Promise<Float32Array> {
+  const B = cond.shape[0], d = noise.length / B;
+  const times = flowTimesteps(steps, shift);
+  let x: HostTensor = { data: noise, shape: [B, d] };
+  const col = (v: number) => ({ data: new Float32Array(B).fill(v), shape: [B, 1] });
+  for (let i = 0; i < steps; i++) [x] = await inChunks(step, [x, col(times[i]), col(times[i + 1]), cond, uncond, w], B, Math.min(B, 250));
+  return x.data;
+}
+
 export class StackPipeline {
   readonly #text: Inference;
   readonly #euler: Inference;
@@ -36,17 +71,8 @@ export class StackPipeline {
   readonly #routes = new Map<string, Inference>();
 
   private constructor(readonly teacher: LoadedTeacher, readonly vae: LoadedVae, readonly executor: ExecutorKind) {
-    const { text, dit } = teacher;
-    this.#text = inference(executor, teacher.params.text, (p, oneHot, mask) => encodeText(p, text, oneHot, mask), "text_encoder");
-    // one guided Euler step of the flow ODE; cond and uncond run as one batch of 2B
-    this.#euler = inference(executor, teacher.params.dit, (p, x, s, sNext, cond, uncond, w) => {
-      const B = x.shape[0];
-      const [v, logvar] = ditFlow(p, dit, np.concatenate([x.ref, x.ref], 0), np.concatenate([s.ref, s.ref], 0), np.concatenate([cond, uncond], 0));
-      logvar.dispose();
-      const [vc, vu] = np.split(v, 2, 0);
-      const guided = vu.ref.add(w.mul(vc.sub(vu)));
-      return x.add(guided.mul(sNext.sub(s))).reshape([B, -1]);
-    }, "teacher_euler_step");
+    this.#text = textEncoderProgram(teacher, executor);
+    this.#euler = guidedEulerStep(teacher, executor);
     this.#decode = inference(executor, vae.params, (p, z) => vaeDecode(p, vae.config, z.div(vae.scale)), "vae_decode");
   }
 
@@ -64,18 +90,13 @@ export class StackPipeline {
   }
 
   /** Conditions [B, L+1, D+1] of prompts ("" is the unconditional one). */
-  async conditions(prompts: readonly string[]): Promise<HostTensor> {
-    const { text, tokenizer } = this.teacher;
-    const { oneHot, mask } = tokenRows(tokenizer, prompts, text);
-    const [c] = await inChunks(this.#text, [
-      { data: oneHot, shape: [prompts.length, text.maxWords, text.vocab] }, { data: mask, shape: [prompts.length, text.maxWords + 1] },
-    ], prompts.length, Math.min(prompts.length, 256));
-    return c;
+  conditions(prompts: readonly string[]): Promise<HostTensor> {
+    return encodeConditions(this.#text, this.teacher, prompts);
   }
 
   /** Teacher samples as scaled latents [B·d] (unit variance), from noise drawn with `k`. */
-  async sampleTeacher(prompts: readonly string[], o: { steps: number; guidance: number; k: Key; sampler?: TeacherSampler; shift?: number; chunk?: number }): Promise<Float32Array> {
-    const B = prompts.length, d = this.latentDim, chunk = Math.min(B, o.chunk ?? 250);
+  async sampleTeacher(prompts: readonly string[], o: { steps: number; guidance: number; k: Key; sampler?: TeacherSampler; shift?: number }): Promise<Float32Array> {
+    const B = prompts.length, d = this.latentDim, chunk = Math.min(B, 250);
     const cond = await this.conditions(prompts);
     const uncond = await this.conditions(prompts.map(() => ""));
     const noise = normal(o.k, B * d);
@@ -85,14 +106,7 @@ export class StackPipeline {
       const [x0] = await inChunks(program, [{ data: noise, shape: [B, d] }, cond, uncond, w], B, chunk);
       return x0.data.map((v) => v / SIGMA_D);
     }
-    let x: HostTensor = { data: noise, shape: [B, d] };
-    const times = flowTimesteps(o.steps, o.shift ?? 1);
-    for (let i = 0; i < o.steps; i++) {
-      const s = { data: new Float32Array(B).fill(times[i]), shape: [B, 1] };
-      const sNext = { data: new Float32Array(B).fill(times[i + 1]), shape: [B, 1] };
-      [x] = await inChunks(this.#euler, [x, s, sNext, cond, uncond, w], B, chunk);
-    }
-    return x.data;
+    return eulerEndpoint(this.#euler, noise, cond, uncond, w, o.steps, o.shift ?? 1);
   }
 
   /** The whole TrigFlow-route sampler of spec §3 (no jitter) as one program. */

@@ -16,10 +16,9 @@ import { type Key, foldIn, normal, uniform } from "../numerics/random.ts";
 import type { HostTensor } from "../executor/onnxRun.ts";
 import { inference, inChunks, type Inference } from "../executor/inference.ts";
 import { type DitParams, type DitConfig, ditFlow, withStudentHeads } from "../models/dit.ts";
-import { encodeText, tokenRows } from "../models/textEncoder.ts";
 import { vaeEncode, vaeDecode } from "../models/vae.ts";
 import { flowToTrigVelocity } from "../method/flowToTrig.ts";
-import { sampleStudent, studentTimesteps } from "../method/sampler.ts";
+import { sampleStudent, studentTimesteps, studentAsVelocity } from "../method/sampler.ts";
 import { unknownWords } from "../data/tokenizer.ts";
 import { caption, captionLabel, CLASS_NAMES } from "../data/captions.ts";
 import { writeImageGrid } from "../data/png.ts";
@@ -31,7 +30,7 @@ import { relativeMse } from "../eval/distance.ts";
 import { Evaluator } from "../eval/evaluator.ts";
 import { type LoadedTeacher, loadTeacher, loadVae } from "./load.ts";
 import { loadSplit, allPixels } from "./common.ts";
-import { flowTimesteps } from "./pipeline.ts";
+import { guidedEulerStep, eulerEndpoint, textEncoderProgram, encodeConditions } from "./pipeline.ts";
 import { evalPrompts, referenceStatistics, EVAL_PROMPTS } from "./teacherReport.ts";
 import { loadSafetensors } from "../numerics/safetensors.ts";
 
@@ -51,36 +50,12 @@ export function ditStudent(c: DitConfig): Student<DitParams> {
   };
 }
 
-/** The teacher's guided flow-Euler step (cond and uncond as one batch), per-sample w. */
-export function guidedEulerStep(teacher: LoadedTeacher, executor: TbcmConfig["executor"]): Inference {
-  return inference(executor, teacher.params.dit, (p, x, s, sNext, cond, uncond, w) => {
-    const [v, logvar] = ditFlow(p, teacher.dit, np.concatenate([x.ref, x.ref], 0), np.concatenate([s.ref, s.ref], 0), np.concatenate([cond, uncond], 0));
-    logvar.dispose();
-    const [vc, vu] = np.split(v, 2, 0);
-    return x.add(vu.ref.add(w.mul(vc.sub(vu))).mul(sNext.sub(s)));
-  }, "teacher_euler_step");
-}
-
-/** Runs the flow ODE from noise (s = 1) to s = 0 with `steps` guided Euler steps; returns latents [B·d]. */
-export async function eulerEndpoint(step: Inference, noise: Float32Array, cond: HostTensor, uncond: HostTensor, w: HostTensor, steps: number, shift = 1): Promise<Float32Array> {
-  const B = cond.shape[0], d = noise.length / B;
-  const times = flowTimesteps(steps, shift);
-  let x: HostTensor = { data: noise, shape: [B, d] };
-  const col = (v: number) => ({ data: new Float32Array(B).fill(v), shape: [B, 1] });
-  for (let i = 0; i < steps; i++) [x] = await inChunks(step, [x, col(times[i]), col(times[i + 1]), cond, uncond, w], B, Math.min(B, 250));
-  return x.data;
-}
-
 /** Student samples (z units, [B·d]) with `steps` sampling steps: first noise `noise`, later ones from `k`. */
 export async function studentSampleLatents(executor: TbcmConfig["executor"], student: Student<DitParams>, params: DitParams, steps: number, noise: Float32Array, cond: HostTensor, w: HostTensor, k: Key, twoStepMid = TWO_STEP_MID): Promise<Float32Array> {
   const B = cond.shape[0], d = noise.length / B;
   const timesteps = studentTimesteps(steps, twoStepMid);
   const program = inference(executor, params, (p, c, ww, ...ns) => {
-    const x0 = sampleStudent((u, t, cc) => {
-      const [F, logvar] = student(tree.ref(p), u, t, cc, ww.ref);
-      logvar.dispose();
-      return F;
-    }, ns, timesteps, c);
+    const x0 = sampleStudent(studentAsVelocity(student, p, ww), ns, timesteps, c);
     tree.dispose(p); ww.dispose();
     return x0.div(SIGMA_D);
   }, `student_${steps}step`);
@@ -102,14 +77,8 @@ export async function stackDistillProblem(cfg: TbcmConfig, keys: EvalKeys): Prom
   const warnings = unknown.length ? [`${unknown.length} word(s) of the prompt file are unknown to the text encoder and read as <unk>: ${unknown.slice(0, 10).join(", ")}`] : [];
   const d = teacher.latentDim;
   // conditions of every training prompt, then of "" (row P), computed once
-  const textProgram = inference(cfg.executor, teacher.params.text, (p, oneHot, mask) => encodeText(p, text, oneHot, mask), "text_encoder");
-  const condition = async (ps: readonly string[]) => {
-    const rows = tokenRows(tokenizer, ps, text);
-    const [c] = await inChunks(textProgram, [
-      { data: rows.oneHot, shape: [ps.length, text.maxWords, text.vocab] }, { data: rows.mask, shape: [ps.length, text.maxWords + 1] },
-    ], ps.length, Math.min(ps.length, 256));
-    return c;
-  };
+  const textProgram = textEncoderProgram(teacher, cfg.executor);
+  const condition = (ps: readonly string[]) => encodeConditions(textProgram, teacher, ps);
   const table = await condition([...prompts, ""]);
   const M = text.maxWords + 1, C = text.width + 1, row = M * C;
   const rows = (idx: readonly number[]) => {

@@ -147,3 +147,26 @@ export function clipByGlobalNorm(grads: Array[], norm: Array, maxNorm: number): 
   scale.dispose();
   return clipped;
 }
+
+/**
+ * One guarded update (spec §4): global-norm clip of `grads`, the optimiser step, and — where the
+ * loss or the gradient norm is not finite — the old parameters and state kept instead. Consumes
+ * `grads`, `state`, `params` and `loss`'s reference it is given; returns the next leaves and state,
+ * the gradient norm and `ok` (true when the update was applied).
+ */
+export function guardedUpdate(
+  optimizer: Optimizer, grads: Array[], state: LeafState[], params: Array[], loss: Array, hyper: Record<string, Array>, maxNorm: number,
+): { params: Array[]; state: LeafState[]; gradNorm: Array; ok: Array } {
+  const gradNorm = globalNorm(grads);
+  const clipped = clipByGlobalNorm(grads, gradNorm.ref, maxNorm);
+  const oldState = state.map((s) => Object.fromEntries(Object.entries(s).map(([k, a]) => [k, a.ref])));
+  const [next, nextState] = optimizer.update(clipped, state, params.map((p) => p.ref), hyper);
+  const ok = np.logicalAnd(np.isfinite(gradNorm.ref), np.isfinite(loss));
+  const pick = (a: Array, b: Array) => np.where(ok.ref, a, b);
+  return {
+    params: next.map((a, i) => pick(a, params[i])),
+    state: nextState.map((st, i) => Object.fromEntries(Object.entries(st).map(([k, a]) => [k, pick(a, oldState[i][k])]))),
+    gradNorm,
+    ok,
+  };
+}

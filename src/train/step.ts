@@ -7,7 +7,7 @@
 import { numpy as np, lax, jvp, valueAndGrad, tree, type Array } from "@jax-js/jax";
 import { SIGMA_D } from "../config/defaults.ts";
 import { jvpTangents, consistencyTangent, normalizeTangent, scmLoss } from "../method/loss.ts";
-import { type LeafState, type Optimizer, globalNorm, clipByGlobalNorm } from "./optim.ts";
+import { type LeafState, type Optimizer, guardedUpdate } from "./optim.ts";
 import type { Tree } from "../numerics/tree.ts";
 
 /** Training pairs with their conditions. Rows are pairs. */
@@ -56,19 +56,11 @@ export function makeTrainStep<P extends Tree>(student: Student<P>, optimizer: Op
     const [[loss, [lossNoLogvar, lossNoWeight]], grads] = valueAndGrad(lossOf, { hasAux: true })(tree.ref(params) as never);
     u.dispose(); t.dispose(); cond.dispose(); w.dispose(); keep.dispose(); target.dispose();
 
-    const [gradLeaves] = tree.flatten(grads as Tree);
-    const gradNorm = globalNorm(gradLeaves as Array[]);
-    const clipped = clipByGlobalNorm(gradLeaves as Array[], gradNorm.ref, gradClip);
     const [paramLeaves, treedef] = tree.flatten(params as Tree);
-    const oldState = tree.ref(state);
-    const [newLeaves, newState] = optimizer.update(clipped, state, (paramLeaves as Array[]).map((p) => p.ref), hyper);
-    // Skip the step on a non-finite loss or gradient: keep parameters and state as they were.
-    const ok = np.logicalAnd(np.isfinite(gradNorm.ref), np.isfinite(loss.ref));
-    const pick = (next: Array, old: Array) => np.where(ok.ref, next, old);
-    const nextParams = tree.unflatten(treedef, newLeaves.map((p, i) => pick(p, (paramLeaves as Array[])[i]))) as P;
-    const nextState = newState.map((s, i) => Object.fromEntries(
-      Object.entries(s).map(([name, a]) => [name, pick(a, oldState[i][name])]),
-    ));
+    const next = guardedUpdate(optimizer, tree.flatten(grads as Tree)[0] as Array[], state, paramLeaves as Array[], loss.ref, hyper, gradClip);
+    const nextParams = tree.unflatten(treedef, next.params) as P;
+    const nextState = next.state;
+    const gradNorm = next.gradNorm, ok = next.ok;
     const stats = np.stack([loss, lossNoLogvar, lossNoWeight, np.mean(tangentNorm), gradNorm, ok.astype(np.float32)]);
     return [nextParams, nextState, stats];
   };
