@@ -12,9 +12,12 @@ const USAGE = `usage:
   tbcm train-vae --config <stack yaml> [--resume]        train the default VAE (configs/fmnist-stack.yaml)
   tbcm train-teacher --config <stack yaml> [--resume]    train the default text encoder + DiT teacher
   tbcm train-evaluator --config <stack yaml> [--resume]  train the evaluator (classifier for FD and prompt accuracy)
+  tbcm eval-teacher --config <stack yaml>                evaluate the shipped teacher again, rewrite its model card
   tbcm train-teacher --config <gmm yaml> --out <file>    fit the student network to the analytic teacher (a teacher copy)
   tbcm sample (--run <dir> | --model teacher) --prompt "…" [--prompt …] [--n 8] [--steps N] [--guidance 4.5]
-              [--seed 0] [--sampler euler|trigflow] --out <file.png>   images: one row per prompt, n columns
+              [--seed 0] [--sampler euler|trigflow] [--guidance-interval 0,0.6] --out <file.png>
+                                                         images: one row per prompt, n columns; the teacher guides
+                                                         at flow times in --guidance-interval only (0,1 = everywhere)
   tbcm export --run <dir> --out <dir> [--batch 1]        the student as an ONNX 1-step generator + manifest
   tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T]: evaluate again)
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
@@ -32,7 +35,7 @@ function parseOptions(args: string[]) {
         json: { type: "boolean" }, shift: { type: "string" }, steps: { type: "string" }, debug: { type: "boolean" },
         batch: { type: "string" }, prompt: { type: "string", multiple: true }, model: { type: "string" }, n: { type: "string" },
         guidance: { type: "string" }, seed: { type: "string" }, sampler: { type: "string" }, recompute: { type: "boolean" },
-        samples: { type: "string" }, "two-step-mid": { type: "string" },
+        samples: { type: "string" }, "two-step-mid": { type: "string" }, "guidance-interval": { type: "string" },
       },
       strict: true,
     });
@@ -47,6 +50,13 @@ function numberOption(name: string, value: string | undefined, fallback: number)
   const n = Number(value);
   if (!Number.isFinite(n)) throw new UsageError(`--${name} expects a number, got "${value}"`);
   return n;
+}
+
+/** `--guidance-interval lo,hi`: two flow times 0 ≤ lo < hi ≤ 1, or a usage error. */
+function intervalOption(value: string): number[] {
+  const v = value.split(",").map(Number);
+  if (v.length !== 2 || !(v[0] >= 0 && v[0] < v[1] && v[1] <= 1)) throw new UsageError(`--guidance-interval expects two flow times lo,hi with 0 ≤ lo < hi ≤ 1 (1 = pure noise), e.g. 0,0.6; got "${value}"`);
+  return v;
 }
 
 /** The first Ctrl-C asks the loop to finish its step and checkpoint; the second aborts. */
@@ -82,6 +92,16 @@ async function main(argv: string[]): Promise<number> {
       });
       if (result.interrupted) return 130;
       console.log(JSON.stringify(result.metrics, null, 2));
+      return 0;
+    }
+    case "eval-teacher": {
+      if (!values.config) throw new UsageError("eval-teacher needs --config <stack yaml>");
+      const { readYaml } = await import("../config/schema.ts");
+      const { isStackConfig, parseStackConfig } = await import("../config/stack.ts");
+      const raw = readYaml(values.config);
+      if (!isStackConfig(raw)) throw new UsageError("eval-teacher needs a stack config (kind: stack), e.g. configs/fmnist-stack.yaml");
+      const { evaluateTeacher } = await import("../stack/teacher.ts");
+      console.log(JSON.stringify(await evaluateTeacher(parseStackConfig(raw), (line) => process.stderr.write(line + "\n")), null, 2));
       return 0;
     }
     case "train-vae":
@@ -125,6 +145,7 @@ async function main(argv: string[]): Promise<number> {
     case "sample": {
       if (!values.out || !values.prompt?.length) throw new UsageError("sample needs --prompt \"…\" and --out <file.png>");
       if (!values.run && values.model !== "teacher") throw new UsageError("sample needs --run <dir> (a distilled student) or --model teacher");
+      if (values.run && values["guidance-interval"] !== undefined) throw new UsageError("--guidance-interval is for --model teacher: a student's guidance interval is set by its distillation config");
       if (values.sampler && values.sampler !== "euler" && values.sampler !== "trigflow") throw new UsageError(`--sampler is euler or trigflow, got "${values.sampler}"`);
       const n = numberOption("n", values.n, 8);
       const steps = values.steps === undefined ? undefined : numberOption("steps", values.steps, 1);
@@ -135,6 +156,7 @@ async function main(argv: string[]): Promise<number> {
       const r = await sampleImages({
         run: values.run, prompts, steps, guidance: values.guidance === undefined ? undefined : numberOption("guidance", values.guidance, 4.5),
         seed: numberOption("seed", values.seed, 0), sampler: values.sampler as "euler" | "trigflow" | undefined,
+        guidanceInterval: values["guidance-interval"] === undefined ? undefined : intervalOption(values["guidance-interval"]),
       });
       for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       writeImageGrid(values.out, r.pixels, { rows: values.prompt.length, cols: n, height: r.height, width: r.width });

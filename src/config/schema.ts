@@ -50,6 +50,8 @@ export type TbcmConfig = {
   readonly student: StudentConfig;
   readonly route: { readonly shift: number; readonly steps: number };
   readonly guidance: readonly number[];
+  /** Flow times [s_lo, s_hi] where the teacher's guidance applies (w = 1 outside); [0, 1] = everywhere, as in the spec. */
+  readonly guidanceInterval: readonly [number, number];
   /** Scaled latent of an all-black image for the black filter; empty = no filter. */
   readonly blackLatent: readonly number[];
   readonly loss: { readonly warmup: number; readonly calmStart: number; readonly calmSteps: number; readonly rFinal: number };
@@ -109,6 +111,7 @@ const SCHEMA: Record<string, Field | Record<string, Field>> = {
   },
   route: { shift: num(D.ROUTE_SHIFT, 0, true), steps: int(D.ROUTE_STEPS, 3) },
   guidance: { type: "numbers", default: D.GUIDANCE_SCALES },
+  guidance_interval: { type: "numbers", default: [0, 1] },
   black_latent: { type: "numbers", default: [] },
   loss: {
     warmup: int(D.TANGENT_WARMUP), calm_start: int(D.CALM_START), calm_steps: int(D.CALM_STEPS, 1),
@@ -202,6 +205,10 @@ export function parseConfig(raw: unknown): TbcmConfig {
     c.optim = { kind: "came", lr: o.lr, betas, eps, weightDecay: o.weightDecay, clipThreshold: o.clipThreshold };
   }
   if (c.guidance.length === 0) throw new ConfigError(`config key "guidance": give at least one guidance scale, e.g. [4, 4.5, 5]`);
+  checkGuidanceInterval("guidance_interval", c.guidanceInterval);
+  if (c.teacher.kind === "gmm" && (c.guidanceInterval[0] > 0 || c.guidanceInterval[1] < 1)) {
+    throw new ConfigError(`config key "guidance_interval": the analytic gmm teacher guides everywhere; remove the key or use teacher.kind: stack`);
+  }
   const t = c.teacher;
   if (t.means.length && (t.means.length !== t.prompts * t.components || t.means.some((m: number[]) => m.length !== t.dim))) {
     throw new ConfigError(`config key "teacher.means": expected ${t.prompts}·${t.components} rows of ${t.dim} numbers (prompts × components × dim)`);
@@ -210,6 +217,13 @@ export function parseConfig(raw: unknown): TbcmConfig {
     throw new ConfigError(`config key "black_latent": expected ${t.dim} numbers (the latent dimension), got ${c.blackLatent.length}`);
   }
   return c as TbcmConfig;
+}
+
+/** A guidance interval is two flow times 0 ≤ s_lo < s_hi ≤ 1. */
+export function checkGuidanceInterval(key: string, v: readonly number[]): void {
+  if (v.length !== 2 || !(v[0] >= 0 && v[0] < v[1] && v[1] <= 1)) {
+    throw new ConfigError(`config key "${key}": expected two flow times 0 ≤ s_lo < s_hi ≤ 1 (s = 1 is pure noise), e.g. [0, 0.6]; got ${JSON.stringify(v)}`);
+  }
 }
 
 /** Reads and parses a YAML file (errors name the file and the fix). */

@@ -12,6 +12,7 @@ import { loadParams } from "../train/checkpoint.ts";
 import { initDit, withStudentHeads } from "../models/dit.ts";
 import { StackPipeline, type TeacherSampler } from "./pipeline.ts";
 import { ditStudent, studentSampleLatents } from "./problem.ts";
+import { TEACHER_GUIDANCE_INTERVAL } from "./teacherReport.ts";
 
 export const DEFAULT_TEACHER = "models/fmnist/teacher.safetensors";
 export const DEFAULT_VAE = "models/fmnist/vae.safetensors";
@@ -26,6 +27,8 @@ export type SampleImagesOptions = {
   /** Student: 1, 2 or 4 (any n ≥ 1); teacher: its sampler's steps (default 16). */
   steps?: number;
   guidance?: number;
+  /** Teacher only: flow times [s_lo, s_hi] where guidance applies (default: the shipped teacher's, TEACHER_GUIDANCE_INTERVAL). */
+  guidanceInterval?: readonly number[];
   seed?: number;
   sampler?: TeacherSampler;
   executor?: ExecutorKind;
@@ -62,7 +65,9 @@ export async function sampleImages(o: SampleImagesOptions): Promise<SampledImage
         { data: new Float32Array(n).fill(guidance), shape: [n, 1] }, foldIn(k, 1), config.eval.twoStepMid);
       tree.dispose(params);
     } else {
-      latents = await pipe.sampleTeacher(o.prompts, { steps: o.steps ?? 16, guidance, k: foldIn(k, 0), sampler: o.sampler });
+      latents = await pipe.sampleTeacher(o.prompts, {
+        steps: o.steps ?? 16, guidance, k: foldIn(k, 0), sampler: o.sampler, guidanceInterval: o.guidanceInterval ?? TEACHER_GUIDANCE_INTERVAL,
+      });
     }
     return { pixels: await pipe.decode(latents), height: 28, width: 28, warnings };
   } finally {

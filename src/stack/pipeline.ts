@@ -13,6 +13,7 @@ import { ditFlow } from "../models/dit.ts";
 import { vaeDecode } from "../models/vae.ts";
 import { flowToTrigVelocity } from "../method/flowToTrig.ts";
 import { sampleTrajectory } from "../method/trajectory.ts";
+import { flowTimeInterval } from "../method/guidance.ts";
 import { routeAngles } from "../method/route.ts";
 import { unknownWords } from "../data/tokenizer.ts";
 import { inference, inChunks, type Inference } from "../executor/inference.ts";
@@ -54,13 +55,23 @@ export function guidedEulerStep(teacher: LoadedTeacher, executor: ExecutorKind):
   }, "teacher_euler_step");
 }
 
-/** Runs the flow ODE from noise (s = 1) to s = 0 with `steps` guided Euler steps; returns latents [B·d]. */
-export async function eulerEndpoint(step: Inference, noise: Float32Array, cond: HostTensor, uncond: HostTensor, w: HostTensor, steps: number, shift = 1): Promise<Float32Array> {
+/** Guidance applies everywhere: flow times [0, 1]. */
+export const EVERYWHERE: readonly [number, number] = [0, 1];
+
+/**
+ * Runs the flow ODE from noise (s = 1) to s = 0 with `steps` guided Euler steps; returns latents
+ * [B·d]. Guidance w applies at steps starting inside the flow-time `interval`, w = 1 elsewhere.
+ */
+export async function eulerEndpoint(step: Inference, noise: Float32Array, cond: HostTensor, uncond: HostTensor, w: HostTensor, steps: number, o: { shift?: number; interval?: readonly number[] } = {}): Promise<Float32Array> {
   const B = cond.shape[0], d = noise.length / B;
-  const times = flowTimesteps(steps, shift);
+  const times = flowTimesteps(steps, o.shift ?? 1);
+  const [lo, hi] = o.interval ?? EVERYWHERE;
   let x: HostTensor = { data: noise, shape: [B, d] };
   const col = (v: number) => ({ data: new Float32Array(B).fill(v), shape: [B, 1] });
-  for (let i = 0; i < steps; i++) [x] = await inChunks(step, [x, col(times[i]), col(times[i + 1]), cond, uncond, w], B, Math.min(B, 250));
+  for (let i = 0; i < steps; i++) {
+    const guided = times[i] >= lo && times[i] <= hi ? w : col(1);
+    [x] = await inChunks(step, [x, col(times[i]), col(times[i + 1]), cond, uncond, guided], B, Math.min(B, 250));
+  }
   return x.data;
 }
 
@@ -95,23 +106,23 @@ export class StackPipeline {
   }
 
   /** Teacher samples as scaled latents [B·d] (unit variance), from noise drawn with `k`. */
-  async sampleTeacher(prompts: readonly string[], o: { steps: number; guidance: number; k: Key; sampler?: TeacherSampler; shift?: number }): Promise<Float32Array> {
+  async sampleTeacher(prompts: readonly string[], o: { steps: number; guidance: number; k: Key; sampler?: TeacherSampler; shift?: number; guidanceInterval?: readonly number[] }): Promise<Float32Array> {
     const B = prompts.length, d = this.latentDim, chunk = Math.min(B, 250);
     const cond = await this.conditions(prompts);
     const uncond = await this.conditions(prompts.map(() => ""));
     const noise = normal(o.k, B * d);
     const w = { data: new Float32Array(B).fill(o.guidance), shape: [B, 1] };
     if ((o.sampler ?? "euler") === "trigflow") {
-      const program = this.#route(o.steps, o.shift ?? 2.5);
+      const program = this.#route(o.steps, o.shift ?? 2.5, o.guidanceInterval ?? EVERYWHERE);
       const [x0] = await inChunks(program, [{ data: noise, shape: [B, d] }, cond, uncond, w], B, chunk);
       return x0.data.map((v) => v / SIGMA_D);
     }
-    return eulerEndpoint(this.#euler, noise, cond, uncond, w, o.steps, o.shift ?? 1);
+    return eulerEndpoint(this.#euler, noise, cond, uncond, w, o.steps, { shift: o.shift, interval: o.guidanceInterval });
   }
 
   /** The whole TrigFlow-route sampler of spec §3 (no jitter) as one program. */
-  #route(steps: number, shift: number): Inference {
-    const id = `${steps}/${shift}`;
+  #route(steps: number, shift: number, interval: readonly number[]): Inference {
+    const id = `${steps}/${shift}/${interval.join(",")}`;
     let p = this.#routes.get(id);
     if (!p) {
       const angles = Float32Array.from(routeAngles(shift, steps));
@@ -122,7 +133,7 @@ export class StackPipeline {
           lv.dispose();
           return v;
         }, u, t);
-        const traj = sampleTrajectory(velocity, noise.mul(SIGMA_D), np.array(angles), cond, uncond, w);
+        const traj = sampleTrajectory(velocity, noise.mul(SIGMA_D), np.array(angles), cond, uncond, w, flowTimeInterval(interval));
         tree.dispose(params);
         traj.points.forEach((a) => a.dispose());
         traj.velocities.forEach((a) => a.dispose());

@@ -137,7 +137,7 @@ export async function stackDistillProblem(cfg: TbcmConfig, keys: EvalKeys): Prom
     },
     async curve(params) {
       const cond = hostConditions(curvePrompts), uncond = hostConditions(curvePrompts.map(() => -1));
-      curveReference ??= await eulerEndpoint(euler, curveNoise, cond, uncond, curveW, ODE_REFERENCE_STEPS);
+      curveReference ??= await eulerEndpoint(euler, curveNoise, cond, uncond, curveW, ODE_REFERENCE_STEPS, { interval: cfg.guidanceInterval });
       const one = await studentSampleLatents(cfg.executor, student, params, 1, curveNoise, cond, curveW, keys.sampling);
       return relativeMse(one, curveReference);
     },
@@ -172,7 +172,10 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
     return x.data.map((v) => Math.min(1, Math.max(0, v)));
   };
   const { test, floor } = await referenceStatistics(t.dataDir, cfg.seed, evaluator, n);
-  const metrics: Record<string, number> = { fd_floor: floor, eval_samples: n, eval_guidance: cfg.eval.guidance, two_step_mid: cfg.eval.twoStepMid };
+  const metrics: Record<string, number> = {
+    fd_floor: floor, eval_samples: n, eval_guidance: cfg.eval.guidance, two_step_mid: cfg.eval.twoStepMid,
+    guidance_interval_lo: cfg.guidanceInterval[0], guidance_interval_hi: cfg.guidanceInterval[1],
+  };
   const measure = async (name: string, z: Float32Array, labels: readonly number[]) => {
     const stats = await evaluator.statistics(await pixelsOf(z));
     metrics[`fd_${name}`] = stats.frechetDistance(test);
@@ -185,8 +188,9 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
   const cond = await o.condition(prompts), uncond = await o.condition(prompts.map(() => ""));
   const w = col(n, cfg.eval.guidance);
   const noise = normal(o.keys.eval, n * d);
-  await measure("teacher_16step", await eulerEndpoint(o.euler, noise, cond, uncond, w, 16), labels);
-  const ode = await eulerEndpoint(o.euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS);
+  const interval = { interval: cfg.guidanceInterval };
+  await measure("teacher_16step", await eulerEndpoint(o.euler, noise, cond, uncond, w, 16, interval), labels);
+  const ode = await eulerEndpoint(o.euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS, interval);
   for (const steps of [1, 2, 4]) {
     const z = await studentSampleLatents(cfg.executor, o.student, o.params, steps, noise, cond, w, foldIn(o.keys.sampling, steps), cfg.eval.twoStepMid);
     await measure(`student_${steps}step`, z, labels);
@@ -202,7 +206,7 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
   const gw = col(m, cfg.eval.guidance);
   const gnoise = normal(foldIn(o.keys.eval, 1), m * d);
   const grid = (file: string, px: Float32Array) => writeImageGrid(join(o.outDir, file), px, { rows: CLASS_NAMES.length, cols: GRID_COLUMNS, height: 28, width: 28 });
-  grid("grid-teacher-16step.png", await pixelsOf(await eulerEndpoint(o.euler, gnoise, gc, gu, gw, 16)));
+  grid("grid-teacher-16step.png", await pixelsOf(await eulerEndpoint(o.euler, gnoise, gc, gu, gw, 16, interval)));
   for (const steps of [1, 2, 4]) {
     grid(`grid-student-${steps}step.png`, await pixelsOf(await studentSampleLatents(cfg.executor, o.student, o.params, steps, gnoise, gc, gw, foldIn(o.keys.sampling, 100 + steps), cfg.eval.twoStepMid)));
   }

@@ -7,7 +7,8 @@
  * Afterwards: sample grids per class and the evaluation at 4/8/16/32 steps go into the card.
  */
 import { join } from "node:path";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { ConfigError } from "../config/schema.ts";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import type { StackConfig } from "../config/stack.ts";
 import { key, foldIn, normal, uniform } from "../numerics/random.ts";
@@ -21,7 +22,7 @@ import { saveParams } from "../train/checkpoint.ts";
 import { inference, inChunks } from "../executor/inference.ts";
 import { type TeacherParams, loadVae } from "./load.ts";
 import { initTeacher } from "./init.ts";
-import { runFiles, loadSplit, drawIndices, allPixels, writeModelCard, MACHINE } from "./common.ts";
+import { runFiles, loadSplit, drawIndices, allPixels, writeModelCard, MACHINE, type ModelCard } from "./common.ts";
 import { vaeEncode } from "../models/vae.ts";
 
 export const TRAIN_CAPTIONS = captionSet(TRAIN_TEMPLATES);
@@ -136,3 +137,19 @@ export async function trainTeacher(cfg: StackConfig, opts: { resume?: boolean; s
   });
   return { path, seconds: result.seconds, metrics: metrics.table, interrupted: false };
 }
+
+/**
+ * Evaluates the shipped teacher again (`tbcm eval-teacher`) and rewrites its model card's metrics,
+ * grids and notes; the weights, training record and parameter counts stay as they are.
+ */
+export async function evaluateTeacher(cfg: StackConfig, say: (line: string) => void): Promise<Record<string, number>> {
+  const cardPath = join(cfg.modelsDir, "teacher.json");
+  if (!existsSync(cardPath)) throw new ConfigError(`no teacher model card at ${cardPath}: train the teacher first (tbcm train-teacher --config …)`);
+  const card = JSON.parse(readFileSync(cardPath, "utf8")) as ModelCard;
+  const { teacherReport } = await import("./teacherReport.ts");
+  const report = await teacherReport(cfg, say);
+  const { text_parameters, dit_parameters } = card.metrics;
+  writeModelCard(cfg.modelsDir, { ...card, metrics: { ...report.table, text_parameters, dit_parameters }, images: report.images, notes: report.notes });
+  return report.table;
+}
+

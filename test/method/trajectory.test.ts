@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { numpy as np, type Array } from "@jax-js/jax";
 import { sampleTrajectory, trainingPairs, blackFilter } from "../../src/method/trajectory.ts";
-import { teacherCfgVelocity } from "../../src/method/guidance.ts";
+import { teacherCfgVelocity, flowTimeInterval, angleOfFlowTime, guidesEverywhere } from "../../src/method/guidance.ts";
+import { flowTime } from "../../src/method/flowToTrig.ts";
 import { trigflowStep } from "../../src/method/trigflow.ts";
 import { key } from "../../src/numerics/random.ts";
 
@@ -52,4 +53,32 @@ test("black filter: keeps far-from-black prompts, drops black ones, keeps with p
   const quarter = new Float32Array(2000 * 2).fill(-0.25);
   const kept = blackFilter(key(2), quarter, zBlack).reduce((a, b) => a + b, 0) / 2000;
   assert.ok(Math.abs(kept - 0.25) < 0.04, `kept ${kept}`);
+});
+
+test("guidance interval: flow time ↔ angle; w inside the interval, 1 outside, per row and along a trajectory", () => {
+  assert.ok(Math.abs(angleOfFlowTime(0.5) - Math.PI / 4) < 1e-12);
+  assert.ok(Math.abs(angleOfFlowTime(1) - Math.PI / 2) < 1e-12);
+  for (const s of [0.1, 0.35, 0.6, 0.9]) assert.ok(Math.abs(flowTime(np.array([[angleOfFlowTime(s)]])).dataSync()[0] - s) < 1e-6);
+  assert.ok(guidesEverywhere(flowTimeInterval([0, 1])));
+  assert.ok(!guidesEverywhere(flowTimeInterval([0, 0.6])));
+  const interval = flowTimeInterval([0.2, 0.6]);
+  const B = 3, d = 2;
+  const x = () => np.array([[0.1, -0.2], [0.4, 0.3], [-0.5, 0.05]]);
+  const cond = () => np.array([[1, 0], [0, 1], [0.5, 0.5]]);
+  const uncond = () => np.zeros([B, d]);
+  const w = [[4], [4.5], [5]];
+  // one angle per row (the sCM baseline's case): flow times 0.1 (below), 0.4 (inside), 0.8 (above)
+  const t = () => np.array([[angleOfFlowTime(0.1)], [angleOfFlowTime(0.4)], [angleOfFlowTime(0.8)]]);
+  const got = teacherCfgVelocity(teacher, x(), t(), cond(), uncond(), np.array(w), interval).dataSync();
+  const expected = teacherCfgVelocity(teacher, x(), t(), cond(), uncond(), np.array([[1], [4.5], [1]])).dataSync();
+  near(got, expected);
+  // along a trajectory: the velocities outside the interval are the w = 1 ones
+  const route = [Math.PI / 2, angleOfFlowTime(0.5), angleOfFlowTime(0.1)];
+  const traj = sampleTrajectory(teacher, x(), np.array(route), cond(), uncond(), np.array(w), interval);
+  route.forEach((a, i) => {
+    const inside = i === 1;
+    const v = teacherCfgVelocity(teacher, traj.points[i].ref, np.array([[a]]), cond(), uncond(), np.array(inside ? w : [[1], [1], [1]]));
+    near(traj.velocities[i].ref.dataSync(), v.dataSync());
+  });
+  [...traj.points, ...traj.velocities, traj.endpoint].forEach((a) => a.dispose());
 });
