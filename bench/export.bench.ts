@@ -2,8 +2,10 @@
  * The exported text-to-image student (issue #5): ms per 1-step 28×28 image at batch 1 and images/s
  * batched, through onnxruntime-node, for the generator alone and for the whole pipeline
  * (text encoder → generator → VAE decoder). Exports the run first (batch 1 and batch B).
+ * GFLOP/s counts the generator's matrix products (the manifest's `matmul_flops`); "% of peak" is
+ * against a large square MatMul timed by the same runtime and threads (the achievable sgemm peak).
  *
- *   npx tsx bench/export.bench.ts runs/fmnist-tbcm [--batch 256] [--iters 200] [--threads 1]
+ *   npx tsx bench/export.bench.ts runs/fmnist-tbcm [--batch 256 | --batch 16,64,256] [--iters 200] [--threads 1]
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -11,15 +13,36 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as ort from "onnxruntime-node";
 import { exportStudent } from "../src/executor/export.ts";
+import { DataType, encodeModel } from "../src/executor/onnxProto.ts";
 
 const { values, positionals } = parseArgs({ options: { batch: { type: "string" }, iters: { type: "string" }, threads: { type: "string" } }, allowPositionals: true });
 const run = positionals[0] ?? "runs/fmnist-tbcm";
-const big = Number(values.batch ?? 256), iters = Number(values.iters ?? 200), threads = Number(values.threads ?? 1);
+const batches = (values.batch ?? "256").split(",").map(Number), iters = Number(values.iters ?? 200), threads = Number(values.threads ?? 1);
 const opts = { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential" as const, graphOptimizationLevel: "all" as const };
 
+const median = async (f: () => Promise<unknown>, n: number) => {
+  for (let i = 0; i < Math.min(10, n); i++) await f();
+  const ts: number[] = [];
+  for (let i = 0; i < n; i++) { const t0 = performance.now(); await f(); ts.push(performance.now() - t0); }
+  return ts.sort((a, b) => a - b)[Math.floor(n / 2)];
+};
+
+/** GFLOP/s of one [N, N]·[N, N] MatMul in onnxruntime-node with these options. */
+async function matmulPeak(N = 1536): Promise<number> {
+  const info = (name: string) => ({ name, elemType: DataType.FLOAT, shape: [N, N] });
+  const model = encodeModel({ graph: { name: "peak", nodes: [{ opType: "MatMul", inputs: ["a", "b"], outputs: ["c"], name: "mm" }], initializers: [], inputs: [info("a"), info("b")], outputs: [info("c")] } });
+  const session = await ort.InferenceSession.create(model, opts);
+  const x = new ort.Tensor("float32", Float32Array.from({ length: N * N }, (_, i) => Math.sin(i)), [N, N]);
+  const ms = await median(() => session.run({ a: x, b: x }), 20);
+  await session.release();
+  return (2 * N ** 3) / ms / 1e6;
+}
+
+let flopsPerImage = 0;
 async function timeBatch(batch: number): Promise<{ generator: number; pipeline: number }> {
   const dir = mkdtempSync(join(tmpdir(), "tbcm-export-bench-"));
-  const m = exportStudent(run, dir, batch) as unknown as { inputs: Record<string, { shape: number[] }>; tokenizer: { max_words: number } };
+  const m = exportStudent(run, dir, batch) as unknown as { inputs: Record<string, { shape: number[] }>; tokenizer: { max_words: number }; matmul_flops: Record<string, number> };
+  flopsPerImage = m.matmul_flops["generator.onnx"] / batch;
   const s = async (f: string) => ort.InferenceSession.create(join(dir, f), opts);
   const [text, gen, dec] = [await s("text_encoder.onnx"), await s("generator.onnx"), await s("vae_decoder.onnx")];
   const d = m.inputs.noise.shape[1];
@@ -27,12 +50,6 @@ async function timeBatch(batch: number): Promise<{ generator: number; pipeline: 
   const noise = new ort.Tensor("float32", Float32Array.from({ length: batch * d }, (_, i) => Math.sin(i)), [batch, d]);
   const guidance = new ort.Tensor("float32", new Float32Array(batch).fill(4.5), [batch, 1]);
   const { cond } = await text.run({ token_ids: ids });
-  const median = async (f: () => Promise<unknown>, n: number) => {
-    for (let i = 0; i < Math.min(10, n); i++) await f();
-    const ts: number[] = [];
-    for (let i = 0; i < n; i++) { const t0 = performance.now(); await f(); ts.push(performance.now() - t0); }
-    return ts.sort((a, b) => a - b)[Math.floor(n / 2)];
-  };
   const n = batch === 1 ? iters : Math.max(5, Math.round(iters / 20));
   const generator = await median(() => gen.run({ noise, cond, guidance }), n);
   const pipeline = await median(async () => {
@@ -44,11 +61,13 @@ async function timeBatch(batch: number): Promise<{ generator: number; pipeline: 
   return { generator, pipeline };
 }
 
-const one = await timeBatch(1);
-const many = await timeBatch(big);
-console.log(`exported student of ${run}, onnxruntime-node, ${threads} intra-op thread(s); median ms`);
-console.log("| batch | generator ms | generator images/s | text+generator+decoder ms | pipeline images/s |");
-console.log("|---|---|---|---|---|");
-for (const [b, r] of [[1, one], [big, many]] as const) {
-  console.log(`| ${b} | ${r.generator.toFixed(2)} | ${Math.round((1000 * b) / r.generator)} | ${r.pipeline.toFixed(2)} | ${Math.round((1000 * b) / r.pipeline)} |`);
+const results: [number, { generator: number; pipeline: number }][] = [];
+for (const b of [1, ...batches]) results.push([b, await timeBatch(b)]);
+const peak = await matmulPeak();
+console.log(`exported student of ${run}, onnxruntime-node, ${threads} intra-op thread(s); median ms; generator ${(flopsPerImage / 1e6).toFixed(1)} MFLOP/image in matrix products; MatMul peak ${peak.toFixed(0)} GFLOP/s`);
+console.log("| batch | generator ms | generator images/s | generator GFLOP/s | % of MatMul peak | text+generator+decoder ms | pipeline images/s |");
+console.log("|---|---|---|---|---|---|---|");
+for (const [b, r] of results) {
+  const gflops = (flopsPerImage * b) / r.generator / 1e6;
+  console.log(`| ${b} | ${r.generator.toFixed(2)} | ${Math.round((1000 * b) / r.generator)} | ${gflops.toFixed(1)} | ${((100 * gflops) / peak).toFixed(0)}% | ${r.pipeline.toFixed(2)} | ${Math.round((1000 * b) / r.pipeline)} |`);
 }

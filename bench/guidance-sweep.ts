@@ -18,7 +18,7 @@ import type { HostTensor } from "../src/executor/onnxRun.ts";
 import { key, foldIn, normal } from "../src/numerics/random.ts";
 
 const { values, positionals } = parseArgs({ options: { samples: { type: "string" } }, allowPositionals: true });
-const grid: [number, number, number, number, number][] = JSON.parse(positionals[0] ?? "[[16,4.5,0,1,0],[16,4.5,0,0.6,0]]");
+const grid: [number, number, number, number, number, number?][] = JSON.parse(positionals[0] ?? "[[16,4.5,0,1,0],[16,4.5,0,0.6,0]]");
 const n = Number(values.samples ?? 1000);
 const pipe = StackPipeline.load({ teacher: "models/fmnist/teacher.safetensors", vae: "models/fmnist/vae.safetensors" });
 const evaluator = await Evaluator.load("models/fmnist/evaluator.safetensors", "onnx");
@@ -47,16 +47,17 @@ const col = (v: number) => ({ data: new Float32Array(n).fill(v), shape: [n, 1] }
 console.log(`teacher, flow Euler, ${n} images on the eval prompts; FD floor ${floor.toFixed(3)}`);
 console.log("| steps | w | guided at flow times | φ | FD | FD / floor | prompt accuracy |");
 console.log("|---|---|---|---|---|---|---|");
-for (const [steps, w, lo, hi, phi] of grid) {
+for (const [steps, w, lo, hi, phi, ramp = 0] of grid) {
   const times = flowTimesteps(steps, 1);
   let x: HostTensor = { data: normal(k, n * d), shape: [n, d] };
   for (let i = 0; i < steps; i++) {
-    const guided = times[i] >= lo && times[i] <= hi ? w : 1;
+    // ramp > 0: a smooth switch-off above s_hi, w(s) = 1 + (w − 1)·σ((s_hi − s)/ramp)
+    const guided = ramp > 0 ? 1 + (w - 1) / (1 + Math.exp(-(hi - times[i]) / ramp)) : times[i] >= lo && times[i] <= hi ? w : 1;
     [x] = await inChunks(step, [x, col(times[i]), col(times[i + 1]), cond, uncond, col(guided), col(phi)], n, Math.min(n, 250));
   }
   const stats = await evaluator.statistics(await pipe.decode(x.data));
   const fd = stats.frechetDistance(test);
-  console.log(`| ${steps} | ${w} | [${lo}, ${hi}] | ${phi} | ${fd.toFixed(2)} | ${(fd / floor).toFixed(2)} | ${stats.accuracy(labels).toFixed(3)} |`);
+  console.log(`| ${steps} | ${w} | ${ramp > 0 ? `ramp ${hi} ± ${ramp}` : `[${lo}, ${hi}]`} | ${phi} | ${fd.toFixed(2)} | ${(fd / floor).toFixed(2)} | ${stats.accuracy(labels).toFixed(3)} |`);
 }
 await step.dispose();
 await evaluator.dispose();

@@ -15,9 +15,10 @@ const USAGE = `usage:
   tbcm eval-teacher --config <stack yaml>                evaluate the shipped teacher again, rewrite its model card
   tbcm train-teacher --config <gmm yaml> --out <file>    fit the student network to the analytic teacher (a teacher copy)
   tbcm sample (--run <dir> | --model teacher) --prompt "…" [--prompt …] [--n 8] [--steps N] [--guidance 4.5]
-              [--seed 0] [--sampler euler|trigflow] [--guidance-interval 0,0.6] --out <file.png>
-                                                         images: one row per prompt, n columns; the teacher guides
-                                                         at flow times in --guidance-interval only (0,1 = everywhere)
+              [--seed 0] [--sampler euler|trigflow] [--guidance-interval 0,0.5 [--guidance-ramp 0.1]] --out <file.png>
+                                                         images: one row per prompt, n columns; the teacher guides at
+                                                         flow times in --guidance-interval (0,1 = everywhere; default 0,0.5
+                                                         with a logistic edge of width --guidance-ramp 0.1)
   tbcm export --run <dir> --out <dir> [--batch 1]        the student as an ONNX 1-step generator + manifest
   tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T]: evaluate again)
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
@@ -35,7 +36,7 @@ function parseOptions(args: string[]) {
         json: { type: "boolean" }, shift: { type: "string" }, steps: { type: "string" }, debug: { type: "boolean" },
         batch: { type: "string" }, prompt: { type: "string", multiple: true }, model: { type: "string" }, n: { type: "string" },
         guidance: { type: "string" }, seed: { type: "string" }, sampler: { type: "string" }, recompute: { type: "boolean" },
-        samples: { type: "string" }, "two-step-mid": { type: "string" }, "guidance-interval": { type: "string" },
+        samples: { type: "string" }, "two-step-mid": { type: "string" }, "guidance-interval": { type: "string" }, "guidance-ramp": { type: "string" },
       },
       strict: true,
     });
@@ -145,7 +146,10 @@ async function main(argv: string[]): Promise<number> {
     case "sample": {
       if (!values.out || !values.prompt?.length) throw new UsageError("sample needs --prompt \"…\" and --out <file.png>");
       if (!values.run && values.model !== "teacher") throw new UsageError("sample needs --run <dir> (a distilled student) or --model teacher");
-      if (values.run && values["guidance-interval"] !== undefined) throw new UsageError("--guidance-interval is for --model teacher: a student's guidance interval is set by its distillation config");
+      if (values.run && (values["guidance-interval"] ?? values["guidance-ramp"]) !== undefined) throw new UsageError("--guidance-interval and --guidance-ramp are for --model teacher: a student's guidance schedule is set by its distillation config");
+      if (values["guidance-ramp"] !== undefined && values["guidance-interval"] === undefined) throw new UsageError("--guidance-ramp needs --guidance-interval lo,hi");
+      const ramp = numberOption("guidance-ramp", values["guidance-ramp"], 0);
+      if (ramp < 0) throw new UsageError(`--guidance-ramp is a width ≥ 0, got ${ramp}`);
       if (values.sampler && values.sampler !== "euler" && values.sampler !== "trigflow") throw new UsageError(`--sampler is euler or trigflow, got "${values.sampler}"`);
       const n = numberOption("n", values.n, 8);
       const steps = values.steps === undefined ? undefined : numberOption("steps", values.steps, 1);
@@ -156,7 +160,7 @@ async function main(argv: string[]): Promise<number> {
       const r = await sampleImages({
         run: values.run, prompts, steps, guidance: values.guidance === undefined ? undefined : numberOption("guidance", values.guidance, 4.5),
         seed: numberOption("seed", values.seed, 0), sampler: values.sampler as "euler" | "trigflow" | undefined,
-        guidanceInterval: values["guidance-interval"] === undefined ? undefined : intervalOption(values["guidance-interval"]),
+        guidanceSchedule: values["guidance-interval"] === undefined ? undefined : { interval: intervalOption(values["guidance-interval"]), ramp },
       });
       for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       writeImageGrid(values.out, r.pixels, { rows: values.prompt.length, cols: n, height: r.height, width: r.width });

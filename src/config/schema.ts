@@ -3,6 +3,7 @@
  * Unknown keys, wrong types and out-of-range values are errors that name the key and the fix;
  * the returned config is fully resolved (no undefined), and it is stored with every checkpoint.
  */
+import type { GuidanceSchedule } from "../method/guidance.ts";
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import * as D from "./defaults.ts";
@@ -52,6 +53,8 @@ export type TbcmConfig = {
   readonly guidance: readonly number[];
   /** Flow times [s_lo, s_hi] where the teacher's guidance applies (w = 1 outside); [0, 1] = everywhere, as in the spec. */
   readonly guidanceInterval: readonly [number, number];
+  /** Width (flow time) of a smooth switch at the interval's edges; 0 = a step. */
+  readonly guidanceRamp: number;
   /** Scaled latent of an all-black image for the black filter; empty = no filter. */
   readonly blackLatent: readonly number[];
   readonly loss: { readonly warmup: number; readonly calmStart: number; readonly calmSteps: number; readonly rFinal: number };
@@ -112,6 +115,7 @@ const SCHEMA: Record<string, Field | Record<string, Field>> = {
   route: { shift: num(D.ROUTE_SHIFT, 0, true), steps: int(D.ROUTE_STEPS, 3) },
   guidance: { type: "numbers", default: D.GUIDANCE_SCALES },
   guidance_interval: { type: "numbers", default: [0, 1] },
+  guidance_ramp: num(0, 0),
   black_latent: { type: "numbers", default: [] },
   loss: {
     warmup: int(D.TANGENT_WARMUP), calm_start: int(D.CALM_START), calm_steps: int(D.CALM_STEPS, 1),
@@ -217,6 +221,11 @@ export function parseConfig(raw: unknown): TbcmConfig {
     throw new ConfigError(`config key "black_latent": expected ${t.dim} numbers (the latent dimension), got ${c.blackLatent.length}`);
   }
   return c as TbcmConfig;
+}
+
+/** The teacher's guidance schedule of a config. */
+export function guidanceSchedule(c: TbcmConfig): GuidanceSchedule {
+  return { interval: c.guidanceInterval, ramp: c.guidanceRamp };
 }
 
 /** A guidance interval is two flow times 0 ≤ s_lo < s_hi ≤ 1. */

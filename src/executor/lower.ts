@@ -45,6 +45,8 @@ export type LoweredProgram = {
   readonly outputs: readonly TensorSpec[];
   /** Number of ONNX nodes of each op type. */
   readonly opCounts: Readonly<Record<string, number>>;
+  /** Floating-point operations of the program's matrix products (2·M·N·K each), for GFLOP/s. */
+  readonly matmulFlops: number;
 };
 
 export type LowerOptions = {
@@ -234,6 +236,7 @@ export function avalSpec(shape: readonly number[], dtype: ElemType = "float32"):
 
 class Lowering {
   readonly g = new GraphBuilder();
+  matmulFlops = 0;
 
   run(closed: ClosedJaxpr, options: LowerOptions): LoweredProgram {
     const { jaxpr, consts } = closed;
@@ -260,18 +263,19 @@ class Lowering {
       this.g.nodes.push({ opType: "Identity", inputs: [full], outputs: [spec.name], name: this.g.fresh("n") });
       return spec;
     });
+    const { nodes, initializers } = liveGraph(this.g.nodes, this.g.initializers, outputs.map((o) => o.name));
     const opCounts: Record<string, number> = {};
-    for (const n of this.g.nodes) opCounts[n.opType] = (opCounts[n.opType] ?? 0) + 1;
+    for (const n of nodes) opCounts[n.opType] = (opCounts[n.opType] ?? 0) + 1;
     const model = encodeModel({
       graph: {
         name: options.name ?? "jaxjs",
-        nodes: this.g.nodes,
-        initializers: this.g.initializers,
+        nodes,
+        initializers,
         inputs: inputs.map((s) => ({ name: s.name, elemType: ONNX_TYPE[s.dtype], shape: s.shape })),
         outputs: outputs.map((s) => ({ name: s.name, elemType: ONNX_TYPE[s.dtype], shape: s.shape })),
       },
     });
-    return { model, inputs, outputs, opCounts };
+    return { model, inputs, outputs, opCounts, matmulFlops: this.matmulFlops };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -487,7 +491,19 @@ class Lowering {
     // On bool, jax-js's add/max are logical or and mul/min logical and (np.logicalOr/And, isfinite).
     const op = dtype === "bool" ? BOOL_BINARY_OP[p] : BINARY_OP[p];
     if (op === undefined) throw new UnsupportedPrimitiveError(p, "bool operands");
-    return this.dense(this.g.node1(op, [this.materialise(x), this.materialise(y)], attrs), shape, dtype, logical);
+    const ins = [x, y].map((v) => this.materialise(v));
+    // ONNX Runtime's broadcasting walks the innermost axis in spans: with a trailing axis of 1
+    // (keepdims reductions, e.g. [B, H, T, 1] + ε) every span is one element, ~5× slower than
+    // the same op on the flat tensor. Same-shape-or-scalar operands are flattened for it.
+    const n = prod(shape);
+    if (shape.length > 1 && shape.at(-1) === 1 && n > 1 && [x, y].every((v) => same(v.shape, shape) || prod(v.shape) === 1)) {
+      const flat = ins.map((name, i) => {
+        const vs = [x, y][i].shape;
+        return prod(vs) === 1 ? this.reshape(name, vs, []) : this.reshape(name, vs, [n]);
+      });
+      return this.dense(this.reshape(this.g.node1(op, flat, attrs), [n], shape), shape, dtype, logical);
+    }
+    return this.dense(this.g.node1(op, ins, attrs), shape, dtype, logical);
   }
 
   /** `v` (already of the output rank) seen with a larger logical shape: virtual broadcast. */
@@ -604,6 +620,7 @@ class Lowering {
     let y = this.alignRank(this.cast(y0, dtype), R + 1);
     if (x.zero || y.zero) return this.zeroVal(dtype, outLogical);
     const kLogical = Math.max(x.logical[R], y.logical[R]);
+    this.matmulFlops += 2 * prod(outLogical) * kLogical;
     let factor = 1;
     if (x.shape[R] > 1 && y.shape[R] === 1) x = this.reduce(x, "Add", [R], true);
     else if (y.shape[R] > 1 && x.shape[R] === 1) y = this.reduce(y, "Add", [R], true);
@@ -777,4 +794,20 @@ function reshapeGroups(inShape: readonly number[], outShape: readonly number[]):
 function describeParams(params: Record<string, unknown>): string {
   const entries = Object.entries(params).filter(([k]) => k !== "jaxpr");
   return JSON.stringify(Object.fromEntries(entries));
+}
+
+/**
+ * The nodes and initializers the outputs depend on (nodes are in topological order): values the
+ * program computed but did not return (e.g. a student's logvar head when sampling) are dropped.
+ */
+function liveGraph(nodes: readonly NodeProto[], initializers: readonly TensorProto[], outputs: readonly string[]) {
+  const needed = new Set(outputs);
+  const live: NodeProto[] = [];
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i];
+    if (!n.outputs.some((o) => needed.has(o))) continue;
+    live.push(n);
+    for (const x of n.inputs) if (x) needed.add(x);
+  }
+  return { nodes: live.reverse(), initializers: initializers.filter((t) => needed.has(t.name)) };
 }

@@ -13,6 +13,11 @@ export function flowTime(t: Array): Array {
   return sin.ref.div(sin.add(np.cos(t)));
 }
 
+/** TrigFlow angle of flow time s: `tan t = s / (1 − s)` (inverse of `flowTime`). */
+export function angleOfFlowTime(s: number): number {
+  return Math.atan2(s, 1 - s);
+}
+
 /** Input scale between the two parameterisations: `k = sqrt(s² + (1−s)²)`. */
 export function flowScale(s: Array): Array {
   return np.sqrt(np.square(s.ref).add(np.square(np.subtract(1, s))));

@@ -1,6 +1,7 @@
 /** Classifier-free guidance of the teacher (spec §2). */
 import { numpy as np, type Array } from "@jax-js/jax";
 import { SIGMA_D } from "../config/defaults.ts";
+import { flowTime } from "./flowToTrig.ts";
 
 /**
  * Guided physical velocity from the unit velocities of the conditional and unconditional
@@ -12,39 +13,49 @@ export function cfgVelocity(fCond: Array, fUncond: Array, w: Array): Array {
 }
 
 /**
- * Where guidance applies, as TrigFlow angles [lo, hi] ⊆ [0, π/2]; outside it the teacher runs
- * with w = 1 (conditional only). Guidance at high noise is what collapses diversity and
- * saturates samples (Kynkäänniemi et al. 2024, "Applying guidance in a limited interval").
+ * Where the teacher's guidance acts, in flow time s (s = 1 is pure noise): w inside
+ * `interval` = [s_lo, s_hi], w = 1 (conditional only) outside. With `ramp` > 0 each edge inside
+ * (0, 1) is a logistic switch of that width instead of a step, so that the guided ODE stays smooth
+ * in t (a consistency student cannot follow a jump of the velocity). Guidance at high noise is
+ * what collapses diversity and saturates samples (Kynkäänniemi et al. 2024, "Applying guidance
+ * in a limited interval").
  */
-export type GuidanceInterval = readonly [number, number];
+export type GuidanceSchedule = { readonly interval: readonly number[]; readonly ramp: number };
 
 /** Guidance everywhere: the spec's CFG. */
-export const GUIDE_EVERYWHERE: GuidanceInterval = [0, Math.PI / 2];
+export const GUIDE_EVERYWHERE: GuidanceSchedule = { interval: [0, 1], ramp: 0 };
 
-/** Angle of flow time s: `tan t = s / (1 − s)` (inverse of `flowTime`). */
-export function angleOfFlowTime(s: number): number {
-  return Math.atan2(s, 1 - s);
+export function guidesEverywhere(g: GuidanceSchedule): boolean {
+  return g.interval[0] <= 0 && g.interval[1] >= 1;
 }
 
-/** A guidance interval given in flow time [s_lo, s_hi] ⊆ [0, 1] (s = 1 is pure noise), as angles. */
-export function flowTimeInterval(s: readonly number[]): GuidanceInterval {
-  return [angleOfFlowTime(s[0]), angleOfFlowTime(s[1])];
+const logistic = (z: number) => 1 / (1 + Math.exp(-z));
+
+/** The share of (w − 1) in effect at flow time s: `w(s) = 1 + (w − 1)·share(s)`. */
+export function guidanceShare(s: number, g: GuidanceSchedule): number {
+  const [lo, hi] = g.interval;
+  if (g.ramp <= 0) return s >= lo && s <= hi ? 1 : 0;
+  return (hi < 1 ? logistic((hi - s) / g.ramp) : 1) * (lo > 0 ? logistic((s - lo) / g.ramp) : 1);
 }
 
-/** Whether an interval covers every angle (then no selection is traced). */
-export function guidesEverywhere(interval: GuidanceInterval): boolean {
-  return interval[0] <= 0 && interval[1] >= Math.PI / 2 - 1e-9;
-}
-
-/** The scale in effect at angle t ([B, 1] or [1, 1]): w inside the interval, 1 outside. */
-export function scaleAt(w: Array, t: Array, interval: GuidanceInterval): Array {
-  if (guidesEverywhere(interval)) {
+/** The scale in effect at TrigFlow angle t ([B, 1] or [1, 1]), `guidanceShare` traced: 1 + (w − 1)·share(s(t)). */
+export function scaleAt(w: Array, t: Array, g: GuidanceSchedule): Array {
+  if (guidesEverywhere(g)) {
     t.dispose();
     return w;
   }
-  const [lo, hi] = interval;
-  const ones = np.onesLike(w.ref);
-  return np.where(np.less(t.ref, lo), ones.ref, np.where(np.less(hi, t), ones, w));
+  const [lo, hi] = g.interval;
+  const s = flowTime(t);
+  let share: Array;
+  if (g.ramp <= 0) {
+    const outside = (x: Array) => np.where(np.less(x.ref, lo), 0, np.where(np.less(hi, x), 0, 1));
+    share = outside(s);
+  } else {
+    const sigmoid = (z: Array) => np.reciprocal(np.exp(z.neg()).add(1));
+    const upper = hi < 1 ? sigmoid(np.subtract(hi, s.ref).div(g.ramp)) : np.onesLike(s.ref);
+    share = lo > 0 ? upper.mul(sigmoid(s.sub(lo).div(g.ramp))) : (s.dispose(), upper);
+  }
+  return w.sub(1).mul(share).add(1);
 }
 
 /** A conditional TrigFlow model: unit velocity F(u, t, cond) [B, d], u = x_t/σ_d [B, d], t [B, 1] or [1, 1]. */
@@ -53,14 +64,14 @@ export type TrigVelocity = (u: Array, t: Array, cond: Array) => Array;
 /**
  * The teacher's guided velocity dx/dt at x_t (physical scale), from a conditional and an
  * empty-prompt pass, run as one batch of 2B rows (one network call: fewer, larger matmuls);
- * guidance w applies inside `interval` only.
+ * guidance w acts as `schedule` says.
  */
 export function teacherCfgVelocity(
-  teacher: TrigVelocity, xt: Array, t: Array, cond: Array, uncond: Array, w: Array, interval: GuidanceInterval = GUIDE_EVERYWHERE,
+  teacher: TrigVelocity, xt: Array, t: Array, cond: Array, uncond: Array, w: Array, schedule: GuidanceSchedule = GUIDE_EVERYWHERE,
 ): Array {
   const B = xt.shape[0];
   const u = xt.div(SIGMA_D);
-  const scale = scaleAt(w, t.ref, interval);
+  const scale = scaleAt(w, t.ref, schedule);
   const tt = t.shape[0] === B && B > 1 ? np.concatenate([t.ref, t], 0) : t;
   const f = teacher(np.concatenate([u.ref, u], 0), tt, np.concatenate([cond, uncond], 0));
   const [fCond, fUncond] = np.split(f, 2, 0);

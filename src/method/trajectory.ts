@@ -6,7 +6,7 @@
 import { numpy as np, type Array } from "@jax-js/jax";
 import { SIGMA_D } from "../config/defaults.ts";
 import { type Key, uniform } from "../numerics/random.ts";
-import { type GuidanceInterval, type TrigVelocity, GUIDE_EVERYWHERE, teacherCfgVelocity } from "./guidance.ts";
+import { type GuidanceSchedule, type TrigVelocity, GUIDE_EVERYWHERE, teacherCfgVelocity } from "./guidance.ts";
 import { trigflowStep } from "./trigflow.ts";
 
 export type Trajectory = {
@@ -24,14 +24,14 @@ export type Trajectory = {
  * `route` [N] holds the angles d (an array so one compiled program serves every jitter).
  */
 export function sampleTrajectory(
-  teacher: TrigVelocity, x: Array, route: Array, cond: Array, uncond: Array, w: Array, interval: GuidanceInterval = GUIDE_EVERYWHERE,
+  teacher: TrigVelocity, x: Array, route: Array, cond: Array, uncond: Array, w: Array, schedule: GuidanceSchedule = GUIDE_EVERYWHERE,
 ): Trajectory {
   const N = route.shape[0];
   const angles = np.split(route, N).map((a) => a.reshape([1, 1]));
   const points: Array[] = [];
   const velocities: Array[] = [];
   for (let i = 0; i < N; i++) {
-    const v = teacherCfgVelocity(teacher, x.ref, angles[i].ref, cond.ref, uncond.ref, w.ref, interval);
+    const v = teacherCfgVelocity(teacher, x.ref, angles[i].ref, cond.ref, uncond.ref, w.ref, schedule);
     points.push(x.ref);
     velocities.push(v.ref);
     const delta = i < N - 1 ? angles[i].sub(angles[i + 1].ref) : angles[i];

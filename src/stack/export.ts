@@ -33,10 +33,12 @@ export function exportStackStudent(runDir: string, outDir: string, batch: number
   const d = teacher.latentDim, L = text.maxWords, M = L + 1, C = text.width + 1;
   mkdirSync(outDir, { recursive: true });
   const files: Record<string, Record<string, number>> = {};
+  const flops: Record<string, number> = {};
   const write = (name: string, f: (...xs: Array[]) => Array, shapes: number[][], inputNames: string[], outputNames: string[]) => {
     const lowered = lowerFunction(f, shapes.map((s) => avalSpec(s)) as never, { name: name.replace(".onnx", ""), inputNames, outputNames });
     writeFileSync(join(outDir, name), lowered.model);
     files[name] = { ...lowered.opCounts };
+    flops[name] = lowered.matmulFlops;
   };
   const vocab = np.arange(text.vocab).astype(np.float32).reshape([1, 1, text.vocab]);
   write("text_encoder.onnx", (ids: Array) => {
@@ -69,6 +71,7 @@ export function exportStackStudent(runDir: string, outDir: string, batch: number
     timesteps,
     guidance_scales: [...config.guidance],
     op_counts: files,
+    matmul_flops: flops,
   };
   writeFileSync(join(outDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
   return manifest;

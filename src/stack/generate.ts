@@ -12,7 +12,8 @@ import { loadParams } from "../train/checkpoint.ts";
 import { initDit, withStudentHeads } from "../models/dit.ts";
 import { StackPipeline, type TeacherSampler } from "./pipeline.ts";
 import { ditStudent, studentSampleLatents } from "./problem.ts";
-import { TEACHER_GUIDANCE_INTERVAL } from "./teacherReport.ts";
+import { TEACHER_GUIDANCE_SCHEDULE } from "./teacherReport.ts";
+import type { GuidanceSchedule } from "../method/guidance.ts";
 
 export const DEFAULT_TEACHER = "models/fmnist/teacher.safetensors";
 export const DEFAULT_VAE = "models/fmnist/vae.safetensors";
@@ -27,8 +28,8 @@ export type SampleImagesOptions = {
   /** Student: 1, 2 or 4 (any n ≥ 1); teacher: its sampler's steps (default 16). */
   steps?: number;
   guidance?: number;
-  /** Teacher only: flow times [s_lo, s_hi] where guidance applies (default: the shipped teacher's, TEACHER_GUIDANCE_INTERVAL). */
-  guidanceInterval?: readonly number[];
+  /** Teacher only: where its guidance acts (default: the shipped teacher's, TEACHER_GUIDANCE_SCHEDULE). */
+  guidanceSchedule?: GuidanceSchedule;
   seed?: number;
   sampler?: TeacherSampler;
   executor?: ExecutorKind;
@@ -66,7 +67,7 @@ export async function sampleImages(o: SampleImagesOptions): Promise<SampledImage
       tree.dispose(params);
     } else {
       latents = await pipe.sampleTeacher(o.prompts, {
-        steps: o.steps ?? 16, guidance, k: foldIn(k, 0), sampler: o.sampler, guidanceInterval: o.guidanceInterval ?? TEACHER_GUIDANCE_INTERVAL,
+        steps: o.steps ?? 16, guidance, k: foldIn(k, 0), sampler: o.sampler, schedule: o.guidanceSchedule ?? TEACHER_GUIDANCE_SCHEDULE,
       });
     }
     return { pixels: await pipe.decode(latents), height: 28, width: 28, warnings };

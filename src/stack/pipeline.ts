@@ -13,7 +13,7 @@ import { ditFlow } from "../models/dit.ts";
 import { vaeDecode } from "../models/vae.ts";
 import { flowToTrigVelocity } from "../method/flowToTrig.ts";
 import { sampleTrajectory } from "../method/trajectory.ts";
-import { flowTimeInterval } from "../method/guidance.ts";
+import { type GuidanceSchedule, GUIDE_EVERYWHERE, guidanceShare } from "../method/guidance.ts";
 import { routeAngles } from "../method/route.ts";
 import { unknownWords } from "../data/tokenizer.ts";
 import { inference, inChunks, type Inference } from "../executor/inference.ts";
@@ -55,21 +55,18 @@ export function guidedEulerStep(teacher: LoadedTeacher, executor: ExecutorKind):
   }, "teacher_euler_step");
 }
 
-/** Guidance applies everywhere: flow times [0, 1]. */
-export const EVERYWHERE: readonly [number, number] = [0, 1];
-
 /**
  * Runs the flow ODE from noise (s = 1) to s = 0 with `steps` guided Euler steps; returns latents
- * [B·d]. Guidance w applies at steps starting inside the flow-time `interval`, w = 1 elsewhere.
+ * [B·d]. The guidance of each step is `schedule`'s at the flow time the step starts from.
  */
-export async function eulerEndpoint(step: Inference, noise: Float32Array, cond: HostTensor, uncond: HostTensor, w: HostTensor, steps: number, o: { shift?: number; interval?: readonly number[] } = {}): Promise<Float32Array> {
+export async function eulerEndpoint(step: Inference, noise: Float32Array, cond: HostTensor, uncond: HostTensor, w: HostTensor, steps: number, o: { shift?: number; schedule?: GuidanceSchedule } = {}): Promise<Float32Array> {
   const B = cond.shape[0], d = noise.length / B;
   const times = flowTimesteps(steps, o.shift ?? 1);
-  const [lo, hi] = o.interval ?? EVERYWHERE;
   let x: HostTensor = { data: noise, shape: [B, d] };
   const col = (v: number) => ({ data: new Float32Array(B).fill(v), shape: [B, 1] });
   for (let i = 0; i < steps; i++) {
-    const guided = times[i] >= lo && times[i] <= hi ? w : col(1);
+    const share = guidanceShare(times[i], o.schedule ?? GUIDE_EVERYWHERE);
+    const guided = share === 1 ? w : { data: w.data.map((v) => 1 + (v - 1) * share), shape: w.shape };
     [x] = await inChunks(step, [x, col(times[i]), col(times[i + 1]), cond, uncond, guided], B, Math.min(B, 250));
   }
   return x.data;
@@ -106,23 +103,23 @@ export class StackPipeline {
   }
 
   /** Teacher samples as scaled latents [B·d] (unit variance), from noise drawn with `k`. */
-  async sampleTeacher(prompts: readonly string[], o: { steps: number; guidance: number; k: Key; sampler?: TeacherSampler; shift?: number; guidanceInterval?: readonly number[] }): Promise<Float32Array> {
+  async sampleTeacher(prompts: readonly string[], o: { steps: number; guidance: number; k: Key; sampler?: TeacherSampler; shift?: number; schedule?: GuidanceSchedule }): Promise<Float32Array> {
     const B = prompts.length, d = this.latentDim, chunk = Math.min(B, 250);
     const cond = await this.conditions(prompts);
     const uncond = await this.conditions(prompts.map(() => ""));
     const noise = normal(o.k, B * d);
     const w = { data: new Float32Array(B).fill(o.guidance), shape: [B, 1] };
     if ((o.sampler ?? "euler") === "trigflow") {
-      const program = this.#route(o.steps, o.shift ?? 2.5, o.guidanceInterval ?? EVERYWHERE);
+      const program = this.#route(o.steps, o.shift ?? 2.5, o.schedule ?? GUIDE_EVERYWHERE);
       const [x0] = await inChunks(program, [{ data: noise, shape: [B, d] }, cond, uncond, w], B, chunk);
       return x0.data.map((v) => v / SIGMA_D);
     }
-    return eulerEndpoint(this.#euler, noise, cond, uncond, w, o.steps, { shift: o.shift, interval: o.guidanceInterval });
+    return eulerEndpoint(this.#euler, noise, cond, uncond, w, o.steps, { shift: o.shift, schedule: o.schedule });
   }
 
   /** The whole TrigFlow-route sampler of spec §3 (no jitter) as one program. */
-  #route(steps: number, shift: number, interval: readonly number[]): Inference {
-    const id = `${steps}/${shift}/${interval.join(",")}`;
+  #route(steps: number, shift: number, schedule: GuidanceSchedule): Inference {
+    const id = `${steps}/${shift}/${schedule.interval.join(",")}/${schedule.ramp}`;
     let p = this.#routes.get(id);
     if (!p) {
       const angles = Float32Array.from(routeAngles(shift, steps));
@@ -133,7 +130,7 @@ export class StackPipeline {
           lv.dispose();
           return v;
         }, u, t);
-        const traj = sampleTrajectory(velocity, noise.mul(SIGMA_D), np.array(angles), cond, uncond, w, flowTimeInterval(interval));
+        const traj = sampleTrajectory(velocity, noise.mul(SIGMA_D), np.array(angles), cond, uncond, w, schedule);
         tree.dispose(params);
         traj.points.forEach((a) => a.dispose());
         traj.velocities.forEach((a) => a.dispose());

@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import type { TbcmConfig } from "../config/schema.ts";
-import { ConfigError } from "../config/schema.ts";
+import { ConfigError, guidanceSchedule } from "../config/schema.ts";
 import { SIGMA_D, TWO_STEP_MID } from "../config/defaults.ts";
 import { type Key, foldIn, normal, uniform } from "../numerics/random.ts";
 import type { HostTensor } from "../executor/onnxRun.ts";
@@ -137,7 +137,7 @@ export async function stackDistillProblem(cfg: TbcmConfig, keys: EvalKeys): Prom
     },
     async curve(params) {
       const cond = hostConditions(curvePrompts), uncond = hostConditions(curvePrompts.map(() => -1));
-      curveReference ??= await eulerEndpoint(euler, curveNoise, cond, uncond, curveW, ODE_REFERENCE_STEPS, { interval: cfg.guidanceInterval });
+      curveReference ??= await eulerEndpoint(euler, curveNoise, cond, uncond, curveW, ODE_REFERENCE_STEPS, { schedule: guidanceSchedule(cfg) });
       const one = await studentSampleLatents(cfg.executor, student, params, 1, curveNoise, cond, curveW, keys.sampling);
       return relativeMse(one, curveReference);
     },
@@ -174,7 +174,7 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
   const { test, floor } = await referenceStatistics(t.dataDir, cfg.seed, evaluator, n);
   const metrics: Record<string, number> = {
     fd_floor: floor, eval_samples: n, eval_guidance: cfg.eval.guidance, two_step_mid: cfg.eval.twoStepMid,
-    guidance_interval_lo: cfg.guidanceInterval[0], guidance_interval_hi: cfg.guidanceInterval[1],
+    guidance_interval_lo: cfg.guidanceInterval[0], guidance_interval_hi: cfg.guidanceInterval[1], guidance_ramp: cfg.guidanceRamp,
   };
   const measure = async (name: string, z: Float32Array, labels: readonly number[]) => {
     const stats = await evaluator.statistics(await pixelsOf(z));
@@ -188,7 +188,7 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
   const cond = await o.condition(prompts), uncond = await o.condition(prompts.map(() => ""));
   const w = col(n, cfg.eval.guidance);
   const noise = normal(o.keys.eval, n * d);
-  const interval = { interval: cfg.guidanceInterval };
+  const interval = { schedule: guidanceSchedule(cfg) };
   await measure("teacher_16step", await eulerEndpoint(o.euler, noise, cond, uncond, w, 16, interval), labels);
   const ode = await eulerEndpoint(o.euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS, interval);
   for (const steps of [1, 2, 4]) {

@@ -149,7 +149,9 @@ export async function evaluateTeacher(cfg: StackConfig, say: (line: string) => v
   const { teacherReport } = await import("./teacherReport.ts");
   const report = await teacherReport(cfg, say);
   const { text_parameters, dit_parameters } = card.metrics;
-  writeModelCard(cfg.modelsDir, { ...card, metrics: { ...report.table, text_parameters, dit_parameters }, images: report.images, notes: report.notes });
+  // notes written by hand after the report's own (which come first and are replaced) are kept
+  const kept = (card.notes ?? []).slice(report.notes.length);
+  writeModelCard(cfg.modelsDir, { ...card, metrics: { ...report.table, text_parameters, dit_parameters }, images: report.images, notes: [...report.notes, ...kept] });
   return report.table;
 }
 

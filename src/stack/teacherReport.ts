@@ -12,18 +12,25 @@ import { caption, captionLabel, CLASS_NAMES } from "../data/captions.ts";
 import { FASHION_CLASSES } from "../data/fashionMnist.ts";
 import { writeImageGrid } from "../data/png.ts";
 import { Evaluator, type ImageStatistics } from "../eval/evaluator.ts";
-import { StackPipeline, EVERYWHERE, type TeacherSampler } from "./pipeline.ts";
+import { StackPipeline, type TeacherSampler } from "./pipeline.ts";
+import { type GuidanceSchedule, GUIDE_EVERYWHERE } from "../method/guidance.ts";
 import { loadSplit, drawIndices, pixels, allPixels } from "./common.ts";
 import { FD_SAMPLES } from "./evaluator.ts";
 
 export const EVAL_PROMPTS = "prompts/eval.txt";
 export const TEACHER_GUIDANCE = 4.5;
 /**
- * Flow times where the shipped teacher's guidance applies by default. Guided everywhere, CFG 4.5
- * over-saturates and collapses diversity (FD 27.7× the floor); guidance limited to the low-noise
- * part keeps prompt accuracy and restores diversity (bench/RESULTS.md §10).
+ * Where the shipped teacher's guidance acts by default. Guided everywhere, CFG 4.5 over-saturates
+ * and collapses diversity (FD 27.7× the floor); guidance limited to the low-noise part keeps
+ * prompt accuracy and restores diversity (bench/RESULTS.md §10). The edge is smooth so that the
+ * same schedule can be distilled.
  */
-export const TEACHER_GUIDANCE_INTERVAL: readonly [number, number] = [0, 0.6];
+export const TEACHER_GUIDANCE_SCHEDULE: GuidanceSchedule = { interval: [0, 0.5], ramp: 0.1 };
+
+/** "[0, 0.5] (edge ramp 0.1)" */
+export function describeSchedule(g: GuidanceSchedule): string {
+  return `[${g.interval.join(", ")}]${g.ramp > 0 ? ` (logistic edge of width ${g.ramp})` : ""}`;
+}
 
 /** `n` prompts cycling through a prompt file, with the class each asks for. */
 export function evalPrompts(path: string, n: number): { prompts: string[]; labels: number[] } {
@@ -48,14 +55,14 @@ export async function teacherReport(cfg: StackConfig, say: (l: string) => void, 
   const k = foldIn(key(cfg.seed), 77);
   const table: Record<string, number> = {
     fd_floor: floor, eval_samples: n, guidance: TEACHER_GUIDANCE,
-    guidance_interval_lo: TEACHER_GUIDANCE_INTERVAL[0], guidance_interval_hi: TEACHER_GUIDANCE_INTERVAL[1],
+    guidance_interval_lo: TEACHER_GUIDANCE_SCHEDULE.interval[0], guidance_interval_hi: TEACHER_GUIDANCE_SCHEDULE.interval[1], guidance_ramp: TEACHER_GUIDANCE_SCHEDULE.ramp,
   };
   const runs: [TeacherSampler, number][] = [["euler", 4], ["euler", 8], ["euler", 16], ["euler", 32], ["trigflow", 16]];
   // guided everywhere (plain CFG, names like fd_euler_16) and inside the default interval (…_interval)
-  for (const [suffix, guidanceInterval] of [["", EVERYWHERE], ["_interval", TEACHER_GUIDANCE_INTERVAL]] as const) {
+  for (const [suffix, schedule] of [["", GUIDE_EVERYWHERE], ["_interval", TEACHER_GUIDANCE_SCHEDULE]] as const) {
     for (const [sampler, steps] of runs) {
       const t0 = performance.now();
-      const latents = await pipe.sampleTeacher(prompts, { steps, guidance: TEACHER_GUIDANCE, k, sampler, guidanceInterval });
+      const latents = await pipe.sampleTeacher(prompts, { steps, guidance: TEACHER_GUIDANCE, k, sampler, schedule });
       const stats: ImageStatistics = await evaluator.statistics(await pipe.decode(latents));
       const name = `${sampler}_${steps}${suffix}`;
       table[`fd_${name}`] = stats.frechetDistance(test);
@@ -67,8 +74,8 @@ export async function teacherReport(cfg: StackConfig, say: (l: string) => void, 
   // a grid per class: one row per class, 8 samples (16 Euler steps, CFG 4.5), with and without the interval
   const cols = 8;
   const gridPrompts = CLASS_NAMES.flatMap((names) => globalThis.Array.from({ length: cols }, () => caption("a photo of a {}", names[0])));
-  for (const [file, guidanceInterval] of [["teacher-grid.png", TEACHER_GUIDANCE_INTERVAL], ["teacher-grid-everywhere.png", EVERYWHERE]] as const) {
-    const grid = await pipe.decode(await pipe.sampleTeacher(gridPrompts, { steps: 16, guidance: TEACHER_GUIDANCE, k: foldIn(k, 1), guidanceInterval }));
+  for (const [file, schedule] of [["teacher-grid.png", TEACHER_GUIDANCE_SCHEDULE], ["teacher-grid-everywhere.png", GUIDE_EVERYWHERE]] as const) {
+    const grid = await pipe.decode(await pipe.sampleTeacher(gridPrompts, { steps: 16, guidance: TEACHER_GUIDANCE, k: foldIn(k, 1), schedule }));
     writeImageGrid(join(cfg.modelsDir, file), grid, { rows: FASHION_CLASSES.length, cols, height: 28, width: 28 });
   }
   await evaluator.dispose();
@@ -78,8 +85,8 @@ export async function teacherReport(cfg: StackConfig, say: (l: string) => void, 
     images: ["teacher-grid.png", "teacher-grid-everywhere.png"],
     notes: [
       `Rows of the grids, top to bottom: ${FASHION_CLASSES.join(", ")} ("a photo of a <name>", 16 Euler steps, CFG ${TEACHER_GUIDANCE}, the same noises); `
-        + `teacher-grid.png guides at flow times [${TEACHER_GUIDANCE_INTERVAL.join(", ")}] only (the default), teacher-grid-everywhere.png everywhere.`,
-      `Metrics named …_interval guide at flow times [${TEACHER_GUIDANCE_INTERVAL.join(", ")}] only (w = 1 nearer the noise); the others guide every step (plain CFG).`,
+        + `teacher-grid.png guides at flow times ${describeSchedule(TEACHER_GUIDANCE_SCHEDULE)} (the default), teacher-grid-everywhere.png everywhere.`,
+      `Metrics named …_interval guide at flow times ${describeSchedule(TEACHER_GUIDANCE_SCHEDULE)} (w = 1 nearer the noise); the others guide every step (plain CFG).`,
       `FD uses the evaluator's features on ${n} generated images (eval prompts cycled) vs the ${test.predictions.length} test images; the floor is ${n} training images vs the same test images.`,
     ],
   };

@@ -6,14 +6,13 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
-import type { TbcmConfig } from "../config/schema.ts";
+import { type TbcmConfig, guidanceSchedule } from "../config/schema.ts";
 import { SIGMA_D } from "../config/defaults.ts";
 import { type Key, key, foldIn, normal, uniform } from "../numerics/random.ts";
 import { type Tree, toHost, parameterCount } from "../numerics/tree.ts";
 import { writeFileAtomic } from "../numerics/safetensors.ts";
 import { routeAngles, jitterRoute } from "../method/route.ts";
 import { sampleTrajectory, trainingPairs, blackFilter } from "../method/trajectory.ts";
-import { flowTimeInterval } from "../method/guidance.ts";
 import { scmPairs, scmTimes } from "../method/scmPairs.ts";
 import { tangentRatio } from "../method/loss.ts";
 import { learningRate } from "./schedule.ts";
@@ -67,11 +66,11 @@ export type Program = (inputs: Array[]) => Promise<Array[]>;
  * baseline's (data, noise, angles, condition rows, empty-prompt rows, guidance → xt, dxdt).
  */
 export function pairPass(cfg: TbcmConfig, problem: DistillProblem): PairPass {
-  const interval = flowTimeInterval(cfg.guidanceInterval);
+  const schedule = guidanceSchedule(cfg);
   if (cfg.method === "tbcm") {
     return {
       f: (noise: Array, angles: Array, c: Array, u: Array, w: Array) => {
-        const traj = sampleTrajectory(problem.teacher, noise.mul(SIGMA_D), angles, c, u, w, interval);
+        const traj = sampleTrajectory(problem.teacher, noise.mul(SIGMA_D), angles, c, u, w, schedule);
         const endpoint = traj.endpoint.ref;
         const [xt, dxdt] = trainingPairs(traj);
         return [xt, dxdt, endpoint];
@@ -81,7 +80,7 @@ export function pairPass(cfg: TbcmConfig, problem: DistillProblem): PairPass {
     };
   }
   return {
-    f: (z: Array, n: Array, t: Array, c: Array, u: Array, w: Array) => scmPairs(problem.teacher, z, n, t, c, u, w, interval),
+    f: (z: Array, n: Array, t: Array, c: Array, u: Array, w: Array) => scmPairs(problem.teacher, z, n, t, c, u, w, schedule),
     inputNames: ["z", "noise", "t", "cond", "uncond", "w"],
     outputNames: ["xt", "dxdt"],
   };

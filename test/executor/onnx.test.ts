@@ -167,10 +167,31 @@ test("the protobuf encoder writes ints, float and string attributes and initiali
   });
   const inputs = [{ name: "x", shape: [2, 3], dtype: "float32" as const }];
   const outputs = [{ name: "y", shape: [5, 2], dtype: "float32" as const }];
-  const program = await OnnxProgram.create({ model, inputs, outputs, opCounts: {} });
+  const program = await OnnxProgram.create({ model, inputs, outputs, opCounts: {}, matmulFlops: 0 });
   const [y] = await program.run([{ data: new Float32Array([-2, 1, 4, -6, 0, 8]), shape: [2, 3] }]);
   // b = [[9, 21, 34], [37, 50, 68]]; reflect-padded columns: [b1, b0, b1, b2, b1].
   assert.deepEqual(y.shape, [5, 2]);
   assert.deepEqual(globalThis.Array.from(y.data), [21, 50, 9, 37, 21, 50, 34, 68, 21, 50]);
   await program.release();
+});
+
+test("lowering counts the matrix products' FLOPs (2·M·N·K); weights the outputs do not need stay out of the file", () => {
+  const w = np.array(normal(key(4), 3 * 5)).reshape([3, 5]);
+  const unused = np.array(normal(key(5), 5 * 64)).reshape([5, 64]);
+  const f = (x: Array, y: Array) => {
+    const h = np.matmul(x, w.ref); // [4, 3]·[3, 5]: 2·4·5·3 = 120
+    np.matmul(h.ref, unused.ref).dispose(); // computed, not returned
+    return np.matmul(y, h); // [2, 4]·[4, 5]: 2·2·5·4 = 80
+  };
+  const both = (x: Array, y: Array) => {
+    const h = np.matmul(x, w.ref);
+    return [np.matmul(y, h.ref), np.matmul(h, unused.ref)];
+  };
+  const lowered = lowerFunction(f, [avalSpec([4, 3]), avalSpec([2, 4])] as never);
+  assert.equal(lowered.matmulFlops, 120 + 80);
+  assert.equal(lowered.opCounts.MatMul, 2);
+  const full = lowerFunction(both, [avalSpec([4, 3]), avalSpec([2, 4])] as never);
+  assert.equal(full.matmulFlops, 120 + 80 + 2 * 4 * 64 * 5);
+  assert.ok(full.model.length - lowered.model.length >= 5 * 64 * 4, `${full.model.length} vs ${lowered.model.length}`);
+  w.dispose(); unused.dispose();
 });

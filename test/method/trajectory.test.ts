@@ -2,8 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { numpy as np, type Array } from "@jax-js/jax";
 import { sampleTrajectory, trainingPairs, blackFilter } from "../../src/method/trajectory.ts";
-import { teacherCfgVelocity, flowTimeInterval, angleOfFlowTime, guidesEverywhere } from "../../src/method/guidance.ts";
-import { flowTime } from "../../src/method/flowToTrig.ts";
+import { teacherCfgVelocity, guidanceShare, guidesEverywhere, GUIDE_EVERYWHERE } from "../../src/method/guidance.ts";
+import { flowTime, angleOfFlowTime } from "../../src/method/flowToTrig.ts";
 import { trigflowStep } from "../../src/method/trigflow.ts";
 import { key } from "../../src/numerics/random.ts";
 
@@ -55,26 +55,34 @@ test("black filter: keeps far-from-black prompts, drops black ones, keeps with p
   assert.ok(Math.abs(kept - 0.25) < 0.04, `kept ${kept}`);
 });
 
-test("guidance interval: flow time ↔ angle; w inside the interval, 1 outside, per row and along a trajectory", () => {
+test("guidance schedule: flow time ↔ angle; w inside the interval, 1 outside (step or logistic edge), per row and along a trajectory", () => {
   assert.ok(Math.abs(angleOfFlowTime(0.5) - Math.PI / 4) < 1e-12);
   assert.ok(Math.abs(angleOfFlowTime(1) - Math.PI / 2) < 1e-12);
   for (const s of [0.1, 0.35, 0.6, 0.9]) assert.ok(Math.abs(flowTime(np.array([[angleOfFlowTime(s)]])).dataSync()[0] - s) < 1e-6);
-  assert.ok(guidesEverywhere(flowTimeInterval([0, 1])));
-  assert.ok(!guidesEverywhere(flowTimeInterval([0, 0.6])));
-  const interval = flowTimeInterval([0.2, 0.6]);
+  assert.ok(guidesEverywhere(GUIDE_EVERYWHERE));
+  const hard = { interval: [0.2, 0.6], ramp: 0 };
+  const smooth = { interval: [0.2, 0.6], ramp: 0.1 };
+  assert.deepEqual([0.1, 0.4, 0.8].map((s) => guidanceShare(s, hard)), [0, 1, 0]);
+  // logistic edges: one half at each edge, products of the two switches elsewhere
+  assert.ok(Math.abs(guidanceShare(0.6, { interval: [0, 0.6], ramp: 0.1 }) - 0.5) < 1e-12);
+  assert.ok(Math.abs(guidanceShare(0.4, smooth) - 1 / (1 + Math.exp(-2)) ** 2) < 1e-12);
   const B = 3, d = 2;
   const x = () => np.array([[0.1, -0.2], [0.4, 0.3], [-0.5, 0.05]]);
   const cond = () => np.array([[1, 0], [0, 1], [0.5, 0.5]]);
   const uncond = () => np.zeros([B, d]);
   const w = [[4], [4.5], [5]];
   // one angle per row (the sCM baseline's case): flow times 0.1 (below), 0.4 (inside), 0.8 (above)
-  const t = () => np.array([[angleOfFlowTime(0.1)], [angleOfFlowTime(0.4)], [angleOfFlowTime(0.8)]]);
-  const got = teacherCfgVelocity(teacher, x(), t(), cond(), uncond(), np.array(w), interval).dataSync();
-  const expected = teacherCfgVelocity(teacher, x(), t(), cond(), uncond(), np.array([[1], [4.5], [1]])).dataSync();
-  near(got, expected);
+  const times = [0.1, 0.4, 0.8];
+  const t = () => np.array(times.map((s) => [angleOfFlowTime(s)]));
+  for (const schedule of [hard, smooth]) {
+    const got = teacherCfgVelocity(teacher, x(), t(), cond(), uncond(), np.array(w), schedule).dataSync();
+    const scales = times.map((s, i) => [1 + (w[i][0] - 1) * guidanceShare(s, schedule)]);
+    const expected = teacherCfgVelocity(teacher, x(), t(), cond(), uncond(), np.array(scales)).dataSync();
+    for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - expected[i]) < 1e-5, `${schedule.ramp}: ${got[i]} vs ${expected[i]}`);
+  }
   // along a trajectory: the velocities outside the interval are the w = 1 ones
   const route = [Math.PI / 2, angleOfFlowTime(0.5), angleOfFlowTime(0.1)];
-  const traj = sampleTrajectory(teacher, x(), np.array(route), cond(), uncond(), np.array(w), interval);
+  const traj = sampleTrajectory(teacher, x(), np.array(route), cond(), uncond(), np.array(w), hard);
   route.forEach((a, i) => {
     const inside = i === 1;
     const v = teacherCfgVelocity(teacher, traj.points[i].ref, np.array([[a]]), cond(), uncond(), np.array(inside ? w : [[1], [1], [1]]));

@@ -26,7 +26,7 @@ function smokeConfig(extra: Record<string, unknown> = {}): TbcmConfig {
   return parseConfig({
     method: "tbcm", seed: 3, prompts_file: promptsFile,
     teacher: { kind: "stack", data_dir: fixture },
-    route: { shift: 2.5, steps: 4 }, guidance: [4, 4.5, 5], guidance_interval: [0, 0.6], loss: { warmup: 2 },
+    route: { shift: 2.5, steps: 4 }, guidance: [4, 4.5, 5], guidance_interval: [0, 0.5], guidance_ramp: 0.1, loss: { warmup: 2 },
     optim: { kind: "adamw", lr: 3e-4 },
     train: { steps: 8, prompts_per_step: 2, log_every: 1, eval_every: 4, checkpoint_every: 4 },
     eval: { samples: 30, curve_noises: 8 },
