@@ -33,6 +33,13 @@ test("bad configs and inputs are one-line errors and write nothing", () => {
   fails(["distill", "--config", file("f.yaml", `prompts_file: ${unknown}\n`), "--out", out], /prompt "an astronaut" .* unknown to the teacher/, out);
   fails(["distill", "--config", file("g.yaml", "student: {init: nowhere.safetensors}\n"), "--out", out], /cannot read "nowhere\.safetensors"/, out);
   fails(["distill", "--out", out], /needs --config/, out);
+  fails(["distill", "--config", file("h.yaml", "guidance_interval: [0.6, 0.2]\n"), "--out", out], /"guidance_interval": expected two flow times 0 ≤ s_lo < s_hi ≤ 1/, out);
+  fails(["distill", "--config", file("i.yaml", "guidance_interval: [0, 0.5]\n"), "--out", out], /"guidance_interval": the analytic gmm teacher guides everywhere/, out);
+  fails(["distill", "--config", file("j.yaml", "guidance_ramp: -1\n"), "--out", out], /"guidance_ramp": expected a number ≥ 0/, out);
+  const png = join(dir, "x.png");
+  fails(["sample", "--model", "teacher", "--prompt", "a bag", "--guidance-interval", "0.5", "--out", png], /--guidance-interval expects two flow times/, png);
+  fails(["sample", "--model", "teacher", "--prompt", "a bag", "--guidance-ramp", "0.1", "--out", png], /--guidance-ramp needs --guidance-interval/, png);
+  fails(["sample", "--run", join(dir, "nothing"), "--prompt", "a bag", "--guidance-interval", "0,0.5", "--out", png], /are for --model teacher/, png);
   fails(["eval", "--run", join(dir, "nothing")], /no metrics\.json/);
   fails(["schedule", "--steps", "x"], /--steps expects a number/);
   fails(["frobnicate"], /unknown command "frobnicate"/);
