@@ -48,8 +48,7 @@ export function scaleAt(w: Array, t: Array, g: GuidanceSchedule): Array {
   const s = flowTime(t);
   let share: Array;
   if (g.ramp <= 0) {
-    const outside = (x: Array) => np.where(np.less(x.ref, lo), 0, np.where(np.less(hi, x), 0, 1));
-    share = outside(s);
+    share = np.where(np.less(s.ref, lo), 0, np.where(np.less(hi, s), 0, 1));
   } else {
     const sigmoid = (z: Array) => np.reciprocal(np.exp(z.neg()).add(1));
     const upper = hi < 1 ? sigmoid(np.subtract(hi, s.ref).div(g.ramp)) : np.onesLike(s.ref);

@@ -188,9 +188,9 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
   const cond = await o.condition(prompts), uncond = await o.condition(prompts.map(() => ""));
   const w = col(n, cfg.eval.guidance);
   const noise = normal(o.keys.eval, n * d);
-  const interval = { schedule: guidanceSchedule(cfg) };
-  await measure("teacher_16step", await eulerEndpoint(o.euler, noise, cond, uncond, w, 16, interval), labels);
-  const ode = await eulerEndpoint(o.euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS, interval);
+  const guided = { schedule: guidanceSchedule(cfg) };
+  await measure("teacher_16step", await eulerEndpoint(o.euler, noise, cond, uncond, w, 16, guided), labels);
+  const ode = await eulerEndpoint(o.euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS, guided);
   for (const steps of [1, 2, 4]) {
     const z = await studentSampleLatents(cfg.executor, o.student, o.params, steps, noise, cond, w, foldIn(o.keys.sampling, steps), cfg.eval.twoStepMid);
     await measure(`student_${steps}step`, z, labels);
@@ -206,7 +206,7 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
   const gw = col(m, cfg.eval.guidance);
   const gnoise = normal(foldIn(o.keys.eval, 1), m * d);
   const grid = (file: string, px: Float32Array) => writeImageGrid(join(o.outDir, file), px, { rows: CLASS_NAMES.length, cols: GRID_COLUMNS, height: 28, width: 28 });
-  grid("grid-teacher-16step.png", await pixelsOf(await eulerEndpoint(o.euler, gnoise, gc, gu, gw, 16, interval)));
+  grid("grid-teacher-16step.png", await pixelsOf(await eulerEndpoint(o.euler, gnoise, gc, gu, gw, 16, guided)));
   for (const steps of [1, 2, 4]) {
     grid(`grid-student-${steps}step.png`, await pixelsOf(await studentSampleLatents(cfg.executor, o.student, o.params, steps, gnoise, gc, gw, foldIn(o.keys.sampling, 100 + steps), cfg.eval.twoStepMid)));
   }
