@@ -3,7 +3,8 @@
  * accuracy of the teacher's flow-Euler samples on the eval prompts for each
  * [steps, w, s_lo, s_hi, φ] — guidance w at flow times s ∈ [s_lo, s_hi] (w = 1 elsewhere), and
  * guidance rescaling φ (the guided velocity rescaled per sample to the conditional one's
- * standard deviation, mixed with weight φ; not used by the product).
+ * standard deviation, mixed with weight φ; not used by the product); an optional sixth entry is
+ * the logistic edge width of `guidance_ramp`.
  *
  *   npx tsx bench/guidance-sweep.ts '[[16,4.5,0,1,0],[16,4.5,0,0.6,0],[16,4.5,0,1,0.7]]' [--samples 1000]
  */
@@ -14,6 +15,7 @@ import { Evaluator } from "../src/eval/evaluator.ts";
 import { referenceStatistics, evalPrompts, EVAL_PROMPTS } from "../src/stack/teacherReport.ts";
 import { inference, inChunks } from "../src/executor/inference.ts";
 import { ditFlow } from "../src/models/dit.ts";
+import { guidanceShare } from "../src/method/guidance.ts";
 import type { HostTensor } from "../src/executor/onnxRun.ts";
 import { key, foldIn, normal } from "../src/numerics/random.ts";
 
@@ -51,8 +53,7 @@ for (const [steps, w, lo, hi, phi, ramp = 0] of grid) {
   const times = flowTimesteps(steps, 1);
   let x: HostTensor = { data: normal(k, n * d), shape: [n, d] };
   for (let i = 0; i < steps; i++) {
-    // ramp > 0: a smooth switch-off above s_hi, w(s) = 1 + (w − 1)·σ((s_hi − s)/ramp)
-    const guided = ramp > 0 ? 1 + (w - 1) / (1 + Math.exp(-(hi - times[i]) / ramp)) : times[i] >= lo && times[i] <= hi ? w : 1;
+    const guided = 1 + (w - 1) * guidanceShare(times[i], { interval: [lo, hi], ramp });
     [x] = await inChunks(step, [x, col(times[i]), col(times[i + 1]), cond, uncond, col(guided), col(phi)], n, Math.min(n, 250));
   }
   const stats = await evaluator.statistics(await pipe.decode(x.data));

@@ -6,6 +6,7 @@ import "../numerics/threads.ts"; // must come before anything loads jax-js
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { isGuidanceInterval } from "../config/schema.ts";
 
 const USAGE = `usage:
   tbcm distill --config <yaml> --out <dir> [--resume]   distil a student (method tbcm or scm)
@@ -56,7 +57,7 @@ function numberOption(name: string, value: string | undefined, fallback: number)
 /** `--guidance-interval lo,hi`: two flow times 0 ≤ lo < hi ≤ 1, or a usage error. */
 function intervalOption(value: string): number[] {
   const v = value.split(",").map(Number);
-  if (v.length !== 2 || !(v[0] >= 0 && v[0] < v[1] && v[1] <= 1)) throw new UsageError(`--guidance-interval expects two flow times lo,hi with 0 ≤ lo < hi ≤ 1 (1 = pure noise), e.g. 0,0.6; got "${value}"`);
+  if (!isGuidanceInterval(v)) throw new UsageError(`--guidance-interval expects two flow times lo,hi with 0 ≤ lo < hi ≤ 1 (1 = pure noise), e.g. 0,0.6; got "${value}"`);
   return v;
 }
 

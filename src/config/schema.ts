@@ -229,8 +229,12 @@ export function guidanceSchedule(c: TbcmConfig): GuidanceSchedule {
 }
 
 /** A guidance interval is two flow times 0 ≤ s_lo < s_hi ≤ 1. */
-export function checkGuidanceInterval(key: string, v: readonly number[]): void {
-  if (v.length !== 2 || !(v[0] >= 0 && v[0] < v[1] && v[1] <= 1)) {
+export function isGuidanceInterval(v: readonly number[]): boolean {
+  return v.length === 2 && v[0] >= 0 && v[0] < v[1] && v[1] <= 1;
+}
+
+function checkGuidanceInterval(key: string, v: readonly number[]): void {
+  if (!isGuidanceInterval(v)) {
     throw new ConfigError(`config key "${key}": expected two flow times 0 ≤ s_lo < s_hi ≤ 1 (s = 1 is pure noise), e.g. [0, 0.6]; got ${JSON.stringify(v)}`);
   }
 }

@@ -17,9 +17,6 @@ export type OnnxRunOptions = {
   readonly threads?: number;
   /** ONNX Runtime graph optimisation level; default "all". */
   readonly optimization?: "disabled" | "basic" | "extended" | "all";
-  /** ONNX Runtime's memory-pattern planning and CPU arena; default off (lower peak RSS). */
-  readonly memoryPattern?: boolean;
-  readonly memoryArena?: boolean;
 };
 
 /** One InferenceSession over one lowered program. */
@@ -36,8 +33,8 @@ export class OnnxProgram {
       // every block it ever grew; with a handful of programs alive (pair pass, training step,
       // curve, evaluation) both held hundreds of MB. Plain allocation measured no slower here
       // (bench/RESULTS.md §12).
-      enableMemPattern: options.memoryPattern ?? false,
-      enableCpuMemArena: options.memoryArena ?? false,
+      enableMemPattern: false,
+      enableCpuMemArena: false,
       logSeverityLevel: 3,
     });
     return new OnnxProgram(program, session);
