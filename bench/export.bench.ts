@@ -15,10 +15,13 @@ import * as ort from "onnxruntime-node";
 import { exportStudent } from "../src/executor/export.ts";
 import { DataType, encodeModel } from "../src/executor/onnxProto.ts";
 
-const { values, positionals } = parseArgs({ options: { batch: { type: "string" }, iters: { type: "string" }, threads: { type: "string" } }, allowPositionals: true });
+const { values, positionals } = parseArgs({ options: { batch: { type: "string" }, iters: { type: "string" }, threads: { type: "string" }, int8: { type: "boolean" }, spin: { type: "string" } }, allowPositionals: true });
 const run = positionals[0] ?? "runs/fmnist-tbcm";
 const batches = (values.batch ?? "256").split(",").map(Number), iters = Number(values.iters ?? 200), threads = Number(values.threads ?? 1);
-const opts = { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential" as const, graphOptimizationLevel: "all" as const };
+const opts = { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential" as const, graphOptimizationLevel: "all" as const,
+  // a session's idle intra-op threads spin for a while after each run; with three sessions
+  // chained on two cores that steals the next session's time (--spin 0 turns it off)
+  extra: { session: { intra_op: { allow_spinning: values.spin ?? "1" } } } };
 
 const median = async (f: () => Promise<unknown>, n: number) => {
   for (let i = 0; i < Math.min(10, n); i++) await f();
@@ -39,9 +42,10 @@ async function matmulPeak(N = 1536): Promise<number> {
 }
 
 let flopsPerImage = 0;
-async function timeBatch(batch: number): Promise<{ generator: number; pipeline: number }> {
+type Timing = { text: number; generator: number; decoder: number; pipeline: number };
+async function timeBatch(batch: number, int8: boolean): Promise<Timing> {
   const dir = mkdtempSync(join(tmpdir(), "tbcm-export-bench-"));
-  const m = exportStudent(run, dir, batch) as unknown as { inputs: Record<string, { shape: number[] }>; tokenizer: { max_words: number }; matmul_flops: Record<string, number> };
+  const m = exportStudent(run, dir, batch, { int8 }) as unknown as { inputs: Record<string, { shape: number[] }>; tokenizer: { max_words: number }; matmul_flops: Record<string, number> };
   flopsPerImage = m.matmul_flops["generator.onnx"] / batch;
   const s = async (f: string) => ort.InferenceSession.create(join(dir, f), opts);
   const [text, gen, dec] = [await s("text_encoder.onnx"), await s("generator.onnx"), await s("vae_decoder.onnx")];
@@ -51,23 +55,27 @@ async function timeBatch(batch: number): Promise<{ generator: number; pipeline: 
   const guidance = new ort.Tensor("float32", new Float32Array(batch).fill(4.5), [batch, 1]);
   const { cond } = await text.run({ token_ids: ids });
   const n = batch === 1 ? iters : Math.max(5, Math.round(iters / 20));
+  const text_ = await median(() => text.run({ token_ids: ids }), n);
   const generator = await median(() => gen.run({ noise, cond, guidance }), n);
+  const { latent } = await gen.run({ noise, cond, guidance });
+  const decoder = await median(() => dec.run({ latent }), n);
   const pipeline = await median(async () => {
     const c = await text.run({ token_ids: ids });
     const { latent } = await gen.run({ noise, cond: c.cond, guidance });
     return dec.run({ latent });
   }, n);
   for (const x of [text, gen, dec]) await x.release();
-  return { generator, pipeline };
+  return { text: text_, generator, decoder, pipeline };
 }
 
-const results: [number, { generator: number; pipeline: number }][] = [];
-for (const b of [1, ...batches]) results.push([b, await timeBatch(b)]);
+const variants = values.int8 ? [false, true] : [false];
+const results: [number, boolean, Timing][] = [];
+for (const b of [1, ...batches]) for (const int8 of variants) results.push([b, int8, await timeBatch(b, int8)]);
 const peak = await matmulPeak();
 console.log(`exported student of ${run}, onnxruntime-node, ${threads} intra-op thread(s); median ms; generator ${(flopsPerImage / 1e6).toFixed(1)} MFLOP/image in matrix products; MatMul peak ${peak.toFixed(0)} GFLOP/s`);
-console.log("| batch | generator ms | generator images/s | generator GFLOP/s | % of MatMul peak | text+generator+decoder ms | pipeline images/s |");
-console.log("|---|---|---|---|---|---|---|");
-for (const [b, r] of results) {
+console.log("| batch | matmuls | generator ms | generator images/s | generator GFLOP/s | % of MatMul peak | text encoder ms | decoder ms | text+generator+decoder ms | pipeline images/s |");
+console.log("|---|---|---|---|---|---|---|---|---|---|");
+for (const [b, int8, r] of results) {
   const gflops = (flopsPerImage * b) / r.generator / 1e6;
-  console.log(`| ${b} | ${r.generator.toFixed(2)} | ${Math.round((1000 * b) / r.generator)} | ${gflops.toFixed(1)} | ${((100 * gflops) / peak).toFixed(0)}% | ${r.pipeline.toFixed(2)} | ${Math.round((1000 * b) / r.pipeline)} |`);
+  console.log(`| ${b} | ${int8 ? "int8" : "fp32"} | ${r.generator.toFixed(2)} | ${Math.round((1000 * b) / r.generator)} | ${gflops.toFixed(1)} | ${((100 * gflops) / peak).toFixed(0)}% | ${r.text.toFixed(2)} | ${r.decoder.toFixed(2)} | ${r.pipeline.toFixed(2)} | ${Math.round((1000 * b) / r.pipeline)} |`);
 }

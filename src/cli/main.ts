@@ -20,7 +20,8 @@ const USAGE = `usage:
                                                          images: one row per prompt, n columns; the teacher guides at
                                                          flow times in --guidance-interval (0,1 = everywhere; default 0,0.5
                                                          with a logistic edge of width --guidance-ramp 0.1)
-  tbcm export --run <dir> --out <dir> [--batch 1]        the student as an ONNX 1-step generator + manifest
+  tbcm export --run <dir> --out <dir> [--batch 1] [--int8]  the student as an ONNX 1-step generator + manifest
+                                                         (--int8: the generator's matrix products in int8, ~1.7× faster batched)
   tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T]: evaluate again)
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
 config key executor: onnx (default, ONNX Runtime) or jax (jax-js jit) runs the training step and teacher pass
@@ -36,7 +37,7 @@ function parseOptions(args: string[]) {
         config: { type: "string" }, out: { type: "string" }, resume: { type: "boolean" }, run: { type: "string" },
         json: { type: "boolean" }, shift: { type: "string" }, steps: { type: "string" }, debug: { type: "boolean" },
         batch: { type: "string" }, prompt: { type: "string", multiple: true }, model: { type: "string" }, n: { type: "string" },
-        guidance: { type: "string" }, seed: { type: "string" }, sampler: { type: "string" }, recompute: { type: "boolean" },
+        guidance: { type: "string" }, seed: { type: "string" }, sampler: { type: "string" }, recompute: { type: "boolean" }, int8: { type: "boolean" },
         samples: { type: "string" }, "two-step-mid": { type: "string" }, "guidance-interval": { type: "string" }, "guidance-ramp": { type: "string" },
       },
       strict: true,
@@ -140,7 +141,7 @@ async function main(argv: string[]): Promise<number> {
     case "export": {
       if (!values.run || !values.out) throw new UsageError("export needs --run <dir> and --out <dir>");
       const { exportStudent } = await import("../executor/export.ts");
-      const m = exportStudent(values.run, values.out, numberOption("batch", values.batch, 1));
+      const m = exportStudent(values.run, values.out, numberOption("batch", values.batch, 1), { int8: values.int8 ?? false });
       console.log(JSON.stringify({ out: values.out, manifest: join(values.out, "manifest.json"), inputs: m.inputs }));
       return 0;
     }

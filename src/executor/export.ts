@@ -5,7 +5,7 @@
  * with what a caller needs (inputs and shapes, σ_d, timesteps, prompts, guidance scales).
  */
 import { writeFileSync, mkdirSync, readFileSync } from "node:fs";
-import { exportStackStudent } from "../stack/export.ts";
+import { exportStackStudent, type ExportOptions } from "../stack/export.ts";
 import { join } from "node:path";
 import { tree, type Array } from "@jax-js/jax";
 import { SIGMA_D } from "../config/defaults.ts";
@@ -28,7 +28,7 @@ export type ExportManifest = {
 };
 
 /** Writes `generator.onnx` and `manifest.json` into `outDir` for batch size `batch`. */
-export function exportStudent(runDir: string, outDir: string, batch = 1): ExportManifest {
+export function exportStudent(runDir: string, outDir: string, batch = 1, o: ExportOptions = {}): ExportManifest {
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`--batch must be an integer ≥ 1, got ${batch}`);
   let kind: string;
   try {
@@ -36,7 +36,8 @@ export function exportStudent(runDir: string, outDir: string, batch = 1): Export
   } catch {
     throw new Error(`no readable config.json in "${runDir}": is it a run directory of tbcm distill?`);
   }
-  if (kind === "stack") return exportStackStudent(runDir, outDir, batch) as unknown as ExportManifest;
+  if (kind === "stack") return exportStackStudent(runDir, outDir, batch, o) as unknown as ExportManifest;
+  if (o.int8) throw new Error("--int8 applies to students of the stack teacher");
   const { params, config } = loadStudent(runDir);
   const d = config.teacher.dim, C = config.teacher.prompts;
   const timesteps = studentTimesteps(1);

@@ -21,6 +21,7 @@
  * one MatMul. Nested `jit` eqns (silu and its jvp/transpose forms, user jits) are inlined.
  */
 import { makeJaxpr, type ClosedJaxpr, type Jaxpr, type JsTreeDef } from "@jax-js/jax";
+import { biasNextToMatMul, quantizeMatMuls } from "./inferenceGraph.ts";
 import {
   type Attribute, type NodeProto, type TensorProto, type DataTypeCode, DataType,
   attrInt, attrInts, encodeModel, float32Tensor, int64Tensor, int32Tensor, uint32Tensor, boolTensor,
@@ -55,6 +56,11 @@ export type LowerOptions = {
   readonly inputNames?: readonly string[];
   /** Names of the graph outputs, in order (default `out_0`, `out_1`, …). */
   readonly outputNames?: readonly string[];
+  /**
+   * An inference-only file (`tbcm export`): bias adds moved next to their matrix products and,
+   * with `int8`, matrix products by constant weights dynamically quantized (inferenceGraph.ts).
+   */
+  readonly inference?: { readonly int8: boolean };
 };
 
 /** The primitive of a jaxpr eqn that the lowering does not translate. */
@@ -263,7 +269,11 @@ class Lowering {
       this.g.nodes.push({ opType: "Identity", inputs: [full], outputs: [spec.name], name: this.g.fresh("n") });
       return spec;
     });
-    const { nodes, initializers } = liveGraph(this.g.nodes, this.g.initializers, outputs.map((o) => o.name));
+    let { nodes, initializers } = liveGraph(this.g.nodes, this.g.initializers, outputs.map((o) => o.name));
+    if (options.inference) {
+      ({ nodes, initializers } = biasNextToMatMul({ nodes, initializers }));
+      if (options.inference.int8) ({ nodes, initializers } = quantizeMatMuls({ nodes, initializers }));
+    }
     const opCounts: Record<string, number> = {};
     for (const n of nodes) opCounts[n.opType] = (opCounts[n.opType] ?? 0) + 1;
     const model = encodeModel({

@@ -7,6 +7,8 @@ import { smallStudent, randomStudentParams } from "../studentFixture.ts";
 import { OnnxFunction, OnnxProgram, type HostTensor } from "../../src/executor/onnxRun.ts";
 import { DataType, attrFloat, attrInts, attrString, encodeModel, float32Tensor, int64Tensor } from "../../src/executor/onnxProto.ts";
 import { lowerFunction, avalSpec, UnsupportedPrimitiveError } from "../../src/executor/lower.ts";
+import { quantizeColumns, biasNextToMatMul } from "../../src/executor/inferenceGraph.ts";
+import * as ort from "onnxruntime-node";
 
 const cfg = smallStudent;
 const B = 4;
@@ -194,4 +196,64 @@ test("lowering counts the matrix products' FLOPs (2·M·N·K); weights the outpu
   assert.equal(full.matmulFlops, 120 + 80 + 2 * 4 * 64 * 5);
   assert.ok(full.model.length - lowered.model.length >= 5 * 64 * 4, `${full.model.length} vs ${lowered.model.length}`);
   w.dispose(); unused.dispose();
+});
+
+test("inference files: the bias joins its MatMul; int8 MatMuls stay within the quantization error bound", async () => {
+  const [M, K, N] = [6, 16, 5];
+  const a = Float32Array.from(normal(key(6), 2 * 3 * K), (v, i) => v + (i % 7 === 0 ? 3 : 0)); // [2, 3, K], skewed
+  const wData = Float32Array.from(normal(key(7), K * N), (v, i) => v * (1 + (i % N))); // columns of different scale
+  const w = np.array(wData).reshape([K, N]);
+  const b = np.array(Float32Array.from({ length: N }, (_, i) => 0.5 * i - 1));
+  const f = (x: Array) => np.matmul(x, w.ref).add(b.ref);
+  const spec = [avalSpec([2, 3, K])] as never;
+  const plain = lowerFunction(f, spec);
+  const fused = lowerFunction(f, spec, { inference: { int8: false } });
+  const int8 = lowerFunction(f, spec, { inference: { int8: true } });
+  const run = async (model: Uint8Array) => {
+    const session = await ort.InferenceSession.create(model);
+    const out = await session.run({ in_0: new ort.Tensor("float32", a, [2, 3, K]) });
+    return out.out_0.data as Float32Array;
+  };
+  const exact = globalThis.Array.from({ length: M * N }, (_, i) => {
+    const [m, n] = [Math.floor(i / N), i % N];
+    let s = 0.5 * n - 1;
+    for (let k = 0; k < K; k++) s += a[m * K + k] * wData[k * N + n];
+    return s;
+  });
+  // fp32 rewrites: same numbers, the Add now reads the MatMul's output directly
+  assert.ok(relErr(await run(fused.model), exact) < 1e-6);
+  assert.ok(relErr(await run(plain.model), exact) < 1e-6);
+  assert.deepEqual([fused.opCounts.MatMul, fused.opCounts.Add], [1, 1]);
+  const moved = biasNextToMatMul({
+    nodes: [
+      { opType: "MatMul", inputs: ["x", "w"], outputs: ["xw"] },
+      { opType: "Reshape", inputs: ["xw", "shape"], outputs: ["xw3"] },
+      { opType: "Add", inputs: ["xw3", "bias"], outputs: ["y"] },
+    ],
+    initializers: [float32Tensor("w", [K, N], wData), int64Tensor("shape", [3], [2, 3, N]), float32Tensor("bias", [N], new Float32Array(N))],
+  }).nodes;
+  assert.deepEqual(moved.map((n) => [n.opType, n.inputs[0], n.outputs[0]]), [["MatMul", "x", "xw"], ["Add", "xw", "xw_bias"], ["Reshape", "xw_bias", "y"]]);
+  // int8: |error| ≤ Σ_k |a_k|·s_n/2 + |w_kn|·s_a/2 + s_a·s_n/4 with s_a = range(a)/255, s_n = max_k |w_kn|/127
+  assert.deepEqual([int8.opCounts.DynamicQuantizeLinear, int8.opCounts.MatMulInteger, int8.opCounts.MatMul], [1, 1, undefined]);
+  const got = await run(int8.model);
+  const sA = (Math.max(0, ...a) - Math.min(0, ...a)) / 255;
+  let worst = 0;
+  for (let i = 0; i < M * N; i++) {
+    const [m, n] = [Math.floor(i / N), i % N];
+    let sN = 0;
+    for (let k = 0; k < K; k++) sN = Math.max(sN, Math.abs(wData[k * N + n]) / 127);
+    let bound = 0;
+    for (let k = 0; k < K; k++) bound += (Math.abs(a[m * K + k]) * sN) / 2 + (Math.abs(wData[k * N + n]) * sA) / 2 + (sA * sN) / 4;
+    assert.ok(Math.abs(got[i] - exact[i]) <= bound * 1.001 + 1e-5, `element ${i}: ${got[i]} vs ${exact[i]}, bound ${bound}`);
+    worst = Math.max(worst, Math.abs(got[i] - exact[i]) / bound);
+  }
+  assert.ok(worst > 0.01, "int8 really quantized (some error)");
+  w.dispose(); b.dispose();
+});
+
+test("per-column int8 codes: symmetric, within ±127, the column maximum coded exactly", () => {
+  const w = Float32Array.of(1.1, -0.02, -2, 0.005, 0.5, 0);
+  const { q, scale } = quantizeColumns(w, 3, 2);
+  assert.deepEqual(globalThis.Array.from(q), [70, -127, -127, 32, 32, 0]);
+  assert.deepEqual(globalThis.Array.from(scale), [Math.fround(2 / 127), Math.fround(0.02 / 127)]);
 });

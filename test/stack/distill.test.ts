@@ -101,5 +101,12 @@ test("sampling: deterministic by seed, different for another seed; the exported 
     const { image } = await (await session("vae_decoder.onnx")).run({ latent });
     const got = image.data as Float32Array;
     a.pixels.forEach((v, i) => assert.ok(Math.abs(got[i] - v) < 2e-3, `pixel ${i}: ${got[i]} vs ${v}`));
+    // the int8 generator (standard ops too) gives nearly the same images
+    exportStudent(run, join(dir, "export-int8"), 2, { int8: true });
+    const int8 = await runtime.InferenceSession.create(join(dir, "export-int8", "generator.onnx"));
+    const q = await int8.run({ noise: new T("float32", noise, [2, 196]), cond, guidance: new T("float32", Float32Array.of(4.5, 4.5), [2, 1]) });
+    const qImage = (await (await session("vae_decoder.onnx")).run({ latent: q.latent })).image.data as Float32Array;
+    const meanAbs = a.pixels.reduce((s, v, i) => s + Math.abs(qImage[i] - v), 0) / a.pixels.length;
+    assert.ok(meanAbs < 0.02 && meanAbs > 0, `int8 pixels differ by ${meanAbs} on average`);
   }
 });

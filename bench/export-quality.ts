@@ -1,0 +1,66 @@
+/**
+ * What int8 matrix products cost in quality (issue #5, bench/RESULTS.md §13): the exported 1-step
+ * generator, float32 and int8 (`tbcm export --int8`), run by onnxruntime-node on the eval prompts
+ * with the noises of the run's evaluation; FD and prompt accuracy of both, and how far the int8
+ * latents are from the float32 ones.
+ *
+ *   npx tsx bench/export-quality.ts runs/fmnist-tbcm [--samples 1000]
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as ort from "onnxruntime-node";
+import { exportStudent } from "../src/executor/export.ts";
+import { StackPipeline } from "../src/stack/pipeline.ts";
+import { Evaluator } from "../src/eval/evaluator.ts";
+import { referenceStatistics, evalPrompts, EVAL_PROMPTS } from "../src/stack/teacherReport.ts";
+import { normal } from "../src/numerics/random.ts";
+import { evalKeys } from "../src/train/distill.ts";
+
+const { values, positionals } = parseArgs({ options: { samples: { type: "string" } }, allowPositionals: true });
+const run = positionals[0] ?? "runs/fmnist-tbcm";
+const n = Number(values.samples ?? 1000), batch = 250;
+if (n % batch !== 0) throw new Error(`--samples must be a multiple of ${batch}`);
+const pipe = StackPipeline.load({ teacher: "models/fmnist/teacher.safetensors", vae: "models/fmnist/vae.safetensors" });
+const evaluator = await Evaluator.load("models/fmnist/evaluator.safetensors", "onnx");
+const { test, floor } = await referenceStatistics("", 0, evaluator, n);
+const { prompts, labels } = evalPrompts(EVAL_PROMPTS, n);
+const cond = await pipe.conditions(prompts);
+const d = pipe.latentDim, perRow = cond.data.length / n;
+const noise = normal(evalKeys(0).eval, n * d); // the noises of a seed-0 run's evaluation
+
+async function generate(int8: boolean): Promise<Float32Array> {
+  const dir = mkdtempSync(join(tmpdir(), "tbcm-export-quality-"));
+  exportStudent(run, dir, batch, { int8 });
+  const session = await ort.InferenceSession.create(join(dir, "generator.onnx"), { intraOpNumThreads: 2 });
+  const out = new Float32Array(n * d);
+  for (let i = 0; i < n; i += batch) {
+    const { latent } = await session.run({
+      noise: new ort.Tensor("float32", noise.slice(i * d, (i + batch) * d), [batch, d]),
+      cond: new ort.Tensor("float32", cond.data.slice(i * perRow, (i + batch) * perRow), cond.shape.map((s, j) => (j === 0 ? batch : s))),
+      guidance: new ort.Tensor("float32", new Float32Array(batch).fill(4.5), [batch, 1]),
+    });
+    out.set(latent.data as Float32Array, i * d);
+  }
+  await session.release();
+  return out;
+}
+
+const fp32 = await generate(false), int8 = await generate(true);
+let se = 0, ss = 0, maxAbs = 0;
+for (let i = 0; i < fp32.length; i++) {
+  const e = int8[i] - fp32[i];
+  se += e * e; ss += fp32[i] * fp32[i]; maxAbs = Math.max(maxAbs, Math.abs(e));
+}
+console.log(`exported generator of ${run}, ${n} images on the eval prompts, guidance 4.5; FD floor ${floor.toFixed(3)}`);
+console.log(`int8 vs float32 latents: relative MSE ${(se / ss).toExponential(2)}, max |Δ| ${maxAbs.toFixed(4)}`);
+console.log("| generator matmuls | FD | FD / floor | prompt accuracy |");
+console.log("|---|---|---|---|");
+for (const [name, z] of [["float32", fp32], ["int8", int8]] as const) {
+  const stats = await evaluator.statistics(await pipe.decode(z));
+  const fd = stats.frechetDistance(test);
+  console.log(`| ${name} | ${fd.toFixed(2)} | ${(fd / floor).toFixed(2)} | ${stats.accuracy(labels).toFixed(3)} |`);
+}
+await evaluator.dispose();
+await pipe.dispose();

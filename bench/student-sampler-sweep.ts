@@ -1,0 +1,80 @@
+/**
+ * The student's multi-step sampler (bench/RESULTS.md §13): FD and prompt accuracy of a distilled
+ * stack student on the eval prompts for each timestep list, optionally with one guidance scale
+ * per step. Noises are drawn from a key other than the run's evaluation (`--seed`), so a choice
+ * made here is not fitted to the noises `tbcm eval` reports on.
+ *
+ *   npx tsx bench/student-sampler-sweep.ts runs/fmnist-tbcm '[[1.5708,0],[1.5708,1.3,0],[1.5708,1.4,1.2,1.0,0]]'
+ *     [--guidance '[[4.5],[4.5],[4,4.5,4.5,5]]'] [--samples 1000] [--seed 1]
+ */
+import { parseArgs } from "node:util";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { tree } from "@jax-js/jax";
+import { StackPipeline } from "../src/stack/pipeline.ts";
+import { Evaluator } from "../src/eval/evaluator.ts";
+import { referenceStatistics, evalPrompts, EVAL_PROMPTS } from "../src/stack/teacherReport.ts";
+import { inference, inChunks } from "../src/executor/inference.ts";
+import { initDit, withStudentHeads } from "../src/models/dit.ts";
+import { loadParams } from "../src/train/checkpoint.ts";
+import { ditStudent } from "../src/stack/problem.ts";
+import { scmStep, studentAsVelocity, checkTimesteps } from "../src/method/sampler.ts";
+import { SIGMA_D } from "../src/config/defaults.ts";
+import type { TbcmConfig } from "../src/config/schema.ts";
+import type { HostTensor } from "../src/executor/onnxRun.ts";
+import { key, foldIn, normal } from "../src/numerics/random.ts";
+
+const { values, positionals } = parseArgs({ options: { samples: { type: "string" }, seed: { type: "string" }, guidance: { type: "string" } }, allowPositionals: true });
+const run = positionals[0] ?? "runs/fmnist-tbcm";
+const schedules: number[][] = JSON.parse(positionals[1] ?? "[[1.5707963,0],[1.5707963,1,0]]").map((ts: number[]) => ts.map((t, i) => (i === 0 ? Math.PI / 2 : t)));
+const guidances: number[][] = values.guidance ? JSON.parse(values.guidance) : schedules.map((ts) => ts.slice(1).map(() => 4.5));
+const n = Number(values.samples ?? 1000);
+const config = JSON.parse(readFileSync(join(run, "config.json"), "utf8")) as TbcmConfig;
+const pipe = StackPipeline.load({ teacher: config.teacher.model, vae: config.teacher.vae });
+const evaluator = await Evaluator.load(config.teacher.evaluator, "onnx");
+const { test, floor } = await referenceStatistics("", 0, evaluator, n);
+const { prompts, labels } = evalPrompts(EVAL_PROMPTS, n);
+const k = foldIn(key(Number(values.seed ?? 1)), 77);
+const dc = pipe.teacher.dit;
+const like = withStudentHeads(key(0), initDit(key(0), dc), dc);
+const { params } = loadParams(join(run, "student.safetensors"), like);
+tree.dispose(like);
+
+/** x at angle s → the student's x0 (TrigFlow scale). */
+const denoiseAt = (s: number) => inference("onnx", params, (p, x, cond, w) => {
+  const noise = x.ref.mul(0);
+  const x0 = scmStep(studentAsVelocity(ditStudent(dc), p, w), x, s, 0, cond, noise);
+  tree.dispose(p); w.dispose();
+  return x0;
+}, `sweep_denoise_${s}`);
+const cond = await pipe.conditions(prompts);
+const d = pipe.latentDim;
+const col = (v: number): HostTensor => ({ data: new Float32Array(n).fill(v), shape: [n, 1] });
+
+console.log(`student ${run}, ${n} images on the eval prompts (noise seed ${values.seed ?? 1}); FD floor ${floor.toFixed(3)}`);
+console.log("| steps | timesteps | guidance per step | FD | FD / floor | prompt accuracy |");
+console.log("|---|---|---|---|---|---|");
+for (const [j, ts] of schedules.entries()) {
+  checkTimesteps(ts);
+  const ws = guidances[j];
+  if (ws.length !== ts.length - 1) throw new Error(`schedule ${j}: ${ts.length - 1} steps need as many guidance scales, got ${ws.length}`);
+  const kj = foldIn(k, ts.length);
+  let x: Float32Array = normal(foldIn(kj, 0), n * d).map((v) => v * SIGMA_D);
+  for (let i = 0; i + 1 < ts.length; i++) {
+    const program = denoiseAt(ts[i]);
+    const [x0] = await inChunks(program, [{ data: x, shape: [n, d] }, cond, col(ws[i])], n, Math.min(n, 250));
+    await program.dispose();
+    const t = ts[i + 1];
+    if (t === 0) x = x0.data;
+    else {
+      const fresh = normal(foldIn(kj, i + 1), n * d);
+      x = x0.data.map((v, m) => Math.cos(t) * v + Math.sin(t) * SIGMA_D * fresh[m]);
+    }
+  }
+  const stats = await evaluator.statistics(await pipe.decode(x.map((v) => v / SIGMA_D)));
+  const fd = stats.frechetDistance(test);
+  console.log(`| ${ts.length - 1} | ${ts.map((t) => t.toFixed(3)).join(", ")} | ${ws.join(", ")} | ${fd.toFixed(2)} | ${(fd / floor).toFixed(2)} | ${stats.accuracy(labels).toFixed(3)} |`);
+}
+tree.dispose(params);
+await evaluator.dispose();
+await pipe.dispose();
