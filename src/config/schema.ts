@@ -64,6 +64,8 @@ export type TbcmConfig = {
     readonly steps: number;
     readonly promptsPerStep: number;
     readonly gradClip: number;
+    /** Decay of the parameters' moving average (0: none); when set, the student is the average. */
+    readonly ema: number;
     readonly logEvery: number;
     readonly evalEvery: number;
     readonly checkpointEvery: number;
@@ -128,7 +130,7 @@ const SCHEMA: Record<string, Field | Record<string, Field>> = {
     schedule: { type: "enum", values: ["constant", "cosine"], default: "constant" }, warmup_steps: int(0),
   },
   train: {
-    steps: int(12000, 1), prompts_per_step: int(8, 1), grad_clip: num(D.GRAD_CLIP, 0, true),
+    steps: int(12000, 1), prompts_per_step: int(8, 1), grad_clip: num(D.GRAD_CLIP, 0, true), ema: num(0, 0, false, 0.9999),
     log_every: int(10, 1), eval_every: int(1000, 1), checkpoint_every: int(1000, 1),
   },
   eval: {

@@ -66,6 +66,12 @@ export class WeightLayout<P extends Tree> {
     }))];
   }
 
+  /** A parameter tree from host values of the parameter leaves (the first `paramCount` of the layout). */
+  paramsFromHost(values: readonly Float32Array[]): P {
+    if (values.length !== this.paramCount) throw new Error(`expected ${this.paramCount} parameter arrays, got ${values.length}`);
+    return tree.unflatten(this.#paramDef, values.map((v, i) => np.array(v).reshape([...this.shapes[i]]))) as P;
+  }
+
   /** Trees from arrays in layout order (taking them over). */
   unflatten(xs: readonly Array[]): { params: P; state: LeafState[] } {
     if (xs.length !== this.names.length) throw new Error(`expected ${this.names.length} weight arrays, got ${xs.length}`);

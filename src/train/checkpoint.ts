@@ -9,7 +9,8 @@ import { type Tree, namedLeaves, fromNamedLeaves, toHost } from "../numerics/tre
 import { type HostTensor, saveSafetensors, loadSafetensors } from "../numerics/safetensors.ts";
 import type { LeafState } from "./optim.ts";
 
-export type Checkpoint<P extends Tree> = { params: P; state: LeafState[]; step: number; config: string };
+/** `ema`: the moving average of the parameters, when the run keeps one (`train.ema`). */
+export type Checkpoint<P extends Tree> = { params: P; state: LeafState[]; step: number; config: string; ema?: P };
 
 function hostTensors(t: Tree, prefix: string, into: Map<string, HostTensor>): void {
   for (const [name, a] of namedLeaves(t)) into.set(`${prefix}${name}`, { shape: a.shape.slice(), data: toHost(a) });
@@ -38,6 +39,7 @@ export function saveCheckpoint(path: string, c: Checkpoint<Tree>): void {
   const tensors = new Map<string, HostTensor>();
   hostTensors(c.params, "params.", tensors);
   hostTensors(c.state as unknown as Tree, "opt.", tensors);
+  if (c.ema) hostTensors(c.ema, "ema.", tensors);
   saveSafetensors(path, tensors, { step: String(c.step), config: c.config, format: "tbcm-checkpoint-1" });
 }
 
@@ -51,10 +53,12 @@ export function loadCheckpoint<P extends Tree>(path: string, params: P, state: L
     for (const [name, t] of tensors) if (name.startsWith(prefix)) m.set(name.slice(prefix.length), np.array(t.data).reshape(t.shape));
     return m;
   };
+  const ema = part("ema.");
   return {
     params: fromNamedLeaves(params, part("params.")),
     state: fromNamedLeaves(state as unknown as Tree, part("opt.")) as unknown as LeafState[],
     step: Number(metadata.step),
     config: metadata.config,
+    ...(ema.size > 0 ? { ema: fromNamedLeaves(params, ema) } : {}),
   };
 }

@@ -16,6 +16,7 @@ import { sampleTrajectory, trainingPairs, blackFilter } from "../method/trajecto
 import { scmPairs, scmTimes } from "../method/scmPairs.ts";
 import { tangentRatio } from "../method/loss.ts";
 import { learningRate } from "./schedule.ts";
+import { updateEma } from "./ema.ts";
 import { type PairBatch, STEP_STATS, makeTrainStep } from "./step.ts";
 import { type LeafState, type Optimizer, makeOptimizer } from "./optim.ts";
 import { type PairPass, WeightLayout, Weights, loopPrograms } from "../executor/programs.ts";
@@ -154,6 +155,7 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
 
   let state: LeafState[] = optimizer.init(tree.flatten(params as Tree)[0] as Array[]);
   let start = 0;
+  let savedEma: Tree | undefined;
   if (opts.resume) {
     const ckpt = loadCheckpoint(ckptPath, params, state);
     const saved = JSON.parse(ckpt.config);
@@ -166,6 +168,8 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
     }
     tree.dispose([params, state]);
     ({ params, state } = ckpt);
+    savedEma = ckpt.ema;
+    if (cfg.train.ema > 0 && !savedEma) throw new Error(`the checkpoint in "${outDir}" holds no parameter average (train.ema); use a new --out`);
     start = ckpt.step;
     // Drop log lines past the checkpoint, so the log reads as one uninterrupted run.
     if (existsSync(logPath)) {
@@ -183,17 +187,30 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
   const route = routeAngles(cfg.route.shift, cfg.route.steps);
   const programs = distillPrograms(cfg, problem, optimizer, params, state);
   let weights = programs.initialWeights;
+  const layout = weights.layout;
+  // the moving average of the parameters (train.ema), host arrays in layout order; the student when kept
+  let ema: Float32Array[] | undefined;
+  if (cfg.train.ema > 0) ema = savedEma ? tree.leaves(savedEma as never).map((a) => toHost(a as Array)) : weights.host().slice(0, layout.paramCount).map((a) => a.slice());
+  if (savedEma) tree.dispose(savedEma);
+  /** The parameters the run delivers (the average when kept), as jax-js arrays for the caller to dispose. */
+  const studentParams = (): Tree => (ema ? layout.paramsFromHost(ema) : tree.ref(weights.params as never));
 
   let evalSeconds = 0; // time spent on the consistency curve, kept out of the training time
   const curve = async () => {
     const c0 = performance.now();
-    const value = await problem.curve(weights.params);
+    const p = studentParams();
+    const value = await problem.curve(p);
+    tree.dispose(p);
     evalSeconds += (performance.now() - c0) / 1000;
     return value;
   };
   const trainSeconds = () => (performance.now() - t0) / 1000 - evalSeconds;
   const log = (record: Record<string, unknown>) => appendFileSync(logPath, JSON.stringify(record) + "\n");
-  const save = (at: number) => saveCheckpoint(ckptPath, { params: weights.params, state: weights.state, step: at, config: configJson });
+  const save = (at: number) => {
+    const average = ema && layout.paramsFromHost(ema);
+    saveCheckpoint(ckptPath, { params: weights.params, state: weights.state, step: at, config: configJson, ...(average ? { ema: average } : {}) });
+    if (average) tree.dispose(average);
+  };
 
   say(`${cfg.method} on the ${cfg.teacher.kind} teacher (${cfg.executor} executor): ${parameterCount(weights.params as Tree).toLocaleString()} student parameters, `
     + `${cfg.method === "tbcm" ? `${cfg.train.promptsPerStep} prompts × ${cfg.route.steps - 1} pairs` : `${cfg.train.promptsPerStep * (cfg.route.steps - 1)} real samples`} per step`);
@@ -225,6 +242,7 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
           + `check guidance, optim.lr and train.grad_clip (${ckptPath} holds the last finite state)`);
       }
     } else skippedInARow = 0;
+    if (ema) updateEma(ema, weights.host().slice(0, layout.paramCount), cfg.train.ema, s);
     const done = s + 1;
     if (done % cfg.train.logEvery === 0 || done === cfg.train.steps) {
       const elapsed = trainSeconds();
@@ -252,17 +270,20 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
     problem.dispose();
     return { metrics: {}, steps: s, interrupted };
   }
-  saveParams(join(outDir, "student.safetensors"), weights.params, { config: configJson, step: String(s), kind: problem.studentKind });
+  const trainTime = trainSeconds(); // the final evaluation is not training
+  const student = studentParams();
+  weights.dispose();
+  saveParams(join(outDir, "student.safetensors"), student, { config: configJson, step: String(s), kind: problem.studentKind });
   say("evaluating…");
-  const metrics = await problem.evaluate(weights.params, outDir, foldIn(runKey, STREAM.eval));
+  const metrics = await problem.evaluate(student, outDir, foldIn(runKey, STREAM.eval));
+  tree.dispose(student);
   problem.dispose();
   const full = {
-    ...metrics, method: cfg.method, steps: s, skipped_steps: skipped, train_time_s: Number(trainSeconds().toFixed(1)),
+    ...metrics, method: cfg.method, steps: s, skipped_steps: skipped, train_time_s: Number(trainTime.toFixed(1)),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
   };
   writeFileAtomic(join(outDir, "metrics.json"), JSON.stringify(full, null, 2) + "\n");
   writeReport(outDir, `${cfg.method === "tbcm" ? "TBCM" : "sCM baseline"} distillation on the ${cfg.teacher.kind} teacher`, full, cfg);
-  weights.dispose();
   return { metrics, steps: s, interrupted };
 }
 

@@ -14,6 +14,7 @@ import { learningRate, type LrSchedule } from "./schedule.ts";
 import { WeightLayout, Weights } from "../executor/programs.ts";
 import { OnnxFunction, type HostTensor } from "../executor/onnxRun.ts";
 import { saveCheckpoint, loadCheckpoint } from "./checkpoint.ts";
+import { updateEma } from "./ema.ts";
 import type { ExecutorKind } from "../config/schema.ts";
 
 export type FitSpec<P extends Tree> = {
@@ -154,10 +155,7 @@ export async function fit<P extends Tree>(spec: FitSpec<P>, init: P): Promise<Fi
         throw new Error(`${spec.name}: the loss or gradient was not finite for 20 steps in a row (step ${s + 1}); lower the learning rate (${spec.files.checkpoint} holds the last finite state)`);
       }
     } else inARow = 0;
-    if (ema) {
-      const d = Math.min(spec.emaDecay, (1 + s) / (10 + s)); // short warm-up of the average
-      hostParams().forEach((p, i) => { const e = ema![i]; for (let j = 0; j < p.length; j++) e[j] += (1 - d) * (p[j] - e[j]); });
-    }
+    if (ema) updateEma(ema, hostParams(), spec.emaDecay, s);
     const done = s + 1;
     if (done % spec.logEvery === 0 || done === spec.steps) {
       const elapsed = (performance.now() - t0) / 1000;

@@ -11,8 +11,9 @@ const base = loadConfig(new URL("../fixtures/tiny.yaml", import.meta.url).pathna
 const withSteps = (c: TbcmConfig, steps: number) => ({ ...c, train: { ...c.train, steps } });
 const tmp = () => mkdtempSync(join(tmpdir(), "tbcm-"));
 
-test("a resumed run ends with exactly the parameters of an uninterrupted one", async () => {
-  for (const cfg of [base, parseConfig({ ...JSON.parse(readFileSync(new URL("../fixtures/tiny.json", import.meta.url), "utf8")) })]) {
+test("a resumed run ends with exactly the parameters of an uninterrupted one (and the same parameter average)", async () => {
+  const withEma = { ...base, train: { ...base.train, ema: 0.9 } };
+  for (const cfg of [base, withEma, parseConfig({ ...JSON.parse(readFileSync(new URL("../fixtures/tiny.json", import.meta.url), "utf8")) })]) {
     const whole = tmp(), split = tmp();
     await distill(cfg, whole);
     await distill(withSteps(cfg, 3), split);
@@ -24,6 +25,12 @@ test("a resumed run ends with exactly the parameters of an uninterrupted one", a
     const logA = readFileSync(join(whole, "log.jsonl"), "utf8").split("\n").map((l) => l && JSON.parse(l)).filter((r) => r && r.loss !== undefined);
     const logB = readFileSync(join(split, "log.jsonl"), "utf8").split("\n").map((l) => l && JSON.parse(l)).filter((r) => r && r.loss !== undefined);
     assert.deepEqual(logB.map((r) => r.loss), logA.map((r) => r.loss));
+    // with train.ema the student is the average, not the last parameters of the checkpoint
+    const last = loadSafetensors(join(whole, "checkpoint.safetensors")).tensors;
+    const [name, t] = [...a][0];
+    const differs = t.data.some((v, i) => v !== last.get(`params.${name}`)!.data[i]);
+    assert.equal(differs, cfg === withEma, `student vs last parameters (${cfg === withEma ? "ema" : "no ema"})`);
+    assert.equal([...last.keys()].some((k) => k.startsWith("ema.")), cfg === withEma);
   }
 });
 

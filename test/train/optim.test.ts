@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { numpy as np } from "@jax-js/jax";
 import { came, adamw, CAME_DEFAULTS, globalNorm, clipByGlobalNorm } from "../../src/train/optim.ts";
+import { updateEma, emaDecayAt } from "../../src/train/ema.ts";
 
 const close = (a: number, b: number, tol = 1e-5) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
 const hyperArrays = (h: Record<string, number>) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k, np.array(v)]));
@@ -53,4 +54,19 @@ test("global-norm clipping scales every gradient by maxNorm/‖g‖", () => {
   const clipped = clipByGlobalNorm(grads, norm, 1);
   close(clipped[0].dataSync()[0], 0.6, 1e-4);
   close(clipped[1].dataSync()[1], 0.8, 1e-4);
+});
+
+test("parameter average: toward fixed parameters c, ē_n = c + (ē_0 − c)·Π d_s with the warmed-up decays", () => {
+  const avg = [Float32Array.of(1, -2), Float32Array.of(10)];
+  const c = [Float32Array.of(0, 2), Float32Array.of(4)];
+  let keep = 1;
+  for (let s = 0; s < 50; s++) {
+    updateEma(avg, c, 0.95, s);
+    keep *= emaDecayAt(0.95, s);
+  }
+  assert.equal(emaDecayAt(0.95, 0), 0.1); // (1 + 0)/(10 + 0): the start is forgotten fast
+  assert.equal(emaDecayAt(0.95, 1000), 0.95);
+  close(avg[0][0], 0 + (1 - 0) * keep);
+  close(avg[0][1], 2 + (-2 - 2) * keep);
+  close(avg[1][0], 4 + (10 - 4) * keep);
 });
