@@ -21,7 +21,7 @@ const USAGE = `usage:
                                                          flow times in --guidance-interval (0,1 = everywhere; default 0,0.5
                                                          with a logistic edge of width --guidance-ramp 0.1)
   tbcm export --run <dir> --out <dir> [--batch 1] [--int8]  the student as an ONNX 1-step generator + manifest
-                                                         (--int8: the generator's matrix products in int8, ~1.7× faster batched)
+                                                         (--int8: the generator's matrix products in int8, 1.5–1.7× faster batched)
   tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T]: evaluate again)
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
 config key executor: onnx (default, ONNX Runtime) or jax (jax-js jit) runs the training step and teacher pass
