@@ -11,7 +11,15 @@ import { OnnxFunction, type HostTensor } from "./onnxRun.ts";
 export type Inference = {
   run(inputs: HostTensor[]): Promise<HostTensor[]>;
   dispose(): Promise<void>;
+  /** The most rows `inChunks` gives one call (jax-js: its wasm memory is capped at 4 GiB). */
+  readonly maxRows?: number;
 };
+
+/**
+ * jax-js's compiled programs hold every intermediate of a call at once in one wasm memory of at
+ * most 4 GiB: a 4-step student sample of 250 rows (≈ 3 MB per row and model pass) overran it.
+ */
+const JAX_MAX_ROWS = 100;
 
 /** `f(weights, ...inputs)` returns one array or a list. `weights` stay owned by the caller and must outlive the program. */
 export function inference<W extends Tree>(executor: ExecutorKind, weights: W, f: (w: W, ...inputs: Array[]) => Array | Array[], name = "inference"): Inference {
@@ -30,11 +38,13 @@ export function inference<W extends Tree>(executor: ExecutorKind, weights: W, f:
       return Promise.all(outs.map(async (o) => ({ shape: [...o.shape], data: (await o.data()) as Float32Array })));
     },
     async dispose() { jitted.dispose(); },
+    maxRows: JAX_MAX_ROWS,
   };
 }
 
 /** Runs `program` over `count` rows in chunks of `chunk`, slicing each row-major input along its first axis. */
 export async function inChunks(program: Inference, inputs: HostTensor[], count: number, chunk: number): Promise<HostTensor[]> {
+  chunk = Math.min(chunk, program.maxRows ?? chunk);
   const parts: HostTensor[][] = [];
   for (let at = 0; at < count; at += chunk) {
     const n = Math.min(chunk, count - at);

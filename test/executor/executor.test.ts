@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { inChunks, type Inference } from "../../src/executor/inference.ts";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -176,4 +177,21 @@ test("onnx: memory stays flat over many training steps (host weights and batches
   assert.ok(grown < 32, `RSS grew by ${grown.toFixed(1)} MiB over 400 steps`);
   weights.dispose();
   await programs.dispose();
+});
+
+test("inChunks: rows go through in chunks of at most the program's maxRows, the last padded, outputs in order", async () => {
+  const seen: number[] = [];
+  const double: Inference = {
+    async run([x]) {
+      seen.push(x.shape[0]);
+      return [{ data: x.data.map((v) => 2 * v), shape: x.shape }];
+    },
+    async dispose() {},
+    maxRows: 3,
+  };
+  const x = { data: Float32Array.from({ length: 14 }, (_, i) => i), shape: [7, 2] };
+  const [y] = await inChunks(double, [x], 7, 5);
+  assert.deepEqual(seen, [3, 3, 3]);
+  assert.deepEqual(y.shape, [7, 2]);
+  assert.deepEqual(globalThis.Array.from(y.data), globalThis.Array.from(x.data, (v) => 2 * v));
 });
