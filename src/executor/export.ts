@@ -47,7 +47,7 @@ export function exportStudent(runDir: string, outDir: string, batch = 1, o: Expo
     return x0.div(SIGMA_D);
   };
   const lowered = lowerFunction(generate, [avalSpec([batch, d]), avalSpec([batch, C]), avalSpec([batch, 1])] as never, {
-    name: "tbcm_generator", inputNames: ["noise", "cond", "guidance"], outputNames: ["latent"],
+    name: "tbcm_generator", inputNames: ["noise", "cond", "guidance"], outputNames: ["latent"], inference: { int8: false },
   });
   tree.dispose(params);
   mkdirSync(outDir, { recursive: true });
