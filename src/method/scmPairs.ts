@@ -2,7 +2,7 @@
  * Training pairs of the sCM baseline (spec §5): real data, noised at a log-normal-ish angle,
  * with the teacher's guided velocity as dx/dt.
  */
-import { numpy as np, type Array } from "@jax-js/jax";
+import { type Array } from "@jax-js/jax";
 import { SIGMA_D, SCM_P_MEAN, SCM_P_STD } from "../config/defaults.ts";
 import { type Key, normal } from "../numerics/random.ts";
 import { type GuidanceSchedule, type TrigVelocity, GUIDE_EVERYWHERE, teacherCfgVelocity } from "./guidance.ts";

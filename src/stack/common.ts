@@ -5,12 +5,12 @@ import { type ImageSet, type Split, loadFashionMnist } from "../data/fashionMnis
 import { type Key, uniform } from "../numerics/random.ts";
 import { writeFileAtomic } from "../numerics/safetensors.ts";
 
-export type RunFiles = { checkpoint: string; ema: string; log: string };
+export type RunFiles = { checkpoint: string; log: string };
 
 /** The training files of `name` in `dir` (created). */
 export function runFiles(dir: string, name: string): RunFiles {
   mkdirSync(dir, { recursive: true });
-  return { checkpoint: join(dir, `${name}.checkpoint.safetensors`), ema: join(dir, `${name}.ema.safetensors`), log: join(dir, `${name}.log.jsonl`) };
+  return { checkpoint: join(dir, `${name}.checkpoint.safetensors`), log: join(dir, `${name}.log.jsonl`) };
 }
 
 /** A Fashion-MNIST split from `dataDir` ("" = TBCM_FASHION_MNIST_DIR or Debian's folder). */

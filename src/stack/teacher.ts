@@ -22,7 +22,7 @@ import { saveParams } from "../train/checkpoint.ts";
 import { inference, inChunks } from "../executor/inference.ts";
 import { type TeacherParams, loadVae } from "./load.ts";
 import { initTeacher } from "./init.ts";
-import { runFiles, loadSplit, drawIndices, allPixels, writeModelCard, MACHINE, type ModelCard } from "./common.ts";
+import { runFiles, loadSplit, allPixels, writeModelCard, MACHINE, type ModelCard } from "./common.ts";
 import { vaeEncode } from "../models/vae.ts";
 
 export const TRAIN_CAPTIONS = captionSet(TRAIN_TEMPLATES);

@@ -155,7 +155,7 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
 
   let state: LeafState[] = optimizer.init(tree.flatten(params as Tree)[0] as Array[]);
   let start = 0;
-  let savedEma: Tree | undefined;
+  let savedEma: Float32Array[] | undefined;
   if (opts.resume) {
     const ckpt = loadCheckpoint(ckptPath, params, state);
     const saved = JSON.parse(ckpt.config);
@@ -190,8 +190,7 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
   const layout = weights.layout;
   // the moving average of the parameters (train.ema), host arrays in layout order; the student when kept
   let ema: Float32Array[] | undefined;
-  if (cfg.train.ema > 0) ema = savedEma ? tree.leaves(savedEma as never).map((a) => toHost(a as Array)) : weights.host().slice(0, layout.paramCount).map((a) => a.slice());
-  if (savedEma) tree.dispose(savedEma);
+  if (cfg.train.ema > 0) ema = savedEma ?? weights.host().slice(0, layout.paramCount).map((a) => a.slice());
   /** The parameters the run delivers (the average when kept), as jax-js arrays for the caller to dispose. */
   const studentParams = (): Tree => (ema ? layout.paramsFromHost(ema) : tree.ref(weights.params as never));
 
@@ -207,9 +206,7 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
   const trainSeconds = () => (performance.now() - t0) / 1000 - evalSeconds;
   const log = (record: Record<string, unknown>) => appendFileSync(logPath, JSON.stringify(record) + "\n");
   const save = (at: number) => {
-    const average = ema && layout.paramsFromHost(ema);
-    saveCheckpoint(ckptPath, { params: weights.params, state: weights.state, step: at, config: configJson, ...(average ? { ema: average } : {}) });
-    if (average) tree.dispose(average);
+    saveCheckpoint(ckptPath, { params: weights.params, state: weights.state, step: at, config: configJson, ...(ema ? { ema } : {}) });
   };
 
   say(`${cfg.method} on the ${cfg.teacher.kind} teacher (${cfg.executor} executor): ${parameterCount(weights.params as Tree).toLocaleString()} student parameters, `

@@ -7,8 +7,8 @@
  */
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { numpy as np, jit, valueAndGrad, tree, type Array } from "@jax-js/jax";
-import { type Tree, namedLeaves, parameterCount } from "../numerics/tree.ts";
-import { type HostTensor as SafeTensor, saveSafetensors, loadSafetensors, writeFileAtomic } from "../numerics/safetensors.ts";
+import { type Tree, parameterCount } from "../numerics/tree.ts";
+import { writeFileAtomic } from "../numerics/safetensors.ts";
 import { adamw, guardedUpdate, type LeafState } from "./optim.ts";
 import { learningRate, type LrSchedule } from "./schedule.ts";
 import { WeightLayout, Weights } from "../executor/programs.ts";
@@ -35,8 +35,8 @@ export type FitSpec<P extends Tree> = {
   readonly executor: ExecutorKind;
   readonly logEvery: number;
   readonly checkpointEvery: number;
-  /** Files of the run: checkpoint (params + optimiser state + step), EMA and log. */
-  readonly files: { checkpoint: string; ema: string; log: string };
+  /** Files of the run: checkpoint (params + optimiser state + EMA + step) and log. */
+  readonly files: { checkpoint: string; log: string };
   /** Stored with the checkpoint; a resume with another config is refused. */
   readonly config: string;
   readonly resume?: boolean;
@@ -75,11 +75,8 @@ export async function fit<P extends Tree>(spec: FitSpec<P>, init: P): Promise<Fi
     tree.dispose([params, state as unknown as Tree]);
     ({ params, state } = ck);
     start = ck.step;
-    if (spec.emaDecay > 0) {
-      const e = loadSafetensors(spec.files.ema);
-      if (Number(e.metadata.step) !== start) throw new Error(`"${spec.files.ema}" is from step ${e.metadata.step}, the checkpoint from ${start}`);
-      ema = namedLeaves(params).map(([n]) => e.tensors.get(n)!.data);
-    }
+    ema = ck.ema;
+    if (spec.emaDecay > 0 && !ema) throw new Error(`the checkpoint "${spec.files.checkpoint}" holds no parameter average; use a new --out`);
     if (existsSync(spec.files.log)) {
       const kept = readFileSync(spec.files.log, "utf8").split("\n").filter((l) => l && JSON.parse(l).step <= start);
       writeFileAtomic(spec.files.log, kept.map((l) => l + "\n").join(""));
@@ -128,13 +125,8 @@ export async function fit<P extends Tree>(spec: FitSpec<P>, init: P): Promise<Fi
   const nParams = layout.paramCount;
   const hostParams = () => weights.host().slice(0, nParams);
   if (spec.emaDecay > 0 && !ema) ema = hostParams().map((a) => a.slice());
-  const paramNames = namedLeaves(weights.params).map(([n]) => n);
   const save = (at: number) => {
-    if (ema) {
-      const t = new Map<string, SafeTensor>(paramNames.map((n, i) => [n, { shape: [...layout.shapes[i]], data: ema![i] }]));
-      saveSafetensors(spec.files.ema, t, { step: String(at) });
-    }
-    saveCheckpoint(spec.files.checkpoint, { params: weights.params, state: weights.state, step: at, config: spec.config });
+    saveCheckpoint(spec.files.checkpoint, { params: weights.params, state: weights.state, step: at, config: spec.config, ...(ema ? { ema } : {}) });
   };
   say(`${spec.name}: ${parameterCount(weights.params).toLocaleString()} parameters, ${spec.steps} steps (${spec.executor} executor)`);
   const t0 = performance.now();
@@ -172,9 +164,8 @@ export async function fit<P extends Tree>(spec: FitSpec<P>, init: P): Promise<Fi
   const seconds = (performance.now() - t0) / 1000;
   let out: P;
   if (ema) {
-    const { params: p, state: st } = weights.takeJax();
-    out = tree.unflatten(tree.structure(p as never), ema.map((e, i) => np.array(e).reshape([...layout.shapes[i]]))) as P;
-    tree.dispose([p, st as unknown as Tree]);
+    weights.dispose();
+    out = layout.paramsFromHost(ema);
   } else {
     const { params: p, state: st } = weights.takeJax();
     tree.dispose(st as unknown as Tree);

@@ -12,6 +12,7 @@ import { vaeEncode, vaeDecode, initVae, type VaeParams } from "../../src/models/
 import { psnr, vaeLoss } from "../../src/stack/vae.ts";
 import { fit, type FitSpec } from "../../src/train/fit.ts";
 import { loadSafetensors } from "../../src/numerics/safetensors.ts";
+import { namedLeaves } from "../../src/numerics/tree.ts";
 import { key, foldIn, normal } from "../../src/numerics/random.ts";
 
 const fixture = new URL("../fixtures/fashion-mnist/", import.meta.url).pathname;
@@ -47,7 +48,7 @@ function tinySpec(dir: string, steps: number, extra: Partial<FitSpec<VaeParams>>
     },
     steps, lr: 3e-3, schedule: { kind: "constant", warmup: 0 }, weightDecay: 0, gradClip: 1000, emaDecay: 0.9,
     executor: "onnx", logEvery: 1, checkpointEvery: 4,
-    files: { checkpoint: join(dir, "ck.safetensors"), ema: join(dir, "ema.safetensors"), log: join(dir, "log.jsonl") },
+    files: { checkpoint: join(dir, "ck.safetensors"), log: join(dir, "log.jsonl") },
     config: "tiny", ...extra,
   };
 }
@@ -66,8 +67,16 @@ test("fit: a few VAE steps on the fixture lower the loss; a stopped and resumed 
     assert.equal(first.interrupted, true);
     tree.dispose(first.params);
     const resumed = await fit(tinySpec(b, 12, { resume: true }), initVae(key(1), c));
-    const ea = loadSafetensors(join(a, "ema.safetensors")).tensors, eb = loadSafetensors(join(b, "ema.safetensors")).tensors;
+    // the parameter average lives in the one atomic checkpoint and resumes exactly
+    const ea = loadSafetensors(join(a, "ck.safetensors")).tensors, eb = loadSafetensors(join(b, "ck.safetensors")).tensors;
+    const averaged = [...ea.keys()].filter((n) => n.startsWith("ema."));
+    assert.ok(averaged.length > 0 && averaged.length === [...ea.keys()].filter((n) => n.startsWith("params.")).length);
     for (const [name, t] of ea) assert.deepEqual(Array.from(eb.get(name)!.data), Array.from(t.data), name);
+    // and it is what fit returns (emaDecay > 0), not the last parameters
+    for (const [name, x] of namedLeaves(whole.params)) {
+      assert.deepEqual(Array.from(x.ref.dataSync() as Float32Array), Array.from(ea.get(`ema.${name}`)!.data), name);
+      assert.notDeepEqual(Array.from(x.ref.dataSync() as Float32Array), Array.from(ea.get(`params.${name}`)!.data), name);
+    }
     await assert.rejects(fit(tinySpec(b, 12, { resume: true, config: "other" }), initVae(key(1), c)), /another config/);
     await assert.rejects(fit(tinySpec(b, 12), initVae(key(1), c)), /--resume/);
     tree.dispose([whole.params, resumed.params]);

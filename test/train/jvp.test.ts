@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { numpy as np, jvp, tree, type Array } from "@jax-js/jax";
-import { initMlp, studentForward, type MlpParams } from "../../src/models/mlp.ts";
+import { studentForward } from "../../src/models/mlp.ts";
 import { key, normal } from "../../src/numerics/random.ts";
 import { smallStudent, randomStudentParams } from "../studentFixture.ts";
 

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { numpy as np, jit, tree, type Array } from "@jax-js/jax";
+import { numpy as np, jit, tree } from "@jax-js/jax";
 import { initMlp, studentForward } from "../../src/models/mlp.ts";
 import { makeTrainStep, STEP_STATS } from "../../src/train/step.ts";
 import { adamw } from "../../src/train/optim.ts";
