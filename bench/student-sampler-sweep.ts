@@ -5,7 +5,11 @@
  * made here is not fitted to the noises `tbcm eval` reports on.
  *
  *   npx tsx bench/student-sampler-sweep.ts runs/fmnist-tbcm '[[1.5708,0],[1.5708,1.3,0],[1.5708,1.4,1.2,1.0,0]]'
- *     [--guidance '[[4.5],[4.5],[4,4.5,4.5,5]]'] [--samples 1000] [--seed 1]
+ *     [--guidance '[[4.5],[4.5],[4,4.5,4.5,5]]'] [--eta 1,0.5,0] [--samples 1000] [--seed 1]
+ *
+ * `--eta`: how much fresh noise each re-noising takes, `n = η·z + √(1 − η²)·ε̂` with ε̂ the noise
+ * the student's own x0 implies at the current point (1: the spec's sampler, fresh noise; 0: DDIM,
+ * the point stays on the student's estimate of the ODE trajectory). Each schedule runs at each η.
  */
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
@@ -24,10 +28,11 @@ import type { TbcmConfig } from "../src/config/schema.ts";
 import type { HostTensor } from "../src/executor/onnxRun.ts";
 import { key, foldIn, normal } from "../src/numerics/random.ts";
 
-const { values, positionals } = parseArgs({ options: { samples: { type: "string" }, seed: { type: "string" }, guidance: { type: "string" } }, allowPositionals: true });
+const { values, positionals } = parseArgs({ options: { samples: { type: "string" }, seed: { type: "string" }, guidance: { type: "string" }, eta: { type: "string" } }, allowPositionals: true });
 const run = positionals[0] ?? "runs/fmnist-tbcm";
 const schedules: number[][] = JSON.parse(positionals[1] ?? "[[1.5707963,0],[1.5707963,1,0]]").map((ts: number[]) => ts.map((t, i) => (i === 0 ? Math.PI / 2 : t)));
 const guidances: number[][] = values.guidance ? JSON.parse(values.guidance) : schedules.map((ts) => ts.slice(1).map(() => 4.5));
+const etas = (values.eta ?? "1").split(",").map(Number);
 const n = Number(values.samples ?? 1000);
 const config = JSON.parse(readFileSync(join(run, "config.json"), "utf8")) as TbcmConfig;
 const pipe = StackPipeline.load({ teacher: config.teacher.model, vae: config.teacher.vae });
@@ -52,9 +57,9 @@ const d = pipe.latentDim;
 const col = (v: number): HostTensor => ({ data: new Float32Array(n).fill(v), shape: [n, 1] });
 
 console.log(`student ${run}, ${n} images on the eval prompts (noise seed ${values.seed ?? 1}); FD floor ${floor.toFixed(3)}`);
-console.log("| steps | timesteps | guidance per step | FD | FD / floor | prompt accuracy |");
-console.log("|---|---|---|---|---|---|");
-for (const [j, ts] of schedules.entries()) {
+console.log("| steps | timesteps | guidance per step | η | FD | FD / floor | prompt accuracy |");
+console.log("|---|---|---|---|---|---|---|");
+for (const [j, ts] of schedules.entries()) for (const eta of ts.length > 2 ? etas : [1]) {
   checkTimesteps(ts);
   const ws = guidances[j];
   if (ws.length !== ts.length - 1) throw new Error(`schedule ${j}: ${ts.length - 1} steps need as many guidance scales, got ${ws.length}`);
@@ -64,16 +69,18 @@ for (const [j, ts] of schedules.entries()) {
     const program = denoiseAt(ts[i]);
     const [x0] = await inChunks(program, [{ data: x, shape: [n, d] }, cond, col(ws[i])], n, Math.min(n, 250));
     await program.dispose();
-    const t = ts[i + 1];
+    const s = ts[i], t = ts[i + 1];
     if (t === 0) x = x0.data;
     else {
       const fresh = normal(foldIn(kj, i + 1), n * d);
-      x = x0.data.map((v, m) => Math.cos(t) * v + Math.sin(t) * SIGMA_D * fresh[m]);
+      const implied = (m: number) => (x[m] - Math.cos(s) * x0.data[m]) / (Math.sin(s) * SIGMA_D);
+      const keep = Math.sqrt(1 - eta * eta);
+      x = x0.data.map((v, m) => Math.cos(t) * v + Math.sin(t) * SIGMA_D * (eta * fresh[m] + keep * implied(m)));
     }
   }
   const stats = await evaluator.statistics(await pipe.decode(x.map((v) => v / SIGMA_D)));
   const fd = stats.frechetDistance(test);
-  console.log(`| ${ts.length - 1} | ${ts.map((t) => t.toFixed(3)).join(", ")} | ${ws.join(", ")} | ${fd.toFixed(2)} | ${(fd / floor).toFixed(2)} | ${stats.accuracy(labels).toFixed(3)} |`);
+  console.log(`| ${ts.length - 1} | ${ts.map((t) => t.toFixed(3)).join(", ")} | ${ws.join(", ")} | ${eta} | ${fd.toFixed(2)} | ${(fd / floor).toFixed(2)} | ${stats.accuracy(labels).toFixed(3)} |`);
 }
 tree.dispose(params);
 await evaluator.dispose();

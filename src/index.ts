@@ -51,10 +51,12 @@ export type SampleOptions = {
   seed?: number;
   /** Guidance scale fed to the student's guidance embedding. */
   guidance?: number;
+  /** Fresh-noise share when re-noising between steps (default: the run's `eval.eta`; see `scmStep`). */
+  eta?: number;
 };
 
 /** Draws one latent per prompt (z units, `[prompts.length][d]`), deterministic in `seed`. */
-export function sample({ student, prompts, steps = 1, seed = 0, guidance }: SampleOptions): Float32Array[] {
+export function sample({ student, prompts, steps = 1, seed = 0, guidance, eta }: SampleOptions): Float32Array[] {
   const cfg = student.config;
   const names = gmmPromptNames(cfg.teacher.prompts);
   const indices = prompts.map((p) => {
@@ -67,7 +69,7 @@ export function sample({ student, prompts, steps = 1, seed = 0, guidance }: Samp
   const w = guidance ?? cfg.guidance[Math.floor(cfg.guidance.length / 2)];
   const noises = timesteps.slice(1).map((_, i) => np.array(normal(foldIn(key(seed), i), n * d)).reshape([n, d]));
   const wCol = column(new Float32Array(n).fill(w));
-  const x0 = sampleStudent(studentAsVelocity(studentForward, student.params, wCol), noises, timesteps, conditionRows(indices, cfg.teacher.prompts));
+  const x0 = sampleStudent(studentAsVelocity(studentForward, student.params, wCol), noises, timesteps, conditionRows(indices, cfg.teacher.prompts), eta ?? cfg.eval.eta);
   wCol.dispose();
   const z = takeHost(x0.div(SIGMA_D));
   return prompts.map((_, i) => z.slice(i * d, (i + 1) * d));

@@ -16,13 +16,17 @@ const USAGE = `usage:
   tbcm eval-teacher --config <stack yaml>                evaluate the shipped teacher again, rewrite its model card
   tbcm train-teacher --config <gmm yaml> --out <file>    fit the student network to the analytic teacher (a teacher copy)
   tbcm sample (--run <dir> | --model teacher) --prompt "…" [--prompt …] [--n 8] [--steps N] [--guidance 4.5]
-              [--seed 0] [--sampler euler|trigflow] [--guidance-interval 0,0.5 [--guidance-ramp 0.1]] --out <file.png>
-                                                         images: one row per prompt, n columns; the teacher guides at
+              [--seed 0] [--eta E] [--sampler euler|trigflow] [--guidance-interval 0,0.5 [--guidance-ramp 0.1]] --out <file.png>
+                                                         images: one row per prompt, n columns; a student re-noises
+                                                         with fresh-noise share --eta (default: its config's eval.eta);
+                                                         the teacher guides at
                                                          flow times in --guidance-interval (0,1 = everywhere; default 0,0.5
                                                          with a logistic edge of width --guidance-ramp 0.1)
-  tbcm export --run <dir> --out <dir> [--batch 1] [--int8]  the student as an ONNX 1-step generator + manifest
-                                                         (--int8: the generator's matrix products in int8, 1.5–1.7× faster batched)
-  tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T]: evaluate again)
+  tbcm export --run <dir> --out <dir> [--batch 1] [--int8] [--steps 1] [--eta E]
+                                                         the student as ONNX files + manifest: the generator runs
+                                                         --steps student steps (--int8: its matrix products in int8,
+                                                         1.5–1.7× faster batched)
+  tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T] [--eta E]: evaluate again)
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
 config key executor: onnx (default, ONNX Runtime) or jax (jax-js jit) runs the training step and teacher pass
 environment: TBCM_THREADS=<n> threads for jax-js's kernels and ONNX Runtime (default: 1 for jax-js, every core for ONNX Runtime)`;
@@ -38,7 +42,7 @@ function parseOptions(args: string[]) {
         json: { type: "boolean" }, shift: { type: "string" }, steps: { type: "string" }, debug: { type: "boolean" },
         batch: { type: "string" }, prompt: { type: "string", multiple: true }, model: { type: "string" }, n: { type: "string" },
         guidance: { type: "string" }, seed: { type: "string" }, sampler: { type: "string" }, recompute: { type: "boolean" }, int8: { type: "boolean" },
-        samples: { type: "string" }, "two-step-mid": { type: "string" }, "guidance-interval": { type: "string" }, "guidance-ramp": { type: "string" },
+        samples: { type: "string" }, "two-step-mid": { type: "string" }, eta: { type: "string" }, "guidance-interval": { type: "string" }, "guidance-ramp": { type: "string" },
       },
       strict: true,
     });
@@ -53,6 +57,14 @@ function numberOption(name: string, value: string | undefined, fallback: number)
   const n = Number(value);
   if (!Number.isFinite(n)) throw new UsageError(`--${name} expects a number, got "${value}"`);
   return n;
+}
+
+/** `--eta E`: the student's fresh-noise share when re-noising, 0 ≤ E ≤ 1 (undefined when not given). */
+function etaOption(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const eta = numberOption("eta", value, 1);
+  if (eta < 0 || eta > 1) throw new UsageError(`--eta is a share of fresh noise in [0, 1] (1: the spec's sampler), got ${eta}`);
+  return eta;
 }
 
 /** `--guidance-interval lo,hi`: two flow times 0 ≤ lo < hi ≤ 1, or a usage error. */
@@ -141,7 +153,9 @@ async function main(argv: string[]): Promise<number> {
     case "export": {
       if (!values.run || !values.out) throw new UsageError("export needs --run <dir> and --out <dir>");
       const { exportStudent } = await import("../executor/export.ts");
-      const m = exportStudent(values.run, values.out, numberOption("batch", values.batch, 1), { int8: values.int8 ?? false });
+      const steps = numberOption("steps", values.steps, 1);
+      if (!Number.isInteger(steps) || steps < 1) throw new UsageError(`--steps takes a whole number ≥ 1, got ${steps}`);
+      const m = exportStudent(values.run, values.out, numberOption("batch", values.batch, 1), { int8: values.int8 ?? false, steps, eta: etaOption(values.eta) });
       console.log(JSON.stringify({ out: values.out, manifest: join(values.out, "manifest.json"), inputs: m.inputs }));
       return 0;
     }
@@ -149,6 +163,7 @@ async function main(argv: string[]): Promise<number> {
       if (!values.out || !values.prompt?.length) throw new UsageError("sample needs --prompt \"…\" and --out <file.png>");
       if (!values.run && values.model !== "teacher") throw new UsageError("sample needs --run <dir> (a distilled student) or --model teacher");
       if (values.run && (values["guidance-interval"] ?? values["guidance-ramp"]) !== undefined) throw new UsageError("--guidance-interval and --guidance-ramp are for --model teacher: a student's guidance schedule is set by its distillation config");
+      if (!values.run && values.eta !== undefined) throw new UsageError("--eta is for a student (--run <dir>): the teacher samples its ODE without re-noising");
       if (values["guidance-ramp"] !== undefined && values["guidance-interval"] === undefined) throw new UsageError("--guidance-ramp needs --guidance-interval lo,hi");
       const ramp = numberOption("guidance-ramp", values["guidance-ramp"], 0);
       if (ramp < 0) throw new UsageError(`--guidance-ramp is a width ≥ 0, got ${ramp}`);
@@ -161,7 +176,7 @@ async function main(argv: string[]): Promise<number> {
       const prompts = values.prompt.flatMap((p) => Array.from({ length: n }, () => p));
       const r = await sampleImages({
         run: values.run, prompts, steps, guidance: values.guidance === undefined ? undefined : numberOption("guidance", values.guidance, 4.5),
-        seed: numberOption("seed", values.seed, 0), sampler: values.sampler as "euler" | "trigflow" | undefined,
+        seed: numberOption("seed", values.seed, 0), eta: etaOption(values.eta), sampler: values.sampler as "euler" | "trigflow" | undefined,
         guidanceSchedule: values["guidance-interval"] === undefined ? undefined : { interval: intervalOption(values["guidance-interval"]), ramp },
       });
       for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
@@ -175,7 +190,8 @@ async function main(argv: string[]): Promise<number> {
         const { evaluateRun } = await import("../train/distill.ts");
         const samples = values.samples === undefined ? undefined : numberOption("samples", values.samples, 1000);
         const mid = values["two-step-mid"] === undefined ? undefined : numberOption("two-step-mid", values["two-step-mid"], 1);
-        await evaluateRun(values.run, { ...(samples === undefined ? {} : { samples }), ...(mid === undefined ? {} : { twoStepMid: mid }) });
+        const eta = etaOption(values.eta);
+        await evaluateRun(values.run, { ...(samples === undefined ? {} : { samples }), ...(mid === undefined ? {} : { twoStepMid: mid }), ...(eta === undefined ? {} : { eta }) });
       }
       let text: string;
       try {

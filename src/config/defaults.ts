@@ -42,3 +42,6 @@ export const SCM_P_STD = 1.6;
 
 /** Middle angle of 2-step sampling in the reference validation (spec §6). */
 export const TWO_STEP_MID = 1.0;
+
+/** Share of fresh noise when the student sampler re-noises (spec §6: all fresh, η = 1). */
+export const RENOISE_ETA = 1.0;

@@ -76,6 +76,8 @@ export type TbcmConfig = {
     readonly samples: number; readonly guidance: number;
     /** Stack: the middle angle of 2-step sampling (spec §6: 1.0 in the reference's validation). */
     readonly twoStepMid: number;
+    /** Share of fresh noise when the student sampler re-noises (spec §6: 1; see `scmStep`). */
+    readonly eta: number;
   };
   /** `tbcm train-teacher`: fitting the student network to the guided teacher (a teacher copy to start from). */
   readonly pretrain: { readonly steps: number; readonly batch: number; readonly lr: number };
@@ -136,6 +138,7 @@ const SCHEMA: Record<string, Field | Record<string, Field>> = {
   eval: {
     noises_per_prompt: int(256, 2), ode_steps: int(128, 4), projections: int(64, 1), curve_noises: int(32, 1),
     samples: int(1000, 2), guidance: num(4.5, 0), two_step_mid: num(D.TWO_STEP_MID, 0, true, Math.PI / 2),
+    eta: num(D.RENOISE_ETA, 0, false, 1),
   },
   pretrain: { steps: int(4000, 1), batch: int(256, 1), lr: num(1e-3, 0, true) },
 };

@@ -48,13 +48,13 @@ export function makeEvalSet(problem: Problem, cfg: TbcmConfig, perPrompt: number
 }
 
 /** Student samples (z units) for an eval set with `steps` sampling steps; `params` is not consumed. */
-export function studentSamples<P extends Tree>(student: Student<P>, params: P, set: EvalSet, steps: number, dim: number, promptCount: number, k: Key): Float32Array {
+export function studentSamples<P extends Tree>(student: Student<P>, params: P, set: EvalSet, steps: number, dim: number, promptCount: number, k: Key, eta?: number): Float32Array {
   const n = set.prompts.length;
   const timesteps = studentTimesteps(steps);
   const noises = [np.array(set.noise).reshape([n, dim])];
   for (let i = 1; i < steps; i++) noises.push(np.array(normal(foldIn(k, i), n * dim)).reshape([n, dim]));
   const run = jit((p: P, ns: Array[], c: Array, w: Array) => {
-    const x0 = sampleStudent(studentAsVelocity(student, p, w), ns, timesteps, c);
+    const x0 = sampleStudent(studentAsVelocity(student, p, w), ns, timesteps, c, eta);
     tree.dispose(p); w.dispose();
     return x0;
   });
@@ -104,7 +104,7 @@ export function evaluateStudent<P extends Tree>(student: Student<P>, params: P, 
   const d = problem.spec.dim;
   const P = problem.spec.prompts.length;
   const one = studentSamples(student, params, set, 1, d, P, k);
-  const two = studentSamples(student, params, set, 2, d, P, k);
+  const two = studentSamples(student, params, set, 2, d, P, k, cfg.eval.eta);
   const euler = teacherSamples(problem, set, cfg.route.shift, 16);
   const sw2 = (x: Float32Array) => promptAveragedSw2(set, x, set.reference, d, cfg.eval.projections, foldIn(k, 99));
   return {

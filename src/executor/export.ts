@@ -38,6 +38,7 @@ export function exportStudent(runDir: string, outDir: string, batch = 1, o: Expo
   }
   if (kind === "stack") return exportStackStudent(runDir, outDir, batch, o) as unknown as ExportManifest;
   if (o.int8) throw new Error("--int8 applies to students of the stack teacher");
+  if ((o.steps ?? 1) !== 1 || o.eta !== undefined) throw new Error("--steps and --eta apply to students of the stack teacher (this export is one step)");
   const { params, config } = loadStudent(runDir);
   const d = config.teacher.dim, C = config.teacher.prompts;
   const timesteps = studentTimesteps(1);

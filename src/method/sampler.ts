@@ -1,6 +1,6 @@
 /** The sCM sampler of the student (spec §6): denoise, re-noise, repeat; 1, 2 or N steps. */
 import { numpy as np, tree, type Array } from "@jax-js/jax";
-import { SIGMA_D, TWO_STEP_MID, ROUTE_SHIFT } from "../config/defaults.ts";
+import { SIGMA_D, TWO_STEP_MID, ROUTE_SHIFT, RENOISE_ETA } from "../config/defaults.ts";
 import { shiftSigma } from "./route.ts";
 import type { TrigVelocity } from "./guidance.ts";
 import { denoise, noisy } from "./trigflow.ts";
@@ -29,24 +29,34 @@ export function checkTimesteps(ts: readonly number[]): void {
 
 /**
  * One sCM step from angle s to t: `x0 = cos s·x − sin s·σ_d·F(x/σ_d, s)`, then
- * `x = cos t·x0 + sin t·σ_d·n` (at t = 0 this is x0). `noise` is unit Gaussian, consumed.
+ * `x = cos t·x0 + sin t·σ_d·n` (at t = 0 this is x0). `noise` z is unit Gaussian, consumed.
+ *
+ * `eta` < 1 re-noises with `n = η·z + √(1 − η²)·ε̂`, where `ε̂ = (x − cos s·x0)/(sin s·σ_d)` is
+ * the noise this sample's own x0 implies. The spec's sampler is η = 1. Carrying part of ε̂
+ * correlates the next step with the last, which *widens* the samples: for an exact consistency
+ * model of Gaussian data the 2-step variance is `1 + √(1 − η²)·sin 2t` times the true one
+ * (test/method/sampler.test.ts). It is a diversity knob for students of over-guided teachers,
+ * not a more exact sampler.
  */
-export function scmStep(model: TrigVelocity, x: Array, s: number, t: number, cond: Array, noise: Array): Array {
+export function scmStep(model: TrigVelocity, x: Array, s: number, t: number, cond: Array, noise: Array, eta = RENOISE_ETA): Array {
+  if (!(eta >= 0 && eta <= 1)) throw new Error(`the re-noising η must be in [0, 1], got ${eta}`);
   const sCol = np.full([1, 1], s);
-  const x0 = denoise(x.ref, model(x.div(SIGMA_D), sCol.ref, cond), sCol);
+  const x0 = denoise(x.ref, model(x.ref.div(SIGMA_D), sCol.ref, cond), sCol);
+  if (t === 0 || eta === 1) x.dispose();
   if (t === 0) {
     noise.dispose();
     return x0;
   }
-  return noisy(x0, noise.mul(SIGMA_D), np.full([1, 1], t));
+  const n = eta === 1 ? noise : noise.mul(eta).add(x.sub(x0.ref.mul(Math.cos(s))).mul(Math.sqrt(1 - eta * eta) / (Math.sin(s) * SIGMA_D)));
+  return noisy(x0, n.mul(SIGMA_D), np.full([1, 1], t));
 }
 
 /**
  * Samples with the student: `noises[0]` is the start (unit Gaussian, scaled by σ_d here), the
- * rest re-noise after each step but the last (pass as many as timesteps − 1). Returns x0 [B, d]
- * in TrigFlow scale (σ_d·z).
+ * rest re-noise after each step but the last (pass as many as timesteps − 1), with fresh-noise
+ * share `eta` (see `scmStep`). Returns x0 [B, d] in TrigFlow scale (σ_d·z).
  */
-export function sampleStudent(model: TrigVelocity, noises: Array[], timesteps: readonly number[], cond: Array): Array {
+export function sampleStudent(model: TrigVelocity, noises: Array[], timesteps: readonly number[], cond: Array, eta = RENOISE_ETA): Array {
   checkTimesteps(timesteps);
   if (noises.length !== timesteps.length - 1) {
     throw new Error(`${timesteps.length - 1} sampling steps need ${timesteps.length - 1} noises, got ${noises.length}`);
@@ -54,7 +64,7 @@ export function sampleStudent(model: TrigVelocity, noises: Array[], timesteps: r
   let x = noises[0].mul(SIGMA_D);
   for (let i = 0; i + 1 < timesteps.length; i++) {
     const next = i + 1 < noises.length ? noises[i + 1] : np.zerosLike(x.ref);
-    x = scmStep(model, x, timesteps[i], timesteps[i + 1], cond.ref, next);
+    x = scmStep(model, x, timesteps[i], timesteps[i + 1], cond.ref, next, eta);
   }
   cond.dispose();
   return x;

@@ -2,7 +2,8 @@
  * `tbcm export` for a student of the default stack: three standard-ops ONNX files with their
  * weights baked in, and a manifest a Node or browser app can follow:
  *   text_encoder.onnx  token_ids [B, L] (float ids, 0 = padding) → cond [B, L+1, D+1]
- *   generator.onnx     noise [B, d], cond, guidance [B, 1] → latent [B, d]   (one student step)
+ *   generator.onnx     noise [B, d], cond, guidance [B, 1] (, noise_step2 … noise_stepN [B, d])
+ *                      → latent [B, d]   (n student steps, n = 1 by default)
  *   vae_decoder.onnx   latent [B, d] → image [B, 784] in [0, 1]
  * The manifest carries the vocabulary and the tokenizer's rule (lower-case, split on anything but
  * letters, digits and '-', unknown words → id 1).
@@ -10,7 +11,7 @@
 import { writeFileSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
-import { SIGMA_D } from "../config/defaults.ts";
+import { SIGMA_D, RENOISE_ETA } from "../config/defaults.ts";
 import type { TbcmConfig } from "../config/schema.ts";
 import { key } from "../numerics/random.ts";
 import { loadParams } from "../train/checkpoint.ts";
@@ -25,6 +26,10 @@ import { ditStudent } from "./problem.ts";
 export type ExportOptions = {
   /** The generator's matrix products in int8 (dynamic quantization, standard ops): faster on CPUs with int8 dot products. */
   int8?: boolean;
+  /** Student steps inside the generator (default 1); each step after the first takes a noise input. */
+  steps?: number;
+  /** Fresh-noise share when re-noising between steps (default: the run's `eval.eta`). */
+  eta?: number;
 };
 
 export function exportStackStudent(runDir: string, outDir: string, batch: number, o: ExportOptions = {}) {
@@ -51,13 +56,16 @@ export function exportStackStudent(runDir: string, outDir: string, batch: number
     const mask = np.concatenate([np.ones([batch, 1]), np.notEqual(ids, 0).astype(np.float32)], 1);
     return encodeText(tree.ref(teacher.params.text), text, oneHot, mask);
   }, [[batch, L]], ["token_ids"], ["cond"]);
-  const timesteps = studentTimesteps(1);
+  const steps = o.steps ?? 1;
+  const timesteps = studentTimesteps(steps, config.eval.twoStepMid);
+  const eta = o.eta ?? config.eval.eta ?? RENOISE_ETA;
+  const renoiseNames = globalThis.Array.from({ length: steps - 1 }, (_, i) => `noise_step${i + 2}`);
   const student = ditStudent(dit);
-  write("generator.onnx", (noise: Array, cond: Array, w: Array) => {
-    const x0 = sampleStudent(studentAsVelocity(student, params, w), [noise], timesteps, cond);
+  write("generator.onnx", (noise: Array, cond: Array, w: Array, ...renoise: Array[]) => {
+    const x0 = sampleStudent(studentAsVelocity(student, params, w), [noise, ...renoise], timesteps, cond, eta);
     w.dispose();
     return x0.div(SIGMA_D);
-  }, [[batch, d], [batch, M, C], [batch, 1]], ["noise", "cond", "guidance"], ["latent"], o.int8 ?? false);
+  }, [[batch, d], [batch, M, C], [batch, 1], ...renoiseNames.map(() => [batch, d])], ["noise", "cond", "guidance", ...renoiseNames], ["latent"], o.int8 ?? false);
   write("vae_decoder.onnx", (z: Array) => np.clip(vaeDecode(tree.ref(vae.params), vae.config, z.div(vae.scale)), 0, 1),
     [[batch, d]], ["latent"], ["image"]);
   vocab.dispose();
@@ -68,12 +76,15 @@ export function exportStackStudent(runDir: string, outDir: string, batch: number
     inputs: {
       token_ids: { shape: [batch, L], meaning: "word ids as float32, 0-padded; ids from `vocab` (index = id), unknown words → 1" },
       noise: { shape: [batch, d], meaning: "unit Gaussian noise" },
-      guidance: { shape: [batch, 1], meaning: "guidance scale fed to the student's guidance embedding (trained on 4, 4.5, 5)" },
+      guidance: { shape: [batch, 1], meaning: `guidance scale fed to the student's guidance embedding (trained on ${config.guidance.join(", ")})` },
+      ...Object.fromEntries(renoiseNames.map((n, i) => [n, { shape: [batch, d], meaning: `unit Gaussian noise for the re-noising before step ${i + 2}` }])),
     },
     outputs: { image: { shape: [batch, 28 * 28], meaning: "grey pixels in [0, 1], row-major 28×28" } },
     tokenizer: { vocab: tokenizer.vocab, max_words: L, rule: "lower-case; split on [^a-z0-9-]+; drop empty; pad with 0" },
     sigma_d: SIGMA_D,
+    steps,
     timesteps,
+    renoise_eta: eta,
     guidance_scales: [...config.guidance],
     generator_matmuls: o.int8 ? "int8 (dynamic: uint8 activations per tensor, int8 weights per column)" : "float32",
     op_counts: files,

@@ -28,6 +28,8 @@ export type SampleImagesOptions = {
   /** Student: 1, 2 or 4 (any n ≥ 1); teacher: its sampler's steps (default 16). */
   steps?: number;
   guidance?: number;
+  /** Student only: the fresh-noise share when re-noising (default: the run's `eval.eta`). */
+  eta?: number;
   /** Teacher only: where its guidance acts (default: the shipped teacher's, TEACHER_GUIDANCE_SCHEDULE). */
   guidanceSchedule?: GuidanceSchedule;
   seed?: number;
@@ -53,7 +55,7 @@ export async function sampleImages(o: SampleImagesOptions): Promise<SampledImage
     const unknown = pipe.unknownWords(o.prompts);
     const warnings = unknown.length ? [`unknown word(s) read as <unk>: ${unknown.join(", ")}`] : [];
     const n = o.prompts.length, d = pipe.latentDim;
-    const guidance = o.guidance ?? 4.5;
+    const guidance = o.guidance ?? config?.eval.guidance ?? 4.5;
     const k = key(o.seed ?? 0);
     let latents: Float32Array;
     if (config) {
@@ -63,7 +65,7 @@ export async function sampleImages(o: SampleImagesOptions): Promise<SampledImage
       tree.dispose(like);
       const cond = await pipe.conditions(o.prompts);
       latents = await studentSampleLatents(executor, ditStudent(dc), params, o.steps ?? 1, normal(foldIn(k, 0), n * d), cond,
-        { data: new Float32Array(n).fill(guidance), shape: [n, 1] }, foldIn(k, 1), config.eval.twoStepMid);
+        { data: new Float32Array(n).fill(guidance), shape: [n, 1] }, foldIn(k, 1), { ...config.eval, ...(o.eta === undefined ? {} : { eta: o.eta }) });
       tree.dispose(params);
     } else {
       latents = await pipe.sampleTeacher(o.prompts, {

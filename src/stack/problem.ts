@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import type { TbcmConfig } from "../config/schema.ts";
 import { ConfigError, guidanceSchedule } from "../config/schema.ts";
-import { SIGMA_D, TWO_STEP_MID } from "../config/defaults.ts";
+import { SIGMA_D } from "../config/defaults.ts";
 import { type Key, foldIn, normal, uniform } from "../numerics/random.ts";
 import type { HostTensor } from "../executor/onnxRun.ts";
 import { inference, inChunks, type Inference } from "../executor/inference.ts";
@@ -50,12 +50,15 @@ export function ditStudent(c: DitConfig): Student<DitParams> {
   };
 }
 
+/** How the student samples beyond its step count (the run's `eval` settings). */
+export type StudentSampler = Pick<TbcmConfig["eval"], "twoStepMid" | "eta">;
+
 /** Student samples (z units, [B·d]) with `steps` sampling steps: first noise `noise`, later ones from `k`. */
-export async function studentSampleLatents(executor: TbcmConfig["executor"], student: Student<DitParams>, params: DitParams, steps: number, noise: Float32Array, cond: HostTensor, w: HostTensor, k: Key, twoStepMid = TWO_STEP_MID): Promise<Float32Array> {
+export async function studentSampleLatents(executor: TbcmConfig["executor"], student: Student<DitParams>, params: DitParams, steps: number, noise: Float32Array, cond: HostTensor, w: HostTensor, k: Key, sampler: StudentSampler): Promise<Float32Array> {
   const B = cond.shape[0], d = noise.length / B;
-  const timesteps = studentTimesteps(steps, twoStepMid);
+  const timesteps = studentTimesteps(steps, sampler.twoStepMid);
   const program = inference(executor, params, (p, c, ww, ...ns) => {
-    const x0 = sampleStudent(studentAsVelocity(student, p, ww), ns, timesteps, c);
+    const x0 = sampleStudent(studentAsVelocity(student, p, ww), ns, timesteps, c, sampler.eta);
     tree.dispose(p); ww.dispose();
     return x0.div(SIGMA_D);
   }, `student_${steps}step`);
@@ -138,7 +141,7 @@ export async function stackDistillProblem(cfg: TbcmConfig, keys: EvalKeys): Prom
     async curve(params) {
       const cond = hostConditions(curvePrompts), uncond = hostConditions(curvePrompts.map(() => -1));
       curveReference ??= await eulerEndpoint(euler, curveNoise, cond, uncond, curveW, ODE_REFERENCE_STEPS, { schedule: guidanceSchedule(cfg) });
-      const one = await studentSampleLatents(cfg.executor, student, params, 1, curveNoise, cond, curveW, keys.sampling);
+      const one = await studentSampleLatents(cfg.executor, student, params, 1, curveNoise, cond, curveW, keys.sampling, cfg.eval);
       return relativeMse(one, curveReference);
     },
     async evaluate(params, outDir) {
@@ -173,7 +176,7 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
   };
   const { test, floor } = await referenceStatistics(t.dataDir, cfg.seed, evaluator, n);
   const metrics: Record<string, number> = {
-    fd_floor: floor, eval_samples: n, eval_guidance: cfg.eval.guidance, two_step_mid: cfg.eval.twoStepMid,
+    fd_floor: floor, eval_samples: n, eval_guidance: cfg.eval.guidance, two_step_mid: cfg.eval.twoStepMid, renoise_eta: cfg.eval.eta,
     guidance_interval_lo: cfg.guidanceInterval[0], guidance_interval_hi: cfg.guidanceInterval[1], guidance_ramp: cfg.guidanceRamp,
   };
   const measure = async (name: string, z: Float32Array, labels: readonly number[]) => {
@@ -192,7 +195,7 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
   await measure("teacher_16step", await eulerEndpoint(o.euler, noise, cond, uncond, w, 16, guided), labels);
   const ode = await eulerEndpoint(o.euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS, guided);
   for (const steps of [1, 2, 4]) {
-    const z = await studentSampleLatents(cfg.executor, o.student, o.params, steps, noise, cond, w, foldIn(o.keys.sampling, steps), cfg.eval.twoStepMid);
+    const z = await studentSampleLatents(cfg.executor, o.student, o.params, steps, noise, cond, w, foldIn(o.keys.sampling, steps), cfg.eval);
     await measure(`student_${steps}step`, z, labels);
     if (steps === 1) metrics.consistency_rel_mse_1step = relativeMse(z, ode);
   }
@@ -208,7 +211,7 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
   const grid = (file: string, px: Float32Array) => writeImageGrid(join(o.outDir, file), px, { rows: CLASS_NAMES.length, cols: GRID_COLUMNS, height: 28, width: 28 });
   grid("grid-teacher-16step.png", await pixelsOf(await eulerEndpoint(o.euler, gnoise, gc, gu, gw, 16, guided)));
   for (const steps of [1, 2, 4]) {
-    grid(`grid-student-${steps}step.png`, await pixelsOf(await studentSampleLatents(cfg.executor, o.student, o.params, steps, gnoise, gc, gw, foldIn(o.keys.sampling, 100 + steps), cfg.eval.twoStepMid)));
+    grid(`grid-student-${steps}step.png`, await pixelsOf(await studentSampleLatents(cfg.executor, o.student, o.params, steps, gnoise, gc, gw, foldIn(o.keys.sampling, 100 + steps), cfg.eval)));
   }
   await decode.dispose();
   tree.dispose(vae.params);

@@ -40,6 +40,9 @@ test("bad configs and inputs are one-line errors and write nothing", () => {
   fails(["sample", "--model", "teacher", "--prompt", "a bag", "--guidance-interval", "0.5", "--out", png], /--guidance-interval expects two flow times/, png);
   fails(["sample", "--model", "teacher", "--prompt", "a bag", "--guidance-ramp", "0.1", "--out", png], /--guidance-ramp needs --guidance-interval/, png);
   fails(["sample", "--run", join(dir, "nothing"), "--prompt", "a bag", "--guidance-interval", "0,0.5", "--out", png], /are for --model teacher/, png);
+  fails(["sample", "--model", "teacher", "--prompt", "a bag", "--eta", "0.5", "--out", png], /--eta is for a student/, png);
+  fails(["sample", "--run", join(dir, "nothing"), "--prompt", "a bag", "--eta", "1.5", "--out", png], /--eta is a share of fresh noise in \[0, 1\]/, png);
+  fails(["distill", "--config", file("k.yaml", "eval: {eta: 2}\n"), "--out", out], /"eval\.eta": expected a number .*≤ 1/, out);
   fails(["eval", "--run", join(dir, "nothing")], /no metrics\.json/);
   fails(["schedule", "--steps", "x"], /--steps expects a number/);
   fails(["frobnicate"], /unknown command "frobnicate"/);

@@ -48,6 +48,23 @@ test("the sCM sampler with an exact consistency model lands on the ODE endpoint,
   assert.deepEqual(two(), two());
 });
 
+test("re-noising with η: the exact model's 2-step sample is σ_d·((cos t + √(1−η²)·sin t)·n + η·sin t·z + μ), variance 1 + √(1−η²)·sin 2t", () => {
+  const n = normal(key(5), 8), z = normal(key(6), 8);
+  const t = 1;
+  for (const eta of [1, 0.6, 0]) {
+    const k = Math.sqrt(1 - eta * eta);
+    const two = sampleStudent(exactStudent, [np.array(n).reshape([4, 2]), np.array(z).reshape([4, 2])], [Math.PI / 2, t, 0], np.zeros([4, 1]), eta).dataSync();
+    two.forEach((v: number, i: number) => {
+      const expected = 0.5 * ((Math.cos(t) + k * Math.sin(t)) * n[i] + eta * Math.sin(t) * z[i] + mu[i % 2]);
+      assert.ok(Math.abs(v - expected) < 1e-5, `η ${eta}: ${v} vs ${expected}`);
+    });
+    // the coefficients' squares sum to the variance factor: exact (1) only at η = 1
+    const factor = (Math.cos(t) + k * Math.sin(t)) ** 2 + (eta * Math.sin(t)) ** 2;
+    assert.ok(Math.abs(factor - (1 + k * Math.sin(2 * t))) < 1e-12);
+  }
+  assert.throws(() => sampleStudent(exactStudent, [np.zeros([4, 2]), np.zeros([4, 2])], [Math.PI / 2, t, 0], np.zeros([4, 1]), 1.5), /η must be in \[0, 1\]/);
+});
+
 test("RK4 ODE endpoint converges; the teacher's route sampler converges to it at first order", () => {
   const n = normal(key(9), 8);
   const noise = () => np.array(n).reshape([4, 2]);

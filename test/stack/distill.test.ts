@@ -110,3 +110,29 @@ test("sampling: deterministic by seed, different for another seed; the exported 
     assert.ok(meanAbs < 0.02 && meanAbs > 0, `int8 pixels differ by ${meanAbs} on average`);
   }
 });
+
+test("a 2-step export with re-noising share η reproduces sampleImages with the same steps, η and noises", async () => {
+  const prompts = ["a photo of a sneaker", "a bag"];
+  const eta = 0.9;
+  const expected = await sampleImages({ run, prompts, steps: 2, seed: 5, eta });
+  const other = await sampleImages({ run, prompts, steps: 2, seed: 5, eta: 1 });
+  assert.ok(expected.pixels.some((v, i) => Math.abs(v - other.pixels[i]) > 1e-3), "η changes the 2-step samples");
+  const out = join(dir, "export-2step");
+  exportStudent(run, out, 2, { steps: 2, eta });
+  const manifest = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+  assert.equal(manifest.steps, 2);
+  assert.equal(manifest.renoise_eta, eta);
+  assert.deepEqual(Object.keys(manifest.inputs), ["token_ids", "noise", "guidance", "noise_step2"]);
+  const tok = loadTeacher(JSON.parse(readFileSync(join(run, "config.json"), "utf8")).teacher.model).tokenizer;
+  const ids = Float32Array.from(prompts.flatMap((p) => Array.from(encode(tok, p, manifest.tokenizer.max_words))));
+  const session = (f: string) => ort.InferenceSession.create(join(out, f));
+  const { cond } = await (await session("text_encoder.onnx")).run({ token_ids: new ort.Tensor("float32", ids, [2, 8]) });
+  const { latent } = await (await session("generator.onnx")).run({
+    noise: new ort.Tensor("float32", normal(foldIn(key(5), 0), 2 * 196), [2, 196]), cond,
+    guidance: new ort.Tensor("float32", Float32Array.of(4.5, 4.5), [2, 1]),
+    noise_step2: new ort.Tensor("float32", normal(foldIn(foldIn(key(5), 1), 1), 2 * 196), [2, 196]), // sampleImages' second noise
+  });
+  const { image } = await (await session("vae_decoder.onnx")).run({ latent });
+  const got = image.data as Float32Array;
+  expected.pixels.forEach((v, i) => assert.ok(Math.abs(got[i] - v) < 2e-3, `pixel ${i}: ${got[i]} vs ${v}`));
+});
