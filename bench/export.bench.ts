@@ -6,6 +6,7 @@
  * against a large square MatMul timed by the same runtime and threads (the achievable sgemm peak).
  *
  *   npx tsx bench/export.bench.ts runs/fmnist-tbcm [--batch 256 | --batch 16,64,256] [--iters 200] [--threads 1]
+ *     [--int8] [--steps 1]   (--steps N: the generator runs N student steps, `tbcm export --steps N`)
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -15,8 +16,9 @@ import * as ort from "onnxruntime-node";
 import { exportStudent } from "../src/executor/export.ts";
 import { DataType, encodeModel } from "../src/executor/onnxProto.ts";
 
-const { values, positionals } = parseArgs({ options: { batch: { type: "string" }, iters: { type: "string" }, threads: { type: "string" }, int8: { type: "boolean" }, spin: { type: "string" } }, allowPositionals: true });
+const { values, positionals } = parseArgs({ options: { batch: { type: "string" }, iters: { type: "string" }, threads: { type: "string" }, int8: { type: "boolean" }, spin: { type: "string" }, steps: { type: "string" } }, allowPositionals: true });
 const run = positionals[0] ?? "runs/fmnist-tbcm";
+const steps = Number(values.steps ?? 1);
 const batches = (values.batch ?? "256").split(",").map(Number), iters = Number(values.iters ?? 200), threads = Number(values.threads ?? 1);
 const opts = { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential" as const, graphOptimizationLevel: "all" as const,
   // a session's idle intra-op threads spin for a while after each run; with three sessions
@@ -45,7 +47,7 @@ let flopsPerImage = 0;
 type Timing = { text: number; generator: number; decoder: number; pipeline: number };
 async function timeBatch(batch: number, int8: boolean): Promise<Timing> {
   const dir = mkdtempSync(join(tmpdir(), "tbcm-export-bench-"));
-  const m = exportStudent(run, dir, batch, { int8 }) as unknown as { inputs: Record<string, { shape: number[] }>; tokenizer: { max_words: number }; matmul_flops: Record<string, number> };
+  const m = exportStudent(run, dir, batch, { int8, steps }) as unknown as { inputs: Record<string, { shape: number[] }>; tokenizer: { max_words: number }; matmul_flops: Record<string, number> };
   flopsPerImage = m.matmul_flops["generator.onnx"] / batch;
   const s = async (f: string) => ort.InferenceSession.create(join(dir, f), opts);
   const [text, gen, dec] = [await s("text_encoder.onnx"), await s("generator.onnx"), await s("vae_decoder.onnx")];
@@ -53,15 +55,16 @@ async function timeBatch(batch: number, int8: boolean): Promise<Timing> {
   const ids = new ort.Tensor("float32", Float32Array.from({ length: batch * m.tokenizer.max_words }, (_, i) => (i % 8 < 4 ? 3 + (i % 5) : 0)), [batch, m.tokenizer.max_words]);
   const noise = new ort.Tensor("float32", Float32Array.from({ length: batch * d }, (_, i) => Math.sin(i)), [batch, d]);
   const guidance = new ort.Tensor("float32", new Float32Array(batch).fill(4.5), [batch, 1]);
+  const later = Object.fromEntries(Array.from({ length: steps - 1 }, (_, i) => [`noise_step${i + 2}`, noise]));
   const { cond } = await text.run({ token_ids: ids });
   const n = batch === 1 ? iters : Math.max(5, Math.round(iters / 20));
   const text_ = await median(() => text.run({ token_ids: ids }), n);
-  const generator = await median(() => gen.run({ noise, cond, guidance }), n);
-  const { latent } = await gen.run({ noise, cond, guidance });
+  const generator = await median(() => gen.run({ noise, cond, guidance, ...later }), n);
+  const { latent } = await gen.run({ noise, cond, guidance, ...later });
   const decoder = await median(() => dec.run({ latent }), n);
   const pipeline = await median(async () => {
     const c = await text.run({ token_ids: ids });
-    const { latent } = await gen.run({ noise, cond: c.cond, guidance });
+    const { latent } = await gen.run({ noise, cond: c.cond, guidance, ...later });
     return dec.run({ latent });
   }, n);
   for (const x of [text, gen, dec]) await x.release();
@@ -72,7 +75,7 @@ const variants = values.int8 ? [false, true] : [false];
 const results: [number, boolean, Timing][] = [];
 for (const b of [1, ...batches]) for (const int8 of variants) results.push([b, int8, await timeBatch(b, int8)]);
 const peak = await matmulPeak();
-console.log(`exported student of ${run}, onnxruntime-node, ${threads} intra-op thread(s); median ms; generator ${(flopsPerImage / 1e6).toFixed(1)} MFLOP/image in matrix products; MatMul peak ${peak.toFixed(0)} GFLOP/s`);
+console.log(`exported ${steps}-step student of ${run}, onnxruntime-node, ${threads} intra-op thread(s); median ms; generator ${(flopsPerImage / 1e6).toFixed(1)} MFLOP/image in matrix products; MatMul peak ${peak.toFixed(0)} GFLOP/s`);
 console.log("| batch | matmuls | generator ms | generator images/s | generator GFLOP/s | % of MatMul peak | text encoder ms | decoder ms | text+generator+decoder ms | pipeline images/s |");
 console.log("|---|---|---|---|---|---|---|---|---|---|");
 for (const [b, int8, r] of results) {
