@@ -26,6 +26,7 @@ const USAGE = `usage:
                                                          the student as ONNX files + manifest: the generator runs
                                                          --steps student steps (--int8: its matrix products in int8,
                                                          1.5–1.7× faster batched)
+  tbcm serve --dir <export dir> [--port 8080]           a browser demo of an export (web/index.html, onnxruntime-web)
   tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T] [--eta E]: evaluate again)
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
 config key executor: onnx (default, ONNX Runtime) or jax (jax-js jit) runs the training step and teacher pass
@@ -43,6 +44,7 @@ function parseOptions(args: string[]) {
         batch: { type: "string" }, prompt: { type: "string", multiple: true }, model: { type: "string" }, n: { type: "string" },
         guidance: { type: "string" }, seed: { type: "string" }, sampler: { type: "string" }, recompute: { type: "boolean" }, int8: { type: "boolean" },
         samples: { type: "string" }, "two-step-mid": { type: "string" }, eta: { type: "string" }, "guidance-interval": { type: "string" }, "guidance-ramp": { type: "string" },
+        dir: { type: "string" }, port: { type: "string" },
       },
       strict: true,
     });
@@ -89,6 +91,17 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const { values } = parseOptions(rest);
   switch (command) {
+    case "serve": {
+      if (!values.dir) throw new UsageError("serve needs --dir <export dir> (written by tbcm export)");
+      const port = numberOption("port", values.port, 8080);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port takes a port number, got ${port}`);
+      const { serveExport } = await import("./serve.ts");
+      const server = await serveExport(values.dir, port);
+      const address = server.address();
+      process.stderr.write(`serving the demo of "${values.dir}" at http://127.0.0.1:${typeof address === "object" && address ? address.port : port}/ (Ctrl-C stops)\n`);
+      await new Promise<void>((resolve) => process.once("SIGINT", () => server.close(() => resolve())));
+      return 0;
+    }
     case "schedule": {
       const { routeAngles } = await import("../method/route.ts");
       const route = routeAngles(numberOption("shift", values.shift, 2.5), numberOption("steps", values.steps, 16));

@@ -86,6 +86,7 @@ export function exportStackStudent(runDir: string, outDir: string, batch: number
     timesteps,
     renoise_eta: eta,
     guidance_scales: [...config.guidance],
+    default_guidance: config.eval.guidance,
     generator_matmuls: o.int8 ? "int8 (dynamic: uint8 activations per tensor, int8 weights per column)" : "float32",
     op_counts: files,
     matmul_flops: flops,

@@ -1,6 +1,7 @@
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
@@ -136,3 +137,56 @@ test("a 2-step export with re-noising share η reproduces sampleImages with the 
   const got = image.data as Float32Array;
   expected.pixels.forEach((v, i) => assert.ok(Math.abs(got[i] - v) < 2e-3, `pixel ${i}: ${got[i]} vs ${v}`));
 });
+
+test("web/tbcm-generator.js: over 2-row files it reproduces sampleImages for 5 prompts at 1 and 2 steps (onnxruntime-node and -web)", async () => {
+  const web = await import("../../web/tbcm-generator.js");
+  const prompts = ["a photo of a sneaker", "a bag", "a coat", "a wooden sneaker", "an ankle boot"];
+  for (const steps of [1, 2]) {
+    const expected = await sampleImages({ run, prompts, steps, seed: 7 });
+    const out = join(dir, `export-web-${steps}`);
+    exportStudent(run, out, 2, { steps });
+    for (const runtime of [ort, await import("onnxruntime-web")]) {
+      const g = await web.loadGenerator(runtime, (name: string) => readFile(join(out, name)));
+      const { images, unknownWords } = await g.generate(prompts, { seed: 7 });
+      await g.release();
+      assert.deepEqual(unknownWords, ["wooden"]);
+      assert.equal(images.length, expected.pixels.length);
+      expected.pixels.forEach((v, i) => assert.ok(Math.abs(images[i] - v) < 2e-3, `${steps} steps, pixel ${i}: ${images[i]} vs ${v}`));
+    }
+  }
+  const g = await web.loadGenerator(ort, (name: string) => readFile(join(dir, "export-web-1", name)));
+  await assert.rejects(g.generate(["a photo of a bag in a box on a shelf at home"]), /has 13 words; the text encoder takes at most 8/);
+  await g.release();
+});
+
+test("tbcm serve: the demo page, onnxruntime-web and the export over HTTP with isolation headers; the web module generates from the URL; nothing outside is served", async () => {
+  const { serveExport } = await import("../../src/cli/serve.ts");
+  const web = await import("../../web/tbcm-generator.js");
+  const out = join(dir, "export-web-1");
+  const server = await serveExport(out, 0);
+  try {
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const page = await fetch(`${base}/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type")!, /text\/html/);
+    assert.equal(page.headers.get("cross-origin-embedder-policy"), "require-corp");
+    assert.match(await page.text(), /tbcm-generator\.js/);
+    const ortFile = await fetch(`${base}/ort/ort.wasm.min.mjs`);
+    assert.equal(ortFile.status, 200);
+    assert.equal(ortFile.headers.get("content-type"), "text/javascript");
+    await ortFile.arrayBuffer();
+    for (const path of ["/model/../../package.json", "/model/%2e%2e%2f%2e%2e%2fpackage.json", "/model/", "/nothing.js"]) {
+      const r = await fetch(base + path);
+      assert.equal(r.status, 404, path);
+      await r.text();
+    }
+    const viaHttp = await web.loadGenerator(ort, web.fromUrl(`${base}/model/`));
+    const viaFile = await web.loadGenerator(ort, (name: string) => readFile(join(out, name)));
+    const [a, b] = [await viaHttp.generate(["a bag"], { seed: 3 }), await viaFile.generate(["a bag"], { seed: 3 })];
+    assert.deepEqual(Array.from(a.images), Array.from(b.images));
+    await viaHttp.release(); await viaFile.release();
+  } finally {
+    server.close();
+  }
+});
+
