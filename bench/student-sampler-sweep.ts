@@ -7,9 +7,8 @@
  *   npx tsx bench/student-sampler-sweep.ts runs/fmnist-tbcm '[[1.5708,0],[1.5708,1.3,0],[1.5708,1.4,1.2,1.0,0]]'
  *     [--guidance '[[4.5],[4.5],[4,4.5,4.5,5]]'] [--eta 1,0.5,0] [--samples 1000] [--seed 1]
  *
- * `--eta`: how much fresh noise each re-noising takes, `n = η·z + √(1 − η²)·ε̂` with ε̂ the noise
- * the student's own x0 implies at the current point (1: the spec's sampler, fresh noise; 0: DDIM,
- * the point stays on the student's estimate of the ODE trajectory). Each schedule runs at each η.
+ * `--eta`: the re-noising share of fresh noise of `scmStep` (1: the spec's sampler). Each schedule
+ * with more than one step runs at each η.
  */
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
@@ -45,13 +44,12 @@ const like = withStudentHeads(key(0), initDit(key(0), dc), dc);
 const { params } = loadParams(join(run, "student.safetensors"), like);
 tree.dispose(like);
 
-/** x at angle s → the student's x0 (TrigFlow scale). */
-const denoiseAt = (s: number) => inference("onnx", params, (p, x, cond, w) => {
-  const noise = x.ref.mul(0);
-  const x0 = scmStep(studentAsVelocity(ditStudent(dc), p, w), x, s, 0, cond, noise);
+/** One student step from angle s to t (TrigFlow scale), re-noising with share η (the product's `scmStep`). */
+const stepProgram = (s: number, t: number, eta: number) => inference("onnx", params, (p, x, cond, w, noise) => {
+  const next = scmStep(studentAsVelocity(ditStudent(dc), p, w), x, s, t, cond, noise, eta);
   tree.dispose(p); w.dispose();
-  return x0;
-}, `sweep_denoise_${s}`);
+  return next;
+}, `sweep_step_${s}_${t}_${eta}`);
 const cond = await pipe.conditions(prompts);
 const d = pipe.latentDim;
 const col = (v: number): HostTensor => ({ data: new Float32Array(n).fill(v), shape: [n, 1] });
@@ -66,17 +64,10 @@ for (const [j, ts] of schedules.entries()) for (const eta of ts.length > 2 ? eta
   const kj = foldIn(k, ts.length);
   let x: Float32Array = normal(foldIn(kj, 0), n * d).map((v) => v * SIGMA_D);
   for (let i = 0; i + 1 < ts.length; i++) {
-    const program = denoiseAt(ts[i]);
-    const [x0] = await inChunks(program, [{ data: x, shape: [n, d] }, cond, col(ws[i])], n, Math.min(n, 250));
+    const program = stepProgram(ts[i], ts[i + 1], eta);
+    const fresh = ts[i + 1] === 0 ? new Float32Array(n * d) : normal(foldIn(kj, i + 1), n * d);
+    [{ data: x }] = await inChunks(program, [{ data: x, shape: [n, d] }, cond, col(ws[i]), { data: fresh, shape: [n, d] }], n, Math.min(n, 250));
     await program.dispose();
-    const s = ts[i], t = ts[i + 1];
-    if (t === 0) x = x0.data;
-    else {
-      const fresh = normal(foldIn(kj, i + 1), n * d);
-      const implied = (m: number) => (x[m] - Math.cos(s) * x0.data[m]) / (Math.sin(s) * SIGMA_D);
-      const keep = Math.sqrt(1 - eta * eta);
-      x = x0.data.map((v, m) => Math.cos(t) * v + Math.sin(t) * SIGMA_D * (eta * fresh[m] + keep * implied(m)));
-    }
   }
   const stats = await evaluator.statistics(await pipe.decode(x.map((v) => v / SIGMA_D)));
   const fd = stats.frechetDistance(test);
