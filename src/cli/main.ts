@@ -76,14 +76,18 @@ function intervalOption(value: string): number[] {
   return v;
 }
 
-/** The first Ctrl-C asks the loop to finish its step and checkpoint; the second aborts. */
-function stopOnSigint(): () => boolean {
+/**
+ * The first Ctrl-C (or SIGTERM, as sent by `kill`, job schedulers and containers) asks the loop to
+ * finish its step and checkpoint; a second one aborts.
+ */
+function stopOnSignals(): () => boolean {
   let stop = false;
-  process.on("SIGINT", () => {
+  const onSignal = (signal: string) => {
     if (stop) process.exit(130);
     stop = true;
-    process.stderr.write("\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to abort)\n");
-  });
+    process.stderr.write(`\n${signal}: finishing this step and writing a checkpoint (again to abort)\n`);
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => onSignal(signal));
   return () => stop;
 }
 
@@ -116,7 +120,7 @@ async function main(argv: string[]): Promise<number> {
       const result = await distill(cfg, values.out, {
         resume: values.resume,
         progress: (line) => process.stderr.write(line + "\n"),
-        stopRequested: stopOnSigint(),
+        stopRequested: stopOnSignals(),
       });
       if (result.interrupted) return 130;
       console.log(JSON.stringify(result.metrics, null, 2));
@@ -141,7 +145,7 @@ async function main(argv: string[]): Promise<number> {
       const raw = readYaml(values.config);
       if (isStackConfig(raw)) {
         const cfg = parseStackConfig(raw);
-        const stop = stopOnSigint();
+        const stop = stopOnSignals();
         const opts = { resume: values.resume, say: (line: string) => process.stderr.write(line + "\n"), stopRequested: stop, command: `tbcm ${command} --config ${values.config}` };
         const train = command === "train-vae" ? (await import("../stack/vae.ts")).trainVae
           : command === "train-teacher" ? (await import("../stack/teacher.ts")).trainTeacher
