@@ -208,7 +208,7 @@ async function main(argv: string[]): Promise<number> {
         const samples = values.samples === undefined ? undefined : numberOption("samples", values.samples, 1000);
         const mid = values["two-step-mid"] === undefined ? undefined : numberOption("two-step-mid", values["two-step-mid"], 1);
         const eta = etaOption(values.eta);
-        await evaluateRun(values.run, { ...(samples === undefined ? {} : { samples }), ...(mid === undefined ? {} : { twoStepMid: mid }), ...(eta === undefined ? {} : { eta }) });
+        await evaluateRun(values.run, { ...(samples === undefined ? {} : { samples }), ...(mid === undefined ? {} : { twoStepMid: mid }), ...(eta === undefined ? {} : { eta }) }, (line) => process.stderr.write(line + "\n"));
       }
       let text: string;
       try {

@@ -144,8 +144,8 @@ export async function stackDistillProblem(cfg: TbcmConfig, keys: EvalKeys): Prom
       const one = await studentSampleLatents(cfg.executor, student, params, 1, curveNoise, cond, curveW, keys.sampling, cfg.eval);
       return relativeMse(one, curveReference);
     },
-    async evaluate(params, outDir) {
-      return evaluateStackStudent(cfg, { teacher, student, params, euler, condition, outDir, keys });
+    async evaluate(params, outDir, _k, say) {
+      return evaluateStackStudent(cfg, { teacher, student, params, euler, condition, outDir, keys, say });
     },
     dispose() {
       void textProgram.dispose();
@@ -161,10 +161,12 @@ const GRID_COLUMNS = 8;
 /** FD and prompt accuracy of the student at 1/2/4 steps and of the teacher, the 1-step consistency error, grids. */
 async function evaluateStackStudent(cfg: TbcmConfig, o: {
   teacher: LoadedTeacher; student: Student<DitParams>; params: DitParams; euler: Inference;
-  condition: (ps: readonly string[]) => Promise<HostTensor>; outDir: string; keys: EvalKeys;
+  condition: (ps: readonly string[]) => Promise<HostTensor>; outDir: string; keys: EvalKeys; say?: (line: string) => void;
 }): Promise<Record<string, number>> {
   const t = cfg.teacher;
   const n = cfg.eval.samples;
+  const t0 = performance.now();
+  const say = (what: string) => o.say?.(`evaluation: ${what} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   const d = o.teacher.latentDim;
   const evaluator = await Evaluator.load(t.evaluator, cfg.executor);
   const vae = loadVae(t.vae);
@@ -192,9 +194,12 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
   const w = col(n, cfg.eval.guidance);
   const noise = normal(o.keys.eval, n * d);
   const guided = { schedule: guidanceSchedule(cfg) };
+  say(`the teacher, 16 steps, ${n} images`);
   await measure("teacher_16step", await eulerEndpoint(o.euler, noise, cond, uncond, w, 16, guided), labels);
+  say(`the teacher's ODE endpoints (${ODE_REFERENCE_STEPS} steps) for the consistency error`);
   const ode = await eulerEndpoint(o.euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS, guided);
   for (const steps of [1, 2, 4]) {
+    say(`the student, ${steps} step${steps > 1 ? "s" : ""}`);
     const z = await studentSampleLatents(cfg.executor, o.student, o.params, steps, noise, cond, w, foldIn(o.keys.sampling, steps), cfg.eval);
     await measure(`student_${steps}step`, z, labels);
     if (steps === 1) metrics.consistency_rel_mse_1step = relativeMse(z, ode);
@@ -202,6 +207,7 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
   metrics.fd_ratio_1step_vs_teacher = metrics.fd_student_1step / metrics.fd_teacher_16step;
   metrics.accuracy_ratio_1step_vs_teacher = metrics.accuracy_student_1step / metrics.accuracy_teacher_16step;
 
+  say("sample grids");
   // grids: same prompts and noises for teacher and student
   const gridPrompts = CLASS_NAMES.flatMap((names) => globalThis.Array.from({ length: GRID_COLUMNS }, () => caption("a photo of a {}", names[0])));
   const m = gridPrompts.length;

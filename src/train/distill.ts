@@ -272,7 +272,7 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
   weights.dispose();
   saveParams(join(outDir, "student.safetensors"), student, { config: configJson, step: String(s), kind: problem.studentKind });
   say("evaluating…");
-  const metrics = await problem.evaluate(student, outDir, foldIn(runKey, STREAM.eval));
+  const metrics = await problem.evaluate(student, outDir, foldIn(runKey, STREAM.eval), say);
   tree.dispose(student);
   problem.dispose();
   const full = {
@@ -285,7 +285,7 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
 }
 
 /** Evaluates the student of a finished run again (e.g. after changing `eval` settings); rewrites metrics.json and report.md. */
-export async function evaluateRun(runDir: string, evalOverrides: Partial<TbcmConfig["eval"]> = {}): Promise<Record<string, number>> {
+export async function evaluateRun(runDir: string, evalOverrides: Partial<TbcmConfig["eval"]> = {}, say?: (line: string) => void): Promise<Record<string, number>> {
   let cfg: TbcmConfig;
   try {
     cfg = JSON.parse(readFileSync(join(runDir, "config.json"), "utf8")) as TbcmConfig;
@@ -297,7 +297,7 @@ export async function evaluateRun(runDir: string, evalOverrides: Partial<TbcmCon
   const like = problem.initialStudent(foldIn(key(cfg.seed), STREAM.init));
   const { params } = loadParams(join(runDir, "student.safetensors"), like);
   tree.dispose(like);
-  const metrics = await problem.evaluate(params, runDir, foldIn(key(cfg.seed), STREAM.eval));
+  const metrics = await problem.evaluate(params, runDir, foldIn(key(cfg.seed), STREAM.eval), say);
   problem.dispose();
   tree.dispose(params);
   const previous = existsSync(join(runDir, "metrics.json")) ? JSON.parse(readFileSync(join(runDir, "metrics.json"), "utf8")) : {};

@@ -98,6 +98,6 @@ export interface DistillProblem<P extends Tree = Tree> {
   /** The 1-step consistency error of a student against the teacher's ODE endpoints (params not consumed). */
   curve(params: P): Promise<number>;
   /** Final metrics of a student (params not consumed). */
-  evaluate(params: P, outDir: string, k: Key): Promise<Record<string, number>>;
+  evaluate(params: P, outDir: string, k: Key, say?: (line: string) => void): Promise<Record<string, number>>;
   dispose(): void;
 }
