@@ -36,6 +36,7 @@ export function loadStudent(runDir: string): Student {
   } catch {
     throw new Error(`no readable config.json in "${runDir}": is it a run directory of tbcm distill?`);
   }
+  if (config.teacher.kind === "stack") throw new Error(`"${runDir}" holds a student of the text-to-image stack: draw images with sampleImages({ run, prompts })`);
   const like = initMlp(key(0), studentConfig(config));
   const { params } = loadParams(join(runDir, "student.safetensors"), like);
   tree.dispose(like);

@@ -12,6 +12,7 @@ import { distill, distillProblem, evalKeys, pairPass, drawPairs } from "../../sr
 import { routeAngles } from "../../src/method/route.ts";
 import { vaeLoadCount } from "../../src/stack/load.ts";
 import { sampleImages } from "../../src/stack/generate.ts";
+import { loadStudent } from "../../src/index.ts";
 import { exportStudent } from "../../src/executor/export.ts";
 import { encode } from "../../src/data/tokenizer.ts";
 import { loadTeacher } from "../../src/stack/load.ts";
@@ -85,6 +86,7 @@ test("sampling: deterministic by seed, different for another seed; the exported 
   assert.ok(a.pixels.some((v, i) => Math.abs(v - c.pixels[i]) > 1e-3));
   const two = await sampleImages({ run, prompts, steps: 2, seed: 5 });
   assert.equal(two.pixels.length, 2 * 784);
+  assert.throws(() => loadStudent(run), /student of the text-to-image stack: draw images with sampleImages/);
 
   const out = join(dir, "export");
   exportStudent(run, out, 2);
