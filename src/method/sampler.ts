@@ -47,7 +47,11 @@ export function scmStep(model: TrigVelocity, x: Array, s: number, t: number, con
     noise.dispose();
     return x0;
   }
-  const n = eta === 1 ? noise : noise.mul(eta).add(x.sub(x0.ref.mul(Math.cos(s))).mul(Math.sqrt(1 - eta * eta) / (Math.sin(s) * SIGMA_D)));
+  let n = noise;
+  if (eta < 1) {
+    const implied = x.sub(x0.ref.mul(Math.cos(s))).div(Math.sin(s) * SIGMA_D); // ε̂
+    n = noise.mul(eta).add(implied.mul(Math.sqrt(1 - eta * eta)));
+  }
   return noisy(x0, n.mul(SIGMA_D), np.full([1, 1], t));
 }
 

@@ -59,13 +59,13 @@ export function exportStackStudent(runDir: string, outDir: string, batch: number
   const steps = o.steps ?? 1;
   const timesteps = studentTimesteps(steps, config.eval.twoStepMid);
   const eta = o.eta ?? config.eval.eta ?? RENOISE_ETA;
-  const renoiseNames = globalThis.Array.from({ length: steps - 1 }, (_, i) => `noise_step${i + 2}`);
+  const laterNoiseNames = globalThis.Array.from({ length: steps - 1 }, (_, i) => `noise_step${i + 2}`);
   const student = ditStudent(dit);
-  write("generator.onnx", (noise: Array, cond: Array, w: Array, ...renoise: Array[]) => {
-    const x0 = sampleStudent(studentAsVelocity(student, params, w), [noise, ...renoise], timesteps, cond, eta);
+  write("generator.onnx", (noise: Array, cond: Array, w: Array, ...laterNoises: Array[]) => {
+    const x0 = sampleStudent(studentAsVelocity(student, params, w), [noise, ...laterNoises], timesteps, cond, eta);
     w.dispose();
     return x0.div(SIGMA_D);
-  }, [[batch, d], [batch, M, C], [batch, 1], ...renoiseNames.map(() => [batch, d])], ["noise", "cond", "guidance", ...renoiseNames], ["latent"], o.int8 ?? false);
+  }, [[batch, d], [batch, M, C], [batch, 1], ...laterNoiseNames.map(() => [batch, d])], ["noise", "cond", "guidance", ...laterNoiseNames], ["latent"], o.int8 ?? false);
   write("vae_decoder.onnx", (z: Array) => np.clip(vaeDecode(tree.ref(vae.params), vae.config, z.div(vae.scale)), 0, 1),
     [[batch, d]], ["latent"], ["image"]);
   vocab.dispose();
@@ -77,7 +77,7 @@ export function exportStackStudent(runDir: string, outDir: string, batch: number
       token_ids: { shape: [batch, L], meaning: "word ids as float32, 0-padded; ids from `vocab` (index = id), unknown words → 1" },
       noise: { shape: [batch, d], meaning: "unit Gaussian noise" },
       guidance: { shape: [batch, 1], meaning: `guidance scale fed to the student's guidance embedding (trained on ${config.guidance.join(", ")})` },
-      ...Object.fromEntries(renoiseNames.map((n, i) => [n, { shape: [batch, d], meaning: `unit Gaussian noise for the re-noising before step ${i + 2}` }])),
+      ...Object.fromEntries(laterNoiseNames.map((n, i) => [n, { shape: [batch, d], meaning: `unit Gaussian noise for the re-noising before step ${i + 2}` }])),
     },
     outputs: { image: { shape: [batch, 28 * 28], meaning: "grey pixels in [0, 1], row-major 28×28" } },
     tokenizer: { vocab: tokenizer.vocab, max_words: L, rule: "lower-case; split on [^a-z0-9-]+; drop empty; pad with 0" },
