@@ -32,6 +32,24 @@ export function lineChart(title: string, points: [number, number][], width = 480
 <path d="${path}" fill="none" stroke="#1f77b4" stroke-width="1.5"/></svg>\n`;
 }
 
+/** The image metrics as one row per sampler (student at each step count, teacher), when the run has them. */
+function imageSummary(metrics: Record<string, unknown>): string[] {
+  const num = (k: string) => (typeof metrics[k] === "number" ? (metrics[k] as number) : undefined);
+  const steps = Object.keys(metrics).map((k) => /^fd_student_(\d+)step$/.exec(k)?.[1]).filter((x): x is string => x !== undefined);
+  const teacherFd = num("fd_teacher_16step"), teacherAcc = num("accuracy_teacher_16step"), floor = num("fd_floor");
+  if (steps.length === 0 || teacherFd === undefined || teacherAcc === undefined) return [];
+  const row = (name: string, fd: number | undefined, acc: number | undefined) =>
+    `| ${name} | ${fd?.toFixed(2)}${floor ? ` (${(fd! / floor).toFixed(1)}× floor)` : ""} | ${acc?.toFixed(3)} | ${(fd! / teacherFd).toFixed(2)}× | ${(acc! / teacherAcc).toFixed(3)}× |`;
+  return [
+    "## Summary", "",
+    `${num("eval_samples")} images from the held-out eval prompts at guidance ${num("eval_guidance")}; lower FD and higher accuracy are better. ` +
+      `Multi-step sampling: middle angle ${num("two_step_mid")} for 2 steps, re-noising share η ${num("renoise_eta") ?? 1}.`, "",
+    "| sampler | FD | prompt accuracy | FD / teacher's | accuracy / teacher's |", "|---|---|---|---|---|",
+    ...steps.map((n) => row(`student, ${n} step${n === "1" ? "" : "s"}`, num(`fd_student_${n}step`), num(`accuracy_student_${n}step`))),
+    row("teacher, 16 steps", teacherFd, teacherAcc), "",
+  ];
+}
+
 /** Writes report.md (+ curve SVGs) for the run in `dir`. */
 export function writeReport(dir: string, title: string, metrics: Record<string, unknown>, config: unknown, notes: string[] = []): string {
   const log: LogRecord[] = existsSync(join(dir, "log.jsonl"))
@@ -49,6 +67,7 @@ export function writeReport(dir: string, title: string, metrics: Record<string, 
   const md = [
     `# ${title}`, "",
     ...notes.map((n) => `- ${n}`), notes.length ? "" : "",
+    ...imageSummary(metrics),
     "## Metrics", "", "| metric | value |", "|---|---|", ...Object.entries(metrics).map(([k, v]) => `| ${k} | ${fmt(v)} |`), "",
     ...(grids.length ? ["## Samples", "", "Rows: one class each (t-shirt … ankle boot); columns: fixed noises, the same for every grid.", "",
       ...grids.map((g) => `### ${g.replace(/^grid-|\.png$/g, "")}\n\n![${g}](${g})\n`)] : []),

@@ -75,6 +75,11 @@ test("smoke distillation on the shipped teacher: loss and 1-step consistency err
     assert.ok(Number.isFinite(metrics[k]), k);
   }
   for (const f of ["report.md", "grid-student-1step.png", "grid-teacher-16step.png", "curve-loss.svg"]) assert.ok(existsSync(join(run, f)), f);
+  // the report leads with one row per sampler, its ratios to the teacher from metrics.json
+  const report = readFileSync(join(run, "report.md"), "utf8");
+  const ratio = (metrics.fd_student_1step / metrics.fd_teacher_16step).toFixed(2);
+  assert.match(report, new RegExp(`\\| student, 1 step \\| ${metrics.fd_student_1step.toFixed(2)} \\([0-9.]+× floor\\) \\| ${metrics.accuracy_student_1step.toFixed(3)} \\| ${ratio}× \\|`));
+  assert.match(report, /\| teacher, 16 steps \|/);
 });
 
 test("sampling: deterministic by seed, different for another seed; the exported ONNX files reproduce it (onnxruntime-node and -web)", async () => {
