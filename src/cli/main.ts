@@ -19,9 +19,9 @@ const USAGE = `usage:
               [--seed 0] [--eta E] [--sampler euler|trigflow] [--guidance-interval 0,0.5 [--guidance-ramp 0.1]] --out <file.png>
                                                          images: one row per prompt, n columns; a student re-noises
                                                          with fresh-noise share --eta (default: its config's eval.eta);
-                                                         the teacher guides at
-                                                         flow times in --guidance-interval (0,1 = everywhere; default 0,0.5
-                                                         with a logistic edge of width --guidance-ramp 0.1)
+                                                         the teacher guides at flow times in --guidance-interval
+                                                         (0,1 = everywhere; default 0,0.5 with a logistic edge of
+                                                         width --guidance-ramp 0.1)
   tbcm export --run <dir> --out <dir> [--batch 1] [--int8] [--steps 1] [--eta E]
                                                          the student as ONNX files + manifest: the generator runs
                                                          --steps student steps (--int8: its matrix products in int8,
@@ -93,6 +93,10 @@ function stopOnSignals(): () => boolean {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === undefined || ["help", "--help", "-h"].includes(command) || rest.includes("--help") || rest.includes("-h")) {
+    console.log(USAGE);
+    return command === undefined ? 2 : 0;
+  }
   const { values } = parseOptions(rest);
   switch (command) {
     case "serve": {
@@ -221,7 +225,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new UsageError(command ? `unknown command "${command}"` : "no command given");
+      throw new UsageError(`unknown command "${command}"`);
   }
 }
 

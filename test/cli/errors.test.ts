@@ -50,6 +50,15 @@ test("bad configs and inputs are one-line errors and write nothing", () => {
   fails(["frobnicate"], /unknown command "frobnicate"/);
 });
 
+test("--help prints the usage and exits 0; no command prints it and exits 2", () => {
+  for (const args of [["--help"], ["help"], ["sample", "--help"], ["export", "-h"]]) {
+    const r = tbcm(...args);
+    assert.equal(r.status, 0, args.join(" "));
+    assert.match(r.stdout, /^usage:\n  tbcm distill/);
+  }
+  assert.equal(tbcm().status, 2);
+});
+
 test("a run whose loss stays non-finite stops with a one-line error and keeps a checkpoint", () => {
   const out = join(dir, "nan-run");
   const cfg = file("nan.yaml", [
