@@ -28,6 +28,7 @@ const USAGE = `usage:
                                                          1.5–1.7× faster batched)
   tbcm serve --dir <export dir> [--port 8080]           a browser demo of an export (web/index.html, onnxruntime-web)
   tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T] [--eta E]: evaluate again)
+  tbcm config [--config <yaml>]                         every distill config key: its value or default, what it accepts
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
 config key executor: onnx (default, ONNX Runtime) or jax (jax-js jit) runs the training step and teacher pass
 environment: TBCM_THREADS=<n> threads for jax-js's kernels and ONNX Runtime (default: 1 for jax-js, every core for ONNX Runtime)`;
@@ -108,6 +109,17 @@ async function main(argv: string[]): Promise<number> {
       const address = server.address();
       process.stderr.write(`serving the demo of "${values.dir}" at http://127.0.0.1:${typeof address === "object" && address ? address.port : port}/ (Ctrl-C stops)\n`);
       await new Promise<void>((resolve) => process.once("SIGINT", () => server.close(() => resolve())));
+      return 0;
+    }
+    case "config": {
+      const { describeConfig, readYaml } = await import("../config/schema.ts");
+      const raw = values.config ? readYaml(values.config) : {};
+      if (values.config) {
+        const { isStackConfig } = await import("../config/stack.ts");
+        if (isStackConfig(raw)) throw new UsageError("config describes distill configs; a stack config (kind: stack) is for train-vae / train-teacher / train-evaluator");
+      }
+      process.stdout.write(`# tbcm distill config: every key with ${values.config ? `the value of ${values.config} ("set") or ` : ""}its default, and what it accepts\n`);
+      process.stdout.write(describeConfig(raw));
       return 0;
     }
     case "schedule": {

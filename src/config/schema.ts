@@ -228,6 +228,40 @@ export function parseConfig(raw: unknown): TbcmConfig {
   return c as TbcmConfig;
 }
 
+function accepts(f: Field): string {
+  switch (f.type) {
+    case "number": return `number ${f.exclusiveMin ? ">" : "≥"} ${f.min ?? "-∞"}${f.max !== undefined ? `, ≤ ${f.max}` : ""}`;
+    case "int": return `integer ≥ ${f.min ?? 0}`;
+    case "string": return "string";
+    case "enum": return f.values.join(" | ");
+    case "numbers": return "list of numbers";
+    case "matrix": return "list of lists of numbers";
+  }
+}
+
+/**
+ * Every key of a distill config as YAML: the value `raw` gives (validated) or the default, with
+ * what the key accepts as a comment — `tbcm config [--config file]`.
+ */
+export function describeConfig(raw: unknown = {}): string {
+  parseConfig(raw); // the same validation as a run
+  const given = (raw ?? {}) as Record<string, Record<string, unknown> | unknown>;
+  const line = (indent: string, k: string, f: Field, v: unknown) => {
+    const text = `${indent}${k}: ${JSON.stringify(v ?? f.default)}`.replace(/,(?=\S)/g, ", ");
+    return `${text.padEnd(48)} # ${accepts(f)}${v === undefined || v === null ? "" : " (set)"}`;
+  };
+  const out: string[] = [];
+  for (const [k, f] of Object.entries(SCHEMA)) {
+    if (isField(f)) out.push(line("", k, f, given[k]));
+    else {
+      out.push(`${k}:`);
+      const section = (given[k] ?? {}) as Record<string, unknown>;
+      for (const [kk, ff] of Object.entries(f)) out.push(line("  ", kk, ff, section[kk]));
+    }
+  }
+  return out.join("\n") + "\n";
+}
+
 /** The teacher's guidance schedule of a config. */
 export function guidanceSchedule(c: TbcmConfig): GuidanceSchedule {
   return { interval: c.guidanceInterval, ramp: c.guidanceRamp };

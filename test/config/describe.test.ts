@@ -1,0 +1,14 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parse as parseYaml } from "yaml";
+import { describeConfig, parseConfig, readYaml } from "../../src/config/schema.ts";
+
+test("tbcm config: every key as YAML that reads back to the same config, with what each key accepts; bad keys fail as in a run", () => {
+  for (const raw of [{}, readYaml("configs/fmnist-tbcm.yaml"), readYaml("configs/gmm.yaml")]) {
+    assert.deepEqual(parseConfig(parseYaml(describeConfig(raw))), parseConfig(raw));
+  }
+  assert.match(describeConfig({}), /^method: "tbcm" +# tbcm \| scm$/m);
+  assert.match(describeConfig({}), /^ {2}eta: 1 +# number ≥ 0, ≤ 1$/m);
+  assert.match(describeConfig(readYaml("configs/fmnist-tbcm.yaml")), /^ {2}eta: 0\.95 +# number ≥ 0, ≤ 1 \(set\)$/m);
+  assert.throws(() => describeConfig({ optim: { lrr: 1 } }), /unknown config key "optim\.lrr"/);
+});
