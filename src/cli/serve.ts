@@ -27,7 +27,12 @@ function ortWebDist(): string {
 
 /** The file under `root` that `rest` names, or undefined (missing, a folder, or outside `root`). */
 function inside(root: string, rest: string): string | undefined {
-  const path = normalize(join(root, decodeURIComponent(rest)));
+  let path: string;
+  try {
+    path = normalize(join(root, decodeURIComponent(rest)));
+  } catch {
+    return undefined; // a malformed %-escape
+  }
   if (!path.startsWith(normalize(root + sep)) || !existsSync(path) || !statSync(path).isFile()) return undefined;
   return path;
 }

@@ -247,7 +247,8 @@ export function describeConfig(raw: unknown = {}): string {
   parseConfig(raw); // the same validation as a run
   const given = (raw ?? {}) as Record<string, Record<string, unknown> | unknown>;
   const line = (indent: string, k: string, f: Field, v: unknown) => {
-    const text = `${indent}${k}: ${JSON.stringify(v ?? f.default)}`.replace(/,(?=\S)/g, ", ");
+    const yamlValue = (x: unknown): string => (globalThis.Array.isArray(x) ? `[${x.map(yamlValue).join(", ")}]` : JSON.stringify(x));
+    const text = `${indent}${k}: ${yamlValue(v ?? f.default)}`;
     return `${text.padEnd(48)} # ${accepts(f)}${v === undefined || v === null ? "" : " (set)"}`;
   };
   const out: string[] = [];

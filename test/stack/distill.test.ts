@@ -182,7 +182,7 @@ test("tbcm serve: the demo page, onnxruntime-web and the export over HTTP with i
     assert.equal(ortFile.status, 200);
     assert.equal(ortFile.headers.get("content-type"), "text/javascript");
     await ortFile.arrayBuffer();
-    for (const path of ["/model/../../package.json", "/model/%2e%2e%2f%2e%2e%2fpackage.json", "/model/", "/nothing.js"]) {
+    for (const path of ["/model/../../package.json", "/model/%2e%2e%2f%2e%2e%2fpackage.json", "/model/", "/nothing.js", "/model/%E0%A4%A"]) {
       const r = await fetch(base + path);
       assert.equal(r.status, 404, path);
       await r.text();
