@@ -108,7 +108,10 @@ async function main(argv: string[]): Promise<number> {
       const server = await serveExport(values.dir, port);
       const address = server.address();
       process.stderr.write(`serving the demo of "${values.dir}" at http://127.0.0.1:${typeof address === "object" && address ? address.port : port}/ (Ctrl-C stops)\n`);
-      await new Promise<void>((resolve) => process.once("SIGINT", () => server.close(() => resolve())));
+      await new Promise<void>((resolve) => process.once("SIGINT", () => {
+        server.close(() => resolve());
+        server.closeAllConnections(); // a browser's keep-alive connections would hold close() open
+      }));
       return 0;
     }
     case "config": {
