@@ -236,7 +236,12 @@ async function main(argv: string[]): Promise<number> {
         throw new UsageError(`no metrics.json in "${values.run}": is it a finished run directory?`);
       }
       const metrics = JSON.parse(text);
-      console.log(values.json ? JSON.stringify(metrics) : Object.entries(metrics).map(([k, v]) => `${k.padEnd(28)} ${v}`).join("\n"));
+      if (values.json) console.log(JSON.stringify(metrics));
+      else {
+        const { imageSummary } = await import("../eval/report.ts");
+        const summary = imageSummary(metrics).slice(2); // without the markdown heading
+        console.log([...summary, ...Object.entries(metrics).map(([k, v]) => `${k.padEnd(28)} ${v}`)].join("\n"));
+      }
       return 0;
     }
     default:

@@ -33,7 +33,7 @@ export function lineChart(title: string, points: [number, number][], width = 480
 }
 
 /** The image metrics as one row per sampler (student at each step count, teacher), when the run has them. */
-function imageSummary(metrics: Record<string, unknown>): string[] {
+export function imageSummary(metrics: Record<string, unknown>): string[] {
   const num = (k: string) => (typeof metrics[k] === "number" ? (metrics[k] as number) : undefined);
   const steps = Object.keys(metrics).map((k) => /^fd_student_(\d+)step$/.exec(k)?.[1]).filter((x): x is string => x !== undefined);
   const teacherFd = num("fd_teacher_16step"), teacherAcc = num("accuracy_teacher_16step"), floor = num("fd_floor");
