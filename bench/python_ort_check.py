@@ -182,8 +182,15 @@ def tbcm_normal(k, n):
 
 # ---------------------------------------------------------------- the check
 
-def run_pipeline(sessions, batch, ids, noise, guidance):
-    """Runs rows through the fixed-batch files in chunks of `batch` (the last padded with zeros, its pad rows dropped)."""
+def later_noises(seed, steps, n, d):
+    """The noises `tbcm sample --steps N` draws after the first: normal(foldIn(foldIn(key(seed), 1), i), n*d), i = 1 .. N-1."""
+    k = tbcm_fold_in(tbcm_key(seed), 1)
+    return [tbcm_normal(tbcm_fold_in(k, i), n * d).reshape(n, d) for i in range(1, steps)]
+
+
+def run_pipeline(sessions, batch, ids, noise, guidance, later=()):
+    """Runs rows through the fixed-batch files in chunks of `batch` (the last padded with zeros, its pad rows dropped).
+    `later`: the re-noising inputs noise_step2 … of a multi-step export."""
     text, gen, dec = (sessions[m] for m in MODELS)
     n = ids.shape[0]
     outs = {"cond": [], "latent": [], "image": []}
@@ -191,7 +198,9 @@ def run_pipeline(sessions, batch, ids, noise, guidance):
         m = min(batch, n - s)
         pad = lambda x: np.concatenate([x[s:s + m], np.zeros((batch - m,) + x.shape[1:], np.float32)])
         (cond,) = text.run(["cond"], {"token_ids": pad(ids)})
-        (latent,) = gen.run(["latent"], {"noise": pad(noise), "cond": cond, "guidance": pad(guidance)})
+        feeds = {"noise": pad(noise), "cond": cond, "guidance": pad(guidance)}
+        feeds.update({f"noise_step{i + 2}": pad(x) for i, x in enumerate(later)})
+        (latent,) = gen.run(["latent"], feeds)
         (image,) = dec.run(["image"], {"latent": latent})
         for name, x in (("cond", cond), ("latent", latent), ("image", image)):
             outs[name].append(x[:m])
@@ -226,9 +235,10 @@ def main():
         sys.exit(f'{a.export_dir}: a "{manifest.get("format")}" export; this check is for the text-to-image export of the default stack')
     batch, max_words = manifest["inputs"]["token_ids"]["shape"]
     d = manifest["inputs"]["noise"]["shape"][1]
+    steps = manifest.get("steps", 1)
     print(f"onnxruntime {ort.__version__} (numpy {np.__version__}, Python {sys.version.split()[0]}), "
           f"providers available: {', '.join(ort.get_available_providers())}")
-    print(f"export {a.export_dir}: batch {batch}, {max_words} words, latent {d}")
+    print(f"export {a.export_dir}: batch {batch}, {max_words} words, latent {d}, {steps} student step(s)")
 
     print("\nfiles (read with this script's protobuf reader):")
     sessions = {}
@@ -288,7 +298,11 @@ def main():
         diff = np.abs(py_noise - noise)
         check(float(diff.max()) <= 1e-6, f"noise from the Python port of src/numerics/random.ts = the reference's: "
               f"{int((py_noise == noise).sum())}/{noise.size} values bit-identical, max |diff| {diff.max():.3e}")
-        ours = run_pipeline(sessions, batch, ids, noise, w)
+        later = [load(f"noise_step{i}.npy") for i in range(2, steps + 1)]
+        py_later = later_noises(seed, steps, len(prompts), d)
+        check(all(float(np.abs(x - y).max()) <= 1e-6 for x, y in zip(py_later, later)),
+              f"the {steps - 1} later noise(s) from the Python port = the reference's")
+        ours = run_pipeline(sessions, batch, ids, noise, w, later)
         print(f"\nonnxruntime {ort.__version__} (Python, {a.threads} thread(s)) vs the reference, same inputs:")
         for name in ("cond", "latent", "image"):
             theirs = load(f"{name}.npy")
@@ -302,14 +316,14 @@ def main():
         if os.path.exists(os.path.join(a.reference, "sample.npy")):
             sample = load("sample.npy")
             diff = np.abs(ours["image"].astype(np.float64) - sample)
-            check(float(diff.max()) <= a.sample_tol, f"image vs `tbcm sample --steps 1` ({ref['sample']['run']}): max |diff| = {diff.max():.3e}, "
+            check(float(diff.max()) <= a.sample_tol, f"image vs `tbcm sample --steps {steps}` ({ref['sample']['run']}): max |diff| = {diff.max():.3e}, "
                   f"mean {diff.mean():.3e} (tol {a.sample_tol:g})")
     else:
         prompts = a.prompt
         ids = np.stack([encode(pr, vocab, max_words) for pr in prompts])
         noise = tbcm_normal(tbcm_fold_in(tbcm_key(a.seed), 0), len(prompts) * d).reshape(len(prompts), d)
         w = np.full((len(prompts), 1), a.guidance, np.float32)
-        ours = run_pipeline(sessions, batch, ids, noise, w)
+        ours = run_pipeline(sessions, batch, ids, noise, w, later_noises(a.seed, steps, len(prompts), d))
         print(f"\n{len(prompts)} prompt(s), seed {a.seed}, guidance {a.guidance}:")
         for i, pr in enumerate(prompts):
             img = ours["image"][i]
