@@ -2,6 +2,8 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
@@ -187,6 +189,32 @@ test("tbcm serve: the demo page, onnxruntime-web and the export over HTTP with i
       assert.equal(r.status, 404, path);
       await r.text();
     }
+    // the demo page's own script, with its imports pointed at files and a stub DOM, draws 8 images
+    const html = await (await fetch(`${base}/`)).text();
+    const script = html.match(/<script type="module">([\s\S]*?)<\/script>/)![1]
+      .replace('"./ort/ort.wasm.min.mjs"', JSON.stringify(pathToFileURL(createRequire(import.meta.url).resolve("onnxruntime-web")).href))
+      .replace('"./tbcm-generator.js"', JSON.stringify(new URL("../../web/tbcm-generator.js", import.meta.url).href));
+    const drawn: { data: Uint8ClampedArray; x: number }[] = [];
+    let submit: ((e: { preventDefault(): void }) => Promise<void>) | undefined;
+    const elements: Record<string, Record<string, unknown>> = {
+      prompt: { value: "a photo of a sneaker" }, seed: { value: "2" }, guidance: { value: "" }, go: { disabled: true }, status: { textContent: "" },
+      form: { addEventListener: (_: string, f: typeof submit) => { submit = f; } },
+      grid: { getContext: () => ({ putImageData: (img: { data: Uint8ClampedArray }, x: number) => drawn.push({ data: img.data, x }) }) },
+    };
+    Object.assign(globalThis, {
+      document: { getElementById: (id: string) => elements[id] }, location: { href: `${base}/` },
+      ImageData: class { constructor(readonly data: Uint8ClampedArray, readonly width: number, readonly height: number) {} },
+    });
+    const pageScript = join(dir, "page.mjs");
+    writeFileSync(pageScript, script);
+    await import(pathToFileURL(pageScript).href);
+    assert.equal(elements.go.disabled, false, String(elements.status.textContent));
+    assert.equal(elements.guidance.value, 4.5);
+    await submit!({ preventDefault() {} });
+    assert.match(String(elements.status.textContent), /^8 images in \d+ ms$/);
+    assert.deepEqual(drawn.map((d) => d.x), [0, 28, 56, 84, 112, 140, 168, 196]);
+    assert.ok(drawn.every((d) => d.data.length === 28 * 28 * 4) && drawn[0].data.some((v, i) => v !== drawn[1].data[i]), "8 different images");
+
     const viaHttp = await web.loadGenerator(ort, web.fromUrl(`${base}/model/`));
     const viaFile = await web.loadGenerator(ort, (name: string) => readFile(join(out, name)));
     const [a, b] = [await viaHttp.generate(["a bag"], { seed: 3 }), await viaFile.generate(["a bag"], { seed: 3 })];
