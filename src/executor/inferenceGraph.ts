@@ -4,12 +4,15 @@
  * - `biasNextToMatMul`: `MatMul → Reshape → Add(bias)` becomes `MatMul → Add(bias) → Reshape`, so
  *   the runtime can fuse the bias into the matrix product (the lowering reshapes a dot's 2-D
  *   result back to the operand's rank before the bias is added).
+ * - `fuseNormsAndActivations`: the lowering's decompositions of layer norm, RMS norm, softmax and
+ *   SiLU (10–17 elementwise nodes each, with reshapes) become `LayerNormalization`, a 5-node RMS
+ *   norm, `Softmax` and `Sigmoid → Mul` — fewer kernels at small batch, where each costs ~1 µs.
  * - `quantizeMatMuls`: every `MatMul` by a constant 2-D weight becomes dynamic int8 quantization
  *   (`DynamicQuantizeLinear` → `MatMulInteger` → `Cast` → `Mul` by the product of the scales), the
  *   pattern ONNX Runtime fuses into one int8 kernel. Weights are quantized per output column,
  *   symmetric (`W ≈ s_n·q`, q ∈ [−127, 127]); activations per tensor, asymmetric uint8.
  */
-import { DataType, type NodeProto, type TensorProto } from "./onnxProto.ts";
+import { DataType, attrFloat, attrInt, attrInts, float32Tensor, type NodeProto, type TensorProto } from "./onnxProto.ts";
 
 export type Graph = { nodes: NodeProto[]; initializers: TensorProto[] };
 
@@ -51,6 +54,129 @@ export function biasNextToMatMul(g: Graph): Graph {
     ]);
   }
   return { nodes: g.nodes.flatMap((n) => (removed.has(n) ? [] : replaced.get(n) ?? [n])), initializers: g.initializers };
+}
+
+/**
+ * Replaces decomposed layer norms, RMS norms, softmaxes and SiLUs (as `lower.ts` emits them) by
+ * their standard ONNX forms; the old nodes become dead and are dropped. Only the last axis is
+ * normalised (checked from the keep-dims reshape the decomposition carries).
+ */
+export function fuseNormsAndActivations(g: Graph, outputs: readonly string[]): Graph {
+  const inits = new Map(g.initializers.map((t) => [t.name, t]));
+  const producer = new Map<string, NodeProto>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  const added: TensorProto[] = [];
+  const scalar = (x: string) => { const t = inits.get(x); return t && t.dataType === DataType.FLOAT && t.dims.reduce((a, b) => a * b, 1) === 1 ? floats(t)[0] : undefined; };
+  const intsOf = (x: string) => { const t = inits.get(x); return t && t.dataType === DataType.INT64 ? int64s(t) : undefined; };
+  const attr = (n: NodeProto, name: string) => n.attributes?.find((a) => a.name === name)?.value;
+  /** The node computing `x` looking through reshapes, and the reshape targets passed. */
+  const through = (x: string) => {
+    const targets: number[][] = [];
+    let n = producer.get(x);
+    while (n?.opType === "Reshape") {
+      targets.push(intsOf(n.inputs[1]) ?? []);
+      n = producer.get(n.inputs[0]);
+    }
+    return { node: n, targets };
+  };
+  const op = (n: NodeProto | undefined, type: string) => (n?.opType === type ? n : undefined);
+  /** `Op(a, c)` or `Op(c, a)` with a scalar constant c: [a, c], else undefined. */
+  const withScalar = (n: NodeProto | undefined, type: string): [string, number] | undefined => {
+    if (n?.opType !== type) return undefined;
+    const [a, b] = n.inputs;
+    const cb = scalar(b), ca = scalar(a);
+    return cb !== undefined ? [a, cb] : ca !== undefined ? [b, ca] : undefined;
+  };
+  /** ReduceSum over one axis with keepdims, that axis the last of the keep-dims shape in `targets`. */
+  const lastAxisSum = (n: NodeProto | undefined, targets: number[][]) => {
+    if (n?.opType !== "ReduceSum" || attr(n, "keepdims") !== 1) return undefined;
+    const axes = intsOf(n.inputs[1]);
+    const keep = targets.find((t) => t.at(-1) === 1);
+    return axes?.length === 1 && keep && axes[0] === keep.length - 1 ? { input: n.inputs[0], axis: axes[0] } : undefined;
+  };
+  /** `mean(v) = ReduceSum(v)·(1/D)` through reshapes: [v, D] or undefined. */
+  const mean = (x: string): [string, number, number] | undefined => {
+    const m = through(x);
+    const scaled = withScalar(m.node, "Mul");
+    if (!scaled) return undefined;
+    const r = through(scaled[0]);
+    const sum = lastAxisSum(r.node, [...m.targets, ...r.targets]);
+    return sum ? [sum.input, Math.round(1 / scaled[1]), sum.axis] : undefined;
+  };
+  /** `1/sqrt(mean(v) + eps)`: [v, D, eps, axis] or undefined. */
+  const inverseRms = (x: string): [string, number, number, number] | undefined => {
+    const sqrt = op(producer.get(op(producer.get(x), "Reciprocal")?.inputs[0] ?? ""), "Sqrt");
+    const plus = withScalar(through(sqrt?.inputs[0] ?? "").node, "Add");
+    const m = plus && mean(plus[0]);
+    return m && plus ? [m[0], m[1], plus[1], m[2]] : undefined;
+  };
+
+  const replaced = new Map<NodeProto, NodeProto[]>();
+  for (const y of g.nodes) {
+    if (y.opType !== "Mul") continue;
+    const out = y.outputs[0];
+    for (const [x, r] of [y.inputs, [...y.inputs].reverse()]) {
+      // softmax: Mul(e, 1/ReduceSum(e)), e = Exp(x − ReduceMax(x))
+      const e = op(producer.get(x), "Exp");
+      const recip = op(producer.get(r), "Reciprocal");
+      const sum = op(producer.get(recip?.inputs[0] ?? ""), "ReduceSum");
+      const shifted = op(producer.get(e?.inputs[0] ?? ""), "Add");
+      if (e && sum && sum.inputs[0] === x && shifted && attr(sum, "keepdims") === 1) {
+        const [p, q] = shifted.inputs;
+        const max = [[p, q], [q, p]].map(([a, b]) => ({ a, m: op(producer.get(op(producer.get(b), "Neg")?.inputs[0] ?? ""), "ReduceMax") })).find((c) => c.m?.inputs[0] === c.a);
+        const axes = max && (attr(max.m!, "axes") as number[] | undefined);
+        const sumAxes = intsOf(sum.inputs[1]);
+        if (max && axes?.length === 1 && sumAxes?.length === 1 && sumAxes[0] === axes[0]) {
+          replaced.set(y, [{ opType: "Softmax", inputs: [max.a], outputs: [out], name: `${out}_softmax`, attributes: [attrInt("axis", axes[0])] }]);
+          break;
+        }
+      }
+      // SiLU: Mul(x, 1/(1 + exp(−x)))
+      const onePlus = withScalar(producer.get(recip?.inputs[0] ?? ""), "Add");
+      const expNeg = onePlus && onePlus[1] === 1 ? op(producer.get(onePlus[0]), "Exp") : undefined;
+      const neg = op(producer.get(expNeg?.inputs[0] ?? ""), "Neg");
+      if (neg && neg.inputs[0] === x) {
+        replaced.set(y, [
+          { opType: "Sigmoid", inputs: [x], outputs: [`${out}_sigmoid`], name: `${out}_sigmoid` },
+          { opType: "Mul", inputs: [x, `${out}_sigmoid`], outputs: [out], name: `${out}_silu` },
+        ]);
+        break;
+      }
+      // norms: Mul(c, 1/sqrt(mean(c·c) + eps))
+      const inv = inverseRms(r);
+      const square = op(producer.get(inv?.[0] ?? ""), "Mul");
+      if (!inv || !square || square.inputs[0] !== x || square.inputs[1] !== x) continue;
+      const [, D, eps, axis] = inv;
+      // layer norm when c = v − mean(v): LayerNormalization(v) with unit scale, zero bias
+      const centred = op(producer.get(x), "Add");
+      const centre = centred && [[centred.inputs[0], centred.inputs[1]], [centred.inputs[1], centred.inputs[0]]]
+        .map(([v, nm]) => ({ v, m: mean(op(producer.get(nm), "Neg")?.inputs[0] ?? "") })).find((c) => c.m && c.m[0] === c.v && c.m[1] === D);
+      if (centre) {
+        added.push(float32Tensor(`${out}_ones`, [D], new Float32Array(D).fill(1)), float32Tensor(`${out}_zeros`, [D], new Float32Array(D)));
+        replaced.set(y, [{ opType: "LayerNormalization", inputs: [centre.v, `${out}_ones`, `${out}_zeros`], outputs: [out], name: `${out}_layernorm`,
+          attributes: [attrInt("axis", -1), attrFloat("epsilon", eps)] }]);
+      } else {
+        added.push(float32Tensor(`${out}_eps`, [], [eps]));
+        replaced.set(y, [
+          { opType: "Mul", inputs: [x, x], outputs: [`${out}_sq`], name: `${out}_sq` },
+          { opType: "ReduceMean", inputs: [`${out}_sq`], outputs: [`${out}_ms`], name: `${out}_ms`, attributes: [attrInts("axes", [axis]), attrInt("keepdims", 1)] },
+          { opType: "Add", inputs: [`${out}_ms`, `${out}_eps`], outputs: [`${out}_mse`], name: `${out}_mse` },
+          { opType: "Sqrt", inputs: [`${out}_mse`], outputs: [`${out}_rms`], name: `${out}_rms` },
+          { opType: "Div", inputs: [x, `${out}_rms`], outputs: [out], name: `${out}_rmsnorm` },
+        ]);
+      }
+      break;
+    }
+  }
+  const nodes = g.nodes.flatMap((n) => replaced.get(n) ?? [n]);
+  const needed = new Set(outputs);
+  const live: NodeProto[] = [];
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    if (!nodes[i].outputs.some((o) => needed.has(o))) continue;
+    live.push(nodes[i]);
+    for (const x of nodes[i].inputs) if (x) needed.add(x);
+  }
+  return { nodes: live.reverse(), initializers: [...g.initializers, ...added].filter((t) => needed.has(t.name)) };
 }
 
 /** Symmetric per-column int8 codes and scales of a [K, N] weight. */

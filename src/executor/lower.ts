@@ -21,7 +21,7 @@
  * one MatMul. Nested `jit` eqns (silu and its jvp/transpose forms, user jits) are inlined.
  */
 import { makeJaxpr, type ClosedJaxpr, type Jaxpr, type JsTreeDef } from "@jax-js/jax";
-import { biasNextToMatMul, quantizeMatMuls } from "./inferenceGraph.ts";
+import { biasNextToMatMul, fuseNormsAndActivations, quantizeMatMuls } from "./inferenceGraph.ts";
 import {
   type Attribute, type NodeProto, type TensorProto, type DataTypeCode, DataType,
   attrInt, attrInts, encodeModel, float32Tensor, int64Tensor, int32Tensor, uint32Tensor, boolTensor,
@@ -271,7 +271,7 @@ class Lowering {
     });
     let { nodes, initializers } = liveGraph(this.g.nodes, this.g.initializers, outputs.map((o) => o.name));
     if (options.inference) {
-      ({ nodes, initializers } = biasNextToMatMul({ nodes, initializers }));
+      ({ nodes, initializers } = fuseNormsAndActivations(biasNextToMatMul({ nodes, initializers }), outputs.map((o) => o.name)));
       if (options.inference.int8) ({ nodes, initializers } = quantizeMatMuls({ nodes, initializers }));
     }
     const opCounts: Record<string, number> = {};

@@ -8,6 +8,8 @@ import { OnnxFunction, OnnxProgram, type HostTensor } from "../../src/executor/o
 import { DataType, attrFloat, attrInts, attrString, encodeModel, float32Tensor, int64Tensor } from "../../src/executor/onnxProto.ts";
 import { lowerFunction, avalSpec, UnsupportedPrimitiveError } from "../../src/executor/lower.ts";
 import { quantizeColumns, biasNextToMatMul } from "../../src/executor/inferenceGraph.ts";
+import { layerNorm } from "../../src/models/layers.ts";
+import { rmsNorm } from "../../src/models/transformer.ts";
 import * as ort from "onnxruntime-node";
 
 const cfg = smallStudent;
@@ -256,4 +258,35 @@ test("per-column int8 codes: symmetric, within ±127, the column maximum coded e
   const { q, scale } = quantizeColumns(w, 3, 2);
   assert.deepEqual(globalThis.Array.from(q), [70, -127, -127, 32, 32, 0]);
   assert.deepEqual(globalThis.Array.from(scale), [Math.fround(2 / 127), Math.fround(0.02 / 127)]);
+});
+
+test("export rewrites: decomposed layer norm, RMS norm, softmax and SiLU become LayerNormalization, a 5-node RMS norm, Softmax and Sigmoid·x, with the same outputs", async () => {
+  const shape = [2, 3, 8];
+  const x = normal(key(21), 48).map((v, i) => 3 * v + (i % 8)); // off-centre rows, so centring matters
+  const gain = np.array(normal(key(22), 8));
+  const cases: [string, (v: Array) => Array, Record<string, number>][] = [
+    ["layer norm", (v) => layerNorm(v), { LayerNormalization: 1 }],
+    ["RMS norm with gain", (v) => rmsNorm(gain.ref, v), { ReduceMean: 1, Div: 1, Sqrt: 1 }],
+    ["softmax", (v) => nn.softmax(v, -1), { Softmax: 1 }],
+    ["SiLU", (v) => nn.silu(v), { Sigmoid: 1 }],
+    ["all in a row", (v) => nn.silu(nn.softmax(rmsNorm(gain.ref, layerNorm(v)).mul(3), -1)), { LayerNormalization: 1, ReduceMean: 1, Softmax: 1, Sigmoid: 1 }],
+  ];
+  for (const [name, f, ops] of cases) {
+    const plain = lowerFunction(f as never, [avalSpec(shape)] as never, { name: "plain" });
+    const fused = lowerFunction(f as never, [avalSpec(shape)] as never, { name: "fused", inference: { int8: false } });
+    const run = async (model: Uint8Array) => {
+      const s = await ort.InferenceSession.create(model);
+      const out = await s.run({ in_0: new ort.Tensor("float32", x, shape) });
+      await s.release();
+      return out.out_0.data as Float32Array;
+    };
+    const [a, b] = [await run(plain.model), await run(fused.model)];
+    const err = Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+    assert.ok(err < 1e-5, `${name}: max |fused − decomposed| ${err}`);
+    for (const [op, count] of Object.entries(ops)) assert.equal(fused.opCounts[op], count, `${name}: ${op}`);
+    const nodes = (c: Record<string, number>) => Object.values(c).reduce((s, n) => s + n, 0);
+    assert.ok(nodes(fused.opCounts) < nodes(plain.opCounts), `${name}: ${nodes(plain.opCounts)} → ${nodes(fused.opCounts)} nodes`);
+    assert.equal(fused.opCounts.Exp, undefined, `${name}: no decomposed exp left`);
+  }
+  gain.dispose();
 });
