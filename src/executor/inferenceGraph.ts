@@ -58,10 +58,10 @@ export function biasNextToMatMul(g: Graph): Graph {
 
 /**
  * Replaces decomposed layer norms, RMS norms, softmaxes and SiLUs (as `lower.ts` emits them) by
- * their standard ONNX forms; the old nodes become dead and are dropped. Only the last axis is
- * normalised (checked from the keep-dims reshape the decomposition carries).
+ * their standard ONNX forms. The old nodes are left dead for the caller's sweep (`liveGraph`).
+ * Only the last axis is normalised (checked from the keep-dims reshape the decomposition carries).
  */
-export function fuseNormsAndActivations(g: Graph, outputs: readonly string[]): Graph {
+export function fuseNormsAndActivations(g: Graph): Graph {
   const inits = new Map(g.initializers.map((t) => [t.name, t]));
   const producer = new Map<string, NodeProto>();
   for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
@@ -158,8 +158,7 @@ export function fuseNormsAndActivations(g: Graph, outputs: readonly string[]): G
       } else {
         added.push(float32Tensor(`${out}_eps`, [], [eps]));
         replaced.set(y, [
-          { opType: "Mul", inputs: [x, x], outputs: [`${out}_sq`], name: `${out}_sq` },
-          { opType: "ReduceMean", inputs: [`${out}_sq`], outputs: [`${out}_ms`], name: `${out}_ms`, attributes: [attrInts("axes", [axis]), attrInt("keepdims", 1)] },
+          { opType: "ReduceMean", inputs: [square.outputs[0]], outputs: [`${out}_ms`], name: `${out}_ms`, attributes: [attrInts("axes", [axis]), attrInt("keepdims", 1)] },
           { opType: "Add", inputs: [`${out}_ms`, `${out}_eps`], outputs: [`${out}_mse`], name: `${out}_mse` },
           { opType: "Sqrt", inputs: [`${out}_mse`], outputs: [`${out}_rms`], name: `${out}_rms` },
           { opType: "Div", inputs: [x, `${out}_rms`], outputs: [out], name: `${out}_rmsnorm` },
@@ -168,15 +167,7 @@ export function fuseNormsAndActivations(g: Graph, outputs: readonly string[]): G
       break;
     }
   }
-  const nodes = g.nodes.flatMap((n) => replaced.get(n) ?? [n]);
-  const needed = new Set(outputs);
-  const live: NodeProto[] = [];
-  for (let i = nodes.length - 1; i >= 0; i--) {
-    if (!nodes[i].outputs.some((o) => needed.has(o))) continue;
-    live.push(nodes[i]);
-    for (const x of nodes[i].inputs) if (x) needed.add(x);
-  }
-  return { nodes: live.reverse(), initializers: [...g.initializers, ...added].filter((t) => needed.has(t.name)) };
+  return { nodes: g.nodes.flatMap((n) => replaced.get(n) ?? [n]), initializers: [...g.initializers, ...added] };
 }
 
 /** Symmetric per-column int8 codes and scales of a [K, N] weight. */

@@ -271,7 +271,8 @@ class Lowering {
     });
     let { nodes, initializers } = liveGraph(this.g.nodes, this.g.initializers, outputs.map((o) => o.name));
     if (options.inference) {
-      ({ nodes, initializers } = fuseNormsAndActivations(biasNextToMatMul({ nodes, initializers }), outputs.map((o) => o.name)));
+      ({ nodes, initializers } = fuseNormsAndActivations(biasNextToMatMul({ nodes, initializers })));
+      ({ nodes, initializers } = liveGraph(nodes, initializers, outputs.map((o) => o.name)));
       if (options.inference.int8) ({ nodes, initializers } = quantizeMatMuls({ nodes, initializers }));
     }
     const opCounts: Record<string, number> = {};
