@@ -65,13 +65,14 @@ if (!values.worker) {
   const { tangentRatio } = await import("../src/method/loss.ts");
   const { makeOptimizer } = await import("../src/train/optim.ts");
   const { learningRate } = await import("../src/train/schedule.ts");
-  const { distillPrograms, drawPairs, distillProblem, evalKeys } = await import("../src/train/distill.ts");
+  const { distillPrograms, drawPairs, evalKeys } = await import("../src/train/distill.ts");
+  const { teacherKind } = await import("../src/run/kinds.ts");
   const { parameterCount } = await import("../src/numerics/tree.ts");
   const { key, foldIn } = await import("../src/numerics/random.ts");
   type A = import("@jax-js/jax").Array;
 
   const cfg = { ...loadConfig(positionals[0]), executor: values.executor as "jax" | "onnx" };
-  const problem = await distillProblem(cfg, evalKeys(cfg.seed));
+  const problem = await teacherKind(cfg.teacher.kind).problem(cfg, evalKeys(cfg.seed));
   const route = routeAngles(cfg.route.shift, cfg.route.steps);
   const optimizer = makeOptimizer(cfg.optim);
   // GMM configs: a random student (its init file is ignored); stack configs: the teacher copy.

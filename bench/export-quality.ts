@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as ort from "onnxruntime-node";
-import { exportStudent } from "../src/executor/export.ts";
+import { exportStudent } from "../src/run/export.ts";
 import { StackPipeline } from "../src/stack/pipeline.ts";
 import { Evaluator } from "../src/eval/evaluator.ts";
 import { referenceStatistics, evalPrompts, EVAL_PROMPTS } from "../src/stack/teacherReport.ts";

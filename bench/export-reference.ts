@@ -100,7 +100,7 @@ for (const [name, o] of Object.entries(outs)) writeNpy(join(outDir, `${name}.npy
 
 let sample = false;
 if (values.run) {
-  const { sampleImages } = await import("../src/stack/generate.ts");
+  const { sampleImages } = await import("../src/run/sample.ts");
   const r = await sampleImages({ run: values.run, prompts, steps, seed, guidance, eta: manifest.renoise_eta });
   writeNpy(join(outDir, "sample.npy"), r.pixels, [n, r.height * r.width]);
   sample = true;

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as ort from "onnxruntime-node";
-import { exportStudent } from "../src/executor/export.ts";
+import { exportStudent } from "../src/run/export.ts";
 import { DataType, encodeModel } from "../src/executor/onnxProto.ts";
 
 const { values, positionals } = parseArgs({ options: { batch: { type: "string" }, iters: { type: "string" }, threads: { type: "string" }, int8: { type: "boolean" }, spin: { type: "string" }, steps: { type: "string" } }, allowPositionals: true });

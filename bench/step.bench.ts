@@ -30,19 +30,21 @@ if (!values.worker) {
   await import("../src/numerics/threads.ts");
   const { numpy: np, jit, jvp, valueAndGrad, tree } = await import("@jax-js/jax");
   const { loadConfig } = await import("../src/config/schema.ts");
-  const { buildProblem, conditionRows, column } = await import("../src/train/problem.ts");
+  const { column } = await import("../src/train/problem.ts");
+  const { buildGmmTeacher, conditionRows } = await import("../src/gmm/teacher.ts");
   const { sampleTrajectory, trainingPairs } = await import("../src/method/trajectory.ts");
   const { routeAngles, jitterRoute } = await import("../src/method/route.ts");
   const { jvpTangents, scmLoss } = await import("../src/method/loss.ts");
-  const { initMlp, studentForward, studentVelocity } = await import("../src/models/mlp.ts");
+  const { initMlp } = await import("../src/models/mlp.ts");
+  const { mlpStudent } = await import("../src/gmm/student.ts");
   const { makeTrainStep } = await import("../src/train/step.ts");
   const { makeOptimizer } = await import("../src/train/optim.ts");
-  const { studentConfig } = await import("../src/train/gmmProblem.ts");
+  const { studentConfig } = await import("../src/gmm/student.ts");
   const { key, normal, foldIn } = await import("../src/numerics/random.ts");
   type A = import("@jax-js/jax").Array;
 
   const cfg = loadConfig(configPath);
-  const problem = buildProblem(cfg);
+  const problem = buildGmmTeacher(cfg);
   const B = cfg.train.promptsPerStep, d = cfg.teacher.dim, P = cfg.teacher.prompts, N = cfg.route.steps;
   const pairs = B * (N - 1);
   const route = routeAngles(cfg.route.shift, N);
@@ -51,25 +53,25 @@ if (!values.worker) {
   let state = opt.init(tree.flatten(params as never)[0] as A[]);
 
   const teacherPass = jit((noise: A, angles: A, c: A, u: A, w: A) => {
-    const traj = sampleTrajectory(problem.teacher, noise.mul(0.5), angles, c, u, w);
+    const traj = sampleTrajectory(problem.velocity, noise.mul(0.5), angles, c, u, w);
     traj.endpoint.ref.dispose();
     return trainingPairs(traj);
   });
   const jvpOnly = jit((p: typeof params, u: A, t: A, vu: A, vt: A, c: A, w: A) => {
-    const out = jvp((uu: A, tt: A) => studentVelocity(tree.ref(p), uu, tt, c.ref, w.ref), [u, t], [vu, vt]);
+    const out = jvp((uu: A, tt: A) => ((): A => { const [F, lv] = mlpStudent(tree.ref(p), uu, tt, c.ref, w.ref); lv.dispose(); return F; })(), [u, t], [vu, vt]);
     tree.dispose(p); c.dispose(); w.dispose();
     return out;
   });
   const fwdBwd = jit((p: typeof params, u: A, t: A, target: A, c: A, w: A, keep: A) => {
     const out = valueAndGrad((pp: typeof params) => {
-      const [F, lv] = studentForward(pp, u.ref, t.ref, c.ref, w.ref);
+      const [F, lv] = mlpStudent(pp, u.ref, t.ref, c.ref, w.ref);
       return scmLoss(F, lv, target.ref, t.ref, keep.ref).loss;
     })(p as never);
     tree.dispose([u, t, target, c, w, keep]);
     return out;
   });
   const optOnly = jit((g: A[], s: typeof state, p: A[], h: Record<string, A>) => opt.update(g, s, p, h));
-  const whole = jit(makeTrainStep(studentForward, opt, cfg.train.gradClip));
+  const whole = jit(makeTrainStep(mlpStudent, opt, cfg.train.gradClip));
 
   const inputs = (i: number) => {
     const k = foldIn(key(1), i);

@@ -6,9 +6,10 @@
  */
 import { numpy as np, tree } from "@jax-js/jax";
 import { loadStudent } from "../src/index.ts";
-import { buildProblem, conditionRows, column } from "../src/train/problem.ts";
-import { makeEvalSet, promptAveragedSw2 } from "../src/eval/evaluate.ts";
-import { studentForward } from "../src/models/mlp.ts";
+import { column } from "../src/train/problem.ts";
+import { buildGmmTeacher, conditionRows } from "../src/gmm/teacher.ts";
+import { makeEvalSet, promptAveragedSw2 } from "../src/gmm/evaluate.ts";
+import { mlpStudent } from "../src/gmm/student.ts";
 import { sampleStudent } from "../src/method/sampler.ts";
 import { SIGMA_D } from "../src/config/defaults.ts";
 import { key, foldIn, normal } from "../src/numerics/random.ts";
@@ -19,7 +20,7 @@ console.log(`| run | ${schedules.map((m) => (m.length ? `[π/2, ${m.join(", ")},
 console.log(`|---|${schedules.map(() => "---").join("|")}|`);
 for (const run of process.argv.slice(2)) {
   const { params, config } = loadStudent(run);
-  const problem = buildProblem(config);
+  const problem = buildGmmTeacher(config);
   const set = makeEvalSet(problem, config, 128, foldIn(key(config.seed), 2));
   const n = set.prompts.length, d = config.teacher.dim;
   const cells = schedules.map((middle) => {
@@ -27,7 +28,7 @@ for (const run of process.argv.slice(2)) {
     const noises = [np.array(set.noise).reshape([n, d]), ...middle.map((_, i) => np.array(normal(foldIn(key(77), i), n * d)).reshape([n, d]))];
     const w = column(set.guidance);
     const x0 = sampleStudent((u, t, c) => {
-      const [F, logvar] = studentForward(tree.ref(params), u, t, c, w.ref);
+      const [F, logvar] = mlpStudent(tree.ref(params), u, t, c, w.ref);
       logvar.dispose();
       return F;
     }, noises, timesteps, conditionRows(set.prompts, config.teacher.prompts));

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as ortWeb from "onnxruntime-web";
 import * as ortNode from "onnxruntime-node";
-import { exportStudent } from "../src/executor/export.ts";
+import { exportStudent } from "../src/run/export.ts";
 
 const { values, positionals } = parseArgs({ options: { batch: { type: "string" }, iters: { type: "string" } }, allowPositionals: true });
 const run = positionals[0] ?? "runs/fmnist-tbcm";

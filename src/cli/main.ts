@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { isGuidanceInterval } from "../config/schema.ts";
+import { ROUTE_SHIFT, ROUTE_STEPS } from "../config/defaults.ts";
 
 const USAGE = `usage:
   tbcm distill --config <yaml> --out <dir> [--resume]   distil a student (method tbcm or scm)
@@ -127,7 +128,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case "schedule": {
       const { routeAngles } = await import("../method/route.ts");
-      const route = routeAngles(numberOption("shift", values.shift, 2.5), numberOption("steps", values.steps, 16));
+      const route = routeAngles(numberOption("shift", values.shift, ROUTE_SHIFT), numberOption("steps", values.steps, ROUTE_STEPS));
       console.log(values.json ? JSON.stringify(route) : route.map((t) => t.toFixed(6)).join("\n"));
       return 0;
     }
@@ -135,7 +136,7 @@ async function main(argv: string[]): Promise<number> {
       if (!values.config || !values.out) throw new UsageError("distill needs --config <yaml> and --out <dir>");
       const { loadConfig } = await import("../config/schema.ts");
       const cfg = loadConfig(values.config);
-      const { distill } = await import("../train/distill.ts");
+      const { distill } = await import("../run/distill.ts");
       const result = await distill(cfg, values.out, {
         resume: values.resume,
         progress: (line) => process.stderr.write(line + "\n"),
@@ -181,14 +182,14 @@ async function main(argv: string[]): Promise<number> {
       if (!values.config || !values.out) throw new UsageError("train-teacher needs --config <yaml> and --out <file.safetensors>");
       const { loadConfig } = await import("../config/schema.ts");
       const cfg = loadConfig(values.config);
-      const { pretrainTeacherCopy } = await import("../train/pretrain.ts");
+      const { pretrainTeacherCopy } = await import("../gmm/pretrain.ts");
       const r = await pretrainTeacherCopy(cfg, values.out, (line) => process.stderr.write(line + "\n"));
       console.log(JSON.stringify({ out: values.out, final_mse: r.finalLoss, relative_mse: r.relativeError, seconds: Number(r.seconds.toFixed(1)) }));
       return 0;
     }
     case "export": {
       if (!values.run || !values.out) throw new UsageError("export needs --run <dir> and --out <dir>");
-      const { exportStudent } = await import("../executor/export.ts");
+      const { exportStudent } = await import("../run/export.ts");
       const steps = numberOption("steps", values.steps, 1);
       if (!Number.isInteger(steps) || steps < 1) throw new UsageError(`--steps takes a whole number ≥ 1, got ${steps}`);
       const m = exportStudent(values.run, values.out, numberOption("batch", values.batch, 1), { int8: values.int8 ?? false, steps, eta: etaOption(values.eta) });
@@ -207,7 +208,7 @@ async function main(argv: string[]): Promise<number> {
       const n = numberOption("n", values.n, 8);
       const steps = values.steps === undefined ? undefined : numberOption("steps", values.steps, 1);
       if (!Number.isInteger(n) || n < 1 || (steps !== undefined && (!Number.isInteger(steps) || steps < 1))) throw new UsageError("--n and --steps take whole numbers ≥ 1");
-      const { sampleImages } = await import("../stack/generate.ts");
+      const { sampleImages } = await import("../run/sample.ts");
       const { writeImageGrid } = await import("../data/png.ts");
       const prompts = values.prompt.flatMap((p) => Array.from({ length: n }, () => p));
       const r = await sampleImages({
@@ -223,7 +224,7 @@ async function main(argv: string[]): Promise<number> {
     case "eval": {
       if (!values.run) throw new UsageError("eval needs --run <dir>");
       if (values.recompute) {
-        const { evaluateRun } = await import("../train/distill.ts");
+        const { evaluateRun } = await import("../run/distill.ts");
         const samples = values.samples === undefined ? undefined : numberOption("samples", values.samples, 1000);
         const mid = values["two-step-mid"] === undefined ? undefined : numberOption("two-step-mid", values["two-step-mid"], 1);
         const eta = etaOption(values.eta);

@@ -301,3 +301,12 @@ export function readYaml(path: string): unknown {
 export function loadConfig(path: string): TbcmConfig {
   return parseConfig(readYaml(path));
 }
+
+/** The resolved config a run directory holds (config.json, as `tbcm distill` wrote it). */
+export function configFromRun(raw: unknown, path: string): TbcmConfig {
+  const c = raw as TbcmConfig;
+  if (typeof raw !== "object" || raw === null || typeof c.teacher !== "object" || !["gmm", "stack"].includes(c.teacher?.kind)) {
+    throw new ConfigError(`"${path}" is not the config of a tbcm run`);
+  }
+  return c;
+}

@@ -2,7 +2,7 @@
 import { tree } from "@jax-js/jax";
 import type { ExecutorKind } from "../config/schema.ts";
 import { type ClassifierConfig, type ClassifierParams, initClassifier, classify } from "../models/classifier.ts";
-import { loadParams } from "../train/checkpoint.ts";
+import { loadParams } from "../numerics/params.ts";
 import { loadSafetensors } from "../numerics/safetensors.ts";
 import { key } from "../numerics/random.ts";
 import { inference, inChunks, type Inference } from "../executor/inference.ts";

@@ -2,12 +2,11 @@
  * The student (and teacher-shaped) network for vector latents: an MLP with adaLN-zero time
  * conditioning (DiT style), a prompt embedding, a guidance embedding of 0.1·w with a
  * zero-initialised output (so a teacher copy starts as the teacher) and a logvar head on the
- * time+guidance embedding (spec §4). It is a flow-matching model in (x_s, s); the student's
- * TrigFlow output comes from `flowToTrigVelocity` (spec §2), as in Sana-Sprint.
+ * time+guidance embedding (spec §4). It is a flow-matching model in (x_s, s); `src/gmm/student.ts` makes
+ * it a TrigFlow student (spec §2), as in Sana-Sprint.
  */
 import { numpy as np, nn, type Array } from "@jax-js/jax";
 import { type Key, foldIn } from "../numerics/random.ts";
-import { flowToTrigVelocity } from "../method/flowToTrig.ts";
 import {
   type Linear, type Embedder, initLinear, linear, layerNorm, initEmbedder, embed, TIME_FEATURES, timeFeatures, guidanceFeatures,
 } from "./layers.ts";
@@ -75,25 +74,4 @@ export function mlpFlow(p: MlpParams, xFlow: Array, s: Array, cond: Array, w: Ar
   }
   const [shift, scale] = np.split(linear(p.finalModulation, c), 2, 1);
   return [linear(p.outProj, layerNorm(h).mul(scale.add(1)).add(shift)), logvar];
-}
-
-/**
- * The student in TrigFlow form: unit velocity F(u, t) and logvar, for u = x_t/σ_d [B, d],
- * t [B, 1], cond [B, C], w [B, 1].
- */
-export function studentForward(p: MlpParams, u: Array, t: Array, cond: Array, w: Array): [Array, Array] {
-  let logvar: Array | undefined;
-  const F = flowToTrigVelocity((xFlow, s) => {
-    const [v, lv] = mlpFlow(p, xFlow, s, cond, w);
-    logvar = lv;
-    return v;
-  }, u, t);
-  return [F, logvar!];
-}
-
-/** The student's unit velocity alone (what the JVP differentiates). */
-export function studentVelocity(p: MlpParams, u: Array, t: Array, cond: Array, w: Array): Array {
-  const [F, logvar] = studentForward(p, u, t, cond, w);
-  logvar.dispose();
-  return F;
 }

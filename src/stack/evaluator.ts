@@ -9,7 +9,7 @@ import { key, foldIn } from "../numerics/random.ts";
 import { parameterCount, type Tree } from "../numerics/tree.ts";
 import { type ClassifierConfig, type ClassifierParams, initClassifier, classify, crossEntropy } from "../models/classifier.ts";
 import { fit } from "../train/fit.ts";
-import { saveParams } from "../train/checkpoint.ts";
+import { saveParams } from "../numerics/params.ts";
 import { runFiles, loadSplit, drawIndices, pixels, writeModelCard, MACHINE } from "./common.ts";
 import { FASHION_CLASSES } from "../data/fashionMnist.ts";
 import { Evaluator } from "../eval/evaluator.ts";

@@ -8,42 +8,28 @@
  * The manifest carries the vocabulary and the tokenizer's rule (lower-case, split on anything but
  * letters, digits and '-', unknown words → id 1).
  */
-import { writeFileSync, mkdirSync, readFileSync } from "node:fs";
+import { writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import { SIGMA_D, RENOISE_ETA } from "../config/defaults.ts";
 import type { TbcmConfig } from "../config/schema.ts";
-import { key } from "../numerics/random.ts";
-import { loadParams } from "../train/checkpoint.ts";
-import { initDit, withStudentHeads } from "../models/dit.ts";
+import type { DitParams } from "../models/dit.ts";
 import { encodeText } from "../models/textEncoder.ts";
 import { vaeDecode } from "../models/vae.ts";
 import { sampleStudent, studentTimesteps, studentAsVelocity } from "../method/sampler.ts";
 import { lowerFunction, avalSpec } from "../executor/lower.ts";
 import { loadTeacher, loadVae } from "./load.ts";
-import { ditStudent } from "./problem.ts";
-
-export type ExportOptions = {
-  /** The generator's matrix products in int8 (dynamic quantization, standard ops): faster on CPUs with int8 dot products. */
-  int8?: boolean;
-  /** The VAE decoder's matrix products in int8 (default: as `int8`; FD and accuracy unchanged, RESULTS §17). */
-  int8Decoder?: boolean;
-  /** Student steps inside the generator (default 1); each step after the first takes a noise input. */
-  steps?: number;
-  /** Fresh-noise share when re-noising between steps (default: the run's `eval.eta`). */
-  eta?: number;
-};
+import { ditStudent } from "./student.ts";
+import type { ExportOptions } from "../run/kinds.ts";
 
 const INT8 = "int8 (dynamic: uint8 activations per tensor, int8 weights per column)";
 
-export function exportStackStudent(runDir: string, outDir: string, batch: number, o: ExportOptions = {}) {
-  const config = JSON.parse(readFileSync(join(runDir, "config.json"), "utf8")) as TbcmConfig;
+/** Writes the export of a stack student (`params` not consumed) into `outDir`; returns its manifest. */
+export function exportStackStudent(config: TbcmConfig, params: DitParams, outDir: string, o: ExportOptions) {
+  const batch = o.batch;
   const teacher = loadTeacher(config.teacher.model);
   const vae = loadVae(config.teacher.vae);
   const { text, dit, tokenizer } = teacher;
-  const like = withStudentHeads(key(0), initDit(key(0), dit), dit);
-  const { params } = loadParams(join(runDir, "student.safetensors"), like);
-  tree.dispose(like);
   const d = teacher.latentDim, L = text.maxWords, M = L + 1, C = text.width + 1;
   mkdirSync(outDir, { recursive: true });
   const files: Record<string, Record<string, number>> = {};
@@ -73,7 +59,7 @@ export function exportStackStudent(runDir: string, outDir: string, batch: number
   write("vae_decoder.onnx", (z: Array) => np.clip(vaeDecode(tree.ref(vae.params), vae.config, z.div(vae.scale)), 0, 1),
     [[batch, d]], ["latent"], ["image"], o.int8Decoder ?? o.int8 ?? false);
   vocab.dispose();
-  tree.dispose([params as never, teacher.params as never, vae.params as never]);
+  tree.dispose([teacher.params as never, vae.params as never]);
   const manifest = {
     format: "tbcm-onnx-text-to-image-1",
     models: { text_encoder: "text_encoder.onnx", generator: "generator.onnx", vae_decoder: "vae_decoder.onnx" },

@@ -1,19 +1,15 @@
 /**
- * Text → images with the default stack: a distilled student (a run directory of
- * `tbcm distill` on the stack teacher) in 1–4 steps, or the teacher itself with CFG.
- * What `tbcm sample` and the library's `sampleImages` run.
+ * Text → images with the default stack: a distilled student in 1–4 steps, or the teacher itself
+ * with CFG. The library's `sampleImages` (src/run/sample.ts) opens a run and calls these.
  */
-import { readFileSync, existsSync } from "node:fs";
-import { join } from "node:path";
-import { tree } from "@jax-js/jax";
 import type { TbcmConfig, ExecutorKind } from "../config/schema.ts";
+import { ROUTE_STEPS } from "../config/defaults.ts";
 import { key, foldIn, normal } from "../numerics/random.ts";
-import { loadParams } from "../train/checkpoint.ts";
-import { initDit, withStudentHeads } from "../models/dit.ts";
-import { StackPipeline, type TeacherSampler } from "./pipeline.ts";
-import { ditStudent, studentSampleLatents } from "./problem.ts";
-import { TEACHER_GUIDANCE_SCHEDULE } from "./teacherReport.ts";
+import type { DitParams } from "../models/dit.ts";
 import type { GuidanceSchedule } from "../method/guidance.ts";
+import { StackPipeline, type TeacherSampler } from "./pipeline.ts";
+import { ditStudent, studentSampleLatents } from "./student.ts";
+import { TEACHER_GUIDANCE, TEACHER_GUIDANCE_SCHEDULE } from "./teacherReport.ts";
 
 export const DEFAULT_TEACHER = "models/fmnist/teacher.safetensors";
 export const DEFAULT_VAE = "models/fmnist/vae.safetensors";
@@ -39,37 +35,29 @@ export type SampleImagesOptions = {
 
 export type SampledImages = { pixels: Float32Array; height: number; width: number; warnings: string[] };
 
-/** One 28×28 image per prompt, pixels [n·784] in [0, 1]; deterministic in `seed`. */
-export async function sampleImages(o: SampleImagesOptions): Promise<SampledImages> {
+/**
+ * One 28×28 image per prompt, pixels [n·784] in [0, 1]; deterministic in `seed`. With `student`
+ * (a run's config and its parameters, not consumed) the student samples, else the teacher.
+ */
+export async function sampleStackImages(o: SampleImagesOptions, student?: { config: TbcmConfig; params: DitParams }): Promise<SampledImages> {
   if (o.prompts.length === 0) throw new Error("give at least one prompt");
-  let config: TbcmConfig | undefined;
-  if (o.run) {
-    const path = join(o.run, "config.json");
-    if (!existsSync(join(o.run, "student.safetensors")) || !existsSync(path)) throw new Error(`"${o.run}" holds no finished student (student.safetensors, config.json): run tbcm distill first`);
-    config = JSON.parse(readFileSync(path, "utf8")) as TbcmConfig;
-    if (config.teacher.kind !== "stack") throw new Error(`"${o.run}" is a run on the ${config.teacher.kind} teacher; images need a run on the stack teacher`);
-  }
+  const config = student?.config;
   const executor = o.executor ?? "onnx";
   const pipe = StackPipeline.load({ teacher: o.teacher ?? config?.teacher.model ?? DEFAULT_TEACHER, vae: o.vae ?? config?.teacher.vae ?? DEFAULT_VAE }, executor);
   try {
     const unknown = pipe.unknownWords(o.prompts);
     const warnings = unknown.length ? [`unknown word(s) read as <unk>: ${unknown.join(", ")}`] : [];
     const n = o.prompts.length, d = pipe.latentDim;
-    const guidance = o.guidance ?? config?.eval.guidance ?? 4.5;
+    const guidance = o.guidance ?? config?.eval.guidance ?? TEACHER_GUIDANCE;
     const k = key(o.seed ?? 0);
     let latents: Float32Array;
-    if (config) {
-      const dc = pipe.teacher.dit;
-      const like = withStudentHeads(key(0), initDit(key(0), dc), dc);
-      const { params } = loadParams(join(o.run!, "student.safetensors"), like);
-      tree.dispose(like);
+    if (student) {
       const cond = await pipe.conditions(o.prompts);
-      latents = await studentSampleLatents(executor, ditStudent(dc), params, o.steps ?? 1, normal(foldIn(k, 0), n * d), cond,
-        { data: new Float32Array(n).fill(guidance), shape: [n, 1] }, foldIn(k, 1), { ...config.eval, ...(o.eta === undefined ? {} : { eta: o.eta }) });
-      tree.dispose(params);
+      latents = await studentSampleLatents(executor, ditStudent(pipe.teacher.dit), student.params, o.steps ?? 1, normal(foldIn(k, 0), n * d), cond,
+        { data: new Float32Array(n).fill(guidance), shape: [n, 1] }, foldIn(k, 1), { ...student.config.eval, ...(o.eta === undefined ? {} : { eta: o.eta }) });
     } else {
       latents = await pipe.sampleTeacher(o.prompts, {
-        steps: o.steps ?? 16, guidance, k: foldIn(k, 0), sampler: o.sampler, schedule: o.guidanceSchedule ?? TEACHER_GUIDANCE_SCHEDULE,
+        steps: o.steps ?? ROUTE_STEPS, guidance, k: foldIn(k, 0), sampler: o.sampler, schedule: o.guidanceSchedule ?? TEACHER_GUIDANCE_SCHEDULE,
       });
     }
     return { pixels: await pipe.decode(latents), height: 28, width: 28, warnings };

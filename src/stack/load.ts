@@ -7,11 +7,11 @@ import { existsSync } from "node:fs";
 import { tree } from "@jax-js/jax";
 import { key } from "../numerics/random.ts";
 import { loadSafetensors } from "../numerics/safetensors.ts";
-import { loadParams } from "../train/checkpoint.ts";
+import { loadParams } from "../numerics/params.ts";
 import { type VaeConfig, type VaeParams, initVae } from "../models/vae.ts";
-import type { TextEncoderConfig, TextEncoderParams } from "../models/textEncoder.ts";
-import type { DitConfig, DitParams } from "../models/dit.ts";
-import { initTeacher } from "./init.ts";
+import type { TextEncoderConfig } from "../models/textEncoder.ts";
+import type { DitConfig } from "../models/dit.ts";
+import { type TeacherParams, initTeacher } from "./init.ts";
 import { type Tokenizer, buildTokenizerFromVocab } from "../data/tokenizer.ts";
 import type { Tree } from "../numerics/tree.ts";
 
@@ -30,18 +30,12 @@ function loadLike<P extends Tree>(path: string, like: P): P {
 
 export type LoadedVae = { params: VaeParams; config: VaeConfig; scale: number; blackLatent: number[] };
 
-let vaeLoads = 0;
-/** How many times a VAE was loaded in this process (TBCM's training asserts it loads none). */
-export const vaeLoadCount = () => vaeLoads;
-
 export function loadVae(path: string): LoadedVae {
-  vaeLoads++;
   const m = metadataOf(path, "tbcm-vae", "VAE");
   const config = JSON.parse(m.config) as VaeConfig;
   return { params: loadLike(path, initVae(key(0), config)), config, scale: Number(m.scale), blackLatent: JSON.parse(m.black_latent) };
 }
 
-export type TeacherParams = { text: TextEncoderParams; dit: DitParams };
 export type LoadedTeacher = { params: TeacherParams; text: TextEncoderConfig; dit: DitConfig; tokenizer: Tokenizer; latentDim: number };
 
 export function teacherLike(text: TextEncoderConfig, dit: DitConfig): TeacherParams {

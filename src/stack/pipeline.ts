@@ -6,7 +6,7 @@
  */
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import type { ExecutorKind } from "../config/schema.ts";
-import { SIGMA_D } from "../config/defaults.ts";
+import { SIGMA_D, ROUTE_SHIFT } from "../config/defaults.ts";
 import { type Key, normal } from "../numerics/random.ts";
 import { encodeText, tokenRows } from "../models/textEncoder.ts";
 import { ditFlow } from "../models/dit.ts";
@@ -110,7 +110,7 @@ export class StackPipeline {
     const noise = normal(o.k, B * d);
     const w = { data: new Float32Array(B).fill(o.guidance), shape: [B, 1] };
     if ((o.sampler ?? "euler") === "trigflow") {
-      const program = this.#route(o.steps, o.shift ?? 2.5, o.schedule ?? GUIDE_EVERYWHERE);
+      const program = this.#route(o.steps, o.shift ?? ROUTE_SHIFT, o.schedule ?? GUIDE_EVERYWHERE);
       const [x0] = await inChunks(program, [{ data: noise, shape: [B, d] }, cond, uncond, w], B, chunk);
       return x0.data.map((v) => v / SIGMA_D);
     }

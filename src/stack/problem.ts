@@ -11,24 +11,22 @@ import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import type { TbcmConfig } from "../config/schema.ts";
 import { ConfigError, guidanceSchedule } from "../config/schema.ts";
-import { SIGMA_D } from "../config/defaults.ts";
-import { type Key, foldIn, normal, uniform } from "../numerics/random.ts";
+import { foldIn, normal, uniform } from "../numerics/random.ts";
 import type { HostTensor } from "../executor/onnxRun.ts";
 import { inference, inChunks, type Inference } from "../executor/inference.ts";
-import { type DitParams, type DitConfig, ditFlow, withStudentHeads } from "../models/dit.ts";
+import { type DitParams, ditFlow, withStudentHeads } from "../models/dit.ts";
 import { vaeEncode, vaeDecode } from "../models/vae.ts";
 import { flowToTrigVelocity } from "../method/flowToTrig.ts";
-import { sampleStudent, studentTimesteps, studentAsVelocity } from "../method/sampler.ts";
 import { unknownWords } from "../data/tokenizer.ts";
 import { caption, captionLabel, CLASS_NAMES } from "../data/captions.ts";
 import { writeImageGrid } from "../data/png.ts";
-import type { DistillProblem } from "../train/problem.ts";
-import { readPromptFile } from "../train/problem.ts";
-import type { EvalKeys } from "../train/gmmProblem.ts";
-import type { Student } from "../train/step.ts";
+import type { DistillProblem, EvalKeys } from "../train/problem.ts";
+import type { Student } from "../method/student.ts";
+import { readPromptFile } from "../data/prompts.ts";
+import { STACK_STUDENT_KIND, ditStudent, studentSampleLatents } from "./student.ts";
 import { relativeMse } from "../eval/distance.ts";
 import { Evaluator } from "../eval/evaluator.ts";
-import { type LoadedTeacher, loadTeacher, loadVae } from "./load.ts";
+import { type LoadedTeacher, type LoadedVae, loadTeacher, loadVae } from "./load.ts";
 import { loadSplit, allPixels } from "./common.ts";
 import { guidedEulerStep, eulerEndpoint, textEncoderProgram, encodeConditions } from "./pipeline.ts";
 import { evalPrompts, referenceStatistics, EVAL_PROMPTS } from "./teacherReport.ts";
@@ -36,38 +34,6 @@ import { loadSafetensors } from "../numerics/safetensors.ts";
 
 /** Flow-Euler steps of the teacher's ODE reference (the endpoint the 1-step student should hit). */
 export const ODE_REFERENCE_STEPS = 32;
-
-/** The student in TrigFlow form: a DiT with guidance embedding and logvar head, through flow → TrigFlow (spec §2). */
-export function ditStudent(c: DitConfig): Student<DitParams> {
-  return (p, u, t, cond, w) => {
-    let logvar: Array | undefined;
-    const F = flowToTrigVelocity((x, s) => {
-      const [v, lv] = ditFlow(p, c, x, s, cond, w);
-      logvar = lv;
-      return v;
-    }, u, t);
-    return [F, logvar!];
-  };
-}
-
-/** How the student samples beyond its step count (the run's `eval` settings). */
-export type StudentSampler = Pick<TbcmConfig["eval"], "twoStepMid" | "eta">;
-
-/** Student samples (z units, [B·d]) with `steps` sampling steps: first noise `noise`, later ones from `k`. */
-export async function studentSampleLatents(executor: TbcmConfig["executor"], student: Student<DitParams>, params: DitParams, steps: number, noise: Float32Array, cond: HostTensor, w: HostTensor, k: Key, sampler: StudentSampler): Promise<Float32Array> {
-  const B = cond.shape[0], d = noise.length / B;
-  const timesteps = studentTimesteps(steps, sampler.twoStepMid);
-  const program = inference(executor, params, (p, c, ww, ...ns) => {
-    const x0 = sampleStudent(studentAsVelocity(student, p, ww), ns, timesteps, c, sampler.eta);
-    tree.dispose(p); ww.dispose();
-    return x0.div(SIGMA_D);
-  }, `student_${steps}step`);
-  const noises: HostTensor[] = [{ data: noise, shape: [B, d] }];
-  for (let i = 1; i < steps; i++) noises.push({ data: normal(foldIn(k, i), B * d), shape: [B, d] });
-  const [x] = await inChunks(program, [cond, w, ...noises], B, Math.min(B, 250));
-  await program.dispose();
-  return x.data;
-}
 
 export async function stackDistillProblem(cfg: TbcmConfig, keys: EvalKeys): Promise<DistillProblem<DitParams> & { warnings: string[] }> {
   const t = cfg.teacher;
@@ -98,13 +64,16 @@ export async function stackDistillProblem(cfg: TbcmConfig, keys: EvalKeys): Prom
     return v;
   }, u, tt);
   const student = ditStudent(dit);
+  // TBCM's training must never load the VAE; the loop checks this count before and after.
+  let vaeLoads = 0;
+  const loadOwnVae = () => { vaeLoads++; return loadVae(t.vae); };
 
   // sCM baseline: cached latents of the real training images, grouped by class
   let byClass: Float32Array[][] | undefined;
   const promptClass = prompts.map((p) => captionLabel(p));
   if (cfg.method === "scm") {
     if (promptClass.some((c) => c < 0)) throw new ConfigError(`the sCM baseline needs each prompt to name a Fashion-MNIST class; "${prompts[promptClass.indexOf(-1)]}" names none`);
-    const vae = loadVae(t.vae);
+    const vae = loadOwnVae();
     const train = loadSplit(t.dataDir, "train");
     const enc = inference(cfg.executor, vae.params, (p, x) => vaeEncode(p, vae.config, x)[0].mul(vae.scale), "vae_encode");
     const [lat] = await inChunks(enc, [{ data: allPixels(train), shape: [train.count, 784] }], train.count, 1000);
@@ -128,10 +97,11 @@ export async function stackDistillProblem(cfg: TbcmConfig, keys: EvalKeys): Prom
     promptCount: prompts.length,
     conditions,
     student,
-    studentKind: "tbcm-student-dit",
+    studentKind: STACK_STUDENT_KIND,
     warnings,
     blackLatent: cfg.blackLatent.length ? Float32Array.from(cfg.blackLatent) : blackLatent,
     initialStudent: (k) => withStudentHeads(k, tree.ref(teacher.params.dit), dit),
+    decoderLoads: () => vaeLoads,
     async realLatents(k, idx) {
       const u = uniform(k, idx.length);
       const z = new Float32Array(idx.length * d);
@@ -145,7 +115,7 @@ export async function stackDistillProblem(cfg: TbcmConfig, keys: EvalKeys): Prom
       return relativeMse(one, curveReference);
     },
     async evaluate(params, outDir, _k, say) {
-      return evaluateStackStudent(cfg, { teacher, student, params, euler, condition, outDir, keys, say });
+      return evaluateStackStudent(cfg, { teacher, student, params, euler, condition, loadVae: loadOwnVae, outDir, keys, say });
     },
     dispose() {
       void textProgram.dispose();
@@ -161,7 +131,7 @@ const GRID_COLUMNS = 8;
 /** FD and prompt accuracy of the student at 1/2/4 steps and of the teacher, the 1-step consistency error, grids. */
 async function evaluateStackStudent(cfg: TbcmConfig, o: {
   teacher: LoadedTeacher; student: Student<DitParams>; params: DitParams; euler: Inference;
-  condition: (ps: readonly string[]) => Promise<HostTensor>; outDir: string; keys: EvalKeys; say?: (line: string) => void;
+  condition: (ps: readonly string[]) => Promise<HostTensor>; loadVae: () => LoadedVae; outDir: string; keys: EvalKeys; say?: (line: string) => void;
 }): Promise<Record<string, number>> {
   const t = cfg.teacher;
   const n = cfg.eval.samples;
@@ -169,7 +139,7 @@ async function evaluateStackStudent(cfg: TbcmConfig, o: {
   const say = (what: string) => o.say?.(`evaluation: ${what} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   const d = o.teacher.latentDim;
   const evaluator = await Evaluator.load(t.evaluator, cfg.executor);
-  const vae = loadVae(t.vae);
+  const vae = o.loadVae();
   const decode = inference(cfg.executor, vae.params, (p, z) => vaeDecode(p, vae.config, z.div(vae.scale)), "vae_decode");
   const pixelsOf = async (z: Float32Array) => {
     const m = z.length / d;

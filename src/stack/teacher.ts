@@ -18,10 +18,10 @@ import { type DitConfig, ditFlow } from "../models/dit.ts";
 import { buildTokenizer, type Tokenizer, UNKNOWN } from "../data/tokenizer.ts";
 import { captionSet, TRAIN_TEMPLATES } from "../data/captions.ts";
 import { fit } from "../train/fit.ts";
-import { saveParams } from "../train/checkpoint.ts";
+import { saveParams } from "../numerics/params.ts";
 import { inference, inChunks } from "../executor/inference.ts";
-import { type TeacherParams, loadVae } from "./load.ts";
-import { initTeacher } from "./init.ts";
+import { loadVae } from "./load.ts";
+import { type TeacherParams, initTeacher } from "./init.ts";
 import { runFiles, loadSplit, allPixels, writeModelCard, MACHINE, type ModelCard } from "./common.ts";
 import { vaeEncode } from "../models/vae.ts";
 

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import type { StackConfig } from "../config/stack.ts";
 import { key, foldIn } from "../numerics/random.ts";
-import { readPromptFile } from "../train/problem.ts";
+import { readPromptFile } from "../data/prompts.ts";
 import { caption, captionLabel, CLASS_NAMES } from "../data/captions.ts";
 import { FASHION_CLASSES } from "../data/fashionMnist.ts";
 import { writeImageGrid } from "../data/png.ts";

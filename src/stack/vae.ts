@@ -11,7 +11,7 @@ import { key, foldIn, normal } from "../numerics/random.ts";
 import { parameterCount, type Tree } from "../numerics/tree.ts";
 import { type VaeConfig, type VaeParams, initVae, vaeEncode, vaeDecode, latentDim } from "../models/vae.ts";
 import { fit } from "../train/fit.ts";
-import { saveParams } from "../train/checkpoint.ts";
+import { saveParams } from "../numerics/params.ts";
 import { inference, inChunks } from "../executor/inference.ts";
 import { runFiles, loadSplit, drawIndices, pixels, allPixels, writeModelCard, MACHINE } from "./common.ts";
 

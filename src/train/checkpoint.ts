@@ -5,8 +5,9 @@
  */
 import { existsSync } from "node:fs";
 import { numpy as np, type Array } from "@jax-js/jax";
-import { type Tree, namedLeaves, fromNamedLeaves, toHost } from "../numerics/tree.ts";
+import { type Tree, namedLeaves, fromNamedLeaves } from "../numerics/tree.ts";
 import { type HostTensor, saveSafetensors, loadSafetensors } from "../numerics/safetensors.ts";
+import { hostTensors } from "../numerics/params.ts";
 import type { LeafState } from "./optim.ts";
 
 /**
@@ -14,29 +15,6 @@ import type { LeafState } from "./optim.ts";
  * parameters' leaf order (it lives on the host between saves, so it never visits jax-js).
  */
 export type Checkpoint<P extends Tree> = { params: P; state: LeafState[]; step: number; config: string; ema?: Float32Array[] };
-
-function hostTensors(t: Tree, prefix: string, into: Map<string, HostTensor>): void {
-  for (const [name, a] of namedLeaves(t)) into.set(`${prefix}${name}`, { shape: a.shape.slice(), data: toHost(a) });
-}
-
-/** Saves parameters only (the distilled student), with metadata. Arrays are not consumed. */
-export function saveParams(path: string, params: Tree, metadata: Record<string, string>): void {
-  const tensors = new Map<string, HostTensor>();
-  hostTensors(params, "", tensors);
-  saveSafetensors(path, tensors, metadata);
-}
-
-/** Loads parameters shaped like `like` (not consumed); wrong names or shapes are errors. */
-export function loadParams<P extends Tree>(path: string, like: P): { params: P; metadata: Record<string, string> } {
-  const { tensors, metadata } = loadSafetensors(path);
-  const arrays = new Map<string, Array>();
-  for (const [name, t] of tensors) arrays.set(name, np.array(t.data).reshape(t.shape));
-  try {
-    return { params: fromNamedLeaves(like, arrays), metadata };
-  } catch (e) {
-    throw new Error(`${path}: ${(e as Error).message} (was it written for another model config?)`);
-  }
-}
 
 export function saveCheckpoint(path: string, c: Checkpoint<Tree>): void {
   const tensors = new Map<string, HostTensor>();

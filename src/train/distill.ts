@@ -3,14 +3,12 @@
  * evaluate, checkpoint. All randomness of step i comes from `foldIn(key(seed), i)`, so a resumed
  * run repeats the uninterrupted one exactly.
  */
-import { appendFileSync, existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
-import { type TbcmConfig, guidanceSchedule } from "../config/schema.ts";
+import { type TbcmConfig, ConfigError, guidanceSchedule } from "../config/schema.ts";
 import { SIGMA_D } from "../config/defaults.ts";
 import { type Key, key, foldIn, normal, uniform } from "../numerics/random.ts";
 import { type Tree, toHost, parameterCount } from "../numerics/tree.ts";
-import { writeFileAtomic } from "../numerics/safetensors.ts";
+import { saveParams } from "../numerics/params.ts";
 import { routeAngles, jitterRoute } from "../method/route.ts";
 import { sampleTrajectory, trainingPairs, blackFilter } from "../method/trajectory.ts";
 import { scmPairs, scmTimes } from "../method/scmPairs.ts";
@@ -20,10 +18,9 @@ import { updateEma } from "./ema.ts";
 import { type PairBatch, STEP_STATS, makeTrainStep } from "./step.ts";
 import { type LeafState, type Optimizer, makeOptimizer } from "./optim.ts";
 import { type PairPass, WeightLayout, Weights, loopPrograms } from "../executor/programs.ts";
-import { saveCheckpoint, loadCheckpoint, saveParams, loadParams } from "./checkpoint.ts";
-import { type DistillProblem, column } from "./problem.ts";
-import { gmmDistillProblem, type EvalKeys } from "./gmmProblem.ts";
-import { vaeLoadCount } from "../stack/load.ts";
+import { saveCheckpoint, loadCheckpoint } from "./checkpoint.ts";
+import { type DistillProblem, type EvalKeys, column } from "./problem.ts";
+import type { RunDir } from "./runDir.ts";
 import { writeReport } from "../eval/report.ts";
 import { formatEta } from "./fit.ts";
 
@@ -31,7 +28,7 @@ import { formatEta } from "./fit.ts";
 const MAX_SKIPS_IN_A_ROW = 20;
 
 /** Independent random streams of a run. */
-const STREAM = { init: 1, eval: 2, curve: 3, step: 4, sampling: 5 } as const;
+export const STREAM = { init: 1, eval: 2, curve: 3, step: 4, sampling: 5 } as const;
 
 export type DistillOptions = {
   resume?: boolean;
@@ -42,15 +39,6 @@ export type DistillOptions = {
 };
 
 export type DistillResult = { metrics: Record<string, number>; steps: number; interrupted: boolean };
-
-/** The distillation problem of a config: the analytic GMM teacher or the default stack. */
-export async function distillProblem(cfg: TbcmConfig, keys: EvalKeys): Promise<DistillProblem> {
-  if (cfg.teacher.kind === "stack") {
-    const { stackDistillProblem } = await import("../stack/problem.ts");
-    return (await stackDistillProblem(cfg, keys)) as unknown as DistillProblem;
-  }
-  return gmmDistillProblem(cfg, keys) as unknown as DistillProblem;
-}
 
 /** The evaluation keys of a run. */
 export function evalKeys(seed: number): EvalKeys {
@@ -66,7 +54,7 @@ export type Program = (inputs: Array[]) => Promise<Array[]>;
  * condition rows, empty-prompt rows, guidance column → xt, dxdt, endpoint), or the sCM
  * baseline's (data, noise, angles, condition rows, empty-prompt rows, guidance → xt, dxdt).
  */
-export function pairPass(cfg: TbcmConfig, problem: DistillProblem): PairPass {
+export function pairPass<P extends Tree>(cfg: TbcmConfig, problem: DistillProblem<P>): PairPass {
   const schedule = guidanceSchedule(cfg);
   if (cfg.method === "tbcm") {
     return {
@@ -95,7 +83,7 @@ export function distillPrograms<P extends Tree>(cfg: TbcmConfig, problem: Distil
   const layout = new WeightLayout(params, state);
   const initialWeights = Weights.fromJax(layout, params, state);
   const programs = loopPrograms(cfg.executor, {
-    pairPass: pairPass(cfg, problem as unknown as DistillProblem),
+    pairPass: pairPass(cfg, problem),
     trainStep: makeTrainStep(problem.student, optimizer, cfg.train.gradClip),
     layout,
     hyperNames: Object.keys(optimizer.hyper(0, cfg.optim.lr)),
@@ -104,7 +92,7 @@ export function distillPrograms<P extends Tree>(cfg: TbcmConfig, problem: Distil
 }
 
 /** Draws the training pairs of step key `k` with the pair pass (exported for bench/executor.bench.ts). */
-export async function drawPairs(cfg: TbcmConfig, problem: DistillProblem, k: Key, route: number[], pass: Program): Promise<PairBatch> {
+export async function drawPairs<P extends Tree>(cfg: TbcmConfig, problem: DistillProblem<P>, k: Key, route: number[], pass: Program): Promise<PairBatch> {
   const d = problem.dim;
   const B = cfg.train.promptsPerStep;
   const pick = uniform(foldIn(k, 1), B);
@@ -140,59 +128,70 @@ export async function drawPairs(cfg: TbcmConfig, problem: DistillProblem, k: Key
   return { xt, dxdt, t: column(t), cond: problem.conditions(rowPrompt), w: column(rowScale), keep: np.ones([n, 1]) };
 }
 
-/** Runs a distillation into `outDir`: student.safetensors, checkpoint.safetensors, log.jsonl, metrics.json, config.json. */
-export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOptions = {}): Promise<DistillResult> {
+/**
+ * The student a run starts from (before its directory is claimed: this is where a bad init
+ * file or black latent is refused).
+ */
+export function initialStudent<P extends Tree>(problem: DistillProblem<P>, cfg: TbcmConfig): P {
+  if (problem.blackLatent.length !== 0 && problem.blackLatent.length !== problem.dim) {
+    throw new ConfigError(`config key "black_latent": expected ${problem.dim} numbers (the teacher's latent size), got ${problem.blackLatent.length}`);
+  }
+  return problem.initialStudent(foldIn(key(cfg.seed), STREAM.init));
+}
+
+/**
+ * The distillation loop: trains `problem`'s student on `run` (a claimed run directory) and
+ * evaluates it. Everything that can reject the input has run before (building the problem).
+ *
+ * Step counting differs from the reference: steps count from 0 and a step skipped for a
+ * non-finite loss still advances the step, and with it r and the learning rate (the reference's
+ * global step starts at 1 and stays on a skipped step). So step i's randomness, r and lr are
+ * functions of i alone, which keeps a resumed run equal to an uninterrupted one.
+ */
+export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, cfg: TbcmConfig, initial: P, run: RunDir, opts: DistillOptions = {}): Promise<DistillResult> {
   const say = opts.progress ?? (() => {});
-  // Everything that can reject the input runs before the run directory is touched.
   const runKey = key(cfg.seed);
-  const problem = await distillProblem(cfg, evalKeys(cfg.seed));
-  let params: Tree = problem.initialStudent(foldIn(runKey, STREAM.init));
-  mkdirSync(outDir, { recursive: true });
+  let params: Tree = initial;
   const configJson = JSON.stringify(cfg);
-  const ckptPath = join(outDir, "checkpoint.safetensors");
-  const logPath = join(outDir, "log.jsonl");
   const optimizer = makeOptimizer(cfg.optim);
 
   let state: LeafState[] = optimizer.init(tree.flatten(params as Tree)[0] as Array[]);
   let start = 0;
   let savedEma: Float32Array[] | undefined;
   if (opts.resume) {
-    const ckpt = loadCheckpoint(ckptPath, params, state);
+    const ckpt = loadCheckpoint(run.checkpointPath, params, state);
     const saved = JSON.parse(ckpt.config);
     // train.steps and the executor may change on resume (a run continued on the other executor
     // agrees with the uninterrupted one to the executors' float32 tolerance, not bit for bit).
     const comparable = (c: TbcmConfig) => JSON.stringify({ ...c, executor: undefined, train: { ...c.train, steps: 0 } });
     if (comparable(saved) !== comparable(cfg)) {
       tree.dispose([ckpt.params, ckpt.state]);
-      throw new Error(`the run in "${outDir}" was made with another config (only train.steps and executor may change on --resume); use a new --out`);
+      throw new Error(`the run in "${run.dir}" was made with another config (only train.steps and executor may change on --resume); use a new --out`);
     }
     tree.dispose([params, state]);
     ({ params, state } = ckpt);
     savedEma = ckpt.ema;
-    if (cfg.train.ema > 0 && !savedEma) throw new Error(`the checkpoint in "${outDir}" holds no parameter average (train.ema); use a new --out`);
+    if (cfg.train.ema > 0 && !savedEma) throw new Error(`the checkpoint in "${run.dir}" holds no parameter average (train.ema); use a new --out`);
     start = ckpt.step;
     // Drop log lines past the checkpoint, so the log reads as one uninterrupted run.
-    if (existsSync(logPath)) {
-      const kept = readFileSync(logPath, "utf8").split("\n").filter((l) => l && JSON.parse(l).step <= start);
-      writeFileAtomic(logPath, kept.map((l) => l + "\n").join(""));
-    }
+    const { torn } = run.keepLogUpTo(start);
+    if (torn) say("warning: the last line of log.jsonl was cut off (the process was killed while writing it) and is dropped");
     say(`resuming from step ${start}`);
   } else {
-    if (existsSync(ckptPath)) throw new Error(`"${outDir}" already holds a run; pass --resume to continue it, or choose a new --out`);
-    writeFileSync(logPath, "");
+    run.startLog();
   }
-  writeFileAtomic(join(outDir, "config.json"), JSON.stringify(cfg, null, 2) + "\n");
+  run.writeConfigJson(cfg);
 
   for (const w of problem.warnings ?? []) say(`warning: ${w}`);
   const route = routeAngles(cfg.route.shift, cfg.route.steps);
-  const programs = distillPrograms(cfg, problem, optimizer, params, state);
+  const programs = distillPrograms(cfg, problem, optimizer, params as P, state);
   let weights = programs.initialWeights;
   const layout = weights.layout;
   // the moving average of the parameters (train.ema), host arrays in layout order; the student when kept
   let ema: Float32Array[] | undefined;
   if (cfg.train.ema > 0) ema = savedEma ?? weights.host().slice(0, layout.paramCount).map((a) => a.slice());
   /** The parameters the run delivers (the average when kept), as jax-js arrays for the caller to dispose. */
-  const studentParams = (): Tree => (ema ? layout.paramsFromHost(ema) : tree.ref(weights.params as never));
+  const studentParams = (): P => (ema ? layout.paramsFromHost(ema) : tree.ref(weights.params as never)) as P;
 
   let evalSeconds = 0; // time spent on the consistency curve, kept out of the training time
   const curve = async () => {
@@ -204,15 +203,15 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
     return value;
   };
   const trainSeconds = () => (performance.now() - t0) / 1000 - evalSeconds;
-  const log = (record: Record<string, unknown>) => appendFileSync(logPath, JSON.stringify(record) + "\n");
   const save = (at: number) => {
-    saveCheckpoint(ckptPath, { params: weights.params, state: weights.state, step: at, config: configJson, ...(ema ? { ema } : {}) });
+    saveCheckpoint(run.checkpointPath, { params: weights.params, state: weights.state, step: at, config: configJson, ...(ema ? { ema } : {}) });
   };
 
   say(`${cfg.method} on the ${cfg.teacher.kind} teacher (${cfg.executor} executor): ${parameterCount(weights.params as Tree).toLocaleString()} student parameters, `
     + `${cfg.method === "tbcm" ? `${cfg.train.promptsPerStep} prompts × ${cfg.route.steps - 1} pairs` : `${cfg.train.promptsPerStep * (cfg.route.steps - 1)} real samples`} per step`);
-  if (start === 0) log({ step: 0, consistency_rel_mse_1step: await curve() });
-  const vaeLoadsBefore = vaeLoadCount();
+  if (start === 0) run.appendLog({ step: 0, consistency_rel_mse_1step: await curve() });
+  const decoderLoadsBefore = problem.decoderLoads();
+  evalSeconds = 0; // the step-0 curve ran before the clock started
   const t0 = performance.now();
   let interrupted = false;
   let skipped = 0;
@@ -230,25 +229,25 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
     if (stats.applied === 0) {
       skipped++;
       skippedInARow++;
-      log({ step: s + 1, event: "skipped_nonfinite", loss: String(stats.loss), grad_norm: String(stats.grad_norm) });
+      run.appendLog({ step: s + 1, event: "skipped_nonfinite", loss: String(stats.loss), grad_norm: String(stats.grad_norm) });
       if (skippedInARow >= MAX_SKIPS_IN_A_ROW) {
         save(s + 1); // parameters are those of the last finite step
         await programs.dispose();
         weights.dispose();
         throw new Error(`the loss or gradient was not finite for ${skippedInARow} steps in a row (up to step ${s + 1}); `
-          + `check guidance, optim.lr and train.grad_clip (${ckptPath} holds the last finite state)`);
+          + `check guidance, optim.lr and train.grad_clip (${run.checkpointPath} holds the last finite state)`);
       }
     } else skippedInARow = 0;
     if (ema) updateEma(ema, weights.host().slice(0, layout.paramCount), cfg.train.ema, s);
     const done = s + 1;
     if (done % cfg.train.logEvery === 0 || done === cfg.train.steps) {
       const elapsed = trainSeconds();
-      const rate = (done - start) / elapsed;
-      log({ step: done, ...stats, r, lr, time_s: Number(elapsed.toFixed(2)) });
-      say(`step ${done}/${cfg.train.steps}  loss ${stats.loss.toFixed(4)}  r ${r.toFixed(2)}  ${rate.toFixed(1)} it/s  ETA ${formatEta((cfg.train.steps - done) / rate)}`);
+      const rate = elapsed > 0 ? (done - start) / elapsed : 0;
+      run.appendLog({ step: done, ...stats, r, lr, time_s: Number(elapsed.toFixed(2)) });
+      say(`step ${done}/${cfg.train.steps}  loss ${stats.loss.toFixed(4)}  r ${r.toFixed(2)}  ${rate.toFixed(1)} it/s  ETA ${rate > 0 ? formatEta((cfg.train.steps - done) / rate) : "…"}`);
     }
     if (done % cfg.train.evalEvery === 0 || done === cfg.train.steps) {
-      log({ step: done, consistency_rel_mse_1step: await curve(), time_s: Number(trainSeconds().toFixed(2)) });
+      run.appendLog({ step: done, consistency_rel_mse_1step: await curve(), time_s: Number(trainSeconds().toFixed(2)) });
     }
     if (done % cfg.train.checkpointEvery === 0) save(done);
     if (opts.stopRequested?.()) {
@@ -260,49 +259,29 @@ export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOpti
   save(s);
   await programs.dispose();
   // TBCM is image-free: nothing in its training loop may load the VAE (the baseline may, to encode images).
-  if (cfg.method === "tbcm" && vaeLoadCount() !== vaeLoadsBefore) throw new Error("internal error: the VAE was loaded during TBCM training");
+  if (cfg.method === "tbcm" && problem.decoderLoads() !== decoderLoadsBefore) throw new Error("internal error: the VAE was loaded during TBCM training");
   if (interrupted) {
     say(`stopped at step ${s}; checkpoint written — continue with --resume`);
     weights.dispose();
-    problem.dispose();
     return { metrics: {}, steps: s, interrupted };
   }
   const trainTime = trainSeconds(); // the final evaluation is not training
   const student = studentParams();
   weights.dispose();
-  saveParams(join(outDir, "student.safetensors"), student, { config: configJson, step: String(s), kind: problem.studentKind });
+  saveParams(run.studentPath, student, { config: configJson, step: String(s), kind: problem.studentKind });
   say("evaluating…");
-  const metrics = await problem.evaluate(student, outDir, foldIn(runKey, STREAM.eval), say);
+  const metrics = await problem.evaluate(student, run.dir, foldIn(runKey, STREAM.eval), say);
   tree.dispose(student);
-  problem.dispose();
   const full = {
     ...metrics, method: cfg.method, steps: s, skipped_steps: skipped, train_time_s: Number(trainTime.toFixed(1)),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
   };
-  writeFileAtomic(join(outDir, "metrics.json"), JSON.stringify(full, null, 2) + "\n");
-  writeReport(outDir, `${cfg.method === "tbcm" ? "TBCM" : "sCM baseline"} distillation on the ${cfg.teacher.kind} teacher`, full, cfg);
+  run.writeMetrics(full);
+  writeReport(run.dir, reportTitle(cfg), full, cfg);
   return { metrics, steps: s, interrupted };
 }
 
-/** Evaluates the student of a finished run again (e.g. after changing `eval` settings); rewrites metrics.json and report.md. */
-export async function evaluateRun(runDir: string, evalOverrides: Partial<TbcmConfig["eval"]> = {}, say?: (line: string) => void): Promise<Record<string, number>> {
-  let cfg: TbcmConfig;
-  try {
-    cfg = JSON.parse(readFileSync(join(runDir, "config.json"), "utf8")) as TbcmConfig;
-  } catch {
-    throw new Error(`no readable config.json in "${runDir}": is it a run directory of tbcm distill?`);
-  }
-  cfg = { ...cfg, eval: { ...cfg.eval, ...evalOverrides } };
-  const problem = await distillProblem(cfg, evalKeys(cfg.seed));
-  const like = problem.initialStudent(foldIn(key(cfg.seed), STREAM.init));
-  const { params } = loadParams(join(runDir, "student.safetensors"), like);
-  tree.dispose(like);
-  const metrics = await problem.evaluate(params, runDir, foldIn(key(cfg.seed), STREAM.eval), say);
-  problem.dispose();
-  tree.dispose(params);
-  const previous = existsSync(join(runDir, "metrics.json")) ? JSON.parse(readFileSync(join(runDir, "metrics.json"), "utf8")) : {};
-  const full = { ...previous, ...metrics };
-  writeFileAtomic(join(runDir, "metrics.json"), JSON.stringify(full, null, 2) + "\n");
-  writeReport(runDir, `${cfg.method === "tbcm" ? "TBCM" : "sCM baseline"} distillation on the ${cfg.teacher.kind} teacher`, full, cfg);
-  return full;
+/** The heading of a run's report.md. */
+export function reportTitle(cfg: TbcmConfig): string {
+  return `${cfg.method === "tbcm" ? "TBCM" : "sCM baseline"} distillation on the ${cfg.teacher.kind} teacher`;
 }

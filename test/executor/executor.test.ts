@@ -6,10 +6,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import { ConfigError, loadConfig, parseConfig, type ExecutorKind, type TbcmConfig } from "../../src/config/schema.ts";
-import { distill } from "../../src/train/distill.ts";
+import { distill } from "../../src/run/distill.ts";
 import { loadSafetensors } from "../../src/numerics/safetensors.ts";
 import { WeightLayout, Weights, loopPrograms, BATCH_KEYS } from "../../src/executor/programs.ts";
-import { initMlp, studentForward } from "../../src/models/mlp.ts";
+import { initMlp } from "../../src/models/mlp.ts";
+import { mlpStudent } from "../../src/gmm/student.ts";
 import { makeTrainStep, STEP_STATS, type PairBatch } from "../../src/train/step.ts";
 import { makeOptimizer } from "../../src/train/optim.ts";
 import { saveCheckpoint } from "../../src/train/checkpoint.ts";
@@ -131,7 +132,7 @@ for (const executor of ["jax", "onnx"] as const) {
     const state = adamw.init(tree.leaves(params as never) as Array[]);
     const layout = new WeightLayout(params, state);
     const programs = loopPrograms(executor, {
-      pairPass: noPairs, trainStep: makeTrainStep(studentForward, adamw, 0.1), layout, hyperNames: Object.keys(adamw.hyper(0, 1e-3)),
+      pairPass: noPairs, trainStep: makeTrainStep(mlpStudent, adamw, 0.1), layout, hyperNames: Object.keys(adamw.hyper(0, 1e-3)),
     });
     const w0 = Weights.fromJax(layout, params, state);
     const before = w0.host().map((v) => v.slice());
@@ -155,7 +156,7 @@ test("onnx: memory stays flat over many training steps (host weights and batches
   const state = opt.init(tree.leaves(params as never) as Array[]);
   const layout = new WeightLayout(params, state);
   const programs = loopPrograms("onnx", {
-    pairPass: noPairs, trainStep: makeTrainStep(studentForward, opt, 0.1), layout, hyperNames: Object.keys(opt.hyper(0, 1e-4)),
+    pairPass: noPairs, trainStep: makeTrainStep(mlpStudent, opt, 0.1), layout, hyperNames: Object.keys(opt.hyper(0, 1e-4)),
   });
   let weights = Weights.fromJax(layout, params, state);
   const B = 64;

@@ -5,16 +5,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { loadConfig } from "../../src/config/schema.ts";
-import { distill } from "../../src/train/distill.ts";
-import { exportStudent } from "../../src/executor/export.ts";
-import { loadStudent, sample } from "../../src/index.ts";
+import { distill } from "../../src/run/distill.ts";
+import { exportStudent, loadStudent, sample } from "../../src/index.ts";
+import type { ExportManifest } from "../../src/gmm/export.ts";
 import { key, foldIn, normal } from "../../src/numerics/random.ts";
 
 test("the exported 1-step generator, run by onnxruntime-node from the file, reproduces sample()", async () => {
   const run = mkdtempSync(join(tmpdir(), "tbcm-export-"));
   await distill(loadConfig(new URL("../fixtures/tiny.yaml", import.meta.url).pathname), run);
   const out = join(run, "export");
-  const manifest = exportStudent(run, out, 3);
+  const manifest = exportStudent(run, out, 3) as ExportManifest;
   assert.deepEqual(manifest.inputs.map((i) => i.shape), [[3, 4], [3, 3], [3, 1]]);
   assert.deepEqual(JSON.parse(readFileSync(join(out, "manifest.json"), "utf8")).timesteps, [Math.PI / 2, 0]);
   // Standard ops only: every node is in the default ONNX domain (no com.microsoft contrib ops).

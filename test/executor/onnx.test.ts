@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { numpy as np, nn, scipySpecial, jvp, valueAndGrad, tree, type Array } from "@jax-js/jax";
-import { studentForward, type MlpParams } from "../../src/models/mlp.ts";
+import { type MlpParams } from "../../src/models/mlp.ts";
+import { mlpStudent } from "../../src/gmm/student.ts";
 import { key, normal } from "../../src/numerics/random.ts";
 import { smallStudent, randomStudentParams } from "../studentFixture.ts";
 import { OnnxFunction, OnnxProgram, type HostTensor } from "../../src/executor/onnxRun.ts";
@@ -62,7 +63,7 @@ async function opCounts(onnx: OnnxFunction, inputs: Array[]) {
 test("ONNX forward of the student agrees with jax-js; sessions are cached per input shapes", async () => {
   const forward = (...xs: Array[]) => {
     const [uu, tt, c, ww] = xs.slice(nParams);
-    return studentForward(unflattenParams(xs.slice(0, nParams)), uu, tt, c, ww);
+    return mlpStudent(unflattenParams(xs.slice(0, nParams)), uu, tt, c, ww);
   };
   const inputs = [...paramLeaves, u, t, cond, w];
   const onnx = await assertAgrees(forward, inputs);
@@ -86,7 +87,7 @@ test("ONNX JVP of the student along (v_u, v_t) agrees with jax-js", async () => 
     const p = unflattenParams(xs.slice(0, nParams));
     const [uu, tt, c, ww, du, dt] = xs.slice(nParams);
     const F = (a: Array, b: Array) => {
-      const [f, lv] = studentForward(tree.ref(p), a, b, c.ref, ww.ref);
+      const [f, lv] = mlpStudent(tree.ref(p), a, b, c.ref, ww.ref);
       lv.dispose();
       return f;
     };
@@ -105,7 +106,7 @@ test("ONNX JVP of the student along (v_u, v_t) agrees with jax-js", async () => 
 
 test("ONNX value_and_grad of a scalar loss w.r.t. the student's parameters agrees with jax-js", async () => {
   const loss = (p: MlpParams, uu: Array, tt: Array, c: Array, ww: Array) => {
-    const [F, logvar] = studentForward(p, uu, tt, c, ww);
+    const [F, logvar] = mlpStudent(p, uu, tt, c, ww);
     return F.mul(F.ref).sum().add(np.exp(logvar).sum());
   };
   const valueGrad = (...xs: Array[]) => {

@@ -10,12 +10,10 @@ import * as ort from "onnxruntime-node";
 import "../../src/numerics/threads.ts";
 import { jit } from "@jax-js/jax";
 import { parseConfig, type TbcmConfig } from "../../src/config/schema.ts";
-import { distill, distillProblem, evalKeys, pairPass, drawPairs } from "../../src/train/distill.ts";
+import { evalKeys, pairPass, drawPairs } from "../../src/train/distill.ts";
+import { teacherKind } from "../../src/run/kinds.ts";
 import { routeAngles } from "../../src/method/route.ts";
-import { vaeLoadCount } from "../../src/stack/load.ts";
-import { sampleImages } from "../../src/stack/generate.ts";
-import { loadStudent } from "../../src/index.ts";
-import { exportStudent } from "../../src/executor/export.ts";
+import { distill, sampleImages, loadStudent, exportStudent } from "../../src/index.ts";
 import { encode } from "../../src/data/tokenizer.ts";
 import { loadTeacher } from "../../src/stack/load.ts";
 import { key, foldIn, normal } from "../../src/numerics/random.ts";
@@ -47,8 +45,8 @@ before(async () => {
 
 test("stack TBCM pairs: (N−1)·B rows of 196-d latents at angles inside the jittered route, without the VAE", async () => {
   const cfg = smokeConfig();
-  const loadsBefore = vaeLoadCount();
-  const problem = await distillProblem(cfg, evalKeys(cfg.seed));
+  const problem = await teacherKind(cfg.teacher.kind).problem(cfg, evalKeys(cfg.seed));
+  const loadsBefore = problem.decoderLoads();
   const pass = jit(pairPass(cfg, problem).f);
   const route = routeAngles(2.5, 4);
   const batch = await drawPairs(cfg, problem, key(1), route, async (xs) => pass(...xs));
@@ -62,8 +60,8 @@ test("stack TBCM pairs: (N−1)·B rows of 196-d latents at angles inside the ji
   });
   for (const a of [batch.xt, batch.dxdt, batch.cond, batch.w, batch.keep]) a.dispose();
   pass.dispose();
+  assert.equal(problem.decoderLoads(), loadsBefore, "TBCM's pairs never load the VAE");
   problem.dispose();
-  assert.equal(vaeLoadCount(), loadsBefore, "TBCM's pairs never load the VAE");
   // the unknown words of the prompt file were reported, not fatal
   assert.ok(progress.some((l) => /unknown to the text encoder .*wooden/.test(l)), progress.join("\n"));
 });

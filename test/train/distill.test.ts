@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig, parseConfig, type TbcmConfig } from "../../src/config/schema.ts";
-import { distill } from "../../src/train/distill.ts";
+import { distill } from "../../src/run/distill.ts";
 import { loadSafetensors } from "../../src/numerics/safetensors.ts";
 
 const base = loadConfig(new URL("../fixtures/tiny.yaml", import.meta.url).pathname);

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { numpy as np, jvp, tree, type Array } from "@jax-js/jax";
-import { studentForward } from "../../src/models/mlp.ts";
+import { mlpStudent } from "../../src/gmm/student.ts";
 import { key, normal } from "../../src/numerics/random.ts";
 import { smallStudent, randomStudentParams } from "../studentFixture.ts";
 
@@ -18,7 +18,7 @@ test("exact JVP of the student along (v_u, v_t) equals central finite difference
   const cond = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]]);
   const w = np.array([[4], [4.5], [5], [1]]);
   const F = (uu: Array, tt: Array) => {
-    const [f, lv] = studentForward(tree.ref(params), uu, tt, cond.ref, w.ref);
+    const [f, lv] = mlpStudent(tree.ref(params), uu, tt, cond.ref, w.ref);
     lv.dispose();
     return f;
   };

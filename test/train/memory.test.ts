@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { numpy as np, jit, tree, type Array } from "@jax-js/jax";
-import { initMlp, studentForward } from "../../src/models/mlp.ts";
+import { initMlp } from "../../src/models/mlp.ts";
+import { mlpStudent } from "../../src/gmm/student.ts";
 import { makeTrainStep } from "../../src/train/step.ts";
 import { came, CAME_DEFAULTS } from "../../src/train/optim.ts";
 import { key, normal } from "../../src/numerics/random.ts";
@@ -24,7 +25,7 @@ test("memory stays flat over many jitted training steps (no leaked arrays)", asy
   const opt = came({ ...CAME_DEFAULTS, lr: 1e-4 });
   let params = initMlp(key(0), cfg);
   let state = opt.init(tree.flatten(params as Tree)[0] as Array[]);
-  const step = jit(makeTrainStep(studentForward, opt, 0.1));
+  const step = jit(makeTrainStep(mlpStudent, opt, 0.1));
   const B = 64;
   const run = async (i: number) => {
     const batch = {

@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { numpy as np, jit, tree } from "@jax-js/jax";
-import { initMlp, studentForward } from "../../src/models/mlp.ts";
+import { initMlp } from "../../src/models/mlp.ts";
+import { mlpStudent } from "../../src/gmm/student.ts";
 import { makeTrainStep, STEP_STATS } from "../../src/train/step.ts";
 import { adamw } from "../../src/train/optim.ts";
 import { key, normal } from "../../src/numerics/random.ts";
@@ -23,7 +24,7 @@ function runStep(b: ReturnType<typeof batch>) {
   const params = initMlp(key(0), cfg);
   const state = opt.init(namedLeaves(params as Tree).map(([, a]) => a.ref));
   const before = namedLeaves(params as Tree).map(([, a]) => toHost(a));
-  const step = jit(makeTrainStep(studentForward, opt, 0.1));
+  const step = jit(makeTrainStep(mlpStudent, opt, 0.1));
   const hyper = Object.fromEntries(Object.entries(opt.hyper(0, 1e-3)).map(([k, v]) => [k, np.array(v)]));
   const [p, s, stats] = step(params, state, b, np.array(1), hyper);
   const after = namedLeaves(p as Tree).map(([, a]) => toHost(a));

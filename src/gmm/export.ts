@@ -1,19 +1,20 @@
 /**
- * `tbcm export`: the distilled student as a portable one-step generator. The 1-step sCM sampler
- * (spec §6) with the student's weights baked in as initializers is lowered to a standard-ops
- * ONNX file: (noise [B, d], cond [B, C], guidance [B, 1]) → latent z [B, d]; plus a manifest
- * with what a caller needs (inputs and shapes, σ_d, timesteps, prompts, guidance scales).
+ * `tbcm export` for a student of the analytic teacher: the 1-step sCM sampler (spec §6) with
+ * the student's weights baked in as initializers, lowered to a standard-ops ONNX file
+ * (noise [B, d], cond [B, C], guidance [B, 1]) → latent z [B, d]; plus a manifest with what a
+ * caller needs (inputs and shapes, σ_d, timesteps, prompts, guidance scales).
  */
-import { writeFileSync, mkdirSync, readFileSync } from "node:fs";
-import { exportStackStudent, type ExportOptions } from "../stack/export.ts";
+import { writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { tree, type Array } from "@jax-js/jax";
+import type { Array } from "@jax-js/jax";
 import { SIGMA_D } from "../config/defaults.ts";
-import { studentForward } from "../models/mlp.ts";
+import type { TbcmConfig } from "../config/schema.ts";
+import type { MlpParams } from "../models/mlp.ts";
 import { sampleStudent, studentTimesteps, studentAsVelocity } from "../method/sampler.ts";
-import { gmmPromptNames } from "../train/problem.ts";
-import { loadStudent } from "../index.ts";
-import { lowerFunction, avalSpec } from "./lower.ts";
+import { lowerFunction, avalSpec } from "../executor/lower.ts";
+import type { ExportOptions } from "../run/kinds.ts";
+import { gmmPromptNames } from "./teacher.ts";
+import { mlpStudent } from "./student.ts";
 
 export type ExportManifest = {
   format: "tbcm-onnx-generator-1";
@@ -27,30 +28,21 @@ export type ExportManifest = {
   op_counts: Record<string, number>;
 };
 
-/** Writes `generator.onnx` and `manifest.json` into `outDir` for batch size `batch`. */
-export function exportStudent(runDir: string, outDir: string, batch = 1, o: ExportOptions = {}): ExportManifest {
-  if (!Number.isInteger(batch) || batch < 1) throw new Error(`--batch must be an integer ≥ 1, got ${batch}`);
-  let kind: string;
-  try {
-    kind = JSON.parse(readFileSync(join(runDir, "config.json"), "utf8")).teacher.kind;
-  } catch {
-    throw new Error(`no readable config.json in "${runDir}": is it a run directory of tbcm distill?`);
-  }
-  if (kind === "stack") return exportStackStudent(runDir, outDir, batch, o) as unknown as ExportManifest;
+/** Writes `generator.onnx` and `manifest.json` into `outDir` (`params` not consumed). */
+export function exportGmmStudent(config: TbcmConfig, params: MlpParams, outDir: string, o: ExportOptions): ExportManifest {
   if (o.int8) throw new Error("--int8 applies to students of the stack teacher");
   if ((o.steps ?? 1) !== 1 || o.eta !== undefined) throw new Error("--steps and --eta apply to students of the stack teacher (this export is one step)");
-  const { params, config } = loadStudent(runDir);
+  const batch = o.batch;
   const d = config.teacher.dim, C = config.teacher.prompts;
   const timesteps = studentTimesteps(1);
   const generate = (noise: Array, cond: Array, w: Array) => {
-    const x0 = sampleStudent(studentAsVelocity(studentForward, params, w), [noise], timesteps, cond);
+    const x0 = sampleStudent(studentAsVelocity(mlpStudent, params, w), [noise], timesteps, cond);
     w.dispose();
     return x0.div(SIGMA_D);
   };
   const lowered = lowerFunction(generate, [avalSpec([batch, d]), avalSpec([batch, C]), avalSpec([batch, 1])] as never, {
     name: "tbcm_generator", inputNames: ["noise", "cond", "guidance"], outputNames: ["latent"], inference: { int8: false },
   });
-  tree.dispose(params);
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "generator.onnx"), lowered.model);
   const manifest: ExportManifest = {

@@ -10,16 +10,17 @@ import { type Key, key, foldIn, normal, uniform } from "../numerics/random.ts";
 import type { Tree } from "../numerics/tree.ts";
 import { gmmFlowVelocity, sampleGmm } from "../models/gmm.ts";
 import { type MlpParams, initMlp, mlpFlow } from "../models/mlp.ts";
-import { adamw, type LeafState } from "./optim.ts";
-import { type Problem, buildProblem, conditionRows, column } from "./problem.ts";
-import { saveParams } from "./checkpoint.ts";
-import { learningRate } from "./schedule.ts";
-import { studentConfig } from "./gmmProblem.ts";
+import { adamw, type LeafState } from "../train/optim.ts";
+import { column } from "../train/problem.ts";
+import { type GmmTeacher, buildGmmTeacher, conditionRows } from "./teacher.ts";
+import { saveParams } from "../numerics/params.ts";
+import { learningRate } from "../train/schedule.ts";
+import { studentConfig } from "./student.ts";
 
 export type PretrainResult = { finalLoss: number; relativeError: number; seconds: number };
 
 /** Points x_s = (1−s)·z + s·ε on the path of the mixture, with their prompts, scales and times. */
-function pathBatch(cfg: TbcmConfig, problem: Problem, k: Key) {
+function pathBatch(cfg: TbcmConfig, problem: GmmTeacher, k: Key) {
   const { dim: d } = problem.spec;
   const B = cfg.pretrain.batch;
   const prompts = globalThis.Array.from(uniform(foldIn(k, 1), B), (u) => problem.trainPrompts[Math.floor(u * problem.trainPrompts.length)]);
@@ -37,7 +38,7 @@ function pathBatch(cfg: TbcmConfig, problem: Problem, k: Key) {
 export async function pretrainTeacherCopy(cfg: TbcmConfig, outPath: string, say: (line: string) => void = () => {}): Promise<PretrainResult> {
   const P = cfg.teacher.prompts;
   const d = cfg.teacher.dim;
-  const problem = buildProblem(cfg);
+  const problem = buildGmmTeacher(cfg);
   const opt = adamw({ kind: "adamw", lr: cfg.pretrain.lr, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 });
   let params: MlpParams = initMlp(foldIn(key(cfg.seed), 1), studentConfig(cfg));
   let state: LeafState[] = opt.init(tree.flatten(params as Tree)[0] as Array[]);

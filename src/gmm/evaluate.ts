@@ -12,10 +12,11 @@ import { takeHost, type Tree } from "../numerics/tree.ts";
 import { sampleStudent, studentTimesteps, studentAsVelocity } from "../method/sampler.ts";
 import { sampleTrajectory } from "../method/trajectory.ts";
 import { routeAngles } from "../method/route.ts";
-import { type Problem, conditionRows, column } from "../train/problem.ts";
-import { odeEndpoint, rk4Step } from "./ode.ts";
-import { slicedWasserstein2, relativeMse } from "./distance.ts";
-import type { Student } from "../train/step.ts";
+import type { Student } from "../method/student.ts";
+import { column } from "../train/problem.ts";
+import { odeEndpoint, rk4Step } from "../eval/ode.ts";
+import { slicedWasserstein2, relativeMse } from "../eval/distance.ts";
+import { type GmmTeacher, conditionRows } from "./teacher.ts";
 
 /** Held-out noises, their prompts and guidance scales, and the exact ODE endpoints (z units). */
 export type EvalSet = {
@@ -28,7 +29,7 @@ export type EvalSet = {
 const toZ = (x: Array) => takeHost(x.div(SIGMA_D));
 
 /** Builds an eval set: `perPrompt` noises for every teacher prompt, scales cycling through the list. */
-export function makeEvalSet(problem: Problem, cfg: TbcmConfig, perPrompt: number, k: Key): EvalSet {
+export function makeEvalSet(problem: GmmTeacher, cfg: TbcmConfig, perPrompt: number, k: Key): EvalSet {
   const d = problem.spec.dim;
   const P = problem.spec.prompts.length;
   const prompts = globalThis.Array.from({ length: P * perPrompt }, (_, i) => Math.floor(i / perPrompt));
@@ -37,11 +38,11 @@ export function makeEvalSet(problem: Problem, cfg: TbcmConfig, perPrompt: number
   const h = -(Math.PI / 2) / cfg.eval.odeSteps;
   // One compiled RK4 step, applied odeSteps times (compiling the unrolled solve is slow).
   const step = jit((x: Array, t: Array, c: Array, u: Array, w: Array) => {
-    const y = rk4Step(problem.teacher, x, t, h, c, u, w);
+    const y = rk4Step(problem.velocity, x, t, h, c, u, w);
     c.dispose(); u.dispose(); w.dispose();
     return y;
   });
-  const x0 = odeEndpoint(problem.teacher, np.array(noise).reshape([prompts.length, d]), conditionRows(prompts, P),
+  const x0 = odeEndpoint(problem.velocity, np.array(noise).reshape([prompts.length, d]), conditionRows(prompts, P),
     conditionRows(prompts.map(() => -1), P), column(guidance), cfg.eval.odeSteps, step);
   step.dispose();
   return { noise, prompts, guidance, reference: toZ(x0) };
@@ -64,12 +65,12 @@ export function studentSamples<P extends Tree>(student: Student<P>, params: P, s
 }
 
 /** The teacher's own sampler along the (unjittered) route, `steps` steps, for an eval set (z units). */
-export function teacherSamples(problem: Problem, set: EvalSet, shift: number, steps: number): Float32Array {
+export function teacherSamples(problem: GmmTeacher, set: EvalSet, shift: number, steps: number): Float32Array {
   const n = set.prompts.length;
   const d = problem.spec.dim;
   const P = problem.spec.prompts.length;
   const run = jit((x: Array, route: Array, c: Array, u: Array, w: Array) => {
-    const traj = sampleTrajectory(problem.teacher, x, route, c, u, w);
+    const traj = sampleTrajectory(problem.velocity, x, route, c, u, w);
     tree.dispose([traj.points, traj.velocities]);
     return traj.endpoint;
   });
@@ -100,7 +101,7 @@ export type Metrics = {
 };
 
 /** All metrics of issue #2 for a student. */
-export function evaluateStudent<P extends Tree>(student: Student<P>, params: P, problem: Problem, cfg: TbcmConfig, set: EvalSet, k: Key): Metrics {
+export function evaluateStudent<P extends Tree>(student: Student<P>, params: P, problem: GmmTeacher, cfg: TbcmConfig, set: EvalSet, k: Key): Metrics {
   const d = problem.spec.dim;
   const P = problem.spec.prompts.length;
   const one = studentSamples(student, params, set, 1, d, P, k);

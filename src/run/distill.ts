@@ -1,0 +1,51 @@
+/**
+ * The library's `distill`: a config and a directory in, a distilled student, its metrics and a
+ * report out. It claims the run directory, builds the teacher kind's problem, and hands both to
+ * the loop (`trainStudent`). `evaluateRun` measures a finished run again.
+ */
+import { foldIn, key } from "../numerics/random.ts";
+import type { TbcmConfig } from "../config/schema.ts";
+import { type DistillOptions, type DistillResult, STREAM, evalKeys, initialStudent, reportTitle, trainStudent } from "../train/distill.ts";
+import { RunDir } from "../train/runDir.ts";
+import { tree } from "@jax-js/jax";
+import { writeReport } from "../eval/report.ts";
+import { teacherKind } from "./kinds.ts";
+import { openRun } from "./open.ts";
+
+/** Runs a distillation into `outDir`: student.safetensors, checkpoint.safetensors, log.jsonl, metrics.json, config.json, report.md. */
+export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOptions = {}): Promise<DistillResult> {
+  // Everything that can reject the input runs before the run directory is touched.
+  const problem = await teacherKind(cfg.teacher.kind).problem(cfg, evalKeys(cfg.seed));
+  let run: RunDir | undefined;
+  try {
+    const initial = initialStudent(problem, cfg);
+    try {
+      run = RunDir.claim(outDir, opts.resume ?? false);
+    } catch (e) {
+      tree.dispose(initial);
+      throw e;
+    }
+    return await trainStudent(problem, cfg, initial, run, opts);
+  } finally {
+    problem.dispose();
+    run?.release();
+  }
+}
+
+/** Evaluates the student of a finished run again (e.g. after changing `eval` settings); rewrites metrics.json and report.md. */
+export async function evaluateRun(runDir: string, evalOverrides: Partial<TbcmConfig["eval"]> = {}, say?: (line: string) => void): Promise<Record<string, unknown>> {
+  const opened = openRun(runDir);
+  const cfg: TbcmConfig = { ...opened.config, eval: { ...opened.config.eval, ...evalOverrides } };
+  const params = opened.student();
+  const problem = await opened.kind.problem(cfg, evalKeys(cfg.seed));
+  try {
+    const metrics = await problem.evaluate(params, runDir, foldIn(key(cfg.seed), STREAM.eval), say);
+    const full = { ...opened.dir.readMetrics(), ...metrics };
+    opened.dir.writeMetrics(full);
+    writeReport(runDir, reportTitle(cfg), full as Record<string, number>, cfg);
+    return full;
+  } finally {
+    problem.dispose();
+    tree.dispose(params);
+  }
+}

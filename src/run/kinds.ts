@@ -1,0 +1,60 @@
+/**
+ * The teacher kinds, side by side: each is a folder that implements `DistillProblem` (and knows
+ * how to export its student). This table is the one place that dispatches on `teacher.kind`;
+ * a new kind is a folder and one entry here.
+ */
+import type { TbcmConfig } from "../config/schema.ts";
+import type { Tree } from "../numerics/tree.ts";
+import type { DistillProblem, EvalKeys } from "../train/problem.ts";
+import type { MlpParams } from "../models/mlp.ts";
+import type { DitParams } from "../models/dit.ts";
+import { gmmDistillProblem } from "../gmm/problem.ts";
+import { type ExportManifest as GmmExportManifest, exportGmmStudent } from "../gmm/export.ts";
+import { GMM_STUDENT_KIND } from "../gmm/student.ts";
+import { stackDistillProblem } from "../stack/problem.ts";
+import { exportStackStudent } from "../stack/export.ts";
+import { STACK_STUDENT_KIND } from "../stack/student.ts";
+
+export type ExportOptions = {
+  /** Rows of every exported file's fixed batch. */
+  batch: number;
+  /** The generator's matrix products in int8 (dynamic quantization, standard ops): faster on CPUs with int8 dot products. */
+  int8?: boolean;
+  /** The VAE decoder's matrix products in int8 (default: as `int8`; FD and accuracy unchanged, RESULTS §17). */
+  int8Decoder?: boolean;
+  /** Student steps inside the generator (default 1); each step after the first takes a noise input. */
+  steps?: number;
+  /** Fresh-noise share when re-noising between steps (default: the run's `eval.eta`). */
+  eta?: number;
+};
+
+/** What `tbcm export` writes into manifest.json, by teacher kind. */
+export type ExportManifest = GmmExportManifest | ReturnType<typeof exportStackStudent>;
+
+export interface TeacherKind {
+  /** The `kind` metadata of this kind's student files. */
+  readonly studentKind: string;
+  /** The distillation problem of a config (its parameter tree is the kind's own: hence `any`). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  problem(cfg: TbcmConfig, keys: EvalKeys): Promise<DistillProblem<any>>;
+  /** Writes the export of a student (`params` not consumed) into `outDir`; returns its manifest. */
+  exportStudent(cfg: TbcmConfig, params: Tree, outDir: string, o: ExportOptions): ExportManifest;
+}
+
+const KINDS: Record<TbcmConfig["teacher"]["kind"], TeacherKind> = {
+  gmm: {
+    studentKind: GMM_STUDENT_KIND,
+    problem: async (cfg, keys) => gmmDistillProblem(cfg, keys),
+    exportStudent: (cfg, params, outDir, o) => exportGmmStudent(cfg, params as MlpParams, outDir, o),
+  },
+  stack: {
+    studentKind: STACK_STUDENT_KIND,
+    problem: (cfg, keys) => stackDistillProblem(cfg, keys),
+    exportStudent: (cfg, params, outDir, o) => exportStackStudent(cfg, params as DitParams, outDir, o),
+  },
+};
+
+/** The implementation of a config's teacher kind. */
+export function teacherKind(kind: TbcmConfig["teacher"]["kind"]): TeacherKind {
+  return KINDS[kind];
+}
