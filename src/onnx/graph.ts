@@ -1066,7 +1066,9 @@ export function importOnnx(source: string | OnnxModel): ImportedOnnx {
         const ins = n.inputs.map((name) => {
           if (name === "") return undefined;
           const v = env.get(name);
-          if (v === undefined) throw new Error(`input "${name}" is not computed before this node (graph not in topological order?)`);
+          if (v === undefined) {
+            throw new OnnxImportError(`${where}: node "${n.name || n.outputs[0]}" (${n.opType}): input "${name}" is not computed before it (the graph is not in topological order)`);
+          }
           return v;
         });
         let outs: Value[];
