@@ -40,3 +40,5 @@ export const MAX_DEPTH = 64;
 export const MAX_RATIO = 16;
 /** Batch of the supervised trainings (shipped: 128–256). */
 export const MAX_BATCH = 65_536;
+/** Seeds: a random key is a 32-bit integer (src/numerics/random.ts); a larger seed would alias a smaller one. */
+export const MAX_SEED = 2 ** 32 - 1;
