@@ -4,9 +4,10 @@
  * the returned config is fully resolved (no undefined), and it is stored with every checkpoint.
  */
 import type { GuidanceSchedule } from "../method/guidance.ts";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import * as D from "./defaults.ts";
+import * as L from "./limits.ts";
 import type { OptimizerConfig } from "../train/optim.ts";
 import type { LrSchedule } from "../train/schedule.ts";
 
@@ -88,20 +89,40 @@ export class ConfigError extends Error {}
 
 export type Field =
   | { type: "number"; min?: number; max?: number; exclusiveMin?: boolean; default: number }
-  | { type: "int"; min?: number; default: number }
+  | { type: "int"; min?: number; max?: number; default: number }
   | { type: "string"; default: string }
   | { type: "enum"; values: readonly string[]; default: string }
-  | { type: "numbers"; length?: number; default: readonly number[] }
-  | { type: "matrix"; default: readonly (readonly number[])[] };
+  /** `maxLength` defaults to L.MAX_LIST; a matrix bounds the count of all its numbers the same way. */
+  | { type: "numbers"; length?: number; maxLength?: number; default: readonly number[] }
+  | { type: "matrix"; maxCount?: number; default: readonly (readonly number[])[] };
 
 export const num = (d: number, min?: number, exclusiveMin = false, max?: number): Field => ({ type: "number", default: d, min, max, exclusiveMin });
-export const int = (d: number, min = 0): Field => ({ type: "int", default: d, min });
+/** An integer from `min` to `max` (default: any safe integer; every size has its bound in limits.ts). */
+export const int = (d: number, min = 0, max = Number.MAX_SAFE_INTEGER): Field => ({ type: "int", default: d, min, max });
+/** A string longer than any path: file names are the only strings here. */
+const MAX_STRING = 4096;
+
+/**
+ * A value as it appears in an error: one line of at most 80 characters, NaN and ±Infinity as
+ * YAML's `.nan` / `.inf` (JSON.stringify would print them as null).
+ */
+export function showValue(v: unknown): string {
+  const special = (x: unknown) => (typeof x === "number" && !Number.isFinite(x) ? (Number.isNaN(x) ? ".nan" : x > 0 ? ".inf" : "-.inf") : x);
+  let text: string;
+  try {
+    text = typeof v === "number" ? String(special(v)) : JSON.stringify(v, (_, x) => special(x)) ?? String(v);
+  } catch {
+    text = String(v);
+  }
+  text = text.replace(/"(\.nan|-?\.inf)"/g, "$1").replace(/[\r\n]+/g, " ");
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
 
 /** Every key, its type, range and default (snake_case, as written in YAML). */
 const SCHEMA: Record<string, Field | Record<string, Field>> = {
   method: { type: "enum", values: ["tbcm", "scm"], default: "tbcm" },
   executor: { type: "enum", values: EXECUTORS, default: "onnx" },
-  seed: int(0),
+  seed: int(0, 0, L.MAX_SEED),
   prompts_file: { type: "string", default: "" },
   teacher: {
     kind: { type: "enum", values: ["gmm", "stack"], default: "gmm" },
@@ -109,43 +130,44 @@ const SCHEMA: Record<string, Field | Record<string, Field>> = {
     vae: { type: "string", default: "models/fmnist/vae.safetensors" },
     evaluator: { type: "string", default: "models/fmnist/evaluator.safetensors" },
     data_dir: { type: "string", default: "" },
-    dim: int(16, 1), prompts: int(10, 1), components: int(3, 1), std: num(0.25, 0, true),
-    means_seed: int(0), means: { type: "matrix", default: [] },
+    dim: int(16, 1, L.MAX_GMM_DIM), prompts: int(10, 1, L.MAX_GMM_PROMPTS), components: int(3, 1, L.MAX_GMM_COMPONENTS), std: num(0.25, 0, true),
+    means_seed: int(0, 0, L.MAX_SEED), means: { type: "matrix", default: [] },
   },
   student: {
-    hidden: int(128, 1), embed_dim: int(128, 1), depth: int(3, 1), mlp_ratio: int(2, 1),
+    hidden: int(128, 1, L.MAX_WIDTH), embed_dim: int(128, 1, L.MAX_WIDTH), depth: int(3, 1, L.MAX_DEPTH), mlp_ratio: int(2, 1, L.MAX_RATIO),
     init: { type: "string", default: "" },
   },
-  route: { shift: num(D.ROUTE_SHIFT, 0, true), steps: int(D.ROUTE_STEPS, 3) },
-  guidance: { type: "numbers", default: D.GUIDANCE_SCALES },
-  guidance_interval: { type: "numbers", default: [0, 1] },
+  route: { shift: num(D.ROUTE_SHIFT, 0, true), steps: int(D.ROUTE_STEPS, 3, L.MAX_ROUTE_STEPS) },
+  // each scale is a teacher pass per training pair, so a few hundred is already far past useful
+  guidance: { type: "numbers", maxLength: 1000, default: D.GUIDANCE_SCALES },
+  guidance_interval: { type: "numbers", maxLength: 2, default: [0, 1] },
   guidance_ramp: num(0, 0),
   black_latent: { type: "numbers", default: [] },
   loss: {
-    warmup: int(D.TANGENT_WARMUP), calm_start: int(D.CALM_START), calm_steps: int(D.CALM_STEPS, 1),
+    warmup: int(D.TANGENT_WARMUP, 0, L.MAX_STEPS), calm_start: int(D.CALM_START, 0, L.MAX_STEPS), calm_steps: int(D.CALM_STEPS, 1, L.MAX_STEPS),
     r_final: num(D.R_FINAL, 0, false, 1),
   },
   optim: {
     kind: { type: "enum", values: ["adamw", "came"], default: "adamw" },
-    lr: num(3e-5, 0, true), betas: { type: "numbers", default: [] }, eps: { type: "numbers", default: [] },
+    lr: num(3e-5, 0, true), betas: { type: "numbers", maxLength: 3, default: [] }, eps: { type: "numbers", maxLength: 2, default: [] },
     weight_decay: num(0, 0), clip_threshold: num(D.CAME_CLIP_THRESHOLD, 0, true),
-    schedule: { type: "enum", values: ["constant", "cosine"], default: "constant" }, warmup_steps: int(0),
+    schedule: { type: "enum", values: ["constant", "cosine"], default: "constant" }, warmup_steps: int(0, 0, L.MAX_STEPS),
   },
   train: {
-    steps: int(12000, 1), prompts_per_step: int(8, 1), grad_clip: num(D.GRAD_CLIP, 0, true), ema: num(0, 0, false, 0.9999),
-    log_every: int(10, 1), eval_every: int(1000, 1), checkpoint_every: int(1000, 1),
+    steps: int(12000, 1, L.MAX_STEPS), prompts_per_step: int(8, 1, L.MAX_PROMPTS_PER_STEP), grad_clip: num(D.GRAD_CLIP, 0, true), ema: num(0, 0, false, 0.9999),
+    log_every: int(10, 1, L.MAX_STEPS), eval_every: int(1000, 1, L.MAX_STEPS), checkpoint_every: int(1000, 1, L.MAX_STEPS),
   },
   eval: {
-    noises_per_prompt: int(256, 2), ode_steps: int(128, 4), projections: int(64, 1), curve_noises: int(32, 1),
-    samples: int(1000, 2), guidance: num(4.5, 0), two_step_mid: num(D.TWO_STEP_MID, 0, true, Math.PI / 2),
+    noises_per_prompt: int(256, 2, L.MAX_EVAL_SAMPLES), ode_steps: int(128, 4, L.MAX_ODE_STEPS), projections: int(64, 1, L.MAX_PROJECTIONS),
+    curve_noises: int(32, 1, L.MAX_CURVE_NOISES), samples: int(1000, 2, L.MAX_EVAL_SAMPLES), guidance: num(4.5, 0), two_step_mid: num(D.TWO_STEP_MID, 0, true, Math.PI / 2),
     eta: num(D.RENOISE_ETA, 0, false, 1),
   },
-  pretrain: { steps: int(4000, 1), batch: int(256, 1), lr: num(1e-3, 0, true) },
+  pretrain: { steps: int(4000, 1, L.MAX_STEPS), batch: int(256, 1, L.MAX_BATCH), lr: num(1e-3, 0, true) },
 };
 
 function checkField(key: string, f: Field, v: unknown): unknown {
   const fail = (what: string): never => {
-    throw new ConfigError(`config key "${key}": expected ${what}, got ${JSON.stringify(v)}`);
+    throw new ConfigError(`config key "${key}": expected ${what}, got ${showValue(v)}`);
   };
   switch (f.type) {
     case "number": {
@@ -158,17 +180,27 @@ function checkField(key: string, f: Field, v: unknown): unknown {
     }
     case "int":
       if (typeof v !== "number" || !Number.isInteger(v) || v < (f.min ?? 0)) return fail(`an integer ≥ ${f.min ?? 0}`);
+      if (v > (f.max ?? Number.MAX_SAFE_INTEGER)) return fail(`an integer ≤ ${f.max ?? Number.MAX_SAFE_INTEGER} (the bound this key has, src/config/limits.ts)`);
       return v;
     case "string":
+      if (typeof v === "string" && v.length > MAX_STRING) return fail(`a string of at most ${MAX_STRING} characters`);
       return typeof v === "string" ? v : fail("a string");
     case "enum":
       return typeof v === "string" && f.values.includes(v) ? v : fail(`one of ${f.values.join(", ")}`);
-    case "numbers":
-      if (!Array.isArray(v) || !v.every((x) => typeof x === "number" && Number.isFinite(x))) return fail("a list of numbers");
+    case "numbers": {
+      const most = f.maxLength ?? L.MAX_LIST;
+      if (Array.isArray(v) && v.length > most) return fail(`a list of at most ${most} numbers (it has ${v.length})`);
+      if (!Array.isArray(v) || !v.every((x) => typeof x === "number" && Number.isFinite(x))) return fail("a list of finite numbers");
       return v;
-    case "matrix":
-      if (!Array.isArray(v) || !v.every((r) => Array.isArray(r) && r.every((x) => typeof x === "number"))) return fail("a list of lists of numbers");
+    }
+    case "matrix": {
+      const most = f.maxCount ?? L.MAX_LIST;
+      if (!Array.isArray(v) || !v.every((r) => Array.isArray(r))) return fail("a list of lists of finite numbers");
+      const count = (v as unknown[][]).reduce((n, r) => n + r.length, 0);
+      if (count > most) return fail(`lists of at most ${most} numbers in all (they have ${count})`);
+      if (!(v as unknown[][]).every((r) => r.every((x) => typeof x === "number" && Number.isFinite(x)))) return fail("a list of lists of finite numbers");
       return v;
+    }
   }
 }
 
@@ -176,18 +208,19 @@ const isField = (x: Field | Record<string, Field>): x is Field => typeof (x as F
 const camel = (k: string) => k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 
 export function resolve(raw: Record<string, unknown>, schema: Record<string, Field | Record<string, Field>>, prefix: string): Record<string, unknown> {
+  // own keys only: "__proto__", "constructor", "toString" … are unknown keys, not inherited members
   for (const k of Object.keys(raw)) {
-    if (!(k in schema)) {
+    if (!Object.hasOwn(schema, k)) {
       throw new ConfigError(`unknown config key "${prefix}${k}" (allowed in ${prefix ? `"${prefix.slice(0, -1)}"` : "the top level"}: ${Object.keys(schema).join(", ")})`);
     }
   }
   const out: Record<string, unknown> = {};
   for (const [k, f] of Object.entries(schema)) {
-    const v = raw[k];
+    const v = Object.hasOwn(raw, k) ? raw[k] : undefined;
     if (isField(f)) out[camel(k)] = v === undefined || v === null ? f.default : checkField(prefix + k, f, v);
     else {
       if (v !== undefined && v !== null && (typeof v !== "object" || Array.isArray(v))) {
-        throw new ConfigError(`config key "${prefix}${k}": expected a section (key: value lines), got ${JSON.stringify(v)}`);
+        throw new ConfigError(`config key "${prefix}${k}": expected a section (key: value lines), got ${showValue(v)}`);
       }
       out[camel(k)] = resolve((v ?? {}) as Record<string, unknown>, f, `${prefix}${k}.`);
     }
@@ -219,6 +252,9 @@ export function parseConfig(raw: unknown): TbcmConfig {
     throw new ConfigError(`config key "guidance_interval": the analytic gmm teacher guides everywhere; remove the key or use teacher.kind: stack`);
   }
   const t = c.teacher;
+  if (t.prompts * t.components * t.dim > L.MAX_GMM_MEANS) {
+    throw new ConfigError(`config key "teacher.prompts": prompts × components × dim = ${t.prompts}·${t.components}·${t.dim} means exceed ${L.MAX_GMM_MEANS} numbers`);
+  }
   if (t.means.length && (t.means.length !== t.prompts * t.components || t.means.some((m: number[]) => m.length !== t.dim))) {
     throw new ConfigError(`config key "teacher.means": expected ${t.prompts}·${t.components} rows of ${t.dim} numbers (prompts × components × dim)`);
   }
@@ -231,11 +267,11 @@ export function parseConfig(raw: unknown): TbcmConfig {
 function accepts(f: Field): string {
   switch (f.type) {
     case "number": return `number ${f.exclusiveMin ? ">" : "≥"} ${f.min ?? "-∞"}${f.max !== undefined ? `, ≤ ${f.max}` : ""}`;
-    case "int": return `integer ≥ ${f.min ?? 0}`;
+    case "int": return `integer ≥ ${f.min ?? 0}${f.max !== undefined && f.max !== Number.MAX_SAFE_INTEGER ? `, ≤ ${f.max}` : ""}`;
     case "string": return "string";
     case "enum": return f.values.join(" | ");
-    case "numbers": return "list of numbers";
-    case "matrix": return "list of lists of numbers";
+    case "numbers": return `list of ≤ ${f.maxLength ?? L.MAX_LIST} numbers`;
+    case "matrix": return `list of lists of ≤ ${f.maxCount ?? L.MAX_LIST} numbers in all`;
   }
 }
 
@@ -281,6 +317,14 @@ function checkGuidanceInterval(key: string, v: readonly number[]): void {
 
 /** Reads and parses a YAML file (errors name the file and the fix). */
 export function readYaml(path: string): unknown {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch {
+    throw new ConfigError(`cannot read config file "${path}": check the path`);
+  }
+  // before reading: a huge file is refused without holding it (and what the parser would build from it)
+  if (size > L.MAX_CONFIG_BYTES) throw new ConfigError(`config file "${path}" has ${size} bytes; a config is at most ${L.MAX_CONFIG_BYTES} bytes`);
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -289,11 +333,13 @@ export function readYaml(path: string): unknown {
   }
   let raw: unknown;
   try {
-    raw = parseYaml(text);
+    // maxAliasCount bounds alias expansion ("billion laughs"); a deep nesting is a parse error, caught here
+    raw = parseYaml(text, { maxAliasCount: L.MAX_YAML_ALIASES });
   } catch (e) {
-    const msg = (e as Error).message.split("\n")[0].replace(/:\s*$/, "");
+    const msg = String((e as Error)?.message ?? e).split("\n")[0].replace(/:\s*$/, "").slice(0, 200);
     throw new ConfigError(`config file "${path}" is not valid YAML: ${msg}`);
   }
+  if (raw === null || raw === undefined) throw new ConfigError(`config file "${path}" is empty (write at least one key, e.g. "method: tbcm"; \`tbcm config\` lists them)`);
   return raw;
 }
 

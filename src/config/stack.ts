@@ -5,6 +5,7 @@
  * Validated like the distillation config: unknown keys and bad values name the key and the fix.
  */
 import { ConfigError, type Field, num, int, resolve, readYaml, EXECUTORS, type ExecutorKind } from "./schema.ts";
+import * as L from "./limits.ts";
 import { ATTENTION_KINDS, type AttentionKind } from "../models/transformer.ts";
 
 type Training = { steps: number; batch: number; lr: number; warmup: number; weightDecay: number; gradClip: number; ema: number; logEvery: number; checkpointEvery: number };
@@ -23,27 +24,29 @@ export type StackConfig = {
 };
 
 const training = (steps: number, batch: number, lr: number, ema: number): Record<string, Field> => ({
-  steps: int(steps, 1), batch: int(batch, 1), lr: num(lr, 0, true), warmup: int(100), weight_decay: num(0, 0),
-  grad_clip: num(1, 0, true), ema: num(ema, 0, false, 0.99999), log_every: int(50, 1), checkpoint_every: int(500, 1),
+  steps: int(steps, 1, L.MAX_STEPS), batch: int(batch, 1, L.MAX_BATCH), lr: num(lr, 0, true), warmup: int(100, 0, L.MAX_STEPS), weight_decay: num(0, 0),
+  grad_clip: num(1, 0, true), ema: num(ema, 0, false, 0.99999), log_every: int(50, 1, L.MAX_STEPS), checkpoint_every: int(500, 1, L.MAX_STEPS),
 });
 
 const SCHEMA: Record<string, Field | Record<string, Field>> = {
   kind: { type: "enum", values: ["stack"], default: "stack" },
-  seed: int(0),
+  seed: int(0, 0, L.MAX_SEED),
   executor: { type: "enum", values: EXECUTORS, default: "onnx" },
   data_dir: { type: "string", default: "" },
   models_dir: { type: "string", default: "models/fmnist" },
   vae: {
-    patch: int(4, 1), latent_channels: int(4, 1), width: int(128, 1), heads: int(4, 1), encoder_depth: int(2, 1),
-    decoder_depth: int(3, 1), kl_weight: num(1e-3, 0), ...training(4000, 128, 1e-3, 0.999),
+    // the images are 28×28: a patch is at most 28 wide
+    patch: int(4, 1, 28), latent_channels: int(4, 1, L.MAX_WIDTH), width: int(128, 1, L.MAX_WIDTH), heads: int(4, 1, L.MAX_WIDTH),
+    encoder_depth: int(2, 1, L.MAX_DEPTH), decoder_depth: int(3, 1, L.MAX_DEPTH), kl_weight: num(1e-3, 0), ...training(4000, 128, 1e-3, 0.999),
   },
-  text: { max_words: int(8, 1), width: int(64, 1), heads: int(4, 1), depth: int(2, 1), word_dropout: num(0.1, 0, false, 1) },
+  // max_words: a caption is a few words (shipped: 8); attention is quadratic in it
+  text: { max_words: int(8, 1, 1024), width: int(64, 1, L.MAX_WIDTH), heads: int(4, 1, L.MAX_WIDTH), depth: int(2, 1, L.MAX_DEPTH), word_dropout: num(0.1, 0, false, 1) },
   teacher: {
-    width: int(128, 1), depth: int(4, 1), heads: int(4, 1), ff_ratio: int(2, 1),
+    width: int(128, 1, L.MAX_WIDTH), depth: int(4, 1, L.MAX_DEPTH), heads: int(4, 1, L.MAX_WIDTH), ff_ratio: int(2, 1, L.MAX_RATIO),
     attention: { type: "enum", values: ATTENTION_KINDS, default: "softmax" }, caption_dropout: num(0.1, 0, false, 1),
     ...training(6000, 128, 5e-4, 0.999),
   },
-  evaluator: { hidden: int(512, 1), features: int(128, 1), ...training(3000, 256, 1e-3, 0) },
+  evaluator: { hidden: int(512, 1, L.MAX_WIDTH), features: int(128, 1, L.MAX_WIDTH), ...training(3000, 256, 1e-3, 0) },
 };
 
 export function parseStackConfig(raw: unknown): StackConfig {

@@ -5,7 +5,7 @@
  */
 import { numpy as np, type Array } from "@jax-js/jax";
 import { type Tree, namedLeaves, fromNamedLeaves, toHost } from "./tree.ts";
-import { type HostTensor, saveSafetensors, loadSafetensors } from "./safetensors.ts";
+import { type HostTensor, saveSafetensors, loadSafetensors, assertFinite } from "./safetensors.ts";
 
 /** Host copies of a tree's leaves under `prefix` + their dotted names. Arrays are not consumed. */
 export function hostTensors(t: Tree, prefix: string, into: Map<string, HostTensor>): void {
@@ -19,16 +19,39 @@ export function saveParams(path: string, params: Tree, metadata: Record<string, 
   saveSafetensors(path, tensors, metadata);
 }
 
-/** Loads parameters shaped like `like` (not consumed); wrong names or shapes are errors. */
-export function loadParams<P extends Tree>(path: string, like: P): { params: P; metadata: Record<string, string> } {
-  const { tensors, metadata } = loadSafetensors(path);
+/**
+ * Checks on the host, before any array is made, that `tensors` (names without `prefix`) hold
+ * exactly the leaves of `like` with its shapes. Errors are one line naming the file and the tensor.
+ */
+export function checkLeaves(path: string, like: Tree, tensors: Map<string, HostTensor>, prefix: string, what: string): void {
+  const wanted = new Map(namedLeaves(like).map(([name, a]) => [name, a.shape]));
+  const hint = "(was it written for another model config?)";
+  for (const name of tensors.keys()) {
+    if (!wanted.has(name)) throw new Error(`"${path}": unexpected ${what} tensor "${prefix}${name}" ${hint}`);
+  }
+  for (const [name, shape] of wanted) {
+    const t = tensors.get(name);
+    if (!t) throw new Error(`"${path}": missing ${what} tensor "${prefix}${name}" ${hint}`);
+    if (t.shape.join("x") !== shape.join("x")) throw new Error(`"${path}": ${what} tensor "${prefix}${name}" has shape [${t.shape}], expected [${shape}] ${hint}`);
+  }
+}
+
+export function toArrays(tensors: Map<string, HostTensor>): Map<string, Array> {
   const arrays = new Map<string, Array>();
   for (const [name, t] of tensors) arrays.set(name, np.array(t.data).reshape(t.shape));
-  try {
-    return { params: fromNamedLeaves(like, arrays), metadata };
-  } catch (e) {
-    throw new Error(`${path}: ${(e as Error).message} (was it written for another model config?)`);
-  }
+  return arrays;
+}
+
+/**
+ * Loads parameters shaped like `like` (not consumed): wrong names or shapes, and NaN/Inf values
+ * (a teacher, VAE, evaluator, student or `student.init` file that would silently poison
+ * everything downstream), are one-line errors naming the file and the tensor.
+ */
+export function loadParams<P extends Tree>(path: string, like: P): { params: P; metadata: Record<string, string> } {
+  const { tensors, metadata } = loadSafetensors(path);
+  assertFinite(tensors, path);
+  checkLeaves(path, like, tensors, "", "parameter");
+  return { params: fromNamedLeaves(like, toArrays(tensors)), metadata };
 }
 
 /**
@@ -37,6 +60,7 @@ export function loadParams<P extends Tree>(path: string, like: P): { params: P; 
  */
 export function loadParamTree(path: string): { params: Tree; metadata: Record<string, string> } {
   const { tensors, metadata } = loadSafetensors(path);
+  assertFinite(tensors, path);
   const root: Record<string, unknown> = {};
   for (const [name, t] of tensors) {
     const parts = name.split(".");

@@ -33,28 +33,126 @@ export function encodeSafetensors(tensors: Map<string, HostTensor>, metadata: Re
   return out;
 }
 
-/** Decodes safetensors bytes; a malformed file is an error saying what is wrong. */
+/**
+ * A file that is not a well-formed safetensors file, or holds values we refuse (NaN/Inf weights):
+ * a one-line message that starts with the quoted file name (or "safetensors data").
+ */
+export class SafetensorsError extends Error {
+  constructor(source: string, what: string) {
+    super(`"${source}": ${what}`.replace(/[\r\n]+/g, " "));
+    this.name = "SafetensorsError";
+  }
+}
+
+/** Bytes per element of every dtype the format defines (only F32 is read here). */
+const DTYPE_BYTES: Record<string, number> = {
+  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, I16: 2, U16: 2, F16: 2, BF16: 2, I32: 4, U32: 4, F32: 4, F64: 8, I64: 8, U64: 8,
+};
+/** The reference implementation's bound on the JSON header (Hugging Face `safetensors`, MAX_HEADER_SIZE). */
+const MAX_HEADER_BYTES = 100_000_000;
+/** More dimensions than any model here uses by far; bounds the work a hostile header can ask for. */
+const MAX_RANK = 16;
+const isIndex = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+/** A short, one-line rendering of a header value for error messages. */
+const show = (v: unknown): string => {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+};
+
+/**
+ * Decodes safetensors bytes. Everything the header says is checked against the format and the
+ * bytes before a value is read: header length within the file and ≤ 100 MB, the header UTF-8 JSON
+ * and an object, `__metadata__` an object of strings, every tensor entry exactly
+ * `{dtype, shape, data_offsets}` with a known dtype (only F32 is accepted), shape entries
+ * non-negative integers, offsets non-negative integers with begin ≤ end and
+ * end − begin = elements × bytes of the dtype, and the tensors' byte ranges tiling the data
+ * section from 0 to the end of the file with no overlap, hole or trailing byte (the format's own
+ * rule; with F32 only it also makes every offset 4-aligned). Any violation is a
+ * `SafetensorsError` naming the source and, where there is one, the tensor.
+ */
 export function decodeSafetensors(bytes: Uint8Array, source = "safetensors data"): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
-  if (bytes.length < 8) throw new Error(`${source}: too short to be a safetensors file`);
-  const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
-  if (8 + headerLength > bytes.length) throw new Error(`${source}: header length ${headerLength} exceeds the file (truncated?)`);
-  let header: Record<string, any>;
+  const fail = (what: string): never => {
+    throw new SafetensorsError(source, what);
+  };
+  if (bytes.length < 8) fail(`${bytes.length} bytes: too short to be a safetensors file`);
+  const declared = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (declared > BigInt(bytes.length - 8)) fail(`header length ${declared} exceeds the file's ${bytes.length - 8} bytes after the length field (truncated, or not a safetensors file?)`);
+  const headerLength = Number(declared);
+  if (headerLength > MAX_HEADER_BYTES) fail(`header length ${headerLength} exceeds the format's limit of ${MAX_HEADER_BYTES} bytes`);
+  let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
   } catch {
-    throw new Error(`${source}: header is not valid JSON (not a safetensors file?)`);
+    return fail("header is not valid JSON in UTF-8 (not a safetensors file?)");
   }
+  if (typeof header !== "object" || header === null || Array.isArray(header)) return fail(`header is ${show(header)}, not a JSON object`);
   const base = 8 + headerLength;
-  const tensors = new Map<string, HostTensor>();
-  for (const [name, info] of Object.entries(header)) {
-    if (name === "__metadata__") continue;
-    if (info.dtype !== "F32") throw new Error(`${source}: tensor "${name}" has dtype ${info.dtype}; only F32 is supported`);
-    const [begin, end] = info.data_offsets as [number, number];
-    if (base + end > bytes.length) throw new Error(`${source}: tensor "${name}" runs past the end of the file (truncated?)`);
-    const copy = new Uint8Array(bytes.subarray(base + begin, base + end)); // an aligned copy (Buffer.slice would be a view)
-    tensors.set(name, { shape: info.shape, data: new Float32Array(copy.buffer, 0, (end - begin) / 4) });
+  const dataLength = bytes.length - base;
+
+  let metadata: Record<string, string> = {};
+  const entries: { name: string; shape: number[]; begin: number; end: number }[] = [];
+  for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
+    if (name === "__metadata__") {
+      if (typeof info !== "object" || info === null || Array.isArray(info)) fail(`__metadata__ is ${show(info)}, not an object of strings`);
+      for (const [k, v] of Object.entries(info as Record<string, unknown>)) if (typeof v !== "string") fail(`__metadata__ "${k}" is ${show(v)}, not a string`);
+      metadata = { ...(info as Record<string, string>) };
+      continue;
+    }
+    const tensor = (what: string) => fail(`tensor ${show(name)} ${what}`);
+    if (typeof info !== "object" || info === null || Array.isArray(info)) tensor(`is described by ${show(info)}, not {dtype, shape, data_offsets}`);
+    const { dtype, shape, data_offsets: offsets, ...rest } = info as Record<string, unknown>;
+    if (Object.keys(rest).length > 0) tensor(`has unknown field ${show(Object.keys(rest)[0])} (a tensor has dtype, shape, data_offsets)`);
+    if (typeof dtype !== "string" || !(dtype in DTYPE_BYTES)) tensor(`has unknown dtype ${show(dtype)}`);
+    if (dtype !== "F32") tensor(`has dtype ${dtype}; only F32 is supported`);
+    if (!Array.isArray(shape) || shape.length > MAX_RANK || !shape.every(isIndex)) {
+      tensor(`has shape ${show(shape)}; a shape is a list of at most ${MAX_RANK} non-negative integers`);
+    }
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex) || offsets[0] > offsets[1]) {
+      tensor(`has data_offsets ${show(offsets)}; they are [begin, end], non-negative integers with begin <= end`);
+    }
+    const [begin, end] = offsets as [number, number];
+    if (end > dataLength) tensor(`has data_offsets [${begin}, ${end}] past the ${dataLength} data bytes of the file (truncated?)`);
+    let elements = 1;
+    for (const d of shape as number[]) elements *= d; // inexact only when huge (or NaN from Infinity × 0): then it matches no byte count
+    if (elements * DTYPE_BYTES[dtype as string] !== end - begin) {
+      tensor(`has shape [${shape}] of ${dtype} (${elements} × ${DTYPE_BYTES[dtype as string]} bytes) but data_offsets [${begin}, ${end}] hold ${end - begin} bytes`);
+    }
+    entries.push({ name, shape: shape as number[], begin, end });
   }
-  return { tensors, metadata: header.__metadata__ ?? {} };
+  // the byte ranges tile [0, dataLength): sorted by begin, each starts where the previous ended
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (const e of sorted) {
+    if (e.begin < at) fail(`tensor ${show(e.name)} has data_offsets [${e.begin}, ${e.end}] overlapping the previous tensor's bytes (which end at ${at})`);
+    if (e.begin > at) fail(`tensor ${show(e.name)} has data_offsets [${e.begin}, ${e.end}], leaving bytes ${at}..${e.begin} of the data unused (a hole)`);
+    at = e.end;
+  }
+  if (at !== dataLength) fail(`the tensors end at data byte ${at} but the file has ${dataLength} data bytes (trailing bytes, or a wrong header?)`);
+
+  const tensors = new Map<string, HostTensor>();
+  for (const e of entries) {
+    const copy = new Uint8Array(bytes.subarray(base + e.begin, base + e.end)); // an aligned copy (Buffer.slice would be a view)
+    tensors.set(e.name, { shape: e.shape, data: new Float32Array(copy.buffer, 0, (e.end - e.begin) / 4) });
+  }
+  return { tensors, metadata };
+}
+
+/**
+ * Throws a `SafetensorsError` for the first tensor holding NaN or ±Inf values, e.g.
+ * `"models/x.safetensors": tensor "dit.blocks.0.w" holds 3 NaN/Inf values (first at index 17)`.
+ * Weights are loaded only where they will be used, so a non-finite value is never meant.
+ */
+export function assertFinite(tensors: Iterable<[string, { data: ArrayLike<number> }]>, source: string): void {
+  for (const [name, t] of tensors) {
+    let count = 0;
+    let first = -1;
+    for (let i = 0; i < t.data.length; i++) {
+      if (!Number.isFinite(t.data[i])) {
+        if (count++ === 0) first = i;
+      }
+    }
+    if (count > 0) throw new SafetensorsError(source, `tensor ${show(name)} holds ${count} NaN/Inf value${count === 1 ? "" : "s"} (first at index ${first})`);
+  }
 }
 
 /** Writes a file atomically: to a temporary name in the same folder, then rename. */

@@ -22,6 +22,21 @@ function metadataOf(path: string, kind: string, what: string): Record<string, st
   return metadata;
 }
 
+/** A metadata entry that must be JSON (of an object, or of a list of finite numbers): a one-line error naming the file otherwise. */
+function jsonOf(path: string, m: Record<string, string>, name: string, want: "object" | "numbers"): any {
+  let v: unknown;
+  try {
+    v = JSON.parse(m[name] ?? "");
+  } catch {
+    v = undefined;
+  }
+  const ok = want === "object" ? typeof v === "object" && v !== null && !Array.isArray(v)
+    : Array.isArray(v) && v.every((x) => typeof x === "number" && Number.isFinite(x));
+  if (!ok) throw new Error(`"${path}": metadata "${name}" is not ${want === "object" ? "a JSON object" : "a JSON list of finite numbers"} (a damaged file?)`);
+  return v;
+}
+
+/** Parameters shaped like `like` (consumed); NaN/Inf weights, wrong names or shapes are errors naming the file and tensor (loadParams). */
 function loadLike<P extends Tree>(path: string, like: P): P {
   const { params } = loadParams(path, like);
   tree.dispose(like);
@@ -32,8 +47,11 @@ export type LoadedVae = { params: VaeParams; config: VaeConfig; scale: number; b
 
 export function loadVae(path: string): LoadedVae {
   const m = metadataOf(path, "tbcm-vae", "VAE");
-  const config = JSON.parse(m.config) as VaeConfig;
-  return { params: loadLike(path, initVae(key(0), config)), config, scale: Number(m.scale), blackLatent: JSON.parse(m.black_latent) };
+  const config = jsonOf(path, m, "config", "object") as VaeConfig;
+  const scale = Number(m.scale);
+  if (!Number.isFinite(scale) || scale <= 0) throw new Error(`"${path}": metadata "scale" is ${JSON.stringify(m.scale ?? null)}, not a positive number (a damaged file?)`);
+  const blackLatent = jsonOf(path, m, "black_latent", "numbers") as number[];
+  return { params: loadLike(path, initVae(key(0), config)), config, scale, blackLatent };
 }
 
 export type LoadedTeacher = { params: TeacherParams; text: TextEncoderConfig; dit: DitConfig; tokenizer: Tokenizer; latentDim: number };
@@ -44,8 +62,15 @@ export function teacherLike(text: TextEncoderConfig, dit: DitConfig): TeacherPar
 
 export function loadTeacher(path: string): LoadedTeacher {
   const m = metadataOf(path, "tbcm-teacher", "teacher");
-  const text = JSON.parse(m.text_config) as TextEncoderConfig;
-  const dit = JSON.parse(m.dit_config) as DitConfig;
-  const tokenizer = buildTokenizerFromVocab(JSON.parse(m.vocab));
+  const text = jsonOf(path, m, "text_config", "object") as TextEncoderConfig;
+  const dit = jsonOf(path, m, "dit_config", "object") as DitConfig;
+  let vocab: unknown;
+  try {
+    vocab = JSON.parse(m.vocab ?? "");
+  } catch {
+    vocab = undefined;
+  }
+  if (!Array.isArray(vocab) || !vocab.every((w) => typeof w === "string")) throw new Error(`"${path}": metadata "vocab" is not a JSON list of words (a damaged file?)`);
+  const tokenizer = buildTokenizerFromVocab(vocab);
   return { params: loadLike(path, teacherLike(text, dit)), text, dit, tokenizer, latentDim: dit.side * dit.side * dit.channels };
 }
