@@ -60,7 +60,7 @@ if (!values.worker) {
 } else {
   await import("../src/numerics/threads.ts");
   const { tree } = await import("@jax-js/jax");
-  const { loadConfig } = await import("../src/config/schema.ts");
+  const { loadConfig, lrSchedule } = await import("../src/config/schema.ts");
   const { routeAngles } = await import("../src/method/route.ts");
   const { tangentRatio } = await import("../src/method/loss.ts");
   const { makeOptimizer } = await import("../src/train/optim.ts");
@@ -86,7 +86,7 @@ if (!values.worker) {
   const warmup = nParams > 5e5 ? 2 : 10;
 
   const stepOnce = async (i: number, batch: Awaited<ReturnType<typeof drawPairs>>) => {
-    const lr = learningRate(i, cfg.train.steps, cfg.optim.lr, cfg.schedule);
+    const lr = learningRate(i, cfg.train.steps, cfg.optim.lr, lrSchedule(cfg.optim));
     const out = await programs.step(weights, batch, tangentRatio(i, cfg.loss), optimizer.hyper(i, lr));
     weights = out.weights;
     if (!(out.stats[5] === 1)) throw new Error(`step ${i} was skipped (non-finite)`);

@@ -29,7 +29,7 @@ if (!values.worker) {
 } else {
   await import("../src/numerics/threads.ts");
   const { numpy: np, jit, jvp, valueAndGrad, tree } = await import("@jax-js/jax");
-  const { loadConfig } = await import("../src/config/schema.ts");
+  const { loadConfig, configOf } = await import("../src/config/schema.ts");
   const { column } = await import("../src/train/problem.ts");
   const { buildGmmTeacher, conditionRows } = await import("../src/gmm/teacher.ts");
   const { sampleTrajectory, trainingPairs } = await import("../src/method/trajectory.ts");
@@ -43,7 +43,7 @@ if (!values.worker) {
   const { key, normal, foldIn } = await import("../src/numerics/random.ts");
   type A = import("@jax-js/jax").Array;
 
-  const cfg = loadConfig(configPath);
+  const cfg = configOf(loadConfig(configPath), "gmm");
   const problem = buildGmmTeacher(cfg);
   const B = cfg.train.promptsPerStep, d = cfg.teacher.dim, P = cfg.teacher.prompts, N = cfg.route.steps;
   const pairs = B * (N - 1);

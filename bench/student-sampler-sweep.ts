@@ -11,7 +11,6 @@
  * with more than one step runs at each η.
  */
 import { parseArgs } from "node:util";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tree } from "@jax-js/jax";
 import { StackPipeline } from "../src/stack/pipeline.ts";
@@ -23,7 +22,8 @@ import { loadParams } from "../src/numerics/params.ts";
 import { ditStudent } from "../src/stack/student.ts";
 import { scmStep, studentAsVelocity, checkTimesteps } from "../src/method/sampler.ts";
 import { SIGMA_D } from "../src/config/defaults.ts";
-import type { TbcmConfig } from "../src/config/schema.ts";
+import { configOf } from "../src/config/schema.ts";
+import { openRun } from "../src/run/open.ts";
 import type { HostTensor } from "../src/executor/onnxRun.ts";
 import { key, foldIn, normal } from "../src/numerics/random.ts";
 
@@ -33,7 +33,7 @@ const schedules: number[][] = JSON.parse(positionals[1] ?? "[[1.5707963,0],[1.57
 const guidances: number[][] = values.guidance ? JSON.parse(values.guidance) : schedules.map((ts) => ts.slice(1).map(() => 4.5));
 const etas = (values.eta ?? "1").split(",").map(Number);
 const n = Number(values.samples ?? 1000);
-const config = JSON.parse(readFileSync(join(run, "config.json"), "utf8")) as TbcmConfig;
+const config = configOf(openRun(run).config, "stack");
 const pipe = StackPipeline.load({ teacher: config.teacher.model, vae: config.teacher.vae });
 const evaluator = await Evaluator.load(config.teacher.evaluator, "onnx");
 const { test, floor } = await referenceStatistics("", 0, evaluator, n);

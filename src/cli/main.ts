@@ -36,22 +36,41 @@ environment: TBCM_THREADS=<n> threads for jax-js's kernels and ONNX Runtime (def
 
 class UsageError extends Error {}
 
-function parseOptions(args: string[]) {
+/** Every option's value, as the commands read them (each command's parse admits only its own). */
+type AllValues = {
+  config?: string; out?: string; resume?: boolean; run?: string; json?: boolean; shift?: string; steps?: string; debug?: boolean;
+  batch?: string; prompt?: string[]; model?: string; n?: string; guidance?: string; seed?: string; sampler?: string; recompute?: boolean;
+  int8?: boolean; samples?: string; "two-step-mid"?: string; eta?: string; "guidance-interval"?: string; "guidance-ramp"?: string;
+  dir?: string; port?: string;
+};
+
+const text = { type: "string" } as const;
+const flag = { type: "boolean" } as const;
+/** Each command's options: an option another command takes is an error here, not silently ignored. */
+const COMMAND_OPTIONS = {
+  distill: { config: text, out: text, resume: flag },
+  "train-vae": { config: text, resume: flag },
+  "train-evaluator": { config: text, resume: flag },
+  "train-teacher": { config: text, resume: flag, out: text },
+  "eval-teacher": { config: text },
+  sample: {
+    run: text, model: text, prompt: { type: "string", multiple: true }, n: text, steps: text, guidance: text, seed: text,
+    eta: text, sampler: text, "guidance-interval": text, "guidance-ramp": text, out: text,
+  },
+  export: { run: text, out: text, batch: text, int8: flag, steps: text, eta: text },
+  serve: { dir: text, port: text },
+  eval: { run: text, json: flag, recompute: flag, samples: text, "two-step-mid": text, eta: text },
+  config: { config: text },
+  schedule: { shift: text, steps: text, json: flag },
+} as const;
+type Command = keyof typeof COMMAND_OPTIONS;
+
+function parseOptions<C extends Command>(command: C, args: string[]) {
   try {
-    return parseArgs({
-      args,
-      options: {
-        config: { type: "string" }, out: { type: "string" }, resume: { type: "boolean" }, run: { type: "string" },
-        json: { type: "boolean" }, shift: { type: "string" }, steps: { type: "string" }, debug: { type: "boolean" },
-        batch: { type: "string" }, prompt: { type: "string", multiple: true }, model: { type: "string" }, n: { type: "string" },
-        guidance: { type: "string" }, seed: { type: "string" }, sampler: { type: "string" }, recompute: { type: "boolean" }, int8: { type: "boolean" },
-        samples: { type: "string" }, "two-step-mid": { type: "string" }, eta: { type: "string" }, "guidance-interval": { type: "string" }, "guidance-ramp": { type: "string" },
-        dir: { type: "string" }, port: { type: "string" },
-      },
-      strict: true,
-    });
+    return parseArgs({ args, options: { ...COMMAND_OPTIONS[command], debug: flag }, strict: true });
   } catch (e) {
-    throw new UsageError((e as Error).message.split("\n")[0]);
+    const message = (e as Error).message.split("\n")[0];
+    throw new UsageError(/Unknown option/.test(message) ? `${message.replace(/\. To specify.*$/, "")}: tbcm ${command} does not take it` : message);
   }
 }
 
@@ -99,8 +118,9 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return command === undefined ? 2 : 0;
   }
-  const { values } = parseOptions(rest);
-  switch (command) {
+  if (!Object.hasOwn(COMMAND_OPTIONS, command)) throw new UsageError(`unknown command "${command}"`);
+  const { values } = parseOptions(command as Command, rest) as { values: AllValues };
+  switch (command as Command) {
     case "serve": {
       if (!values.dir) throw new UsageError("serve needs --dir <export dir> (written by tbcm export)");
       const port = numberOption("port", values.port, 8080);
@@ -180,8 +200,8 @@ async function main(argv: string[]): Promise<number> {
       }
       if (command !== "train-teacher") throw new UsageError(`${command} needs a stack config (kind: stack), e.g. configs/fmnist-stack.yaml`);
       if (!values.config || !values.out) throw new UsageError("train-teacher needs --config <yaml> and --out <file.safetensors>");
-      const { loadConfig } = await import("../config/schema.ts");
-      const cfg = loadConfig(values.config);
+      const { loadConfig, configOf } = await import("../config/schema.ts");
+      const cfg = configOf(loadConfig(values.config), "gmm");
       const { pretrainTeacherCopy } = await import("../gmm/pretrain.ts");
       const r = await pretrainTeacherCopy(cfg, values.out, (line) => process.stderr.write(line + "\n"));
       console.log(JSON.stringify({ out: values.out, final_mse: r.finalLoss, relative_mse: r.relativeError, seconds: Number(r.seconds.toFixed(1)) }));

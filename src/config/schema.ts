@@ -8,97 +8,55 @@ import { readFileSync, statSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import * as D from "./defaults.ts";
 import * as L from "./limits.ts";
-import type { OptimizerConfig } from "../train/optim.ts";
 import type { LrSchedule } from "../train/schedule.ts";
-
-export type TeacherConfig = {
-  /** `gmm`: the analytic teacher (below); `stack`: the shipped text-to-image stack (model, vae, evaluator). */
-  readonly kind: "gmm" | "stack";
-  readonly model: string;
-  readonly vae: string;
-  readonly evaluator: string;
-  /** Fashion-MNIST folder for the sCM baseline's real images ("" = default). */
-  readonly dataDir: string;
-  readonly dim: number;
-  readonly prompts: number;
-  readonly components: number;
-  readonly std: number;
-  readonly meansSeed: number;
-  /** Explicit component means [P·K][d]; drawn from N(0, I) with meansSeed when empty. */
-  readonly means: readonly (readonly number[])[];
-};
-
-export type StudentConfig = {
-  readonly hidden: number;
-  readonly embedDim: number;
-  readonly depth: number;
-  readonly mlpRatio: number;
-  /** A safetensors file of a flow-matching pre-trained network to start from ("" = random init). */
-  readonly init: string;
-};
 
 /** Who runs the loop's compiled programs (training step, teacher pass): jax-js `jit` or ONNX Runtime. */
 export const EXECUTORS = ["jax", "onnx"] as const;
 export type ExecutorKind = (typeof EXECUTORS)[number];
 
-export type TbcmConfig = {
-  readonly method: "tbcm" | "scm";
-  /** Runs the training step and the teacher pass (src/executor/programs.ts). */
-  readonly executor: ExecutorKind;
-  readonly seed: number;
-  /** One prompt name per line; "" = all teacher prompts. */
-  readonly promptsFile: string;
-  readonly teacher: TeacherConfig;
-  readonly student: StudentConfig;
-  readonly route: { readonly shift: number; readonly steps: number };
-  readonly guidance: readonly number[];
-  /** Flow times [s_lo, s_hi] where the teacher's guidance applies (w = 1 outside); [0, 1] = everywhere, as in the spec. */
-  readonly guidanceInterval: readonly [number, number];
-  /** Width (flow time) of a smooth switch at the interval's edges; 0 = a step. */
-  readonly guidanceRamp: number;
-  /** Scaled latent of an all-black image for the black filter; empty = no filter. */
-  readonly blackLatent: readonly number[];
-  readonly loss: { readonly warmup: number; readonly calmStart: number; readonly calmSteps: number; readonly rFinal: number };
-  readonly optim: OptimizerConfig;
-  readonly schedule: LrSchedule;
-  readonly train: {
-    readonly steps: number;
-    readonly promptsPerStep: number;
-    readonly gradClip: number;
-    /** Decay of the parameters' moving average (0: none); when set, the student is the average. */
-    readonly ema: number;
-    readonly logEvery: number;
-    readonly evalEvery: number;
-    readonly checkpointEvery: number;
-  };
-  readonly eval: {
-    readonly noisesPerPrompt: number; readonly odeSteps: number; readonly projections: number; readonly curveNoises: number;
-    /** Stack: generated images per FD / accuracy measurement, and their guidance scale. */
-    readonly samples: number; readonly guidance: number;
-    /** Stack: the middle angle of 2-step sampling (spec §6: 1.0 in the reference's validation). */
-    readonly twoStepMid: number;
-    /** Share of fresh noise when the student sampler re-noises (spec §6: 1; see `scmStep`). */
-    readonly eta: number;
-  };
-  /** `tbcm train-teacher`: fitting the student network to the guided teacher (a teacher copy to start from). */
-  readonly pretrain: { readonly steps: number; readonly batch: number; readonly lr: number };
-};
-
 /** A config error: one line naming the key and the fix. */
 export class ConfigError extends Error {}
 
-export type Field =
-  | { type: "number"; min?: number; max?: number; exclusiveMin?: boolean; default: number }
-  | { type: "int"; min?: number; max?: number; default: number }
-  | { type: "string"; default: string }
-  | { type: "enum"; values: readonly string[]; default: string }
-  /** `maxLength` defaults to L.MAX_LIST; a matrix bounds the count of all its numbers the same way. */
-  | { type: "numbers"; length?: number; maxLength?: number; default: readonly number[] }
-  | { type: "matrix"; maxCount?: number; default: readonly (readonly number[])[] };
+export type NumberField = { type: "number"; min?: number; max?: number; exclusiveMin?: boolean; default: number };
+export type IntField = { type: "int"; min?: number; max?: number; default: number };
+export type StringField = { type: "string"; default: string };
+export type EnumField<V extends string = string> = { type: "enum"; values: readonly V[]; default: V };
+/** `length`: exactly this many numbers; `maxLength` defaults to L.MAX_LIST. */
+export type NumbersField = { type: "numbers"; length?: number; maxLength?: number; default: readonly number[] };
+/** A matrix bounds the count of all its numbers by `maxCount` (default L.MAX_LIST). */
+export type MatrixField = { type: "matrix"; maxCount?: number; default: readonly (readonly number[])[] };
+export type Field = NumberField | IntField | StringField | EnumField | NumbersField | MatrixField;
 
-export const num = (d: number, min?: number, exclusiveMin = false, max?: number): Field => ({ type: "number", default: d, min, max, exclusiveMin });
+/** A section whose keys depend on its `kind`: one set of keys per kind (a union by kind). */
+export type Variants<V extends Record<string, Record<string, Field>> = Record<string, Record<string, Field>>> = { variants: V; default: string };
+type Entry = Field | Record<string, Field> | Variants;
+export type Schema = Record<string, Entry>;
+
+export const num = (d: number, min?: number, exclusiveMin = false, max?: number): NumberField => ({ type: "number", default: d, min, max, exclusiveMin });
 /** An integer from `min` to `max` (default: any safe integer; every size has its bound in limits.ts). */
-export const int = (d: number, min = 0, max = Number.MAX_SAFE_INTEGER): Field => ({ type: "int", default: d, min, max });
+export const int = (d: number, min = 0, max = Number.MAX_SAFE_INTEGER): IntField => ({ type: "int", default: d, min, max });
+const str = (d: string): StringField => ({ type: "string", default: d });
+const oneOf = <const V extends string>(values: readonly V[], d: V): EnumField<V> => ({ type: "enum", values, default: d });
+/** Exactly `length` numbers (a tuple in the config's type). */
+const tuple = <const N extends 2 | 3>(length: N, d: readonly number[]): NumbersField & { length: N } => ({ type: "numbers", length, maxLength: length, default: d });
+const numbers = (d: readonly number[], maxLength?: number): NumbersField => ({ type: "numbers", default: d, maxLength });
+const variants = <V extends Record<string, Record<string, Field>>>(v: V, d: keyof V & string): Variants<V> => ({ variants: v, default: d });
+
+// The config's type, derived from the schema (its one source of truth): snake_case keys become
+// camelCase, fields their values, variants a union discriminated by `kind`.
+type Camel<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
+type ValueOf<F> = F extends { type: "number" | "int" } ? number
+  : F extends { type: "string" } ? string
+  : F extends { type: "enum"; values: readonly (infer V)[] } ? V
+  : F extends { type: "numbers"; length: 2 } ? readonly [number, number]
+  : F extends { type: "numbers"; length: 3 } ? readonly [number, number, number]
+  : F extends { type: "numbers" } ? readonly number[]
+  : F extends { type: "matrix" } ? readonly (readonly number[])[]
+  : never;
+type Resolved<S> = S extends { type: string } ? ValueOf<S>
+  : S extends { variants: infer V } ? { [K in keyof V]: { readonly kind: K } & Resolved<V[K]> }[keyof V]
+  : { readonly [K in keyof S as Camel<K & string>]: Resolved<S[K]> };
+
 /** A string longer than any path: file names are the only strings here. */
 const MAX_STRING = 4096;
 
@@ -119,50 +77,97 @@ export function showValue(v: unknown): string {
 }
 
 /** Every key, its type, range and default (snake_case, as written in YAML). */
-const SCHEMA: Record<string, Field | Record<string, Field>> = {
-  method: { type: "enum", values: ["tbcm", "scm"], default: "tbcm" },
-  executor: { type: "enum", values: EXECUTORS, default: "onnx" },
+const SCHEMA = {
+  method: oneOf(["tbcm", "scm"], "tbcm"),
+  executor: oneOf(EXECUTORS, "onnx"),
   seed: int(0, 0, L.MAX_SEED),
-  prompts_file: { type: "string", default: "" },
-  teacher: {
-    kind: { type: "enum", values: ["gmm", "stack"], default: "gmm" },
-    model: { type: "string", default: "models/fmnist/teacher.safetensors" },
-    vae: { type: "string", default: "models/fmnist/vae.safetensors" },
-    evaluator: { type: "string", default: "models/fmnist/evaluator.safetensors" },
-    data_dir: { type: "string", default: "" },
-    dim: int(16, 1, L.MAX_GMM_DIM), prompts: int(10, 1, L.MAX_GMM_PROMPTS), components: int(3, 1, L.MAX_GMM_COMPONENTS), std: num(0.25, 0, true),
-    means_seed: int(0, 0, L.MAX_SEED), means: { type: "matrix", default: [] },
-  },
+  /** One prompt per line; "" = every prompt the teacher knows (gmm) or prompts/train.txt (stack). */
+  prompts_file: str(""),
+  teacher: variants({
+    /** The analytic teacher: per prompt a Gaussian mixture in R^dim (means drawn with means_seed unless given). */
+    gmm: {
+      dim: int(16, 1, L.MAX_GMM_DIM), prompts: int(10, 1, L.MAX_GMM_PROMPTS), components: int(3, 1, L.MAX_GMM_COMPONENTS), std: num(0.25, 0, true),
+      means_seed: int(0, 0, L.MAX_SEED), means: { type: "matrix", default: [] } as MatrixField,
+    },
+    /** The shipped text-to-image stack; data_dir: Fashion-MNIST for the sCM baseline ("" = default). */
+    stack: {
+      model: str("models/fmnist/teacher.safetensors"), vae: str("models/fmnist/vae.safetensors"),
+      evaluator: str("models/fmnist/evaluator.safetensors"), data_dir: str(""),
+    },
+  }, "gmm"),
+  /** The analytic benchmark's student MLP; init: a flow-matching network to start from ("" = random). */
   student: {
     hidden: int(128, 1, L.MAX_WIDTH), embed_dim: int(128, 1, L.MAX_WIDTH), depth: int(3, 1, L.MAX_DEPTH), mlp_ratio: int(2, 1, L.MAX_RATIO),
-    init: { type: "string", default: "" },
+    init: str(""),
   },
   route: { shift: num(D.ROUTE_SHIFT, 0, true), steps: int(D.ROUTE_STEPS, 3, L.MAX_ROUTE_STEPS) },
   // each scale is a teacher pass per training pair, so a few hundred is already far past useful
-  guidance: { type: "numbers", maxLength: 1000, default: D.GUIDANCE_SCALES },
-  guidance_interval: { type: "numbers", maxLength: 2, default: [0, 1] },
+  guidance: numbers(D.GUIDANCE_SCALES, 1000),
+  /** Flow times [s_lo, s_hi] where the teacher's guidance applies (w = 1 outside); [0, 1] = everywhere, as in the spec. */
+  guidance_interval: tuple(2, [0, 1]),
+  /** Width (flow time) of a smooth switch at the interval's edges; 0 = a step. */
   guidance_ramp: num(0, 0),
-  black_latent: { type: "numbers", default: [] },
+  /** Scaled latent of an all-black image for the black filter; empty = the teacher's own (stack) or none. */
+  black_latent: numbers([]),
   loss: {
     warmup: int(D.TANGENT_WARMUP, 0, L.MAX_STEPS), calm_start: int(D.CALM_START, 0, L.MAX_STEPS), calm_steps: int(D.CALM_STEPS, 1, L.MAX_STEPS),
     r_final: num(D.R_FINAL, 0, false, 1),
   },
-  optim: {
-    kind: { type: "enum", values: ["adamw", "came"], default: "adamw" },
-    lr: num(3e-5, 0, true), betas: { type: "numbers", maxLength: 3, default: [] }, eps: { type: "numbers", maxLength: 2, default: [] },
-    weight_decay: num(0, 0), clip_threshold: num(D.CAME_CLIP_THRESHOLD, 0, true),
-    schedule: { type: "enum", values: ["constant", "cosine"], default: "constant" }, warmup_steps: int(0, 0, L.MAX_STEPS),
-  },
+  optim: variants({
+    adamw: {
+      lr: num(3e-5, 0, true), betas: tuple(2, [0.9, 0.999]), eps: num(1e-8, 0, true), weight_decay: num(0, 0),
+      schedule: oneOf(["constant", "cosine"], "constant"), warmup_steps: int(0, 0, L.MAX_STEPS),
+    },
+    came: {
+      lr: num(3e-5, 0, true), betas: tuple(3, D.CAME_BETAS), eps: tuple(2, D.CAME_EPS), weight_decay: num(0, 0),
+      clip_threshold: num(D.CAME_CLIP_THRESHOLD, 0, true),
+      schedule: oneOf(["constant", "cosine"], "constant"), warmup_steps: int(0, 0, L.MAX_STEPS),
+    },
+  }, "adamw"),
   train: {
-    steps: int(12000, 1, L.MAX_STEPS), prompts_per_step: int(8, 1, L.MAX_PROMPTS_PER_STEP), grad_clip: num(D.GRAD_CLIP, 0, true), ema: num(0, 0, false, 0.9999),
+    steps: int(12000, 1, L.MAX_STEPS), prompts_per_step: int(8, 1, L.MAX_PROMPTS_PER_STEP), grad_clip: num(D.GRAD_CLIP, 0, true),
+    /** Decay of the parameters' moving average (0: none); when set, the student is the average. */
+    ema: num(0, 0, false, 0.9999),
     log_every: int(10, 1, L.MAX_STEPS), eval_every: int(1000, 1, L.MAX_STEPS), checkpoint_every: int(1000, 1, L.MAX_STEPS),
   },
   eval: {
     noises_per_prompt: int(256, 2, L.MAX_EVAL_SAMPLES), ode_steps: int(128, 4, L.MAX_ODE_STEPS), projections: int(64, 1, L.MAX_PROJECTIONS),
-    curve_noises: int(32, 1, L.MAX_CURVE_NOISES), samples: int(1000, 2, L.MAX_EVAL_SAMPLES), guidance: num(4.5, 0), two_step_mid: num(D.TWO_STEP_MID, 0, true, Math.PI / 2),
+    curve_noises: int(32, 1, L.MAX_CURVE_NOISES),
+    /** Images per FD / accuracy measurement, and their guidance scale. */
+    samples: int(1000, 2, L.MAX_EVAL_SAMPLES), guidance: num(4.5, 0),
+    /** The middle angle of 2-step sampling (spec §6: 1.0 in the reference's validation). */
+    two_step_mid: num(D.TWO_STEP_MID, 0, true, Math.PI / 2),
+    /** Share of fresh noise when the student sampler re-noises (spec §6: 1; see `scmStep`). */
     eta: num(D.RENOISE_ETA, 0, false, 1),
   },
+  /** `tbcm train-teacher`: fitting the student network to the guided teacher (a teacher copy to start from). */
   pretrain: { steps: int(4000, 1, L.MAX_STEPS), batch: int(256, 1, L.MAX_BATCH), lr: num(1e-3, 0, true) },
+} satisfies Schema;
+
+export type TbcmConfig = Resolved<typeof SCHEMA>;
+export type TeacherKindName = TbcmConfig["teacher"]["kind"];
+/** A config of one teacher kind. */
+export type ConfigOf<K extends TeacherKindName> = TbcmConfig & { readonly teacher: Extract<TbcmConfig["teacher"], { kind: K }> };
+
+export type GmmConfig = ConfigOf<"gmm">;
+export type StackDistillConfig = ConfigOf<"stack">;
+
+/** The config narrowed to its teacher kind (a run of another kind is an error). */
+export function configOf<K extends TeacherKindName>(c: TbcmConfig, kind: K): ConfigOf<K> {
+  if (c.teacher.kind !== kind) throw new ConfigError(`this needs a run or config on the ${kind} teacher, not ${c.teacher.kind}`);
+  return c as ConfigOf<K>;
+}
+
+/** Whether key `path` ("student", "eval.samples", …) is read for a teacher kind. */
+function applies(path: string, kind: TeacherKindName): boolean {
+  return ONLY_FOR[path]?.includes(kind) ?? true;
+}
+
+/** Keys (or sections) that only some teacher kinds read: set for another kind, they are an error, not silently ignored. */
+const ONLY_FOR: Record<string, readonly TeacherKindName[]> = {
+  student: ["gmm"], pretrain: ["gmm"],
+  "eval.noises_per_prompt": ["gmm"], "eval.ode_steps": ["gmm"], "eval.projections": ["gmm"],
+  "eval.samples": ["stack"], "eval.guidance": ["stack"], "eval.two_step_mid": ["stack"], guidance_ramp: ["stack"],
 };
 
 function checkField(key: string, f: Field, v: unknown): unknown {
@@ -191,6 +196,7 @@ function checkField(key: string, f: Field, v: unknown): unknown {
       const most = f.maxLength ?? L.MAX_LIST;
       if (Array.isArray(v) && v.length > most) return fail(`a list of at most ${most} numbers (it has ${v.length})`);
       if (!Array.isArray(v) || !v.every((x) => typeof x === "number" && Number.isFinite(x))) return fail("a list of finite numbers");
+      if (f.length !== undefined && v.length !== f.length) return fail(`a list of ${f.length} numbers`);
       return v;
     }
     case "matrix": {
@@ -204,64 +210,96 @@ function checkField(key: string, f: Field, v: unknown): unknown {
   }
 }
 
-const isField = (x: Field | Record<string, Field>): x is Field => typeof (x as Field).type === "string";
+const isField = (x: Entry): x is Field => typeof (x as Field).type === "string";
+const isVariants = (x: Entry): x is Variants => typeof (x as Variants).variants === "object";
 const camel = (k: string) => k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
-export function resolve(raw: Record<string, unknown>, schema: Record<string, Field | Record<string, Field>>, prefix: string): Record<string, unknown> {
+/** The section `k` of `raw` (absent: empty), or an error naming it. */
+function sectionOf(raw: Record<string, unknown>, k: string, prefix: string): Record<string, unknown> {
+  const v = Object.hasOwn(raw, k) ? raw[k] : undefined;
+  if (v === undefined || v === null) return {};
+  if (!isMapping(v)) throw new ConfigError(`config key "${prefix}${k}": expected a section (key: value lines), got ${showValue(v)}`);
+  return v;
+}
+
+export function resolve(raw: Record<string, unknown>, schema: Schema, prefix: string, also: readonly string[] = []): Record<string, unknown> {
   // own keys only: "__proto__", "constructor", "toString" … are unknown keys, not inherited members
   for (const k of Object.keys(raw)) {
     if (!Object.hasOwn(schema, k)) {
-      throw new ConfigError(`unknown config key "${prefix}${k}" (allowed in ${prefix ? `"${prefix.slice(0, -1)}"` : "the top level"}: ${Object.keys(schema).join(", ")})`);
+      throw new ConfigError(`unknown config key "${prefix}${k}" (allowed in ${prefix ? `"${prefix.slice(0, -1)}"` : "the top level"}: ${[...also, ...Object.keys(schema)].join(", ")})`);
     }
   }
   const out: Record<string, unknown> = {};
   for (const [k, f] of Object.entries(schema)) {
-    const v = Object.hasOwn(raw, k) ? raw[k] : undefined;
-    if (isField(f)) out[camel(k)] = v === undefined || v === null ? f.default : checkField(prefix + k, f, v);
-    else {
-      if (v !== undefined && v !== null && (typeof v !== "object" || Array.isArray(v))) {
-        throw new ConfigError(`config key "${prefix}${k}": expected a section (key: value lines), got ${showValue(v)}`);
-      }
-      out[camel(k)] = resolve((v ?? {}) as Record<string, unknown>, f, `${prefix}${k}.`);
+    if (isField(f)) {
+      const v = Object.hasOwn(raw, k) ? raw[k] : undefined;
+      out[camel(k)] = v === undefined || v === null ? f.default : checkField(prefix + k, f, v);
+    } else if (isVariants(f)) {
+      const section = sectionOf(raw, k, prefix);
+      const kinds = Object.keys(f.variants);
+      const kind = checkField(`${prefix}${k}.kind`, { type: "enum", values: kinds, default: f.default }, section.kind ?? f.default) as string;
+      const { kind: _, ...rest } = section;
+      out[camel(k)] = { kind, ...resolve(rest, f.variants[kind], `${prefix}${k}.`, ["kind"]) };
+    } else {
+      out[camel(k)] = resolve(sectionOf(raw, k, prefix), f, `${prefix}${k}.`);
     }
   }
   return out;
 }
 
+/**
+ * The raw (snake_case) form of a resolved config: what `parseConfig` reads back to the same
+ * config. Run directories store it as config.json.
+ */
+export function configToRaw(c: TbcmConfig): Record<string, unknown> {
+  const raw = (schema: Schema, v: Record<string, unknown>, prefix = ""): Record<string, unknown> =>
+    Object.fromEntries(Object.entries(schema).filter(([k]) => applies(prefix + k, c.teacher.kind)).map(([k, f]) => {
+      const value = v[camel(k)];
+      if (isField(f)) return [k, value];
+      if (isVariants(f)) {
+        const section = value as Record<string, unknown> & { kind: string };
+        return [k, { kind: section.kind, ...raw(f.variants[section.kind], section) }];
+      }
+      return [k, raw(f, value as Record<string, unknown>, `${k}.`)];
+    }));
+  return raw(SCHEMA, c as unknown as Record<string, unknown>);
+}
+
 /** Validates a parsed YAML/JSON object and returns the resolved config. */
 export function parseConfig(raw: unknown): TbcmConfig {
   if (raw === null || raw === undefined) raw = {};
-  if (typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError("config must be a mapping of sections (key: value)");
-  const c = resolve(raw as Record<string, unknown>, SCHEMA, "") as Record<string, any>;
-  const o = c.optim;
-  c.schedule = { kind: o.schedule, warmup: o.warmupSteps };
-  if (o.kind === "adamw") {
-    const betas = o.betas.length ? o.betas : [0.9, 0.999];
-    if (betas.length !== 2) throw new ConfigError(`config key "optim.betas": AdamW takes 2 betas, got ${betas.length}`);
-    c.optim = { kind: "adamw", lr: o.lr, betas, eps: o.eps.length ? o.eps[0] : 1e-8, weightDecay: o.weightDecay };
-  } else {
-    const betas = o.betas.length ? o.betas : D.CAME_BETAS;
-    const eps = o.eps.length ? o.eps : D.CAME_EPS;
-    if (betas.length !== 3) throw new ConfigError(`config key "optim.betas": CAME takes 3 betas, got ${betas.length}`);
-    if (eps.length !== 2) throw new ConfigError(`config key "optim.eps": CAME takes 2 eps values, got ${eps.length}`);
-    c.optim = { kind: "came", lr: o.lr, betas, eps, weightDecay: o.weightDecay, clipThreshold: o.clipThreshold };
+  if (!isMapping(raw)) throw new ConfigError("config must be a mapping of sections (key: value)");
+  const c = resolve(raw, SCHEMA, "") as TbcmConfig;
+  const kind = c.teacher.kind;
+  for (const [path, kinds] of Object.entries(ONLY_FOR)) {
+    const [k, sub] = path.split(".");
+    const section = Object.hasOwn(raw, k) ? raw[k] : undefined;
+    const set = sub === undefined ? section !== undefined && section !== null : isMapping(section) && Object.hasOwn(section, sub) && section[sub] !== null;
+    if (set && !kinds.includes(kind)) {
+      throw new ConfigError(`config key "${path}" applies to teacher.kind ${kinds.join(" or ")}, not ${kind}: remove it`);
+    }
   }
   if (c.guidance.length === 0) throw new ConfigError(`config key "guidance": give at least one guidance scale, e.g. [4, 4.5, 5]`);
   checkGuidanceInterval("guidance_interval", c.guidanceInterval);
-  if (c.teacher.kind === "gmm" && (c.guidanceInterval[0] > 0 || c.guidanceInterval[1] < 1)) {
-    throw new ConfigError(`config key "guidance_interval": the analytic gmm teacher guides everywhere; remove the key or use teacher.kind: stack`);
-  }
   const t = c.teacher;
-  if (t.prompts * t.components * t.dim > L.MAX_GMM_MEANS) {
-    throw new ConfigError(`config key "teacher.prompts": prompts × components × dim = ${t.prompts}·${t.components}·${t.dim} means exceed ${L.MAX_GMM_MEANS} numbers`);
+  if (t.kind === "gmm") {
+    if (c.guidanceInterval[0] > 0 || c.guidanceInterval[1] < 1) {
+      throw new ConfigError(`config key "guidance_interval": the analytic gmm teacher guides everywhere; remove the key or use teacher.kind: stack`);
+    }
+    if (t.prompts * t.components * t.dim > L.MAX_GMM_MEANS) {
+      throw new ConfigError(`config key "teacher.prompts": prompts × components × dim = ${t.prompts}·${t.components}·${t.dim} means exceed ${L.MAX_GMM_MEANS} numbers`);
+    }
+    if (t.means.length && (t.means.length !== t.prompts * t.components || t.means.some((m) => m.length !== t.dim))) {
+      throw new ConfigError(`config key "teacher.means": expected ${t.prompts}·${t.components} rows of ${t.dim} numbers (prompts × components × dim)`);
+    }
   }
-  if (t.means.length && (t.means.length !== t.prompts * t.components || t.means.some((m: number[]) => m.length !== t.dim))) {
-    throw new ConfigError(`config key "teacher.means": expected ${t.prompts}·${t.components} rows of ${t.dim} numbers (prompts × components × dim)`);
-  }
-  if (c.blackLatent.length && c.blackLatent.length !== t.dim) {
-    throw new ConfigError(`config key "black_latent": expected ${t.dim} numbers (the latent dimension), got ${c.blackLatent.length}`);
-  }
-  return c as TbcmConfig;
+  return c;
+}
+
+/** The learning-rate schedule of a config's optimiser section. */
+export function lrSchedule(o: TbcmConfig["optim"]): LrSchedule {
+  return { kind: o.schedule, warmup: o.warmupSteps };
 }
 
 function accepts(f: Field): string {
@@ -280,7 +318,7 @@ function accepts(f: Field): string {
  * what the key accepts as a comment — `tbcm config [--config file]`.
  */
 export function describeConfig(raw: unknown = {}): string {
-  parseConfig(raw); // the same validation as a run
+  const kind = parseConfig(raw).teacher.kind; // the same validation as a run
   const given = (raw ?? {}) as Record<string, Record<string, unknown> | unknown>;
   const line = (indent: string, k: string, f: Field, v: unknown) => {
     const yamlValue = (x: unknown): string => (globalThis.Array.isArray(x) ? `[${x.map(yamlValue).join(", ")}]` : JSON.stringify(x));
@@ -288,13 +326,21 @@ export function describeConfig(raw: unknown = {}): string {
     return `${text.padEnd(48)} # ${accepts(f)}${v === undefined || v === null ? "" : " (set)"}`;
   };
   const out: string[] = [];
-  for (const [k, f] of Object.entries(SCHEMA)) {
-    if (isField(f)) out.push(line("", k, f, given[k]));
-    else {
-      out.push(`${k}:`);
-      const section = (given[k] ?? {}) as Record<string, unknown>;
-      for (const [kk, ff] of Object.entries(f)) out.push(line("  ", kk, ff, section[kk]));
+  for (const [k, f] of Object.entries(SCHEMA as Schema)) {
+    if (!applies(k, kind)) continue; // keys of other teacher kinds
+    if (isField(f)) {
+      out.push(line("", k, f, given[k]));
+      continue;
     }
+    out.push(`${k}:`);
+    const section = (given[k] ?? {}) as Record<string, unknown>;
+    let fields: Record<string, Field> = f as Record<string, Field>;
+    if (isVariants(f)) {
+      const kind = (section.kind as string | undefined) ?? f.default;
+      out.push(line("  ", "kind", { type: "enum", values: Object.keys(f.variants), default: f.default }, section.kind));
+      fields = f.variants[kind];
+    }
+    for (const [kk, ff] of Object.entries(fields)) if (applies(`${k}.${kk}`, kind)) out.push(line("  ", kk, ff, section[kk]));
   }
   return out.join("\n") + "\n";
 }
@@ -348,11 +394,11 @@ export function loadConfig(path: string): TbcmConfig {
   return parseConfig(readYaml(path));
 }
 
-/** The resolved config a run directory holds (config.json, as `tbcm distill` wrote it). */
+/** The config a run directory holds (its config.json, written by `configToRaw`), validated as a config. */
 export function configFromRun(raw: unknown, path: string): TbcmConfig {
-  const c = raw as TbcmConfig;
-  if (typeof raw !== "object" || raw === null || typeof c.teacher !== "object" || !["gmm", "stack"].includes(c.teacher?.kind)) {
-    throw new ConfigError(`"${path}" is not the config of a tbcm run`);
+  try {
+    return parseConfig(raw);
+  } catch (e) {
+    throw new ConfigError(`"${path}" is not the config of this tbcm's runs: ${(e as Error).message}`);
   }
-  return c;
 }

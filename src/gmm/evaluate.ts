@@ -6,7 +6,7 @@
  */
 import { numpy as np, jit, tree, type Array } from "@jax-js/jax";
 import { SIGMA_D } from "../config/defaults.ts";
-import type { TbcmConfig } from "../config/schema.ts";
+import type { GmmConfig } from "../config/schema.ts";
 import { type Key, foldIn, normal } from "../numerics/random.ts";
 import { takeHost, type Tree } from "../numerics/tree.ts";
 import { sampleStudent, studentTimesteps, studentAsVelocity } from "../method/sampler.ts";
@@ -29,7 +29,7 @@ export type EvalSet = {
 const toZ = (x: Array) => takeHost(x.div(SIGMA_D));
 
 /** Builds an eval set: `perPrompt` noises for every teacher prompt, scales cycling through the list. */
-export function makeEvalSet(problem: GmmTeacher, cfg: TbcmConfig, perPrompt: number, k: Key): EvalSet {
+export function makeEvalSet(problem: GmmTeacher, cfg: GmmConfig, perPrompt: number, k: Key): EvalSet {
   const d = problem.spec.dim;
   const P = problem.spec.prompts.length;
   const prompts = globalThis.Array.from({ length: P * perPrompt }, (_, i) => Math.floor(i / perPrompt));
@@ -101,7 +101,7 @@ export type Metrics = {
 };
 
 /** All metrics of issue #2 for a student. */
-export function evaluateStudent<P extends Tree>(student: Student<P>, params: P, problem: GmmTeacher, cfg: TbcmConfig, set: EvalSet, k: Key): Metrics {
+export function evaluateStudent<P extends Tree>(student: Student<P>, params: P, problem: GmmTeacher, cfg: GmmConfig, set: EvalSet, k: Key): Metrics {
   const d = problem.spec.dim;
   const P = problem.spec.prompts.length;
   const one = studentSamples(student, params, set, 1, d, P, k);

@@ -8,7 +8,7 @@ import { writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Array } from "@jax-js/jax";
 import { SIGMA_D } from "../config/defaults.ts";
-import type { TbcmConfig } from "../config/schema.ts";
+import type { GmmConfig } from "../config/schema.ts";
 import type { MlpParams } from "../models/mlp.ts";
 import { sampleStudent, studentTimesteps, studentAsVelocity } from "../method/sampler.ts";
 import { lowerFunction, avalSpec } from "../executor/lower.ts";
@@ -29,7 +29,7 @@ export type ExportManifest = {
 };
 
 /** Writes `generator.onnx` and `manifest.json` into `outDir` (`params` not consumed). */
-export function exportGmmStudent(config: TbcmConfig, params: MlpParams, outDir: string, o: ExportOptions): ExportManifest {
+export function exportGmmStudent(config: GmmConfig, params: MlpParams, outDir: string, o: ExportOptions): ExportManifest {
   if (o.int8) throw new Error("--int8 applies to students of the stack teacher");
   if ((o.steps ?? 1) !== 1 || o.eta !== undefined) throw new Error("--steps and --eta apply to students of the stack teacher (this export is one step)");
   const batch = o.batch;

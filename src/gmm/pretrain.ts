@@ -5,7 +5,7 @@
  * starts from its guidance-embedded teacher. The flow time is logit-normal (s = sigmoid(n)).
  */
 import { numpy as np, jit, valueAndGrad, tree, type Array } from "@jax-js/jax";
-import type { TbcmConfig } from "../config/schema.ts";
+import type { GmmConfig } from "../config/schema.ts";
 import { type Key, key, foldIn, normal, uniform } from "../numerics/random.ts";
 import type { Tree } from "../numerics/tree.ts";
 import { gmmFlowVelocity, sampleGmm } from "../models/gmm.ts";
@@ -20,7 +20,7 @@ import { studentConfig } from "./student.ts";
 export type PretrainResult = { finalLoss: number; relativeError: number; seconds: number };
 
 /** Points x_s = (1−s)·z + s·ε on the path of the mixture, with their prompts, scales and times. */
-function pathBatch(cfg: TbcmConfig, problem: GmmTeacher, k: Key) {
+function pathBatch(cfg: GmmConfig, problem: GmmTeacher, k: Key) {
   const { dim: d } = problem.spec;
   const B = cfg.pretrain.batch;
   const prompts = globalThis.Array.from(uniform(foldIn(k, 1), B), (u) => problem.trainPrompts[Math.floor(u * problem.trainPrompts.length)]);
@@ -35,7 +35,7 @@ function pathBatch(cfg: TbcmConfig, problem: GmmTeacher, k: Key) {
   return { prompts, scales, s, xs };
 }
 
-export async function pretrainTeacherCopy(cfg: TbcmConfig, outPath: string, say: (line: string) => void = () => {}): Promise<PretrainResult> {
+export async function pretrainTeacherCopy(cfg: GmmConfig, outPath: string, say: (line: string) => void = () => {}): Promise<PretrainResult> {
   const P = cfg.teacher.prompts;
   const d = cfg.teacher.dim;
   const problem = buildGmmTeacher(cfg);

@@ -1,6 +1,6 @@
 /** The analytic GMM teacher (issue #2) as a distillation problem. */
 import { tree } from "@jax-js/jax";
-import type { TbcmConfig } from "../config/schema.ts";
+import type { GmmConfig } from "../config/schema.ts";
 import { type Key, foldIn } from "../numerics/random.ts";
 import { loadParams } from "../numerics/params.ts";
 import { type MlpParams, initMlp } from "../models/mlp.ts";
@@ -11,7 +11,7 @@ import { buildGmmTeacher, conditionRows } from "./teacher.ts";
 import { GMM_STUDENT_KIND, mlpStudent, studentConfig } from "./student.ts";
 import { makeEvalSet, evaluateStudent, studentSamples, type EvalSet } from "./evaluate.ts";
 
-export function gmmDistillProblem(cfg: TbcmConfig, keys: EvalKeys): DistillProblem<MlpParams> {
+export function gmmDistillProblem(cfg: GmmConfig, keys: EvalKeys): DistillProblem<MlpParams> {
   const teacher = buildGmmTeacher(cfg);
   const { spec } = teacher;
   const P = spec.prompts.length;

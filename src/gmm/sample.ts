@@ -1,6 +1,6 @@
 /** Sampling from a student of the analytic teacher (the library's `sample`). */
 import { numpy as np } from "@jax-js/jax";
-import type { TbcmConfig } from "../config/schema.ts";
+import type { GmmConfig } from "../config/schema.ts";
 import { SIGMA_D } from "../config/defaults.ts";
 import { key, foldIn, normal } from "../numerics/random.ts";
 import { takeHost } from "../numerics/tree.ts";
@@ -11,7 +11,7 @@ import { conditionRows, gmmPromptNames } from "./teacher.ts";
 import { mlpStudent } from "./student.ts";
 
 /** A student of a finished run on the analytic teacher (`loadStudent`). */
-export type GmmStudent = { params: MlpParams; config: TbcmConfig };
+export type GmmStudent = { params: MlpParams; config: GmmConfig };
 
 export type SampleOptions = {
   student: GmmStudent;

@@ -1,5 +1,5 @@
 /** The analytic benchmark's student: the MLP of `models/mlp.ts` in TrigFlow form (spec §2). */
-import type { TbcmConfig } from "../config/schema.ts";
+import type { GmmConfig } from "../config/schema.ts";
 import { type MlpConfig, type MlpParams, mlpFlow } from "../models/mlp.ts";
 import { type Student, trigflowStudent } from "../method/student.ts";
 
@@ -10,7 +10,7 @@ export const GMM_STUDENT_KIND = "tbcm-student-mlp";
 export const mlpStudent: Student<MlpParams> = trigflowStudent(mlpFlow);
 
 /** The MLP's shape from a gmm config. */
-export function studentConfig(cfg: TbcmConfig): MlpConfig {
+export function studentConfig(cfg: GmmConfig): MlpConfig {
   return {
     dim: cfg.teacher.dim, condDim: cfg.teacher.prompts, hidden: cfg.student.hidden,
     embedDim: cfg.student.embedDim, depth: cfg.student.depth, mlpRatio: cfg.student.mlpRatio,

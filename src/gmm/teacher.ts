@@ -4,7 +4,7 @@
  * condition rows.
  */
 import { numpy as np, tree, type Array } from "@jax-js/jax";
-import type { TbcmConfig } from "../config/schema.ts";
+import type { GmmConfig } from "../config/schema.ts";
 import { ConfigError } from "../config/schema.ts";
 import { type GmmSpec, type GmmArrays, drawMeans, gmmArrays, gmmFlowVelocity } from "../models/gmm.ts";
 import { flowToTrigVelocity } from "../method/flowToTrig.ts";
@@ -26,7 +26,7 @@ export function gmmPromptNames(n: number): string[] {
   return globalThis.Array.from({ length: n }, (_, i) => `prompt ${i}`);
 }
 
-export function buildGmmTeacher(cfg: TbcmConfig): GmmTeacher {
+export function buildGmmTeacher(cfg: GmmConfig): GmmTeacher {
   const t = cfg.teacher;
   const prompts = gmmPromptNames(t.prompts);
   const means = t.means.length ? Float32Array.from(t.means.flat()) : drawMeans(key(t.meansSeed), t.prompts, t.components, t.dim);

@@ -3,7 +3,7 @@
  * how to export its student). This table is the one place that dispatches on `teacher.kind`;
  * a new kind is a folder and one entry here.
  */
-import type { TbcmConfig } from "../config/schema.ts";
+import { type TbcmConfig, configOf } from "../config/schema.ts";
 import type { Tree } from "../numerics/tree.ts";
 import type { DistillProblem, EvalKeys } from "../train/problem.ts";
 import type { MlpParams } from "../models/mlp.ts";
@@ -44,13 +44,13 @@ export interface TeacherKind {
 const KINDS: Record<TbcmConfig["teacher"]["kind"], TeacherKind> = {
   gmm: {
     studentKind: GMM_STUDENT_KIND,
-    problem: async (cfg, keys) => gmmDistillProblem(cfg, keys),
-    exportStudent: (cfg, params, outDir, o) => exportGmmStudent(cfg, params as MlpParams, outDir, o),
+    problem: async (cfg, keys) => gmmDistillProblem(configOf(cfg, "gmm"), keys),
+    exportStudent: (cfg, params, outDir, o) => exportGmmStudent(configOf(cfg, "gmm"), params as MlpParams, outDir, o),
   },
   stack: {
     studentKind: STACK_STUDENT_KIND,
-    problem: (cfg, keys) => stackDistillProblem(cfg, keys),
-    exportStudent: (cfg, params, outDir, o) => exportStackStudent(cfg, params as DitParams, outDir, o),
+    problem: (cfg, keys) => stackDistillProblem(configOf(cfg, "stack"), keys),
+    exportStudent: (cfg, params, outDir, o) => exportStackStudent(configOf(cfg, "stack"), params as DitParams, outDir, o),
   },
 };
 

@@ -4,7 +4,7 @@
  * `eval`, `export` and the library's loaders all come through `openRun`.
  */
 import { tree } from "@jax-js/jax";
-import { type TbcmConfig, configFromRun } from "../config/schema.ts";
+import { type TbcmConfig, configFromRun, configOf } from "../config/schema.ts";
 import type { Tree } from "../numerics/tree.ts";
 import { loadParamTree } from "../numerics/params.ts";
 import { RunDir, RunDirError } from "../train/runDir.ts";
@@ -42,6 +42,6 @@ export function openRun(dir: string): OpenedRun {
 /** The student of a finished run on the analytic teacher (for `sample`). */
 export function loadStudent(runDir: string): GmmStudent {
   const run = openRun(runDir);
-  if (run.config.teacher.kind === "stack") throw new RunDirError(`"${runDir}" holds a student of the text-to-image stack: draw images with sampleImages({ run, prompts })`);
-  return { params: run.student() as GmmStudent["params"], config: run.config };
+  if (run.config.teacher.kind !== "gmm") throw new RunDirError(`"${runDir}" holds a student of the text-to-image ${run.config.teacher.kind} teacher: draw images with sampleImages({ run, prompts })`);
+  return { params: run.student() as GmmStudent["params"], config: configOf(run.config, "gmm") };
 }

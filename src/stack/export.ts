@@ -12,7 +12,7 @@ import { writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import { SIGMA_D, RENOISE_ETA } from "../config/defaults.ts";
-import type { TbcmConfig } from "../config/schema.ts";
+import type { StackDistillConfig } from "../config/schema.ts";
 import type { DitParams } from "../models/dit.ts";
 import { encodeText } from "../models/textEncoder.ts";
 import { vaeDecode } from "../models/vae.ts";
@@ -25,7 +25,7 @@ import type { ExportOptions } from "../run/kinds.ts";
 const INT8 = "int8 (dynamic: uint8 activations per tensor, int8 weights per column)";
 
 /** Writes the export of a stack student (`params` not consumed) into `outDir`; returns its manifest. */
-export function exportStackStudent(config: TbcmConfig, params: DitParams, outDir: string, o: ExportOptions) {
+export function exportStackStudent(config: StackDistillConfig, params: DitParams, outDir: string, o: ExportOptions) {
   const batch = o.batch;
   const teacher = loadTeacher(config.teacher.model);
   const vae = loadVae(config.teacher.vae);

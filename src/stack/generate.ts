@@ -2,7 +2,7 @@
  * Text → images with the default stack: a distilled student in 1–4 steps, or the teacher itself
  * with CFG. The library's `sampleImages` (src/run/sample.ts) opens a run and calls these.
  */
-import type { TbcmConfig, ExecutorKind } from "../config/schema.ts";
+import type { StackDistillConfig, ExecutorKind } from "../config/schema.ts";
 import { ROUTE_STEPS } from "../config/defaults.ts";
 import { key, foldIn, normal } from "../numerics/random.ts";
 import type { DitParams } from "../models/dit.ts";
@@ -39,7 +39,7 @@ export type SampledImages = { pixels: Float32Array; height: number; width: numbe
  * One 28×28 image per prompt, pixels [n·784] in [0, 1]; deterministic in `seed`. With `student`
  * (a run's config and its parameters, not consumed) the student samples, else the teacher.
  */
-export async function sampleStackImages(o: SampleImagesOptions, student?: { config: TbcmConfig; params: DitParams }): Promise<SampledImages> {
+export async function sampleStackImages(o: SampleImagesOptions, student?: { config: StackDistillConfig; params: DitParams }): Promise<SampledImages> {
   if (o.prompts.length === 0) throw new Error("give at least one prompt");
   const config = student?.config;
   const executor = o.executor ?? "onnx";

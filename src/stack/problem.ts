@@ -9,7 +9,7 @@
  */
 import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
-import type { TbcmConfig } from "../config/schema.ts";
+import type { StackDistillConfig } from "../config/schema.ts";
 import { ConfigError, guidanceSchedule } from "../config/schema.ts";
 import { foldIn, normal, uniform } from "../numerics/random.ts";
 import type { HostTensor } from "../executor/onnxRun.ts";
@@ -35,7 +35,7 @@ import { loadSafetensors } from "../numerics/safetensors.ts";
 /** Flow-Euler steps of the teacher's ODE reference (the endpoint the 1-step student should hit). */
 export const ODE_REFERENCE_STEPS = 32;
 
-export async function stackDistillProblem(cfg: TbcmConfig, keys: EvalKeys): Promise<DistillProblem<DitParams> & { warnings: string[] }> {
+export async function stackDistillProblem(cfg: StackDistillConfig, keys: EvalKeys): Promise<DistillProblem<DitParams> & { warnings: string[] }> {
   const t = cfg.teacher;
   const prompts = readPromptFile(cfg.promptsFile || "prompts/train.txt");
   const teacher = loadTeacher(t.model);
@@ -129,7 +129,7 @@ export async function stackDistillProblem(cfg: TbcmConfig, keys: EvalKeys): Prom
 const GRID_COLUMNS = 8;
 
 /** FD and prompt accuracy of the student at 1/2/4 steps and of the teacher, the 1-step consistency error, grids. */
-async function evaluateStackStudent(cfg: TbcmConfig, o: {
+async function evaluateStackStudent(cfg: StackDistillConfig, o: {
   teacher: LoadedTeacher; student: Student<DitParams>; params: DitParams; euler: Inference;
   condition: (ps: readonly string[]) => Promise<HostTensor>; loadVae: () => LoadedVae; outDir: string; keys: EvalKeys; say?: (line: string) => void;
 }): Promise<Record<string, number>> {

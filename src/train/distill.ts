@@ -4,7 +4,7 @@
  * run repeats the uninterrupted one exactly.
  */
 import { numpy as np, tree, type Array } from "@jax-js/jax";
-import { type TbcmConfig, ConfigError, guidanceSchedule } from "../config/schema.ts";
+import { type TbcmConfig, ConfigError, guidanceSchedule, lrSchedule, configToRaw } from "../config/schema.ts";
 import { SIGMA_D } from "../config/defaults.ts";
 import { type Key, key, foldIn, normal, uniform } from "../numerics/random.ts";
 import { type Tree, toHost, parameterCount } from "../numerics/tree.ts";
@@ -180,7 +180,7 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
   } else {
     run.startLog();
   }
-  run.writeConfigJson(cfg);
+  run.writeConfigJson(configToRaw(cfg));
 
   for (const w of problem.warnings ?? []) say(`warning: ${w}`);
   const route = routeAngles(cfg.route.shift, cfg.route.steps);
@@ -221,7 +221,7 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
     const k = foldIn(foldIn(runKey, STREAM.step), s);
     const batch = await drawPairs(cfg, problem, k, route, programs.pairs);
     const r = tangentRatio(s, cfg.method === "tbcm" ? cfg.loss : { ...cfg.loss, calmStart: Infinity });
-    const lr = learningRate(s, cfg.train.steps, cfg.optim.lr, cfg.schedule);
+    const lr = learningRate(s, cfg.train.steps, cfg.optim.lr, lrSchedule(cfg.optim));
     const out = await programs.step(weights, batch, r, optimizer.hyper(s, lr));
     weights = out.weights;
     const values = out.stats;

@@ -49,7 +49,7 @@ function tinySpec(dir: string, steps: number, extra: Partial<FitSpec<VaeParams>>
     steps, lr: 3e-3, schedule: { kind: "constant", warmup: 0 }, weightDecay: 0, gradClip: 1000, emaDecay: 0.9,
     executor: "onnx", logEvery: 1, checkpointEvery: 4,
     files: { checkpoint: join(dir, "ck.safetensors"), log: join(dir, "log.jsonl") },
-    config: "tiny", ...extra,
+    config: JSON.stringify({ test: "tiny" }), ...extra,
   };
 }
 
@@ -77,7 +77,7 @@ test("fit: a few VAE steps on the fixture lower the loss; a stopped and resumed 
       assert.deepEqual(Array.from(x.ref.dataSync() as Float32Array), Array.from(ea.get(`ema.${name}`)!.data), name);
       assert.notDeepEqual(Array.from(x.ref.dataSync() as Float32Array), Array.from(ea.get(`params.${name}`)!.data), name);
     }
-    await assert.rejects(fit(tinySpec(b, 12, { resume: true, config: "other" }), initVae(key(1), c)), /another config/);
+    await assert.rejects(fit(tinySpec(b, 12, { resume: true, config: JSON.stringify({ test: "other" }) }), initVae(key(1), c)), /another config/);
     await assert.rejects(fit(tinySpec(b, 12), initVae(key(1), c)), /--resume/);
     tree.dispose([whole.params, resumed.params]);
   } finally {
