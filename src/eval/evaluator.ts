@@ -24,7 +24,9 @@ export class ImageStatistics {
 }
 
 export class Evaluator {
-  private constructor(readonly config: ClassifierConfig, private readonly params: ClassifierParams, private readonly program: Inference) {}
+  private constructor(readonly config: ClassifierConfig, private readonly params: ClassifierParams, private readonly program: Inference,
+    /** The file it was loaded from (its shipped reference statistics sit next to it). */
+    readonly path: string) {}
 
   static async load(path: string, executor: ExecutorKind = "onnx"): Promise<Evaluator> {
     const { metadata } = loadSafetensors(path);
@@ -33,7 +35,7 @@ export class Evaluator {
     const like = initClassifier(key(0), config);
     const { params } = loadParams(path, like);
     tree.dispose(like);
-    return new Evaluator(config, params, inference(executor, params, (p, x) => classify(p, x), "evaluator"));
+    return new Evaluator(config, params, inference(executor, params, (p, x) => classify(p, x), "evaluator"), path);
   }
 
   /** Features and predictions of images [n·784] in [0, 1]. */

@@ -22,6 +22,7 @@ import { saveParams } from "../train/checkpoint.ts";
 import { inference, inChunks } from "../executor/inference.ts";
 import { type TeacherParams, loadVae } from "./load.ts";
 import { initTeacher } from "./init.ts";
+import { requireFashionMnist } from "../data/fashionMnist.ts";
 import { runFiles, loadSplit, allPixels, writeModelCard, MACHINE, type ModelCard } from "./common.ts";
 import { vaeEncode } from "../models/vae.ts";
 
@@ -68,6 +69,7 @@ async function encodeTrainingSet(cfg: StackConfig, vaePath: string, say: (l: str
 
 export async function trainTeacher(cfg: StackConfig, opts: { resume?: boolean; say?: (l: string) => void; stopRequested?: () => boolean; command?: string } = {}) {
   const say = opts.say ?? (() => {});
+  requireFashionMnist(cfg.dataDir, ["train"], "tbcm train-teacher");
   const vaePath = join(cfg.modelsDir, "vae.safetensors");
   if (!existsSync(vaePath)) throw new Error(`the teacher trains on VAE latents and "${vaePath}" is missing: run "tbcm train-vae --config …" first`);
   const tok = stackTokenizer();
