@@ -3,6 +3,7 @@
  * Unknown keys, wrong types and out-of-range values are errors that name the key and the fix;
  * the returned config is fully resolved (no undefined), and it is stored with every checkpoint.
  */
+import { shippedPath } from "../paths.ts";
 import type { GuidanceSchedule } from "../method/guidance.ts";
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
@@ -283,7 +284,7 @@ function checkGuidanceInterval(key: string, v: readonly number[]): void {
 export function readYaml(path: string): unknown {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readFileSync(shippedPath(path), "utf8");
   } catch {
     throw new ConfigError(`cannot read config file "${path}": check the path`);
   }

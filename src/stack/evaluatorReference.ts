@@ -23,6 +23,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, basename } from "node:path";
 import { key, foldIn } from "../numerics/random.ts";
 import { writeFileAtomic } from "../numerics/safetensors.ts";
+import { shippedPath } from "../paths.ts";
 import { ImageStatistics, type Evaluator } from "../eval/evaluator.ts";
 import { missingFashionMnist, fashionMnistHint, type Split } from "../data/fashionMnist.ts";
 import { loadSplit, drawIndices, pixels, allPixels } from "./common.ts";
@@ -36,6 +37,7 @@ export type ReferenceFile = { test: ImageStatistics; floors: FloorEntry[]; evalu
 
 /** The reference file that belongs with an evaluator: `<dir>/<name>-reference.safetensors`. */
 export function referencePath(evaluatorPath: string): string {
+  evaluatorPath = shippedPath(evaluatorPath);
   return join(dirname(evaluatorPath), `${basename(evaluatorPath).replace(/\.safetensors$/, "")}-reference.safetensors`);
 }
 
@@ -112,7 +114,7 @@ export function readReferenceFile(evaluatorPath: string): { ref: ReferenceFile }
   if (!existsSync(path)) return { reason: `no ${path}` };
   const { tensors: t, metadata } = decode(readFileSync(path), path);
   if (metadata.kind !== REFERENCE_KIND) return { reason: `${path} is not an evaluator reference (kind ${metadata.kind})` };
-  const sha = existsSync(evaluatorPath) ? fileSha256(evaluatorPath) : "";
+  const sha = existsSync(shippedPath(evaluatorPath)) ? fileSha256(shippedPath(evaluatorPath)) : "";
   if (metadata.evaluator_sha256 !== sha) return { reason: `${path} belongs to another evaluator than ${evaluatorPath} (stale: write it again with scripts/evaluator-reference.ts)` };
   const floors = globalThis.Array.from(t.floor_fd.data, (fd, i) => ({ fd, seed: t.floor_seed.data[i], samples: t.floor_samples.data[i] }));
   const test = new ImageStatistics(t.test_mean.data as Float64Array, t.test_cov.data as Float64Array, t.test_predictions.data as Int32Array);

@@ -69,9 +69,9 @@ async function encodeTrainingSet(cfg: StackConfig, vaePath: string, say: (l: str
 
 export async function trainTeacher(cfg: StackConfig, opts: { resume?: boolean; say?: (l: string) => void; stopRequested?: () => boolean; command?: string } = {}) {
   const say = opts.say ?? (() => {});
-  requireFashionMnist(cfg.dataDir, ["train"], "tbcm train-teacher");
   const vaePath = join(cfg.modelsDir, "vae.safetensors");
   if (!existsSync(vaePath)) throw new Error(`the teacher trains on VAE latents and "${vaePath}" is missing: run "tbcm train-vae --config …" first`);
+  requireFashionMnist(cfg.dataDir, ["train"], "tbcm train-teacher");
   const tok = stackTokenizer();
   const tc = textConfig(cfg, tok);
   const dc = ditConfig(cfg);

@@ -2,6 +2,7 @@
  * A distillation problem assembled from the config: the teacher, the prompts it knows and the
  * prompts to train on, and the condition rows the student and teacher take.
  */
+import { shippedPath } from "../paths.ts";
 import { readFileSync } from "node:fs";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import type { TbcmConfig } from "../config/schema.ts";
@@ -31,7 +32,7 @@ export function gmmPromptNames(n: number): string[] {
 export function readPromptFile(path: string): string[] {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readFileSync(shippedPath(path), "utf8");
   } catch {
     throw new ConfigError(`cannot read prompt file "${path}": check prompts_file in the config`);
   }
