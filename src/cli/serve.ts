@@ -11,9 +11,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, extname, join, normalize, sep } from "node:path";
-import { fileURLToPath } from "node:url";
+import { packageRoot } from "../paths.ts";
 
-const WEB = fileURLToPath(new URL("../../web/", import.meta.url));
+const WEB = join(packageRoot(), "web"); // src/cli/ and dist/src/cli/ alike
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript", ".json": "application/json",
   ".wasm": "application/wasm", ".onnx": "application/octet-stream", ".map": "application/json",

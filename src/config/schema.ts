@@ -3,6 +3,7 @@
  * Unknown keys, wrong types and out-of-range values are errors that name the key and the fix;
  * the returned config is fully resolved (no undefined), and it is stored with every checkpoint.
  */
+import { shippedPath } from "../paths.ts";
 import type { GuidanceSchedule } from "../method/guidance.ts";
 import { readFileSync, statSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
@@ -373,7 +374,7 @@ export function readYaml(path: string): unknown {
   if (size > L.MAX_CONFIG_BYTES) throw new ConfigError(`config file "${path}" has ${size} bytes; a config is at most ${L.MAX_CONFIG_BYTES} bytes`);
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readFileSync(shippedPath(path), "utf8");
   } catch {
     throw new ConfigError(`cannot read config file "${path}": check the path`);
   }

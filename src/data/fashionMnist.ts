@@ -29,10 +29,35 @@ const FILES: Record<Split, [string, string]> = {
   test: ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"],
 };
 
+/** How to get the data set (one line). */
+export const fashionMnistHint = `install it with "apt-get install dataset-fashion-mnist", or set TBCM_FASHION_MNIST_DIR to a folder holding the IDX files`;
+
+function find(dir: string, name: string): string | undefined {
+  return [join(dir, `${name}.gz`), join(dir, name)].find((candidate) => existsSync(candidate));
+}
+
 function locate(dir: string, name: string): string {
-  for (const candidate of [join(dir, `${name}.gz`), join(dir, name)]) if (existsSync(candidate)) return candidate;
-  throw new Error(`Fashion-MNIST file ${name}(.gz) not found in ${dir}: install it with `
-    + `"apt-get install dataset-fashion-mnist", or set TBCM_FASHION_MNIST_DIR to a folder holding the IDX files`);
+  const found = find(dir, name);
+  if (found) return found;
+  throw new Error(`Fashion-MNIST file ${name}(.gz) not found in ${dir}: ${fashionMnistHint}`);
+}
+
+/** The folder a `data_dir` setting reads ("" = TBCM_FASHION_MNIST_DIR or Debian's folder). */
+export function fashionMnistDir(dataDir = ""): string {
+  return dataDir || process.env.TBCM_FASHION_MNIST_DIR || FASHION_MNIST_DEFAULT_DIR;
+}
+
+/** Undefined when the splits' files are there; else which are missing where (nothing is read). */
+export function missingFashionMnist(dataDir: string, splits: readonly Split[]): string | undefined {
+  const dir = fashionMnistDir(dataDir);
+  const gone = splits.flatMap((s) => FILES[s]).filter((name) => !find(dir, name));
+  return gone.length ? `${gone.join(", ")} not found in ${dir}` : undefined;
+}
+
+/** Throws a one-line error with the install hint, before any work, when `who` needs splits that are not there. */
+export function requireFashionMnist(dataDir: string, splits: readonly Split[], who: string): void {
+  const gone = missingFashionMnist(dataDir, splits);
+  if (gone) throw new Error(`${who} needs the Fashion-MNIST ${splits.join(" and ")} split${splits.length > 1 ? "s" : ""} (${gone}): ${fashionMnistHint}`);
 }
 
 /** Loads a split; checks that images and labels agree. */

@@ -1,11 +1,12 @@
 /** Prompt files: one prompt per line, blank lines and `#` comments ignored. */
 import { readFileSync } from "node:fs";
 import { ConfigError } from "../config/schema.ts";
+import { shippedPath } from "../paths.ts";
 
 export function readPromptFile(path: string): string[] {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readFileSync(shippedPath(path), "utf8");
   } catch {
     throw new ConfigError(`cannot read prompt file "${path}": check prompts_file in the config`);
   }

@@ -7,6 +7,7 @@ import { loadSafetensors } from "../numerics/safetensors.ts";
 import { key } from "../numerics/random.ts";
 import { inference, inChunks, type Inference } from "../executor/inference.ts";
 import { featureMoments, frechetDistance } from "./frechet.ts";
+import { shippedPath } from "../paths.ts";
 
 export class ImageStatistics {
   constructor(readonly mean: Float64Array, readonly cov: Float64Array, readonly predictions: Int32Array) {}
@@ -24,7 +25,9 @@ export class ImageStatistics {
 }
 
 export class Evaluator {
-  private constructor(readonly config: ClassifierConfig, private readonly params: ClassifierParams, private readonly program: Inference) {}
+  private constructor(readonly config: ClassifierConfig, private readonly params: ClassifierParams, private readonly program: Inference,
+    /** The file it was loaded from (its shipped reference statistics sit next to it). */
+    readonly path: string) {}
 
   static async load(path: string, executor: ExecutorKind = "onnx"): Promise<Evaluator> {
     const { metadata } = loadSafetensors(path);
@@ -33,7 +36,7 @@ export class Evaluator {
     const like = initClassifier(key(0), config);
     const { params } = loadParams(path, like);
     tree.dispose(like);
-    return new Evaluator(config, params, inference(executor, params, (p, x) => classify(p, x), "evaluator"));
+    return new Evaluator(config, params, inference(executor, params, (p, x) => classify(p, x), "evaluator"), shippedPath(path));
   }
 
   /** Features and predictions of images [n·784] in [0, 1]. */

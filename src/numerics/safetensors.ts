@@ -6,6 +6,7 @@
  */
 import { readFileSync, writeFileSync, renameSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { shippedPath } from "../paths.ts";
 
 export type HostTensor = { shape: number[]; data: Float32Array };
 
@@ -170,7 +171,7 @@ export function saveSafetensors(path: string, tensors: Map<string, HostTensor>, 
 export function loadSafetensors(path: string): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = readFileSync(shippedPath(path));
   } catch {
     throw new Error(`cannot read "${path}": check the path`);
   }

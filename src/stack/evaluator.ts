@@ -11,12 +11,20 @@ import { type ClassifierConfig, type ClassifierParams, initClassifier, classify,
 import { fit } from "../train/fit.ts";
 import { saveParams } from "../numerics/params.ts";
 import { runFiles, loadSplit, drawIndices, pixels, writeModelCard, MACHINE } from "./common.ts";
-import { FASHION_CLASSES } from "../data/fashionMnist.ts";
+import { FASHION_CLASSES, requireFashionMnist } from "../data/fashionMnist.ts";
+import { computeReference, writeReferenceFile, referencePath } from "./evaluatorReference.ts";
 import { Evaluator } from "../eval/evaluator.ts";
 
 export function classifierConfig(cfg: StackConfig): ClassifierConfig {
   return { pixels: 784, hidden: cfg.evaluator.hidden, features: cfg.evaluator.features, classes: FASHION_CLASSES.length };
 }
+
+/** The model card's note on evaluator-reference.safetensors. */
+export const REFERENCE_NOTE = "evaluator-reference.safetensors (written with the weights; again by `npx tsx scripts/evaluator-reference.ts [--floor SEED:N …]`, "
+  + "checked by `… --check`) holds what an evaluation needs from the data set, so evaluations run without Fashion-MNIST installed: "
+  + "the test split's feature mean and covariance (float64) and predictions, and the real-vs-real FD floor of seed 0 with 1,000 training images "
+  + "(the main config's; 2.806, the floor of metrics.json and the README, a different draw from fd_floor_train_vs_test above). It names the SHA-256 of evaluator.safetensors and is ignored when that changes. Other (seed, n) floors are computed from the data when it is "
+  + "installed; without it the shipped floor stands in and metrics.json's fd_floor_seed / fd_floor_samples say so.";
 
 /** The default FD sample size (generated images per evaluation and the floor's train subset). */
 export const FD_SAMPLES = 1000;
@@ -25,6 +33,7 @@ export async function trainEvaluator(cfg: StackConfig, opts: { resume?: boolean;
   const say = opts.say ?? (() => {});
   const c = classifierConfig(cfg);
   const e = cfg.evaluator;
+  requireFashionMnist(cfg.dataDir, ["train", "test"], "tbcm train-evaluator");
   const train = loadSplit(cfg.dataDir, "train");
   const test = loadSplit(cfg.dataDir, "test");
   const runKey = foldIn(key(cfg.seed), 13);
@@ -59,6 +68,8 @@ export async function trainEvaluator(cfg: StackConfig, opts: { resume?: boolean;
   const n = Math.min(FD_SAMPLES, train.count);
   const subset = await evaluator.statistics(pixels(train, drawIndices(foldIn(runKey, 3), train, n)));
   const floor = subset.frechetDistance(testStats);
+  // the statistics an evaluation without the data set needs, next to the weights (the default seed and FD sample size)
+  writeReferenceFile(referencePath(path), await computeReference(path, evaluator, cfg.dataDir, [{ seed: cfg.seed, samples: FD_SAMPLES }]));
   await evaluator.dispose();
   say(`evaluator: test accuracy ${accuracy.toFixed(4)}, FD floor (${n} train images vs test) ${floor.toFixed(3)}`);
   writeModelCard(cfg.modelsDir, {
@@ -69,6 +80,7 @@ export async function trainEvaluator(cfg: StackConfig, opts: { resume?: boolean;
     data: `Fashion-MNIST train split (${train.count} images); accuracy on the test split (${test.count})`,
     wallClockSeconds: result.seconds, machine: MACHINE,
     metrics: { test_accuracy: accuracy, fd_floor_train_vs_test: floor, fd_floor_samples: n },
+    notes: [REFERENCE_NOTE],
   });
   tree.dispose(result.params);
   return { path, accuracy, fdFloor: floor, fdSamples: n, seconds: result.seconds, interrupted: false };

@@ -4,6 +4,7 @@
  * config in its metadata, so loading needs nothing but the file.
  */
 import { existsSync } from "node:fs";
+import { shippedPath } from "../paths.ts";
 import { tree } from "@jax-js/jax";
 import { key } from "../numerics/random.ts";
 import { loadSafetensors } from "../numerics/safetensors.ts";
@@ -16,7 +17,7 @@ import { type Tokenizer, buildTokenizerFromVocab } from "../data/tokenizer.ts";
 import type { Tree } from "../numerics/tree.ts";
 
 function metadataOf(path: string, kind: string, what: string): Record<string, string> {
-  if (!existsSync(path)) throw new Error(`no ${what} at "${path}": train it (see configs/fmnist-stack.yaml) or fix the path`);
+  if (!existsSync(shippedPath(path))) throw new Error(`no ${what} at "${path}": train it (see configs/fmnist-stack.yaml) or fix the path`);
   const { metadata } = loadSafetensors(path);
   if (metadata.kind !== kind) throw new Error(`"${path}" is not a ${what} (kind "${metadata.kind}", expected "${kind}")`);
   return metadata;

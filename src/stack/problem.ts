@@ -30,6 +30,8 @@ import { type LoadedTeacher, type LoadedVae, loadTeacher, loadVae } from "./load
 import { loadSplit, allPixels } from "./common.ts";
 import { guidedEulerStep, eulerEndpoint, textEncoderProgram, encodeConditions } from "./pipeline.ts";
 import { evalPrompts, referenceStatistics, EVAL_PROMPTS } from "./teacherReport.ts";
+import { planReference } from "./evaluatorReference.ts";
+import { requireFashionMnist } from "../data/fashionMnist.ts";
 import { loadSafetensors } from "../numerics/safetensors.ts";
 
 /** Flow-Euler steps of the teacher's ODE reference (the endpoint the 1-step student should hit). */
@@ -37,6 +39,10 @@ export const ODE_REFERENCE_STEPS = 32;
 
 export async function stackDistillProblem(cfg: StackDistillConfig, keys: EvalKeys): Promise<DistillProblem<DitParams> & { warnings: string[] }> {
   const t = cfg.teacher;
+  // every data need up front, before any work: the sCM baseline's training images, the evaluation's
+  // test statistics and floor (shipped next to the evaluator, else from the data)
+  if (cfg.method === "scm") requireFashionMnist(t.dataDir, ["train"], "the sCM baseline (method: scm)");
+  const reference = planReference(t.evaluator, t.dataDir, cfg.seed, cfg.eval.samples);
   const prompts = readPromptFile(cfg.promptsFile || "prompts/train.txt");
   const teacher = loadTeacher(t.model);
   const { dit, text, tokenizer } = teacher;
@@ -44,6 +50,7 @@ export async function stackDistillProblem(cfg: StackDistillConfig, keys: EvalKey
   if (tooLong !== undefined) throw new ConfigError(`prompt "${tooLong}" has more than ${text.maxWords} words, the text encoder's limit: shorten it`);
   const unknown = [...new Set(prompts.flatMap((p) => unknownWords(tokenizer, p)))];
   const warnings = unknown.length ? [`${unknown.length} word(s) of the prompt file are unknown to the text encoder and read as <unk>: ${unknown.slice(0, 10).join(", ")}`] : [];
+  if (reference.warning) warnings.push(reference.warning);
   const d = teacher.latentDim;
   // conditions of every training prompt, then of "" (row P), computed once
   const textProgram = textEncoderProgram(teacher, cfg.executor);
@@ -146,9 +153,10 @@ async function evaluateStackStudent(cfg: StackDistillConfig, o: {
     const [x] = await inChunks(decode, [{ data: z, shape: [m, d] }], m, Math.min(m, 500));
     return x.data.map((v) => Math.min(1, Math.max(0, v)));
   };
-  const { test, floor } = await referenceStatistics(t.dataDir, cfg.seed, evaluator, n);
+  const { test, floor, floorSeed, floorSamples, warning } = await referenceStatistics(t.dataDir, cfg.seed, evaluator, n);
+  if (warning) o.say?.(`warning: ${warning}`);
   const metrics: Record<string, number> = {
-    fd_floor: floor, eval_samples: n, eval_guidance: cfg.eval.guidance, two_step_mid: cfg.eval.twoStepMid, renoise_eta: cfg.eval.eta,
+    fd_floor: floor, fd_floor_seed: floorSeed, fd_floor_samples: floorSamples, eval_samples: n, eval_guidance: cfg.eval.guidance, two_step_mid: cfg.eval.twoStepMid, renoise_eta: cfg.eval.eta,
     guidance_interval_lo: cfg.guidanceInterval[0], guidance_interval_hi: cfg.guidanceInterval[1], guidance_ramp: cfg.guidanceRamp,
   };
   const measure = async (name: string, z: Float32Array, labels: readonly number[]) => {

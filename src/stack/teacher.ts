@@ -22,6 +22,7 @@ import { saveParams } from "../numerics/params.ts";
 import { inference, inChunks } from "../executor/inference.ts";
 import { loadVae } from "./load.ts";
 import { type TeacherParams, initTeacher } from "./init.ts";
+import { requireFashionMnist } from "../data/fashionMnist.ts";
 import { runFiles, loadSplit, allPixels, writeModelCard, MACHINE, type ModelCard } from "./common.ts";
 import { vaeEncode } from "../models/vae.ts";
 
@@ -70,6 +71,7 @@ export async function trainTeacher(cfg: StackConfig, opts: { resume?: boolean; s
   const say = opts.say ?? (() => {});
   const vaePath = join(cfg.modelsDir, "vae.safetensors");
   if (!existsSync(vaePath)) throw new Error(`the teacher trains on VAE latents and "${vaePath}" is missing: run "tbcm train-vae --config …" first`);
+  requireFashionMnist(cfg.dataDir, ["train"], "tbcm train-teacher");
   const tok = stackTokenizer();
   const tc = textConfig(cfg, tok);
   const dc = ditConfig(cfg);

@@ -14,7 +14,7 @@ import { writeImageGrid } from "../data/png.ts";
 import { Evaluator, type ImageStatistics } from "../eval/evaluator.ts";
 import { StackPipeline, type TeacherSampler } from "./pipeline.ts";
 import { type GuidanceSchedule, GUIDE_EVERYWHERE } from "../method/guidance.ts";
-import { loadSplit, drawIndices, pixels, allPixels } from "./common.ts";
+import { resolveReference } from "./evaluatorReference.ts";
 import { FD_SAMPLES } from "./evaluator.ts";
 
 export const EVAL_PROMPTS = "prompts/eval.txt";
@@ -39,18 +39,21 @@ export function evalPrompts(path: string, n: number): { prompts: string[]; label
   return { prompts, labels: prompts.map(captionLabel) };
 }
 
-/** Real-data statistics the evaluations compare with: the test split, and the floor (a train subset of the same size). */
+/**
+ * Real-data statistics the evaluations compare with: the test split, and the floor (a train subset
+ * of the same size); from the evaluator's shipped reference file where it has them, else from the
+ * data (src/stack/evaluatorReference.ts). `floorSeed` / `floorSamples` say which floor it is.
+ */
 export async function referenceStatistics(dataDir: string, seed: number, evaluator: Evaluator, n: number) {
-  const test = await evaluator.statistics(allPixels(loadSplit(dataDir, "test")));
-  const train = loadSplit(dataDir, "train");
-  const subset = await evaluator.statistics(pixels(train, drawIndices(foldIn(key(seed), 99), train, Math.min(n, train.count))));
-  return { test, floor: subset.frechetDistance(test) };
+  const { test, floor, plan } = await resolveReference(evaluator.path, evaluator, dataDir, seed, n);
+  return { test, floor, floorSeed: plan.floorSeed, floorSamples: plan.floorSamples, warning: plan.warning };
 }
 
 export async function teacherReport(cfg: StackConfig, say: (l: string) => void, n = Number(process.env.TBCM_EVAL_SAMPLES) || FD_SAMPLES) {
   const pipe = StackPipeline.load({ teacher: join(cfg.modelsDir, "teacher.safetensors"), vae: join(cfg.modelsDir, "vae.safetensors") }, cfg.executor);
   const evaluator = await Evaluator.load(join(cfg.modelsDir, "evaluator.safetensors"), cfg.executor);
-  const { test, floor } = await referenceStatistics(cfg.dataDir, cfg.seed, evaluator, n);
+  const { test, floor, floorSeed, floorSamples, warning } = await referenceStatistics(cfg.dataDir, cfg.seed, evaluator, n);
+  if (warning) say(`warning: ${warning}`);
   const { prompts, labels } = evalPrompts(EVAL_PROMPTS, n);
   const k = foldIn(key(cfg.seed), 77);
   const table: Record<string, number> = {
@@ -87,7 +90,7 @@ export async function teacherReport(cfg: StackConfig, say: (l: string) => void, 
       `Rows of the grids, top to bottom: ${FASHION_CLASSES.join(", ")} ("a photo of a <name>", 16 Euler steps, CFG ${TEACHER_GUIDANCE}, the same noises); `
         + `teacher-grid.png guides at flow times ${describeSchedule(TEACHER_GUIDANCE_SCHEDULE)} (the default), teacher-grid-everywhere.png everywhere.`,
       `Metrics named …_interval guide at flow times ${describeSchedule(TEACHER_GUIDANCE_SCHEDULE)} (w = 1 nearer the noise); the others guide every step (plain CFG).`,
-      `FD uses the evaluator's features on ${n} generated images (eval prompts cycled) vs the ${test.predictions.length} test images; the floor is ${n} training images vs the same test images.`,
+      `FD uses the evaluator's features on ${n} generated images (eval prompts cycled) vs the ${test.predictions.length} test images; the floor is ${floorSamples} training images (seed ${floorSeed}) vs the same test images.`,
     ],
   };
 }

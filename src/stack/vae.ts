@@ -13,6 +13,7 @@ import { type VaeConfig, type VaeParams, initVae, vaeEncode, vaeDecode, latentDi
 import { fit } from "../train/fit.ts";
 import { saveParams } from "../numerics/params.ts";
 import { inference, inChunks } from "../executor/inference.ts";
+import { requireFashionMnist } from "../data/fashionMnist.ts";
 import { runFiles, loadSplit, drawIndices, pixels, allPixels, writeModelCard, MACHINE } from "./common.ts";
 
 export function vaeConfig(cfg: StackConfig): VaeConfig {
@@ -51,6 +52,7 @@ export type VaeResult = { psnr: number; scale: number; blackLatent: number[]; se
 export async function trainVae(cfg: StackConfig, opts: { resume?: boolean; say?: (l: string) => void; stopRequested?: () => boolean; command?: string } = {}): Promise<VaeResult> {
   const say = opts.say ?? (() => {});
   const c = vaeConfig(cfg);
+  requireFashionMnist(cfg.dataDir, ["train", "test"], "tbcm train-vae");
   const train = loadSplit(cfg.dataDir, "train");
   const test = loadSplit(cfg.dataDir, "test");
   const v = cfg.vae;
