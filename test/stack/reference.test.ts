@@ -99,8 +99,8 @@ test("without the data: another setting's floor stands in, labelled; no referenc
     // with the data present the floor of the asked setting is computed
     assert.equal(planReference(shipped, fixture, 4, 25).floor, "data");
     const hint = /apt-get install dataset-fashion-mnist.*TBCM_FASHION_MNIST_DIR/;
-    await assert.rejects(distillProblem(tinyConfig(plain, ""), evalKeys(3)), (e: Error) => /evaluation needs the Fashion-MNIST test and train splits/.test(e.message) && hint.test(e.message));
-    await assert.rejects(distillProblem(tinyConfig(shipped, "", { method: "scm" }), evalKeys(3)), (e: Error) => /sCM baseline \(method: scm\) needs the Fashion-MNIST train split/.test(e.message) && hint.test(e.message));
+    await assert.rejects(teacherKind("stack").problem(tinyConfig(plain, ""), evalKeys(3)), (e: Error) => /evaluation needs the Fashion-MNIST test and train splits/.test(e.message) && hint.test(e.message));
+    await assert.rejects(teacherKind("stack").problem(tinyConfig(shipped, "", { method: "scm" }), evalKeys(3)), (e: Error) => /sCM baseline \(method: scm\) needs the Fashion-MNIST train split/.test(e.message) && hint.test(e.message));
     // a retrained evaluator makes the file stale
     const stalePath = join(dir, "other", "evaluator.safetensors");
     mkdirSync(join(dir, "other"));
