@@ -76,7 +76,7 @@ export class RunDir {
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
         const pid = Number(readFileSync(path, "utf8").trim());
-        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
           throw new RunDirError(`"${this.dir}" is in use by another tbcm process (pid ${pid}); wait for it to finish, or choose another --out`);
         }
         unlinkSync(path); // stale: its process is gone (killed, or the machine went down)

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, existsSync } from "node:fs";
+import { mkdtempSync, writeFileSync, existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -33,6 +33,13 @@ test("bad configs and inputs are one-line errors and write nothing", () => {
   fails(["distill", "--config", file("f.yaml", `prompts_file: ${unknown}\n`), "--out", out], /prompt "an astronaut" .* unknown to the teacher/, out);
   fails(["distill", "--config", file("g.yaml", "student: {init: nowhere.safetensors}\n"), "--out", out], /cannot read "nowhere\.safetensors"/, out);
   fails(["distill", "--out", out], /needs --config/, out);
+  // every command takes only its own options
+  fails(["distill", "--config", file("k.yaml", "seed: 1\n"), "--out", out, "--steps", "4"], /Unknown option '--steps': tbcm distill does not take it/, out);
+  fails(["export", "--run", out, "--out", out, "--prompt", "a bag"], /Unknown option '--prompt': tbcm export does not take it/, out);
+  fails(["distill", "--config", file("l.yaml", "teacher: { kind: stack }\nstudent: { hidden: 8 }\n"), "--out", out], /"student" applies to teacher\.kind gmm, not stack/, out);
+  fails(["distill", "--config", file("m.yaml", "eval: { samples: 10 }\n"), "--out", out], /"eval\.samples" applies to teacher\.kind stack, not gmm/, out);
+  fails(["distill", "--config", file("n.yaml", "optim: { kind: adamw, clip_threshold: 1 }\n"), "--out", out], /unknown config key "optim\.clip_threshold" \(allowed in "optim": kind, lr, betas, eps/, out);
+  fails(["distill", "--config", file("o.yaml", "optim: { kind: adamw, eps: [1e-8, 1e-6] }\n"), "--out", out], /"optim\.eps": expected a number/, out);
   fails(["distill", "--config", file("h.yaml", "guidance_interval: [0.6, 0.2]\n"), "--out", out], /"guidance_interval": expected two flow times 0 ≤ s_lo < s_hi ≤ 1/, out);
   fails(["distill", "--config", file("i.yaml", "guidance_interval: [0, 0.5]\n"), "--out", out], /"guidance_interval": the analytic gmm teacher guides everywhere/, out);
   fails(["distill", "--config", file("j.yaml", "guidance_ramp: -1\n"), "--out", out], /"guidance_ramp": expected a number ≥ 0/, out);
@@ -64,12 +71,18 @@ test("a run whose loss stays non-finite stops with a one-line error and keeps a 
   const cfg = file("nan.yaml", [
     "teacher: { dim: 4, prompts: 3, components: 2 }", "student: { hidden: 16, embed_dim: 16, depth: 1 }",
     "route: { steps: 6 }", "guidance: [1.0e+38]", "train: { steps: 40, prompts_per_step: 2 }",
-    "eval: { noises_per_prompt: 4, ode_steps: 8, curve_noises: 2 }",
+    "eval: { noises_per_prompt: 4, ode_steps: 8, curve_noises: 2 }", "optim: { lr: 1.0e-3, warmup_steps: 30 }",
   ].join("\n"));
   const r = tbcm("distill", "--config", cfg, "--out", out);
   assert.equal(r.status, 1);
   assert.match(r.stderr.trim().split("\n").pop()!, /not finite for 20 steps in a row \(up to step 20\)/);
   assert.ok(existsSync(join(out, "checkpoint.safetensors")));
+  // Unlike the reference (whose global step starts at 1 and stays on a skipped step), a skipped
+  // step still advances the step and with it lr and r: they are functions of the step alone.
+  const log = readFileSync(join(out, "log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(log.filter((l) => l.event === "skipped_nonfinite").map((l) => l.step), Array.from({ length: 20 }, (_, i) => i + 1));
+  const logged = log.filter((l) => l.lr !== undefined);
+  assert.deepEqual(logged.map((l) => [l.step, l.lr, l.r]), [[10, 1e-3 * 10 / 30, 9 / 4000]]); // the 20th skip stops the run before its line
 });
 
 test("schedule prints the route", () => {
