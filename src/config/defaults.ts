@@ -45,3 +45,7 @@ export const TWO_STEP_MID = 1.0;
 
 /** Share of fresh noise when the student sampler re-noises (spec §6: all fresh, η = 1). */
 export const RENOISE_ETA = 1.0;
+
+/** Attention of the stack's transformers: softmax, or ReLU linear attention (Sana). */
+export const ATTENTION_KINDS = ["softmax", "linear"] as const;
+export type AttentionKind = (typeof ATTENTION_KINDS)[number];

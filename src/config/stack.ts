@@ -6,7 +6,7 @@
  */
 import { ConfigError, type Field, num, int, resolve, readYaml, EXECUTORS, type ExecutorKind } from "./schema.ts";
 import * as L from "./limits.ts";
-import { ATTENTION_KINDS, type AttentionKind } from "../models/transformer.ts";
+import { ATTENTION_KINDS, type AttentionKind } from "./defaults.ts";
 
 type Training = { steps: number; batch: number; lr: number; warmup: number; weightDecay: number; gradClip: number; ema: number; logEvery: number; checkpointEvery: number };
 

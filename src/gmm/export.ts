@@ -12,7 +12,7 @@ import type { GmmConfig } from "../config/schema.ts";
 import type { MlpParams } from "../models/mlp.ts";
 import { sampleStudent, studentTimesteps, studentAsVelocity } from "../method/sampler.ts";
 import { lowerFunction, avalSpec } from "../executor/lower.ts";
-import type { ExportOptions } from "../run/kinds.ts";
+import type { ExportOptions } from "../config/export.ts";
 import { gmmPromptNames } from "./teacher.ts";
 import { mlpStudent } from "./student.ts";
 

@@ -8,8 +8,9 @@ import { numpy as np, nn, type Array } from "@jax-js/jax";
 import { type Key, foldIn } from "../numerics/random.ts";
 import { type Linear, initLinear, linear } from "./layers.ts";
 
-export type AttentionKind = "softmax" | "linear";
-export const ATTENTION_KINDS = ["softmax", "linear"] as const;
+import type { AttentionKind } from "../config/defaults.ts";
+
+export type { AttentionKind };
 
 /** RMS norm over the last axis with a learned gain (QK-norm, Sana). */
 export function rmsNorm(gain: Array, x: Array, eps = 1e-6): Array {

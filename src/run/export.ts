@@ -1,6 +1,7 @@
 /** `tbcm export`: the student of a finished run as ONNX files and a manifest, in its teacher kind's format. */
 import { tree } from "@jax-js/jax";
-import type { ExportOptions, ExportManifest } from "./kinds.ts";
+import type { ExportOptions } from "../config/export.ts";
+import type { ExportManifest } from "./kinds.ts";
 import { openRun } from "./open.ts";
 
 /** Writes the export of `runDir`'s student into `outDir` for batch size `batch`; returns the manifest. */

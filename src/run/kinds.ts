@@ -4,6 +4,7 @@
  * a new kind is a folder and one entry here.
  */
 import { type TbcmConfig, configOf } from "../config/schema.ts";
+import type { ExportOptions } from "../config/export.ts";
 import type { Tree } from "../numerics/tree.ts";
 import type { DistillProblem, EvalKeys } from "../train/problem.ts";
 import type { MlpParams } from "../models/mlp.ts";
@@ -14,19 +15,6 @@ import { GMM_STUDENT_KIND } from "../gmm/student.ts";
 import { stackDistillProblem } from "../stack/problem.ts";
 import { exportStackStudent } from "../stack/export.ts";
 import { STACK_STUDENT_KIND } from "../stack/student.ts";
-
-export type ExportOptions = {
-  /** Rows of every exported file's fixed batch. */
-  batch: number;
-  /** The generator's matrix products in int8 (dynamic quantization, standard ops): faster on CPUs with int8 dot products. */
-  int8?: boolean;
-  /** The VAE decoder's matrix products in int8 (default: as `int8`; FD and accuracy unchanged, RESULTS §17). */
-  int8Decoder?: boolean;
-  /** Student steps inside the generator (default 1); each step after the first takes a noise input. */
-  steps?: number;
-  /** Fresh-noise share when re-noising between steps (default: the run's `eval.eta`). */
-  eta?: number;
-};
 
 /** What `tbcm export` writes into manifest.json, by teacher kind. */
 export type ExportManifest = GmmExportManifest | ReturnType<typeof exportStackStudent>;

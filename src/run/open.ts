@@ -42,6 +42,6 @@ export function openRun(dir: string): OpenedRun {
 /** The student of a finished run on the analytic teacher (for `sample`). */
 export function loadStudent(runDir: string): GmmStudent {
   const run = openRun(runDir);
-  if (run.config.teacher.kind !== "gmm") throw new RunDirError(`"${runDir}" holds a student of the text-to-image ${run.config.teacher.kind} teacher: draw images with sampleImages({ run, prompts })`);
+  if (run.config.teacher.kind !== "gmm") throw new RunDirError(`"${runDir}" holds a student of the text-to-image ${run.config.teacher.kind === "stack" ? "stack" : `${run.config.teacher.kind} teacher`}: draw images with sampleImages({ run, prompts })`);
   return { params: run.student() as GmmStudent["params"], config: configOf(run.config, "gmm") };
 }

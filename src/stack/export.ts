@@ -20,7 +20,7 @@ import { sampleStudent, studentTimesteps, studentAsVelocity } from "../method/sa
 import { lowerFunction, avalSpec } from "../executor/lower.ts";
 import { loadTeacher, loadVae } from "./load.ts";
 import { ditStudent } from "./student.ts";
-import type { ExportOptions } from "../run/kinds.ts";
+import type { ExportOptions } from "../config/export.ts";
 
 const INT8 = "int8 (dynamic: uint8 activations per tensor, int8 weights per column)";
 

@@ -91,8 +91,12 @@ export function distillPrograms<P extends Tree>(cfg: TbcmConfig, problem: Distil
   return { ...programs, initialWeights };
 }
 
-/** Draws the training pairs of step key `k` with the pair pass (exported for bench/executor.bench.ts). */
-export async function drawPairs<P extends Tree>(cfg: TbcmConfig, problem: DistillProblem<P>, k: Key, route: number[], pass: Program): Promise<PairBatch> {
+/**
+ * Draws the training pairs of step key `k` with the pair pass (exported for bench/executor.bench.ts);
+ * `onFilter` hears how many of the step's prompts the black filter kept.
+ */
+export async function drawPairs<P extends Tree>(cfg: TbcmConfig, problem: DistillProblem<P>, k: Key, route: number[], pass: Program,
+  onFilter?: (kept: number, drawn: number) => void): Promise<PairBatch> {
   const d = problem.dim;
   const B = cfg.train.promptsPerStep;
   const pick = uniform(foldIn(k, 1), B);
@@ -107,6 +111,7 @@ export async function drawPairs<P extends Tree>(cfg: TbcmConfig, problem: Distil
       ? blackFilter(foldIn(k, 5), toHost(endpoint), problem.blackLatent)
       : new Float32Array(B).fill(1);
     endpoint.dispose();
+    onFilter?.(keepPrompt.reduce((n, v) => n + v, 0), B);
     const N = route.length;
     const rows = (f: (b: number) => number) => globalThis.Array.from({ length: (N - 1) * B }, (_, r) => f(r % B));
     return {
@@ -216,10 +221,11 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
   let interrupted = false;
   let skipped = 0;
   let skippedInARow = 0;
+  const filtered = { kept: 0, drawn: 0 };
   let s = start;
   for (; s < cfg.train.steps; s++) {
     const k = foldIn(foldIn(runKey, STREAM.step), s);
-    const batch = await drawPairs(cfg, problem, k, route, programs.pairs);
+    const batch = await drawPairs(cfg, problem, k, route, programs.pairs, (kept, drawn) => { filtered.kept += kept; filtered.drawn += drawn; });
     const r = tangentRatio(s, cfg.method === "tbcm" ? cfg.loss : { ...cfg.loss, calmStart: Infinity });
     const lr = learningRate(s, cfg.train.steps, cfg.optim.lr, lrSchedule(cfg.optim));
     const out = await programs.step(weights, batch, r, optimizer.hyper(s, lr));
@@ -243,7 +249,10 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
     if (done % cfg.train.logEvery === 0 || done === cfg.train.steps) {
       const elapsed = trainSeconds();
       const rate = elapsed > 0 ? (done - start) / elapsed : 0;
-      run.appendLog({ step: done, ...stats, r, lr, time_s: Number(elapsed.toFixed(2)) });
+      // the share of prompts the black filter kept since the last line (TBCM with a black latent)
+      const keep = filtered.drawn > 0 && problem.blackLatent.length > 0 ? { black_filter_keep: filtered.kept / filtered.drawn } : {};
+      filtered.kept = filtered.drawn = 0;
+      run.appendLog({ step: done, ...stats, r, lr, ...keep, time_s: Number(elapsed.toFixed(2)) });
       say(`step ${done}/${cfg.train.steps}  loss ${stats.loss.toFixed(4)}  r ${r.toFixed(2)}  ${rate.toFixed(1)} it/s  ETA ${rate > 0 ? formatEta((cfg.train.steps - done) / rate) : "…"}`);
     }
     if (done % cfg.train.evalEvery === 0 || done === cfg.train.steps) {

@@ -66,10 +66,17 @@ test("stack TBCM pairs: (N−1)·B rows of 196-d latents at angles inside the ji
   assert.ok(progress.some((l) => /unknown to the text encoder .*wooden/.test(l)), progress.join("\n"));
 });
 
-test("smoke distillation on the shipped teacher: loss and 1-step consistency error fall; report and grids written", () => {
+test("smoke distillation on the shipped teacher: loss and 1-step consistency error fall; report and grids written", async () => {
   const log = readFileSync(join(run, "log.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
   const curve = log.filter((r) => "consistency_rel_mse_1step" in r).map((r) => r.consistency_rel_mse_1step);
   assert.ok(curve.at(-1) < curve[0], `consistency ${curve}`);
+  // the black filter's keep rate (the VAE's black latent) is logged with every step line
+  const keep = log.filter((r) => "loss" in r).map((r) => r.black_filter_keep);
+  assert.equal(keep.length, 8);
+  assert.ok(keep.every((k) => k >= 0 && k <= 1 && k * 2 === Math.round(k * 2)), `keep ${keep}`);
+  // a black latent of the wrong size for the teacher's latents is refused before the run starts
+  await assert.rejects(distill(smokeConfig({ black_latent: [0, 0, 0] }), join(dir, "bad-black")), /"black_latent": expected 196 numbers \(the teacher's latent size\), got 3/);
+  assert.equal(existsSync(join(dir, "bad-black")), false);
   const metrics = JSON.parse(readFileSync(join(run, "metrics.json"), "utf8"));
   for (const k of ["fd_teacher_16step", "fd_student_1step", "accuracy_student_1step", "consistency_rel_mse_1step", "fd_floor"]) {
     assert.ok(Number.isFinite(metrics[k]), k);
