@@ -13,7 +13,9 @@ import type { LrSchedule } from "../train/schedule.ts";
 
 export type TeacherConfig = {
   /** `gmm`: the analytic teacher (below); `stack`: the shipped text-to-image stack (model, vae, evaluator). */
-  readonly kind: "gmm" | "stack";
+  readonly kind: "gmm" | "stack" | "onnx";
+  /** `onnx`: the teacher bundle folder (teacher.json, transformer.onnx, prompt_embeddings.safetensors; src/bundle/). */
+  readonly dir: string;
   readonly model: string;
   readonly vae: string;
   readonly evaluator: string;
@@ -125,7 +127,8 @@ const SCHEMA: Record<string, Field | Record<string, Field>> = {
   seed: int(0, 0, L.MAX_SEED),
   prompts_file: { type: "string", default: "" },
   teacher: {
-    kind: { type: "enum", values: ["gmm", "stack"], default: "gmm" },
+    kind: { type: "enum", values: ["gmm", "stack", "onnx"], default: "gmm" },
+    dir: { type: "string", default: "" }, // kind onnx: the teacher bundle folder (src/bundle/)
     model: { type: "string", default: "models/fmnist/teacher.safetensors" },
     vae: { type: "string", default: "models/fmnist/vae.safetensors" },
     evaluator: { type: "string", default: "models/fmnist/evaluator.safetensors" },
@@ -351,7 +354,7 @@ export function loadConfig(path: string): TbcmConfig {
 /** The resolved config a run directory holds (config.json, as `tbcm distill` wrote it). */
 export function configFromRun(raw: unknown, path: string): TbcmConfig {
   const c = raw as TbcmConfig;
-  if (typeof raw !== "object" || raw === null || typeof c.teacher !== "object" || !["gmm", "stack"].includes(c.teacher?.kind)) {
+  if (typeof raw !== "object" || raw === null || typeof c.teacher !== "object" || !["gmm", "stack", "onnx"].includes(c.teacher?.kind)) {
     throw new ConfigError(`"${path}" is not the config of a tbcm run`);
   }
   return c;

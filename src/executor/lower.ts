@@ -61,6 +61,19 @@ export type LowerOptions = {
    * with `int8`, matrix products by constant weights dynamically quantized (inferenceGraph.ts).
    */
   readonly inference?: { readonly int8: boolean };
+  /**
+   * A symbolic leading batch axis (a file for other batch sizes than the one traced): the program
+   * was traced at batch `size` (pick a size no other axis has); Reshape shapes starting with it
+   * (or a multiple of it) start with −1 instead, Expand shapes with 1, and graph inputs and outputs whose first dim is
+   * `size` get the dim `name`. Only for programs whose batch-dependent tensors carry the batch
+   * first (check the file at another batch size).
+   */
+  readonly batch?: { readonly size: number; readonly name: string };
+  /**
+   * Outputs (by name) that are not graph outputs but name the tensor they are computed in, so
+   * that the file can be hooked there (importOnnx's `add`): e.g. a DiT's time embedding.
+   */
+  readonly namedTensors?: readonly string[];
 };
 
 /** The primitive of a jaxpr eqn that the lowering does not translate. */
@@ -243,8 +256,10 @@ export function avalSpec(shape: readonly number[], dtype: ElemType = "float32"):
 class Lowering {
   readonly g = new GraphBuilder();
   matmulFlops = 0;
+  batchSize?: number;
 
   run(closed: ClosedJaxpr, options: LowerOptions): LoweredProgram {
+    this.batchSize = options.batch?.size;
     const { jaxpr, consts } = closed;
     const env = new Map<Var, Val>();
     const nConsts = consts.length;
@@ -262,13 +277,19 @@ class Lowering {
       return spec;
     });
     this.lowerEqns(jaxpr.eqns, env);
+    const hidden = new Set(options.namedTensors ?? []);
     const outputs: TensorSpec[] = jaxpr.outs.map((atom, i) => {
       const v = this.read(env, atom);
       const full = this.expandTo(v, v.logical);
       const spec = { name: outputName(i), shape: [...v.logical], dtype: v.dtype };
-      this.g.nodes.push({ opType: "Identity", inputs: [full], outputs: [spec.name], name: this.g.fresh("n") });
+      if (hidden.has(spec.name)) {
+        // rename the tensor itself (no Identity): hooks on the name reach its consumers
+        if (!this.g.nodes.some((n) => n.outputs.includes(full))) throw new Error(`ONNX lowering: named tensor "${spec.name}" is not computed by a node`);
+        const nodes = this.g.nodes.map((n) => ({ ...n, inputs: n.inputs.map((x) => (x === full ? spec.name : x)), outputs: n.outputs.map((x) => (x === full ? spec.name : x)) }));
+        this.g.nodes.splice(0, this.g.nodes.length, ...nodes);
+      } else this.g.nodes.push({ opType: "Identity", inputs: [full], outputs: [spec.name], name: this.g.fresh("n") });
       return spec;
-    });
+    }).filter((spec) => !hidden.has(spec.name));
     let { nodes, initializers } = liveGraph(this.g.nodes, this.g.initializers, outputs.map((o) => o.name));
     if (options.inference) {
       ({ nodes, initializers } = fuseNormsAndActivations(biasNextToMatMul({ nodes, initializers })));
@@ -282,8 +303,8 @@ class Lowering {
         name: options.name ?? "jaxjs",
         nodes,
         initializers,
-        inputs: inputs.map((s) => ({ name: s.name, elemType: ONNX_TYPE[s.dtype], shape: s.shape })),
-        outputs: outputs.map((s) => ({ name: s.name, elemType: ONNX_TYPE[s.dtype], shape: s.shape })),
+        inputs: inputs.map((s) => ({ name: s.name, elemType: ONNX_TYPE[s.dtype], shape: this.symbolic(s.shape, options) })),
+        outputs: outputs.map((s) => ({ name: s.name, elemType: ONNX_TYPE[s.dtype], shape: this.symbolic(s.shape, options) })),
       },
     });
     return { model, inputs, outputs, opCounts, matmulFlops: this.matmulFlops };
@@ -345,16 +366,31 @@ class Lowering {
     return name;
   }
 
+  /** A graph input's or output's dims with the symbolic batch (`LowerOptions.batch`). */
+  symbolic(shape: readonly number[], options: LowerOptions): (number | string)[] {
+    return shape.map((d, i) => (i === 0 && options.batch && d === options.batch.size ? options.batch.name : d));
+  }
+
+  /**
+   * A shape constant; with a symbolic batch, a leading batch entry becomes `batchEntry` (a
+   * Reshape's −1 also replaces a leading multiple of the batch: rows of batch × tokens).
+   */
+  shapeConst(shape: readonly number[], batchEntry: number): string {
+    const b = this.batchSize;
+    const hit = b !== undefined && shape.length > 0 && (shape[0] === b || (batchEntry === -1 && shape[0] % b === 0 && shape[0] > 0));
+    return this.g.int64s(hit ? [batchEntry, ...shape.slice(1)] : shape);
+  }
+
   reshape(name: string, from: readonly number[], to: readonly number[]): string {
     if (same(from, to)) return name;
-    return this.g.node1("Reshape", [name, this.g.int64s(to)]);
+    return this.g.node1("Reshape", [name, this.shapeConst(to, -1)]);
   }
 
   /** A tensor of `target` (physical) shape, broadcast from `v` (target must be ≥ v's shape). */
   expandTo(v: Val, target: readonly number[]): string {
     const m = this.materialise(v);
     if (same(v.shape, target)) return m;
-    return this.g.node1("Expand", [m, this.g.int64s(target)]);
+    return this.g.node1("Expand", [m, this.shapeConst(target, 1)]);
   }
 
   /** The same value with the physical extent raised to the logical one on `axes`. */
