@@ -38,7 +38,8 @@ export function exportBundleStudent(config: TbcmConfig, params: Tree, outDir: st
     const byRole: Array[] = [];
     specs.forEach((s, i) => { byRole[role(s.name)] = xs[i]; });
     const [x, t, c] = byRole;
-    const [v, logvar] = flow(tree.ref(p), x.reshape([B, b.dim]), t.reshape([B, 1]).div(m.timeScale), c, np.full([B, 1], guidance));
+    // w as one row, broadcast inside: a [B, 1] constant would fix the file's batch
+    const [v, logvar] = flow(tree.ref(p), x.reshape([B, b.dim]), t.reshape([B, 1]).div(m.timeScale), c, np.full([1, 1], guidance));
     logvar.dispose();
     return v.reshape([B, ...b.manifest.latentShape]);
   }, specs.map((s) => avalSpec(shapeOf(s.name))) as never, {

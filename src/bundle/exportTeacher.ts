@@ -21,6 +21,7 @@ import { ditFlow } from "../models/dit.ts";
 import { vaeDecode } from "../models/vae.ts";
 import { lowerFunction, avalSpec } from "../executor/lower.ts";
 import { saveSafetensors } from "../numerics/safetensors.ts";
+import { namedLeaves } from "../numerics/tree.ts";
 import { readPromptFile } from "../data/prompts.ts";
 import { loadTeacher, loadVae } from "../stack/load.ts";
 import { textEncoderProgram, encodeConditions } from "../stack/pipeline.ts";
@@ -58,6 +59,8 @@ export async function exportTeacherBundle(outDir: string, o: ExportTeacherOption
   }, [avalSpec([B, ...latent]), avalSpec([B]), avalSpec([B, M, C])] as never, {
     name: "fmnist_dit", inputNames: ["latent", "timestep", "encoder_hidden_states"], outputNames: ["velocity", "time_embedding"],
     namedTensors: ["time_embedding"], batch,
+    // the DiT's weights carry their names (dit.blocks.0.selfAttn.q.w …); the student trains those, not the graph's other constants
+    constNames: new Map(namedLeaves(teacher.params.dit).map(([n, a]) => [a, `dit.${n}`])),
   });
   writeFileSync(join(outDir, "transformer.onnx"), transformer.model);
 
@@ -85,6 +88,7 @@ export async function exportTeacherBundle(outDir: string, o: ExportTeacherOption
       time_scale: TIME_SCALE,
       prediction: "flow_velocity",
       time_embedding: "time_embedding",
+      trainable: ["dit."],
     },
     prompt_embeddings: { file: "prompt_embeddings.safetensors", empty_prompt: "" },
     guidance_scales: [...GUIDANCE_SCALES],

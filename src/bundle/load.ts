@@ -26,8 +26,10 @@ export type LoadedBundle = {
   readonly dir: string;
   readonly manifest: BundleManifest;
   readonly transformer: ImportedOnnx;
-  /** The denoiser's parameter names: student and teacher parameters are lists in this order. */
+  /** The denoiser's trainable parameter names: student and teacher parameters are lists in this order. */
   readonly paramNames: readonly string[];
+  /** Its other floating initializers, constants of the student (scalars, buffers outside `transformer.trainable`). */
+  readonly frozenNames: readonly string[];
   /** Flat latent size d. */
   readonly dim: number;
   readonly table: EmbeddingTable;
@@ -104,17 +106,23 @@ export function loadBundle(dir: string): LoadedBundle {
   if (m.timeEmbedding && !transformer.tensorNames.has(m.timeEmbedding)) {
     throw new ConfigError(`teacher.json key "transformer.time_embedding": no node of ${where} computes a tensor "${m.timeEmbedding}"`);
   }
-  const paramNames = Object.keys(transformer.params);
+  const all = Object.keys(transformer.params);
+  const isTrainable = (n: string) => (m.trainable.length ? m.trainable.some((p) => n.startsWith(p)) : transformer.params[n].data.length > 1);
+  const paramNames = all.filter(isTrainable), frozenNames = all.filter((n) => !isTrainable(n));
+  if (paramNames.length === 0) throw new ConfigError(`teacher.json key "transformer.trainable": no initializer of ${where} matches [${m.trainable.map((p) => JSON.stringify(p)).join(", ")}]`);
+  const initial = transformer.paramArrays();
+  const frozen = frozenNames.map((n) => initial[n]);
+  paramNames.forEach((n) => initial[n].dispose());
   const d = latentSize(manifest);
   const outIndex = transformer.outputs.findIndex((o) => o.name === m.output);
   const order = transformer.inputs.map((i) => (i.name === m.inputs.latent ? 0 : i.name === m.inputs.time ? 1 : 2));
   const timeRank = time.shape.length;
   return {
-    dir, manifest, transformer, paramNames, dim: d, table,
-    paramList: () => { const ps = transformer.paramArrays(); return paramNames.map((n) => ps[n]); },
+    dir, manifest, transformer, paramNames, frozenNames, dim: d, table,
+    paramList: () => paramNames.map((n) => { const t = transformer.params[n]; return np.array(t.data, { shape: [...t.shape] }); }),
     flow(params, xFlow, s, c, o = {}) {
       const B = xFlow.shape[0];
-      const ps = Object.fromEntries(paramNames.map((n, i) => [n, params[i]]));
+      const ps = Object.fromEntries([...paramNames.map((n, i) => [n, params[i]]), ...frozenNames.map((n, i) => [n, frozen[i].ref])]);
       const sB = s.shape[0] === B ? s : np.broadcastTo(s, [B, 1]);
       const t = sB.mul(m.timeScale).reshape(timeRank === 1 ? [B] : [B, 1]);
       const byRole = [xFlow.reshape([B, ...L]), t, c];

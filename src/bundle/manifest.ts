@@ -31,6 +31,8 @@ export type BundleManifest = {
     readonly prediction: (typeof PREDICTIONS)[number];
     /** Tensor (a node's output) where the time embedding [B, W] is formed: the student's guidance embedding is added there ("" = none). */
     readonly timeEmbedding: string;
+    /** Name prefixes of the floating initializers the student trains (empty: every one of more than one element). */
+    readonly trainable: readonly string[];
   };
   readonly promptEmbeddings: { readonly file: string; readonly emptyPrompt: string };
   /** The guidance scales to distil (the student is conditioned on them when `time_embedding` is set). */
@@ -41,7 +43,7 @@ export type BundleManifest = {
   readonly vaeDecoder: { readonly file: string; readonly input: string; readonly output: string; readonly outputRange: readonly number[] } | null;
 };
 
-type Kind = "string" | "name" | "number" | "positive" | "shape" | "numbers" | "range" | "prediction" | "format";
+type Kind = "string" | "strings" | "name" | "number" | "positive" | "shape" | "numbers" | "range" | "prediction" | "format";
 type Spec = { kind: Kind; required: boolean; default?: unknown; what: string } | { section: Record<string, Spec>; required: boolean; what: string };
 
 const req = (kind: Kind, what: string): Spec => ({ kind, required: true, what });
@@ -68,6 +70,7 @@ const SCHEMA: Record<string, Spec> = {
       time_scale: opt("positive", 1, "the time input is time_scale · s (1 for s in [0, 1], 1000 for diffusers' timesteps)"),
       prediction: req("prediction", PREDICTIONS.join(" | ")),
       time_embedding: opt("string", "", "the tensor (a node's output) holding the time embedding [B, W], for a guidance embedding"),
+      trainable: opt("strings", [], "a list of initializer-name prefixes the student trains (default: every floating initializer of more than one element)"),
     },
   },
   prompt_embeddings: {
@@ -102,6 +105,7 @@ function check(file: string, key: string, s: Extract<Spec, { kind: Kind }>, v: u
   switch (s.kind) {
     case "format": return v === BUNDLE_FORMAT ? v : fail();
     case "string": return typeof v === "string" && v.length > 0 && v.length <= 4096 ? v : typeof v === "string" && !s.required && v === "" ? v : fail();
+    case "strings": return Array.isArray(v) && v.length <= 100000 && v.every((x) => typeof x === "string" && x.length <= 4096) ? v : fail();
     case "name": return typeof v === "string" && /^[A-Za-z0-9_.-]+$/.test(v) && v !== "." && v !== ".." ? v : fail(); // a file in the bundle, no path
     case "number": return finite(v) && v >= 0 ? v : fail();
     case "positive": return finite(v) && v > 0 ? v : fail();

@@ -74,6 +74,12 @@ export type LowerOptions = {
    * that the file can be hooked there (importOnnx's `add`): e.g. a DiT's time embedding.
    */
   readonly namedTensors?: readonly string[];
+  /**
+   * Names of the initializers of closed-over arrays (by identity: e.g. a model's parameter
+   * leaves), so that a file's weights carry their model names; each is an initializer even when
+   * all zero. Other constants are named `init_…` / `const_…`.
+   */
+  readonly constNames?: ReadonlyMap<unknown, string>;
 };
 
 /** The primitive of a jaxpr eqn that the lowering does not translate. */
@@ -200,8 +206,8 @@ class GraphBuilder {
     return this.constant("int64", [values.length], values);
   }
 
-  addInitializer(dtype: ElemType, dims: readonly number[], values: ArrayLike<number>): string {
-    const name = this.fresh("init");
+  addInitializer(dtype: ElemType, dims: readonly number[], values: ArrayLike<number>, given?: string): string {
+    const name = given ?? this.fresh("init");
     this.initializers.push(makeTensor(name, dtype, dims, values));
     return name;
   }
@@ -270,7 +276,7 @@ class Lowering {
       if (taken.has(n)) throw new Error(`ONNX lowering: graph input/output name "${n}" is used twice`);
       taken.add(n);
     }
-    consts.forEach((c, i) => env.set(jaxpr.inBinders[i], this.constVal(c as unknown as ConstArray)));
+    consts.forEach((c, i) => env.set(jaxpr.inBinders[i], this.constVal(c as unknown as ConstArray, options.constNames?.get(c))));
     const inputs: TensorSpec[] = jaxpr.inBinders.slice(nConsts).map((v, i) => {
       const spec = { name: inputName(i), shape: [...v.aval.shape], dtype: elemType(v.aval.dtype, `input ${i}`) };
       env.set(v, this.dense(spec.name, spec.shape, spec.dtype, spec.shape));
@@ -325,12 +331,12 @@ class Lowering {
     return { dtype, logical, shape: ones, zero: true, base: "", baseShape: ones, map: ones.map(() => -1) };
   }
 
-  constVal(c: ConstArray): Val {
+  constVal(c: ConstArray, name?: string): Val {
     const dtype = elemType(c.dtype, "a traced constant");
     const data = c.ref.dataSync();
     const shape = [...c.shape];
-    if (data.every((x) => x === 0)) return this.zeroVal(dtype, shape);
-    return this.dense(this.g.addInitializer(dtype, shape, data), shape, dtype, shape);
+    if (name === undefined && data.every((x) => x === 0)) return this.zeroVal(dtype, shape);
+    return this.dense(this.g.addInitializer(dtype, shape, data, name), shape, dtype, shape);
   }
 
   litVal(l: Lit, dtype: ElemType = elemType(l.aval.dtype, "a literal")): Val {
