@@ -64,7 +64,7 @@ export type LowerOptions = {
   /**
    * A symbolic leading batch axis (a file for other batch sizes than the one traced): the program
    * was traced at batch `size` (pick a size no other axis has); Reshape shapes starting with it
-   * (or a multiple of it) start with −1 instead, Expand shapes with 1, and graph inputs and outputs whose first dim is
+   * (or a multiple of it; else the only entry that is a multiple of it) get −1 there, Expand shapes with 1, and graph inputs and outputs whose first dim is
    * `size` get the dim `name`. Only for programs whose batch-dependent tensors carry the batch
    * first (check the file at another batch size).
    */
@@ -336,6 +336,16 @@ class Lowering {
     const data = c.ref.dataSync();
     const shape = [...c.shape];
     if (name === undefined && data.every((x) => x === 0)) return this.zeroVal(dtype, shape);
+    const b = this.batchSize;
+    if (name === undefined && b !== undefined && shape[0] === b && b > 1) {
+      // a constant over the symbolic batch whose rows are equal (e.g. ones shaped like an input): one row, broadcast
+      const row = data.length / b;
+      const values = globalThis.Array.from(data as ArrayLike<number>);
+      if (values.every((x, i) => x === values[i % row])) {
+        const one = [1, ...shape.slice(1)];
+        return this.dense(this.g.addInitializer(dtype, one, values.slice(0, row)), one, dtype, shape);
+      }
+    }
     return this.dense(this.g.addInitializer(dtype, shape, data, name), shape, dtype, shape);
   }
 
@@ -383,8 +393,12 @@ class Lowering {
    */
   shapeConst(shape: readonly number[], batchEntry: number): string {
     const b = this.batchSize;
-    const hit = b !== undefined && shape.length > 0 && (shape[0] === b || (batchEntry === -1 && shape[0] % b === 0 && shape[0] > 0));
-    return this.g.int64s(hit ? [batchEntry, ...shape.slice(1)] : shape);
+    if (b === undefined || shape.length === 0) return this.g.int64s(shape);
+    if (batchEntry !== -1) return this.g.int64s(shape[0] === b ? [batchEntry, ...shape.slice(1)] : shape);
+    // Reshape: the entry that holds the batch factor (the leading one, or the only multiple of the batch) is inferred
+    const multiples = shape.flatMap((d, i) => (d > 0 && d % b === 0 ? [i] : []));
+    const at = shape[0] % b === 0 && shape[0] > 0 ? 0 : multiples.length === 1 ? multiples[0] : -1;
+    return this.g.int64s(at < 0 ? shape : shape.map((d, i) => (i === at ? -1 : d)));
   }
 
   reshape(name: string, from: readonly number[], to: readonly number[]): string {
