@@ -43,5 +43,6 @@ export function openRun(dir: string): OpenedRun {
 export function loadStudent(runDir: string): GmmStudent {
   const run = openRun(runDir);
   if (run.config.teacher.kind === "stack") throw new RunDirError(`"${runDir}" holds a student of the text-to-image stack: draw images with sampleImages({ run, prompts })`);
+  if (run.config.teacher.kind !== "gmm") throw new RunDirError(`"${runDir}" holds a student of a teacher bundle: export it (tbcm export) and run its transformer.onnx`);
   return { params: run.student() as GmmStudent["params"], config: run.config };
 }
