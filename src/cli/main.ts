@@ -27,6 +27,9 @@ const USAGE = `usage:
                                                          the student as ONNX files + manifest: the generator runs
                                                          --steps student steps (--int8: its matrix products in int8,
                                                          1.5–1.7× faster batched)
+  tbcm export-teacher --out <dir>                       the shipped teacher as a teacher bundle (teacher.json, transformer.onnx,
+                                                         prompt_embeddings.safetensors, vae_decoder.onnx): distil it with
+                                                         teacher: { kind: onnx, dir: <dir> } (README "Distil your own teacher")
   tbcm serve --dir <export dir> [--port 8080]           a browser demo of an export (web/index.html, onnxruntime-web)
   tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T] [--eta E]: evaluate again)
   tbcm config [--config <yaml>]                         every distill config key: its value or default, what it accepts
@@ -58,6 +61,7 @@ const COMMAND_OPTIONS = {
     eta: text, sampler: text, "guidance-interval": text, "guidance-ramp": text, out: text,
   },
   export: { run: text, out: text, batch: text, int8: flag, steps: text, eta: text },
+  "export-teacher": { out: text },
   serve: { dir: text, port: text },
   eval: { run: text, json: flag, recompute: flag, samples: text, "two-step-mid": text, eta: text },
   config: { config: text },
@@ -214,6 +218,13 @@ async function main(argv: string[]): Promise<number> {
       if (!Number.isInteger(steps) || steps < 1) throw new UsageError(`--steps takes a whole number ≥ 1, got ${steps}`);
       const m = exportStudent(values.run, values.out, numberOption("batch", values.batch, 1), { int8: values.int8 ?? false, steps, eta: etaOption(values.eta) });
       console.log(JSON.stringify({ out: values.out, manifest: join(values.out, "manifest.json"), inputs: m.inputs }));
+      return 0;
+    }
+    case "export-teacher": {
+      if (!values.out) throw new UsageError("export-teacher needs --out <dir>");
+      const { exportTeacherBundle } = await import("../bundle/exportTeacher.ts");
+      await exportTeacherBundle(values.out);
+      console.log(JSON.stringify({ out: values.out, manifest: join(values.out, "teacher.json") }));
       return 0;
     }
     case "sample": {

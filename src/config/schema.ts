@@ -95,6 +95,8 @@ const SCHEMA = {
       model: str("models/fmnist/teacher.safetensors"), vae: str("models/fmnist/vae.safetensors"),
       evaluator: str("models/fmnist/evaluator.safetensors"), data_dir: str(""),
     },
+    /** A teacher bundle (src/bundle/, README "Distil your own teacher"): teacher.json, transformer.onnx, prompt_embeddings.safetensors. */
+    onnx: { dir: str("") },
   }, "gmm"),
   /** The analytic benchmark's student MLP; init: a flow-matching network to start from ("" = random). */
   student: {
@@ -152,6 +154,7 @@ export type ConfigOf<K extends TeacherKindName> = TbcmConfig & { readonly teache
 
 export type GmmConfig = ConfigOf<"gmm">;
 export type StackDistillConfig = ConfigOf<"stack">;
+export type BundleConfig = ConfigOf<"onnx">;
 
 /** The config narrowed to its teacher kind (a run of another kind is an error). */
 export function configOf<K extends TeacherKindName>(c: TbcmConfig, kind: K): ConfigOf<K> {
@@ -168,7 +171,9 @@ function applies(path: string, kind: TeacherKindName): boolean {
 const ONLY_FOR: Record<string, readonly TeacherKindName[]> = {
   student: ["gmm"], pretrain: ["gmm"],
   "eval.noises_per_prompt": ["gmm"], "eval.ode_steps": ["gmm"], "eval.projections": ["gmm"],
-  "eval.samples": ["stack"], "eval.guidance": ["stack"], "eval.two_step_mid": ["stack"], guidance_ramp: ["stack"],
+  "eval.samples": ["stack", "onnx"], "eval.guidance": ["stack"],
+  // a teacher bundle's guidance scales are its teacher.json's (guidance_scales, default_guidance)
+  guidance: ["gmm", "stack"], "eval.two_step_mid": ["stack", "onnx"], guidance_ramp: ["stack", "onnx"],
 };
 
 function checkField(key: string, f: Field, v: unknown): unknown {

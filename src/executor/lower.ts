@@ -61,6 +61,25 @@ export type LowerOptions = {
    * with `int8`, matrix products by constant weights dynamically quantized (inferenceGraph.ts).
    */
   readonly inference?: { readonly int8: boolean };
+  /**
+   * A symbolic leading batch axis (a file for other batch sizes than the one traced): the program
+   * was traced at batch `size` (pick a size no other axis has); Reshape shapes starting with it
+   * (or a multiple of it; else the only entry that is a multiple of it) get −1 there, Expand shapes with 1, and graph inputs and outputs whose first dim is
+   * `size` get the dim `name`. Only for programs whose batch-dependent tensors carry the batch
+   * first (check the file at another batch size).
+   */
+  readonly batch?: { readonly size: number; readonly name: string };
+  /**
+   * Outputs (by name) that are not graph outputs but name the tensor they are computed in, so
+   * that the file can be hooked there (importOnnx's `add`): e.g. a DiT's time embedding.
+   */
+  readonly namedTensors?: readonly string[];
+  /**
+   * Names of the initializers of closed-over arrays (by identity: e.g. a model's parameter
+   * leaves), so that a file's weights carry their model names; each is an initializer even when
+   * all zero. Other constants are named `init_…` / `const_…`.
+   */
+  readonly constNames?: ReadonlyMap<unknown, string>;
 };
 
 /** The primitive of a jaxpr eqn that the lowering does not translate. */
@@ -187,8 +206,8 @@ class GraphBuilder {
     return this.constant("int64", [values.length], values);
   }
 
-  addInitializer(dtype: ElemType, dims: readonly number[], values: ArrayLike<number>): string {
-    const name = this.fresh("init");
+  addInitializer(dtype: ElemType, dims: readonly number[], values: ArrayLike<number>, given?: string): string {
+    const name = given ?? this.fresh("init");
     this.initializers.push(makeTensor(name, dtype, dims, values));
     return name;
   }
@@ -243,8 +262,10 @@ export function avalSpec(shape: readonly number[], dtype: ElemType = "float32"):
 class Lowering {
   readonly g = new GraphBuilder();
   matmulFlops = 0;
+  batchSize?: number;
 
   run(closed: ClosedJaxpr, options: LowerOptions): LoweredProgram {
+    this.batchSize = options.batch?.size;
     const { jaxpr, consts } = closed;
     const env = new Map<Var, Val>();
     const nConsts = consts.length;
@@ -255,20 +276,26 @@ class Lowering {
       if (taken.has(n)) throw new Error(`ONNX lowering: graph input/output name "${n}" is used twice`);
       taken.add(n);
     }
-    consts.forEach((c, i) => env.set(jaxpr.inBinders[i], this.constVal(c as unknown as ConstArray)));
+    consts.forEach((c, i) => env.set(jaxpr.inBinders[i], this.constVal(c as unknown as ConstArray, options.constNames?.get(c))));
     const inputs: TensorSpec[] = jaxpr.inBinders.slice(nConsts).map((v, i) => {
       const spec = { name: inputName(i), shape: [...v.aval.shape], dtype: elemType(v.aval.dtype, `input ${i}`) };
       env.set(v, this.dense(spec.name, spec.shape, spec.dtype, spec.shape));
       return spec;
     });
     this.lowerEqns(jaxpr.eqns, env);
+    const hidden = new Set(options.namedTensors ?? []);
     const outputs: TensorSpec[] = jaxpr.outs.map((atom, i) => {
       const v = this.read(env, atom);
       const full = this.expandTo(v, v.logical);
       const spec = { name: outputName(i), shape: [...v.logical], dtype: v.dtype };
-      this.g.nodes.push({ opType: "Identity", inputs: [full], outputs: [spec.name], name: this.g.fresh("n") });
+      if (hidden.has(spec.name)) {
+        // rename the tensor itself (no Identity): hooks on the name reach its consumers
+        if (!this.g.nodes.some((n) => n.outputs.includes(full))) throw new Error(`ONNX lowering: named tensor "${spec.name}" is not computed by a node`);
+        const nodes = this.g.nodes.map((n) => ({ ...n, inputs: n.inputs.map((x) => (x === full ? spec.name : x)), outputs: n.outputs.map((x) => (x === full ? spec.name : x)) }));
+        this.g.nodes.splice(0, this.g.nodes.length, ...nodes);
+      } else this.g.nodes.push({ opType: "Identity", inputs: [full], outputs: [spec.name], name: this.g.fresh("n") });
       return spec;
-    });
+    }).filter((spec) => !hidden.has(spec.name));
     let { nodes, initializers } = liveGraph(this.g.nodes, this.g.initializers, outputs.map((o) => o.name));
     if (options.inference) {
       ({ nodes, initializers } = fuseNormsAndActivations(biasNextToMatMul({ nodes, initializers })));
@@ -282,8 +309,8 @@ class Lowering {
         name: options.name ?? "jaxjs",
         nodes,
         initializers,
-        inputs: inputs.map((s) => ({ name: s.name, elemType: ONNX_TYPE[s.dtype], shape: s.shape })),
-        outputs: outputs.map((s) => ({ name: s.name, elemType: ONNX_TYPE[s.dtype], shape: s.shape })),
+        inputs: inputs.map((s) => ({ name: s.name, elemType: ONNX_TYPE[s.dtype], shape: this.symbolic(s.shape, options) })),
+        outputs: outputs.map((s) => ({ name: s.name, elemType: ONNX_TYPE[s.dtype], shape: this.symbolic(s.shape, options) })),
       },
     });
     return { model, inputs, outputs, opCounts, matmulFlops: this.matmulFlops };
@@ -304,12 +331,22 @@ class Lowering {
     return { dtype, logical, shape: ones, zero: true, base: "", baseShape: ones, map: ones.map(() => -1) };
   }
 
-  constVal(c: ConstArray): Val {
+  constVal(c: ConstArray, name?: string): Val {
     const dtype = elemType(c.dtype, "a traced constant");
     const data = c.ref.dataSync();
     const shape = [...c.shape];
-    if (data.every((x) => x === 0)) return this.zeroVal(dtype, shape);
-    return this.dense(this.g.addInitializer(dtype, shape, data), shape, dtype, shape);
+    if (name === undefined && data.every((x) => x === 0)) return this.zeroVal(dtype, shape);
+    const b = this.batchSize;
+    if (name === undefined && b !== undefined && shape[0] === b && b > 1) {
+      // a constant over the symbolic batch whose rows are equal (e.g. ones shaped like an input): one row, broadcast
+      const row = data.length / b;
+      const values = globalThis.Array.from(data as ArrayLike<number>);
+      if (values.every((x, i) => x === values[i % row])) {
+        const one = [1, ...shape.slice(1)];
+        return this.dense(this.g.addInitializer(dtype, one, values.slice(0, row)), one, dtype, shape);
+      }
+    }
+    return this.dense(this.g.addInitializer(dtype, shape, data, name), shape, dtype, shape);
   }
 
   litVal(l: Lit, dtype: ElemType = elemType(l.aval.dtype, "a literal")): Val {
@@ -345,16 +382,35 @@ class Lowering {
     return name;
   }
 
+  /** A graph input's or output's dims with the symbolic batch (`LowerOptions.batch`). */
+  symbolic(shape: readonly number[], options: LowerOptions): (number | string)[] {
+    return shape.map((d, i) => (i === 0 && options.batch && d === options.batch.size ? options.batch.name : d));
+  }
+
+  /**
+   * A shape constant; with a symbolic batch, a leading batch entry becomes `batchEntry` (a
+   * Reshape's −1 also replaces a leading multiple of the batch: rows of batch × tokens).
+   */
+  shapeConst(shape: readonly number[], batchEntry: number): string {
+    const b = this.batchSize;
+    if (b === undefined || shape.length === 0) return this.g.int64s(shape);
+    if (batchEntry !== -1) return this.g.int64s(shape[0] === b ? [batchEntry, ...shape.slice(1)] : shape);
+    // Reshape: the entry that holds the batch factor (the leading one, or the only multiple of the batch) is inferred
+    const multiples = shape.flatMap((d, i) => (d > 0 && d % b === 0 ? [i] : []));
+    const at = shape[0] % b === 0 && shape[0] > 0 ? 0 : multiples.length === 1 ? multiples[0] : -1;
+    return this.g.int64s(at < 0 ? shape : shape.map((d, i) => (i === at ? -1 : d)));
+  }
+
   reshape(name: string, from: readonly number[], to: readonly number[]): string {
     if (same(from, to)) return name;
-    return this.g.node1("Reshape", [name, this.g.int64s(to)]);
+    return this.g.node1("Reshape", [name, this.shapeConst(to, -1)]);
   }
 
   /** A tensor of `target` (physical) shape, broadcast from `v` (target must be ≥ v's shape). */
   expandTo(v: Val, target: readonly number[]): string {
     const m = this.materialise(v);
     if (same(v.shape, target)) return m;
-    return this.g.node1("Expand", [m, this.g.int64s(target)]);
+    return this.g.node1("Expand", [m, this.shapeConst(target, 1)]);
   }
 
   /** The same value with the physical extent raised to the logical one on `axes`. */

@@ -35,7 +35,8 @@ export type NodeProto = {
 /** A constant tensor; `raw` holds the elements little-endian, row-major. */
 export type TensorProto = { name: string; dims: readonly number[]; dataType: DataTypeCode; raw: Uint8Array };
 
-export type ValueInfoProto = { name: string; elemType: DataTypeCode; shape: readonly number[] };
+/** A dim is a number, or a name (a symbolic dim, e.g. the batch). */
+export type ValueInfoProto = { name: string; elemType: DataTypeCode; shape: readonly (number | string)[] };
 
 export type GraphProto = {
   name: string;
@@ -239,7 +240,8 @@ function encodeValueInfo(v: ValueInfoProto): Writer {
   const shape = new Writer();
   for (const d of v.shape) {
     const dim = new Writer();
-    dim.int(1, d); // dim_value
+    if (typeof d === "string") dim.string(2, d); // dim_param
+    else dim.int(1, d); // dim_value
     shape.message(1, dim);
   }
   const tensorType = new Writer();

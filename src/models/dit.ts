@@ -75,14 +75,16 @@ const modulate = (x: Array, shift: Array, scale: Array) => layerNorm(x).mul(scal
 /**
  * Flow velocity (and, for a student, logvar). xFlow [B, side²·C], s [B, 1] or [1, 1],
  * cond [B, L+1, D+1] (text tokens + mask), w [B, 1] (ignored by a teacher).
- * Returns `[v [B, side²·C], logvar [B, 1]]` (logvar 0 for a teacher).
+ * Returns `[v [B, side²·C], logvar [B, 1]]` (logvar 0 for a teacher). `o.timeEmbedding` is
+ * given (a reference to) the time embedding [B, H] the blocks read.
  */
-export function ditFlow(p: DitParams, c: DitConfig, xFlow: Array, s: Array, cond: Array, w?: Array): [Array, Array] {
+export function ditFlow(p: DitParams, c: DitConfig, xFlow: Array, s: Array, cond: Array, w?: Array, o: { timeEmbedding?: (temb: Array) => void } = {}): [Array, Array] {
   const B = xFlow.shape[0], H = c.width, N = c.side * c.side;
   let temb = embed(p.timeEmbed, timeFeatures(s));
   if (p.guidanceEmbed && w) temb = temb.add(embed(p.guidanceEmbed, guidanceFeatures(w)));
   else w?.dispose();
   if (temb.shape[0] !== B) temb = np.broadcastTo(temb, [B, H]);
+  o.timeEmbedding?.(temb.ref); // the time embedding [B, H] every block reads (src/bundle/exportTeacher.ts names it)
   const logvar = p.logvarHead ? linear(p.logvarHead, temb.ref) : np.zeros([B, 1]);
   const t6 = linear(p.timeBlock, nn.silu(temb.ref)).reshape([B, 1, 6, H]);
   const [text, mask] = splitCondition(cond);

@@ -42,9 +42,20 @@ export type ImportedOnnx = {
   paramArrays(): Record<string, Array>;
   /**
    * Runs the graph: `inputs` in the order of `this.inputs`, outputs in the order of
-   * `this.outputs`. Pure and traceable (grad, jvp, jit, makeJaxpr); consumes its arguments.
+   * `this.outputs` (then the tensors `o.tap` names). Pure and traceable (grad, jvp, jit,
+   * makeJaxpr); consumes its arguments (and `o.add`'s arrays).
    */
-  apply(params: Record<string, Array>, inputs: readonly Array[]): Array[];
+  apply(params: Record<string, Array>, inputs: readonly Array[], o?: ApplyOptions): Array[];
+  /** Names of the tensors nodes compute (hook points for `ApplyOptions`). */
+  readonly tensorNames: ReadonlySet<string>;
+};
+
+/** Graph hooks of `apply`. */
+export type ApplyOptions = {
+  /** Arrays added to tensors computed by nodes (by tensor name), before any consumer reads them (broadcasting). */
+  readonly add?: Readonly<Record<string, Array>>;
+  /** Tensors (by name) returned after the graph's outputs, as their consumers read them (after `add`). */
+  readonly tap?: readonly string[];
 };
 
 /** An ONNX graph this importer cannot run (one line, naming the file). */
@@ -1032,9 +1043,20 @@ export function importOnnx(source: string | OnnxModel): ImportedOnnx {
     });
   };
 
-  const apply = (ps: Record<string, Array>, xs: readonly Array[]): Array[] => {
+  const tensorNames = new Set(graph.nodes.flatMap((n) => n.outputs.filter(Boolean)));
+  const apply = (ps: Record<string, Array>, xs: readonly Array[], o: ApplyOptions = {}): Array[] => {
     const env = new Map<string, Value>();
     const remaining = new Map(uses);
+    const adds = new Map(Object.entries(o.add ?? {}));
+    const taps = o.tap ?? [];
+    const unknown = [...adds.keys(), ...taps].find((n) => !tensorNames.has(n));
+    if (unknown !== undefined) {
+      for (const a of adds.values()) a.dispose();
+      for (const p of Object.values(ps)) p.dispose();
+      for (const x of xs) x.dispose();
+      throw new OnnxImportError(`${where}: no node computes a tensor "${unknown}" (a hook needs the name of a node's output)`);
+    }
+    for (const n of taps) remaining.set(n, (remaining.get(n) ?? 0) + 1);
     const release = (name: string) => {
       const v = env.get(name);
       if (v?.kind === "array") v.a.dispose();
@@ -1057,6 +1079,7 @@ export function importOnnx(source: string | OnnxModel): ImportedOnnx {
     } catch (e) {
       for (const p of Object.values(ps)) p.dispose();
       for (const x of xs) x.dispose();
+      for (const a of adds.values()) a.dispose();
       throw e;
     }
     for (const name of [...env.keys()]) if (!remaining.get(name)) release(name);
@@ -1084,7 +1107,13 @@ export function importOnnx(source: string | OnnxModel): ImportedOnnx {
           const v = outs[i];
           if (v === undefined) throw new OnnxImportError(`${where}: node "${n.name}" (${n.opType}) has no output ${i}`);
           // An op may pass an input through (Identity): hold our own reference.
-          env.set(name, v.kind === "array" && ins.some((x) => x === v) ? arr(v.a.ref) : v);
+          let value: Value = v.kind === "array" && ins.some((x) => x === v) ? arr(v.a.ref) : v;
+          const extra = adds.get(name);
+          if (extra !== undefined) {
+            adds.delete(name);
+            value = arr((value.kind === "host" ? lift(value) : value.a).add(extra));
+          }
+          env.set(name, value);
           if (!remaining.get(name)) release(name);
         });
         for (const name of n.inputs) {
@@ -1096,13 +1125,14 @@ export function importOnnx(source: string | OnnxModel): ImportedOnnx {
         // Outputs the op returned beyond the node's outputs are dropped.
         outs.slice(n.outputs.length).forEach((v) => v.kind === "array" && v.a.dispose());
       }
-      return outputs.map((o) => {
-        const v = env.get(o.name);
-        if (v === undefined) throw new OnnxImportError(`${where}: output "${o.name}" is never computed`);
+      return [...outputs.map((t) => t.name), ...taps].map((name) => {
+        const v = env.get(name);
+        if (v === undefined) throw new OnnxImportError(`${where}: output "${name}" is never computed`);
         return v.kind === "host" ? lift(v) : v.a.ref;
       });
     } finally {
       for (const name of [...env.keys()]) release(name);
+      for (const a of adds.values()) a.dispose(); // not reached (an error before its node)
     }
   };
 
@@ -1113,5 +1143,6 @@ export function importOnnx(source: string | OnnxModel): ImportedOnnx {
     outputs,
     paramArrays: () => Object.fromEntries(Object.entries(params).map(([k, t]) => [k, np.array(t.data, { shape: [...t.shape] })])),
     apply,
+    tensorNames,
   };
 }

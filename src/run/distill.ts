@@ -13,9 +13,11 @@ import { teacherKind } from "./kinds.ts";
 import { openRun } from "./open.ts";
 
 /** Runs a distillation into `outDir`: student.safetensors, checkpoint.safetensors, log.jsonl, metrics.json, config.json, report.md. */
-export async function distill(cfg: TbcmConfig, outDir: string, opts: DistillOptions = {}): Promise<DistillResult> {
+export async function distill(config: TbcmConfig, outDir: string, opts: DistillOptions = {}): Promise<DistillResult> {
   // Everything that can reject the input runs before the run directory is touched.
-  const problem = await teacherKind(cfg.teacher.kind).problem(cfg, evalKeys(cfg.seed));
+  const kind = teacherKind(config.teacher.kind);
+  const cfg = kind.resolveConfig?.(config) ?? config;
+  const problem = await kind.problem(cfg, evalKeys(cfg.seed));
   let run: RunDir | undefined;
   try {
     const initial = initialStudent(problem, cfg);

@@ -15,9 +15,12 @@ import { GMM_STUDENT_KIND } from "../gmm/student.ts";
 import { stackDistillProblem } from "../stack/problem.ts";
 import { exportStackStudent } from "../stack/export.ts";
 import { STACK_STUDENT_KIND } from "../stack/student.ts";
+import { bundleConfig, bundleDistillProblem } from "../bundle/problem.ts";
+import { exportBundleStudent } from "../bundle/export.ts";
+import { BUNDLE_STUDENT_KIND } from "../bundle/student.ts";
 
 /** What `tbcm export` writes into manifest.json, by teacher kind. */
-export type ExportManifest = GmmExportManifest | ReturnType<typeof exportStackStudent>;
+export type ExportManifest = GmmExportManifest | ReturnType<typeof exportStackStudent> | ReturnType<typeof exportBundleStudent>;
 
 export interface TeacherKind {
   /** The `kind` metadata of this kind's student files. */
@@ -27,6 +30,8 @@ export interface TeacherKind {
   problem(cfg: TbcmConfig, keys: EvalKeys): Promise<DistillProblem<any>>;
   /** Writes the export of a student (`params` not consumed) into `outDir`; returns its manifest. */
   exportStudent(cfg: TbcmConfig, params: Tree, outDir: string, o: ExportOptions): ExportManifest;
+  /** The config a run of this kind trains with (e.g. a bundle's guidance scales from its teacher.json); default: as given. */
+  resolveConfig?(cfg: TbcmConfig): TbcmConfig;
 }
 
 const KINDS: Record<TbcmConfig["teacher"]["kind"], TeacherKind> = {
@@ -39,6 +44,12 @@ const KINDS: Record<TbcmConfig["teacher"]["kind"], TeacherKind> = {
     studentKind: STACK_STUDENT_KIND,
     problem: (cfg, keys) => stackDistillProblem(configOf(cfg, "stack"), keys),
     exportStudent: (cfg, params, outDir, o) => exportStackStudent(configOf(cfg, "stack"), params as DitParams, outDir, o),
+  },
+  onnx: {
+    studentKind: BUNDLE_STUDENT_KIND,
+    problem: (cfg, keys) => bundleDistillProblem(configOf(cfg, "onnx"), keys),
+    exportStudent: (cfg, params, outDir, o) => exportBundleStudent(configOf(cfg, "onnx"), params, outDir, o),
+    resolveConfig: (cfg) => bundleConfig(configOf(cfg, "onnx")),
   },
 };
 

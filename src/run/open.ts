@@ -21,8 +21,9 @@ export type OpenedRun = {
 
 export function openRun(dir: string): OpenedRun {
   const run = RunDir.existing(dir);
-  const config = configFromRun(run.readConfigJson(), run.configPath);
-  const kind = teacherKind(config.teacher.kind);
+  const raw = configFromRun(run.readConfigJson(), run.configPath);
+  const kind = teacherKind(raw.teacher.kind);
+  const config = kind.resolveConfig?.(raw) ?? raw; // what the run trained with (a bundle's scales are its teacher.json's)
   return {
     dir: run,
     config,
@@ -42,6 +43,7 @@ export function openRun(dir: string): OpenedRun {
 /** The student of a finished run on the analytic teacher (for `sample`). */
 export function loadStudent(runDir: string): GmmStudent {
   const run = openRun(runDir);
-  if (run.config.teacher.kind !== "gmm") throw new RunDirError(`"${runDir}" holds a student of the text-to-image ${run.config.teacher.kind === "stack" ? "stack" : `${run.config.teacher.kind} teacher`}: draw images with sampleImages({ run, prompts })`);
+  if (run.config.teacher.kind === "stack") throw new RunDirError(`"${runDir}" holds a student of the text-to-image stack: draw images with sampleImages({ run, prompts })`);
+  if (run.config.teacher.kind !== "gmm") throw new RunDirError(`"${runDir}" holds a student of a teacher bundle: export it (tbcm export) and run its transformer.onnx`);
   return { params: run.student() as GmmStudent["params"], config: configOf(run.config, "gmm") };
 }

@@ -1,0 +1,68 @@
+/**
+ * `tbcm export` for a student of a teacher bundle: `transformer.onnx` in the teacher's own
+ * contract — the same input names, shapes (symbolic batch), time convention and output name —
+ * so that code that runs the teacher runs the student. Its output is the student's flow velocity
+ * v(x_s, s, c) (at the guidance scale baked in: teacher.json's default_guidance, for a student
+ * with a guidance embedding); its consistency sample from x_s is x0 = x_s − s·v. One Euler step of
+ * the flow sampler from s = 1 to 0 (x0 = ε − v) is exactly the student's 1-step sample; for more
+ * steps re-noise x0 (x_s' = (1 − s')·x0 + s'·ε') instead of Euler-stepping. A manifest.json
+ * says so. The decoder is copied by the user from the bundle (it is unchanged).
+ */
+import { writeFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { numpy as np, tree, type Array } from "@jax-js/jax";
+import type { BundleConfig } from "../config/schema.ts";
+import { lowerFunction, avalSpec } from "../executor/lower.ts";
+import { studentTimesteps } from "../method/sampler.ts";
+import type { Tree } from "../numerics/tree.ts";
+import { loadBundle } from "./load.ts";
+import { bundleConfig } from "./problem.ts";
+import { type BundleStudentParams, bundleFlowStudent, guidanceConditioned } from "./student.ts";
+
+const TRACE_BATCH = 11;
+
+/** Writes transformer.onnx (the student in the teacher's contract) and manifest.json into `outDir`. */
+export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: string, o: { batch: number }) {
+  const cfg = bundleConfig(config);
+  const b = loadBundle(cfg.teacher.dir);
+  const m = b.manifest.transformer;
+  const p = params as BundleStudentParams;
+  const flow = bundleFlowStudent(b);
+  const specs = b.transformer.inputs;
+  const B = TRACE_BATCH;
+  const role = (name: string) => (name === m.inputs.latent ? 0 : name === m.inputs.time ? 1 : 2);
+  const shapeOf = (name: string) => role(name) === 0 ? [B, ...b.manifest.latentShape]
+    : role(name) === 1 ? (specs.find((s) => s.name === name)!.shape.length === 1 ? [B] : [B, 1]) : [B, ...b.table.shape];
+  const guidance = cfg.eval.guidance;
+  const lowered = lowerFunction((...xs: Array[]) => {
+    const byRole: Array[] = [];
+    specs.forEach((s, i) => { byRole[role(s.name)] = xs[i]; });
+    const [x, t, c] = byRole;
+    // w as one row, broadcast inside: a [B, 1] constant would fix the file's batch
+    const [v, logvar] = flow(tree.ref(p), x.reshape([B, b.dim]), t.reshape([B, 1]).div(m.timeScale), c, np.full([1, 1], guidance));
+    logvar.dispose();
+    return v.reshape([B, ...b.manifest.latentShape]);
+  }, specs.map((s) => avalSpec(shapeOf(s.name))) as never, {
+    name: "tbcm_student", inputNames: specs.map((s) => s.name), outputNames: [m.output], batch: { size: B, name: "batch" },
+  });
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, "transformer.onnx"), lowered.model);
+  const flowTimes = (steps: number) => studentTimesteps(steps, cfg.eval.twoStepMid).map((t) => Math.sin(t) / (Math.sin(t) + Math.cos(t)));
+  const manifest = {
+    format: "tbcm-bundle-student-1",
+    models: { transformer: "transformer.onnx" },
+    contract: `the teacher's (${join(b.dir, "teacher.json")}): inputs ${specs.map((s) => `${s.name} [${shapeOf(s.name).map((d, i) => (i === 0 ? "batch" : d)).join(", ")}]`).join(", ")}; output ${m.output}; time input = ${m.timeScale}·s`,
+    inputs: Object.fromEntries(specs.map((s) => [s.name, { shape: shapeOf(s.name).map((d, i) => (i === 0 ? "batch" : d)) }])),
+    output_meaning: "the student's flow velocity v at (x_s, s); its one-step estimate of the clean latent is x0 = x_s − s·v (one flow-Euler step from s to 0)",
+    sampling: "1 step: x0 = noise − v(noise, s = 1). n steps: at each flow time s_i of flow_times, x0 = x_s − s·v, then x_s(i+1) = (1 − s(i+1))·x0 + s(i+1)·fresh noise (re-noise; not an Euler step)",
+    flow_times: { 1: flowTimes(1), 2: flowTimes(2), 4: flowTimes(4) },
+    guidance: guidanceConditioned(b) ? `baked in: ${guidance} (the student was distilled over ${cfg.guidance.join(", ")})` : `the student was distilled at guidance ${guidance} only`,
+    guidance_scale: guidance,
+    trigflow_two_step_mid: cfg.eval.twoStepMid,
+    op_counts: lowered.opCounts,
+    matmul_flops_at_batch_11: lowered.matmulFlops,
+    requested_batch: o.batch,
+  };
+  writeFileSync(join(outDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+  return manifest;
+}

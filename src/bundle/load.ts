@@ -1,0 +1,138 @@
+/**
+ * Loading a teacher bundle: the manifest, the denoiser imported as a jax-js function
+ * (src/onnx/), its input contract checked against the manifest, and the prompt-embeddings
+ * table. `flow` is the denoiser as a flow-matching velocity over the loop's flat latent rows.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { numpy as np, type Array } from "@jax-js/jax";
+import { ConfigError } from "../config/schema.ts";
+import { importOnnx, type ImportedOnnx } from "../onnx/graph.ts";
+import type { OnnxDim } from "../onnx/reader.ts";
+import { loadSafetensors } from "../numerics/safetensors.ts";
+import { type BundleManifest, readManifest, latentSize } from "./manifest.ts";
+
+/** The prompt-embeddings table: prompt text → one condition row. */
+export type EmbeddingTable = {
+  readonly prompts: readonly string[];
+  /** Per-prompt condition shape (without the batch). */
+  readonly shape: readonly number[];
+  readonly rows: Float32Array;
+  /** Row index of each prompt (the first, if a prompt is listed twice). */
+  readonly index: ReadonlyMap<string, number>;
+};
+
+export type LoadedBundle = {
+  readonly dir: string;
+  readonly manifest: BundleManifest;
+  readonly transformer: ImportedOnnx;
+  /** The denoiser's trainable parameter names: student and teacher parameters are lists in this order. */
+  readonly paramNames: readonly string[];
+  /** Its other floating initializers, constants of the student (scalars, buffers outside `transformer.trainable`). */
+  readonly frozenNames: readonly string[];
+  /** Flat latent size d. */
+  readonly dim: number;
+  readonly table: EmbeddingTable;
+  /** Fresh arrays of the denoiser's parameters (in `paramNames` order). */
+  paramList(): Array[];
+  /**
+   * The denoiser as a flow velocity: xFlow [B, d] (flat rows of latent_shape), flow time s
+   * [B, 1] or [1, 1], cond [B, ...]; returns v [B, d] (then the time-embedding tensor [B, W] when
+   * `o.tapTimeEmbedding`). `o.addTimeEmbedding` is added to the time embedding first. Consumes
+   * its arguments.
+   */
+  flow(params: Array[], xFlow: Array, s: Array, cond: Array, o?: { addTimeEmbedding?: Array; tapTimeEmbedding?: boolean }): Array[];
+};
+
+const fmt = (s: readonly OnnxDim[]) => `[${s.map((d) => d ?? "?").join(", ")}]`;
+
+/** Reads the prompt-embeddings table of a bundle. */
+export function loadEmbeddingTable(file: string, emptyPrompt: string): EmbeddingTable {
+  if (!existsSync(file)) throw new ConfigError(`no prompt-embeddings table at "${file}" (teacher.json: prompt_embeddings.file)`);
+  const { tensors, metadata } = loadSafetensors(file);
+  const t = tensors.get("embeddings");
+  if (!t) throw new ConfigError(`"${file}" has no tensor "embeddings" [P, ...] (it has: ${[...tensors.keys()].slice(0, 5).join(", ") || "none"})`);
+  let prompts: unknown;
+  try {
+    prompts = JSON.parse(metadata.prompts ?? "");
+  } catch {
+    prompts = undefined;
+  }
+  if (!globalThis.Array.isArray(prompts) || !prompts.every((p) => typeof p === "string")) throw new ConfigError(`"${file}": metadata "prompts" is not a JSON list of prompt strings`);
+  if (t.shape.length < 2 || prompts.length !== t.shape[0]) throw new ConfigError(`"${file}": "embeddings" has shape [${t.shape}] for ${prompts.length} prompts; expected [${prompts.length}, ...]`);
+  const list = prompts as string[];
+  const index = new Map<string, number>();
+  list.forEach((p, i) => { if (!index.has(p)) index.set(p, i); });
+  if (!index.has(emptyPrompt)) throw new ConfigError(`"${file}" has no entry for the empty prompt ${JSON.stringify(emptyPrompt)} (teacher.json: prompt_embeddings.empty_prompt); add it to the table`);
+  return { prompts: list, shape: t.shape.slice(1), rows: t.data, index };
+}
+
+/** Reads a bundle directory; every mismatch between the manifest, the ONNX file and the table is a one-line error. */
+export function loadBundle(dir: string): LoadedBundle {
+  const manifest = readManifest(dir);
+  const m = manifest.transformer;
+  const file = join(dir, m.file);
+  if (!existsSync(file)) throw new ConfigError(`no denoiser at "${file}" (teacher.json: transformer.file)`);
+  const transformer = importOnnx(file);
+  const where = `"${file}"`;
+  const inputNames = transformer.inputs.map((i) => i.name);
+  for (const [role, name] of Object.entries(m.inputs)) {
+    if (!inputNames.includes(name)) throw new ConfigError(`teacher.json key "transformer.inputs.${role}": ${where} has no input "${name}" (its inputs: ${inputNames.join(", ")})`);
+  }
+  const named = new Set(Object.values(m.inputs));
+  const extra = inputNames.find((n) => !named.has(n));
+  if (extra !== undefined) throw new ConfigError(`${where} has an input "${extra}" that teacher.json does not name (transformer.inputs names latent, time, condition; other inputs are not supported yet)`);
+  if (!transformer.outputs.some((o) => o.name === m.output)) throw new ConfigError(`teacher.json key "transformer.output": ${where} has no output "${m.output}" (its outputs: ${transformer.outputs.map((o) => o.name).join(", ")})`);
+  const spec = (name: string) => transformer.inputs.find((i) => i.name === name)!;
+  const batchFixed = (s: readonly OnnxDim[]) => typeof s[0] === "number";
+  const lat = spec(m.inputs.latent);
+  const L = manifest.latentShape;
+  if (lat.shape.length !== L.length + 1 || L.some((d, i) => typeof lat.shape[i + 1] === "number" && lat.shape[i + 1] !== d)) {
+    throw new ConfigError(`${where}: input "${lat.name}" has shape ${fmt(lat.shape)}; teacher.json's latent_shape [${L}] needs [batch, ${L.join(", ")}]`);
+  }
+  const time = spec(m.inputs.time);
+  if (time.shape.length !== 1 && !(time.shape.length === 2 && (time.shape[1] === 1 || time.shape[1] === null || typeof time.shape[1] === "string"))) {
+    throw new ConfigError(`${where}: time input "${time.name}" has shape ${fmt(time.shape)}; expected one time per sample, [batch] or [batch, 1]`);
+  }
+  const cond = spec(m.inputs.condition);
+  for (const s of [lat, time, cond]) {
+    if (batchFixed(s.shape)) throw new ConfigError(`${where}: input "${s.name}" has a fixed batch of ${s.shape[0]}; export the denoiser with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={"${s.name}": {0: "batch"}, ...}))`);
+    if (s.dtype !== "float32" && s.dtype !== "float16" && s.dtype !== "bfloat16") throw new ConfigError(`${where}: input "${s.name}" is ${s.dtype}; the denoiser's inputs must be floating point`);
+  }
+  const table = loadEmbeddingTable(join(dir, manifest.promptEmbeddings.file), manifest.promptEmbeddings.emptyPrompt);
+  if (cond.shape.length !== table.shape.length + 1 || table.shape.some((d, i) => typeof cond.shape[i + 1] === "number" && cond.shape[i + 1] !== d)) {
+    throw new ConfigError(`${where}: condition input "${cond.name}" has shape ${fmt(cond.shape)}, but the embeddings table's rows are [${table.shape}]`);
+  }
+  if (m.timeEmbedding && !transformer.tensorNames.has(m.timeEmbedding)) {
+    throw new ConfigError(`teacher.json key "transformer.time_embedding": no node of ${where} computes a tensor "${m.timeEmbedding}"`);
+  }
+  const all = Object.keys(transformer.params);
+  const isTrainable = (n: string) => (m.trainable.length ? m.trainable.some((p) => n.startsWith(p)) : transformer.params[n].data.length > 1);
+  const paramNames = all.filter(isTrainable), frozenNames = all.filter((n) => !isTrainable(n));
+  if (paramNames.length === 0) throw new ConfigError(`teacher.json key "transformer.trainable": no initializer of ${where} matches [${m.trainable.map((p) => JSON.stringify(p)).join(", ")}]`);
+  const initial = transformer.paramArrays();
+  const frozen = frozenNames.map((n) => initial[n]);
+  paramNames.forEach((n) => initial[n].dispose());
+  const d = latentSize(manifest);
+  const outIndex = transformer.outputs.findIndex((o) => o.name === m.output);
+  const order = transformer.inputs.map((i) => (i.name === m.inputs.latent ? 0 : i.name === m.inputs.time ? 1 : 2));
+  const timeRank = time.shape.length;
+  return {
+    dir, manifest, transformer, paramNames, frozenNames, dim: d, table,
+    paramList: () => paramNames.map((n) => { const t = transformer.params[n]; return np.array(t.data, { shape: [...t.shape] }); }),
+    flow(params, xFlow, s, c, o = {}) {
+      const B = xFlow.shape[0];
+      const ps = Object.fromEntries([...paramNames.map((n, i) => [n, params[i]]), ...frozenNames.map((n, i) => [n, frozen[i].ref])]);
+      const sB = s.shape[0] === B ? s : np.broadcastTo(s, [B, 1]);
+      const t = sB.mul(m.timeScale).reshape(timeRank === 1 ? [B] : [B, 1]);
+      const byRole = [xFlow.reshape([B, ...L]), t, c];
+      const tap = o.tapTimeEmbedding && m.timeEmbedding ? [m.timeEmbedding] : [];
+      const add = o.addTimeEmbedding && m.timeEmbedding ? { [m.timeEmbedding]: o.addTimeEmbedding } : {};
+      const outs = transformer.apply(ps, order.map((r) => byRole[r]), { add, tap });
+      const v = outs[outIndex].reshape([B, d]);
+      const tapped = outs.slice(transformer.outputs.length);
+      outs.slice(0, transformer.outputs.length).forEach((a, i) => i !== outIndex && a.dispose());
+      return [v, ...tapped];
+    },
+  };
+}

@@ -1,0 +1,221 @@
+/**
+ * A teacher bundle (any flow-matching denoiser given as ONNX files and prompt embeddings; README
+ * "Distil your own teacher") as a distillation problem: the imported denoiser with its parameters
+ * frozen, converted to TrigFlow as the stack's teacher is (`flowToTrigVelocity`); the prompt
+ * file's conditions are rows of the bundle's embeddings table; the student is the teacher's own
+ * graph (student.ts). TBCM never loads the bundle's VAE decoder; evaluation decodes sample grids
+ * with it when the bundle has one.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { numpy as np, tree, makeJaxpr, type Array } from "@jax-js/jax";
+import { type TbcmConfig, type BundleConfig, ConfigError, guidanceSchedule } from "../config/schema.ts";
+import { foldIn, normal } from "../numerics/random.ts";
+import type { HostTensor } from "../executor/onnxRun.ts";
+import { inference, inChunks, type Inference } from "../executor/inference.ts";
+import { flowToTrigVelocity } from "../method/flowToTrig.ts";
+import { type GuidanceSchedule, GUIDE_EVERYWHERE, guidanceShare } from "../method/guidance.ts";
+import { readPromptFile } from "../data/prompts.ts";
+import { writeImageGrid } from "../data/png.ts";
+import { relativeMse } from "../eval/distance.ts";
+import { importOnnx } from "../onnx/graph.ts";
+import { avalSpec } from "../executor/lower.ts";
+import type { DistillProblem, EvalKeys } from "../train/problem.ts";
+import { type LoadedBundle, loadBundle } from "./load.ts";
+import { readManifest } from "./manifest.ts";
+import { type BundleStudentParams, BUNDLE_STUDENT_KIND, bundleStudent, bundleStudentSamples, guidanceConditioned, initialBundleStudent } from "./student.ts";
+
+/** Flow-Euler steps of the teacher's ODE reference (the endpoint the 1-step student should hit). */
+export const ODE_REFERENCE_STEPS = 32;
+/** Columns (noises) of the sample grids; rows are the first prompts of the prompt file. */
+const GRID_COLUMNS = 8, GRID_ROWS = 8;
+
+/**
+ * The config a bundle distils with: the scales of teacher.json (all of them with a guidance
+ * embedding; its default_guidance alone without), and its default_guidance for evaluation.
+ */
+export function bundleConfig(cfg: BundleConfig): BundleConfig {
+  const m = readManifest(cfg.teacher.dir);
+  const conditioned = m.transformer.timeEmbedding !== "";
+  return { ...cfg, guidance: conditioned ? [...m.guidanceScales] : [m.defaultGuidance], eval: { ...cfg.eval, guidance: m.defaultGuidance } };
+}
+
+/** The prompts of a run: the prompt file's, or every prompt of the table but the empty one. */
+function bundlePrompts(cfg: BundleConfig, b: LoadedBundle): string[] {
+  const empty = b.manifest.promptEmbeddings.emptyPrompt;
+  if (!cfg.promptsFile) return b.table.prompts.filter((p) => p !== empty);
+  const prompts = readPromptFile(cfg.promptsFile);
+  const missing = prompts.find((p) => !b.table.index.has(p));
+  if (missing !== undefined) {
+    throw new ConfigError(`prompt ${JSON.stringify(missing)} (${cfg.promptsFile}, line ${prompts.indexOf(missing) + 1}) is not in the bundle's embeddings table "${join(b.dir, b.manifest.promptEmbeddings.file)}" (${b.table.prompts.length} prompts): add its embedding to the table`);
+  }
+  return prompts;
+}
+
+/** Width W of the time-embedding tensor [B, W] (traced abstractly at batch 1: no computation). */
+function timeEmbeddingWidth(b: LoadedBundle): number {
+  const cond = b.table.shape;
+  const f = (x: Array, s: Array, c: Array) => {
+    const [v, temb] = b.flow(b.paramList(), x, s, c, { tapTimeEmbedding: true });
+    v.dispose();
+    return temb;
+  };
+  const spec = (shape: number[]) => avalSpec(shape);
+  const traced = (makeJaxpr(f as never) as unknown as (...a: unknown[]) => { jaxpr: { jaxpr: { outs: { aval: { shape: number[] } }[] }; dispose(): void } })(
+    spec([1, b.dim]), spec([1, 1]), spec([1, ...cond]));
+  const shape = traced.jaxpr.jaxpr.outs[0].aval.shape;
+  traced.jaxpr.dispose();
+  if (shape.length !== 2 || shape[0] !== 1) {
+    throw new ConfigError(`teacher.json key "transformer.time_embedding": tensor "${b.manifest.transformer.timeEmbedding}" has shape [${shape}] at batch 1; a guidance embedding is added to a [batch, width] time embedding`);
+  }
+  return shape[1];
+}
+
+/** The teacher's guided flow-Euler step (cond and uncond as one batch), per-sample w. */
+function eulerStepProgram(executor: TbcmConfig["executor"], b: LoadedBundle, params: Array[]): Inference {
+  return inference(executor, params, (p, x, s, sNext, cond, uncond, w) => {
+    const [v] = b.flow(p, np.concatenate([x.ref, x.ref], 0), np.concatenate([s.ref, s.ref], 0), np.concatenate([cond, uncond], 0));
+    const [vc, vu] = np.split(v, 2, 0);
+    return x.add(vu.ref.add(w.mul(vc.sub(vu))).mul(sNext.sub(s)));
+  }, "bundle_teacher_euler_step");
+}
+
+/** The flow ODE from noise (s = 1) to s = 0 in `steps` guided Euler steps (uniform in s); latents [B·d]. */
+async function eulerEndpoint(step: Inference, noise: Float32Array, cond: HostTensor, uncond: HostTensor, w: HostTensor, steps: number, schedule: GuidanceSchedule = GUIDE_EVERYWHERE): Promise<Float32Array> {
+  const B = cond.shape[0], d = noise.length / B;
+  let x: HostTensor = { data: noise, shape: [B, d] };
+  const col = (v: number) => ({ data: new Float32Array(B).fill(v), shape: [B, 1] });
+  for (let i = 0; i < steps; i++) {
+    const s = 1 - i / steps, sNext = 1 - (i + 1) / steps;
+    const share = guidanceShare(s, schedule);
+    const guided = share === 1 ? w : { data: w.data.map((v) => 1 + (v - 1) * share), shape: w.shape };
+    [x] = await inChunks(step, [x, col(s), col(sNext), cond, uncond, guided], B, Math.min(B, 64));
+  }
+  return x.data;
+}
+
+export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys): Promise<DistillProblem<BundleStudentParams>> {
+  if (!config.teacher.dir) throw new ConfigError(`config key "teacher.dir": teacher kind onnx needs the bundle folder (teacher.json, transformer.onnx, prompt_embeddings.safetensors)`);
+  if (config.method === "scm") throw new ConfigError(`config key "method": the sCM baseline needs real data latents, which a teacher bundle has none of; use method: tbcm`);
+  const cfg = bundleConfig(config);
+  const b = loadBundle(cfg.teacher.dir);
+  const m = b.manifest;
+  const prompts = bundlePrompts(cfg, b);
+  const d = b.dim;
+  const rowSize = b.table.shape.reduce((x, y) => x * y, 1);
+  const emptyRow = b.table.index.get(m.promptEmbeddings.emptyPrompt)!;
+  const tableRows = prompts.map((p) => b.table.index.get(p)!);
+  const rows = (idx: readonly number[]) => {
+    const out = new Float32Array(idx.length * rowSize);
+    idx.forEach((i, r) => { const j = i < 0 ? emptyRow : tableRows[i]; out.set(b.table.rows.subarray(j * rowSize, (j + 1) * rowSize), r * rowSize); });
+    return out;
+  };
+  const conditions = (idx: readonly number[]) => np.array(rows(idx)).reshape([idx.length, ...b.table.shape]);
+  const hostConditions = (idx: readonly number[]): HostTensor => ({ data: rows(idx), shape: [idx.length, ...b.table.shape] });
+
+  const conditioned = guidanceConditioned(b);
+  const width = conditioned ? timeEmbeddingWidth(b) : 0;
+  const warnings = conditioned ? [] : [`teacher.json names no transformer.time_embedding: the student has no guidance input and is distilled at the one guidance scale ${m.defaultGuidance} (default_guidance)`];
+  const teacherParams = b.paramList();
+  const velocity = (u: Array, t: Array, cond: Array) => flowToTrigVelocity((x, s) => b.flow(tree.ref(teacherParams), x, s, cond)[0], u, t);
+  const student = bundleStudent(b);
+
+  let decoderLoads = 0;
+  const euler = eulerStepProgram(cfg.executor, b, teacherParams);
+  const schedule = guidanceSchedule(cfg);
+  const curvePrompts = globalThis.Array.from({ length: cfg.eval.curveNoises }, (_, i) => i % prompts.length);
+  const curveW: HostTensor = { data: Float32Array.from(curvePrompts, (_, i) => cfg.guidance[i % cfg.guidance.length]), shape: [curvePrompts.length, 1] };
+  const curveNoise = normal(keys.curve, curvePrompts.length * d);
+  let curveReference: Float32Array | undefined;
+
+  return {
+    dim: d,
+    teacher: velocity,
+    promptCount: prompts.length,
+    conditions,
+    student,
+    studentKind: BUNDLE_STUDENT_KIND,
+    warnings,
+    blackLatent: cfg.blackLatent.length ? Float32Array.from(cfg.blackLatent) : Float32Array.from(m.blackLatent),
+    initialStudent: (k) => initialBundleStudent(k, b, width),
+    decoderLoads: () => decoderLoads,
+    realLatents() {
+      throw new ConfigError("a teacher bundle has no real data latents (the sCM baseline needs them)");
+    },
+    async curve(params) {
+      const cond = hostConditions(curvePrompts), uncond = hostConditions(curvePrompts.map(() => -1));
+      curveReference ??= await eulerEndpoint(euler, curveNoise, cond, uncond, curveW, ODE_REFERENCE_STEPS, schedule);
+      const one = await bundleStudentSamples(cfg.executor, student, params, 1, curveNoise, cond, curveW, keys.sampling, cfg.eval);
+      return relativeMse(one, curveReference);
+    },
+    async evaluate(params, outDir, _k, say) {
+      const t0 = performance.now();
+      const note = (what: string) => say?.(`evaluation: ${what} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+      const n = cfg.eval.samples;
+      const idx = globalThis.Array.from({ length: n }, (_, i) => i % prompts.length);
+      const cond = hostConditions(idx), uncond = hostConditions(idx.map(() => -1));
+      const w: HostTensor = { data: new Float32Array(n).fill(cfg.eval.guidance), shape: [n, 1] };
+      const noise = normal(keys.eval, n * d);
+      note(`the teacher's ODE endpoints (${ODE_REFERENCE_STEPS} Euler steps), ${n} samples`);
+      const ode = await eulerEndpoint(euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS, schedule);
+      const metrics: Record<string, number> = { eval_samples: n, eval_guidance: cfg.eval.guidance, guidance_conditioned: conditioned ? 1 : 0 };
+      for (const steps of [1, 2, 4]) {
+        note(`the student, ${steps} step${steps > 1 ? "s" : ""}`);
+        const z = await bundleStudentSamples(cfg.executor, student, params, steps, noise, cond, w, foldIn(keys.sampling, steps), cfg.eval);
+        metrics[`consistency_rel_mse_${steps}step`] = relativeMse(z, ode);
+      }
+      const dec = m.vaeDecoder;
+      if (dec && existsSync(join(b.dir, dec.file))) {
+        note("sample grids");
+        decoderLoads++;
+        const decoder = importOnnx(join(b.dir, dec.file));
+        const inputs = decoder.inputs.map((i) => i.name), outputs = decoder.outputs.map((o) => o.name);
+        if (inputs.length !== 1 || inputs[0] !== dec.input) throw new ConfigError(`teacher.json key "vae_decoder.input": the decoder's inputs are ${inputs.join(", ")}; it must take one input, "${dec.input}"`);
+        const out = outputs.indexOf(dec.output);
+        if (out < 0) throw new ConfigError(`teacher.json key "vae_decoder.output": the decoder has no output "${dec.output}" (its outputs: ${outputs.join(", ")})`);
+        const [lo, hi] = dec.outputRange;
+        const decoderParams = decoder.paramArrays();
+        const program = inference(cfg.executor, decoderParams, (p, z) => {
+          const B = z.shape[0];
+          const outs = decoder.apply(p, [z.reshape([B, ...m.latentShape]).div(m.latentScalingFactor).add(m.latentShiftFactor)]);
+          const img = outs[out];
+          outs.forEach((a, i) => i !== out && a.dispose());
+          // [B, C, H, W] → grey [B, H·W] in [0, 1]
+          const grey = np.mean(img, 1);
+          return np.clip(grey.sub(lo).div(hi - lo), 0, 1).reshape([B, -1]);
+        }, "bundle_vae_decoder");
+        const rowsN = Math.min(GRID_ROWS, prompts.length), gm = rowsN * GRID_COLUMNS;
+        const gidx = globalThis.Array.from({ length: gm }, (_, i) => Math.floor(i / GRID_COLUMNS));
+        const gc = hostConditions(gidx), gu = hostConditions(gidx.map(() => -1));
+        const gw: HostTensor = { data: new Float32Array(gm).fill(cfg.eval.guidance), shape: [gm, 1] };
+        const gnoise = normal(foldIn(keys.eval, 1), gm * d);
+        const grid = async (file: string, z: Float32Array) => {
+          const [px] = await inChunks(program, [{ data: z, shape: [gm, d] }], gm, Math.min(gm, 64));
+          const side = px.shape[1];
+          const shape = decodedShape(decoder.outputs[out].shape, side);
+          writeImageGrid(join(outDir, file), px.data, { rows: rowsN, cols: GRID_COLUMNS, height: shape[0], width: shape[1] });
+        };
+        await grid("grid-teacher-16step.png", await eulerEndpoint(euler, gnoise, gc, gu, gw, 16, schedule));
+        for (const steps of [1, 2, 4]) {
+          await grid(`grid-student-${steps}step.png`, await bundleStudentSamples(cfg.executor, student, params, steps, gnoise, gc, gw, foldIn(keys.sampling, 100 + steps), cfg.eval));
+        }
+        await program.dispose();
+        tree.dispose(decoderParams as never);
+      }
+      return metrics;
+    },
+    dispose() {
+      void euler.dispose();
+      tree.dispose(teacherParams);
+    },
+  };
+}
+
+/** Height and width of decoded images of `pixels` values each, from the decoder output's declared [B, C, H, W] (square if unknown). */
+function decodedShape(shape: readonly (number | string | null)[], pixels: number): [number, number] {
+  const h = shape[2], w = shape[3];
+  if (typeof h === "number" && typeof w === "number" && h * w === pixels) return [h, w];
+  const side = Math.round(Math.sqrt(pixels));
+  if (side * side !== pixels) throw new ConfigError(`the decoder's output (${pixels} pixels per image) is neither [B, C, H, W] with known H, W nor square`);
+  return [side, side];
+}

@@ -1,0 +1,71 @@
+/**
+ * Bad bundles: a malformed teacher.json (unknown key, wrong type, missing field, unsupported
+ * prediction), a prompt not in the embeddings table, a transformer file that is not ONNX, an
+ * input the manifest does not name — each a one-line error, and nothing written into the run
+ * directory.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, mkdirSync, writeFileSync, copyFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import "../../src/numerics/threads.ts";
+import { parseConfig } from "../../src/config/schema.ts";
+import { distill } from "../../src/run/distill.ts";
+import { saveSafetensors } from "../../src/numerics/safetensors.ts";
+
+const root = mkdtempSync(join(tmpdir(), "tbcm-bad-bundle-"));
+const GOOD = {
+  format: "tbcm-teacher-bundle-1",
+  latent_shape: [4, 8, 8],
+  transformer: { inputs: { latent: "x", time: "t", condition: "cond" }, output: "v", prediction: "flow_velocity" },
+  guidance_scales: [2],
+};
+
+let n = 0;
+/** A bundle of the fixture denoiser with `manifest` (an object, or raw text) and transformer file `onnx`. */
+function bundle(manifest: unknown, onnx = "test/fixtures/onnx/denoiser.onnx"): string {
+  const dir = join(root, `b${n++}`);
+  mkdirSync(dir);
+  copyFileSync(onnx, join(dir, "transformer.onnx"));
+  saveSafetensors(join(dir, "prompt_embeddings.safetensors"), new Map([["embeddings", { shape: [2, 8, 16], data: new Float32Array(256).fill(0.1) }]]), { prompts: JSON.stringify(["", "a cat"]) });
+  writeFileSync(join(dir, "teacher.json"), typeof manifest === "string" ? manifest : JSON.stringify(manifest));
+  return dir;
+}
+
+async function rejects(dir: string, pattern: RegExp, prompts = ""): Promise<void> {
+  const run = join(root, `run${n++}`);
+  const cfg = parseConfig({ teacher: { kind: "onnx", dir }, prompts_file: prompts, train: { steps: 1 } });
+  await assert.rejects(distill(cfg, run), (e: Error) => {
+    assert.ok(!e.message.includes("\n"), `one line: ${e.message}`);
+    assert.match(e.message, pattern);
+    return true;
+  });
+  assert.ok(!existsSync(run), "nothing written into the run directory");
+}
+
+test("malformed teacher.json: unknown key, wrong type, missing field, unsupported prediction, not JSON", async () => {
+  await rejects(bundle({ ...GOOD, latent_shap: [4, 8, 8] }), /unknown key "latent_shap" \(allowed: format, latent_shape/);
+  await rejects(bundle({ ...GOOD, transformer: { ...GOOD.transformer, inputs: { ...GOOD.transformer.inputs, mask: "m" } } }), /unknown key "transformer\.inputs\.mask" \(allowed in "transformer\.inputs": latent, time, condition\)/);
+  await rejects(bundle({ ...GOOD, latent_shape: "4x8x8" }), /key "latent_shape": expected the latent's per-sample shape, e\.g\. \[4, 32, 32\], got "4x8x8"/);
+  await rejects(bundle({ ...GOOD, transformer: { ...GOOD.transformer, time_scale: -1 } }), /key "transformer\.time_scale": expected .*got -1/);
+  const { output: _, ...noOutput } = GOOD.transformer;
+  await rejects(bundle({ ...GOOD, transformer: noOutput }), /missing key "transformer\.output" \(the output name of the prediction/);
+  await rejects(bundle({ ...GOOD, transformer: { ...GOOD.transformer, prediction: "epsilon" } }), /prediction "epsilon" is not supported yet \(supported: flow_velocity/);
+  await rejects(bundle("{ not json"), /teacher\.json is not valid JSON/);
+  await rejects(bundle({ ...GOOD, latent_shape: [4, 16, 16] }), /input "x" has shape \[batch, 4, 8, 8\]; teacher\.json's latent_shape \[4,16,16\] needs \[batch, 4, 16, 16\]/);
+  await rejects(bundle({ ...GOOD, transformer: { ...GOOD.transformer, inputs: { ...GOOD.transformer.inputs, time: "timestep" } } }), /"transformer\.inputs\.time": .* has no input "timestep" \(its inputs: x, t, cond\)/);
+});
+
+test("a prompt not in the embeddings table is one line naming it; a missing folder too", async () => {
+  const prompts = join(root, "prompts.txt");
+  writeFileSync(prompts, "a cat\na dog\n");
+  await rejects(bundle(GOOD), /prompt "a dog" \(.*prompts\.txt, line 2\) is not in the bundle's embeddings table .*\(2 prompts\)/, prompts);
+  await rejects(join(root, "nowhere"), /no teacher bundle at ".*nowhere": cannot read .*teacher\.json/);
+});
+
+test("a transformer file that is not ONNX is one line naming the file", async () => {
+  const junk = join(root, "junk.onnx");
+  writeFileSync(junk, Buffer.from("PK\u0003\u0004 this is a zip file, not a model".repeat(4)));
+  await rejects(bundle(GOOD, junk), /transformer\.onnx" is not a readable ONNX model/);
+});

@@ -1,0 +1,129 @@
+/**
+ * A foreign architecture as a teacher bundle: the Sana-style block of test/fixtures/onnx/
+ * (scripts/make-onnx-fixture.py: NCHW latents, t ∈ [0, 1] scaled inside, ReLU linear attention,
+ * depthwise Conv, float16 initializer) with a written teacher.json and a tiny embeddings table.
+ * It distils a few steps with a guidance embedding hooked into its time embedding, the student's
+ * exact JVP matches central differences, and its exported student runs in onnxruntime-node.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, mkdirSync, writeFileSync, copyFileSync, readFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as ort from "onnxruntime-node";
+import "../../src/numerics/threads.ts";
+import { numpy as np, jvp, tree, type Array } from "@jax-js/jax";
+import { parseConfig, type TbcmConfig } from "../../src/config/schema.ts";
+import { distill } from "../../src/run/distill.ts";
+import { exportStudent } from "../../src/run/export.ts";
+import { readOnnxFile } from "../../src/onnx/reader.ts";
+import { saveSafetensors } from "../../src/numerics/safetensors.ts";
+import { loadBundle } from "../../src/bundle/load.ts";
+import { bundleStudent, bundleFlowStudent, initialBundleStudent } from "../../src/bundle/student.ts";
+import { key, normal } from "../../src/numerics/random.ts";
+import { loadParamTree } from "../../src/numerics/params.ts";
+
+const FIXTURE = "test/fixtures/onnx/denoiser.onnx";
+const dir = mkdtempSync(join(tmpdir(), "tbcm-fixture-bundle-"));
+const bundle = join(dir, "bundle");
+const PROMPTS = ["", "a red square", "a blue circle", "two green lines"];
+
+// the tensor where the fixture forms its time embedding: the output of the Gemm reading t_embed.2.weight
+const temb = readOnnxFile(FIXTURE).graph.nodes.find((n) => n.inputs.includes("t_embed.2.weight"))!.outputs[0];
+
+function writeBundle(): void {
+  mkdirSync(bundle, { recursive: true });
+  copyFileSync(FIXTURE, join(bundle, "transformer.onnx"));
+  const rows = normal(key(42), PROMPTS.length * 8 * 16);
+  rows.fill(0, 0, 8 * 16); // the empty prompt: all padding tokens
+  saveSafetensors(join(bundle, "prompt_embeddings.safetensors"), new Map([["embeddings", { shape: [PROMPTS.length, 8, 16], data: rows }]]), { prompts: JSON.stringify(PROMPTS) });
+  writeFileSync(join(bundle, "teacher.json"), JSON.stringify({
+    format: "tbcm-teacher-bundle-1",
+    latent_shape: [4, 8, 8],
+    transformer: { inputs: { latent: "x", time: "t", condition: "cond" }, output: "v", time_scale: 1, prediction: "flow_velocity", time_embedding: temb },
+    guidance_scales: [2, 3],
+    default_guidance: 2.5,
+  }, null, 2));
+}
+writeBundle();
+
+const config = (extra: Record<string, unknown> = {}): TbcmConfig => parseConfig({
+  method: "tbcm", seed: 1, executor: "onnx", teacher: { kind: "onnx", dir: bundle },
+  route: { shift: 2.5, steps: 4 }, loss: { warmup: 2 }, optim: { kind: "adamw", lr: 1e-3 },
+  train: { steps: 3, prompts_per_step: 2, log_every: 1, eval_every: 3, checkpoint_every: 3 },
+  eval: { samples: 3, curve_noises: 2 },
+  ...extra,
+});
+
+const rel = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) { num += (a[i] - b[i]) ** 2; den += b[i] ** 2; }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+};
+
+test("the fixture distils a few steps through the bundle (guidance embedding hooked at its time embedding)", async () => {
+  const run = join(dir, "run");
+  const lines: string[] = [];
+  const r = await distill(config(), run, { progress: (l) => lines.push(l) });
+  assert.equal(r.steps, 3);
+  const log = readFileSync(join(run, "log.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  const losses = log.filter((l) => "loss" in l).map((l) => l.loss);
+  assert.equal(losses.length, 3);
+  assert.ok(losses.every(Number.isFinite), `losses ${losses}`);
+  assert.ok(Number.isFinite(r.metrics.consistency_rel_mse_1step));
+  assert.ok(!existsSync(join(run, "grid-student-1step.png")), "no decoder: no grids");
+  const { params, metadata } = loadParamTree(join(run, "student.safetensors"));
+  assert.equal(metadata.kind, "tbcm-student-onnx");
+  assert.ok((params as { guidance?: unknown }).guidance, "a guidance embedder");
+  tree.dispose(params);
+  console.log(`# fixture bundle: losses ${losses.map((l: number) => l.toFixed(4)).join(", ")}; 1-step consistency ${r.metrics.consistency_rel_mse_1step.toFixed(3)}`);
+
+  // the student exported in the fixture's own contract runs in onnxruntime-node at batch 1 and 3
+  const out = join(dir, "export");
+  exportStudent(run, out);
+  const session = await ort.InferenceSession.create(join(out, "transformer.onnx"));
+  assert.deepEqual(session.inputNames, ["x", "t", "cond"]);
+  assert.deepEqual(session.outputNames, ["v"]);
+  const b = loadBundle(bundle);
+  const flow = bundleFlowStudent(b);
+  const student = loadParamTree(join(run, "student.safetensors")).params as never;
+  for (const B of [1, 3]) {
+    const x = normal(key(B), B * 256), t = Float32Array.from({ length: B }, (_, i) => 0.3 + 0.2 * i), c = normal(key(9 + B), B * 128);
+    const got = (await session.run({ x: new ort.Tensor("float32", x, [B, 4, 8, 8]), t: new ort.Tensor("float32", t, [B]), cond: new ort.Tensor("float32", c, [B, 8, 16]) })).v;
+    assert.deepEqual(got.dims, [B, 4, 8, 8]);
+    const [v, lv] = flow(tree.ref(student), np.array(x).reshape([B, 256]), np.array(t).reshape([B, 1]), np.array(c).reshape([B, 8, 16]), np.full([B, 1], 2.5));
+    lv.dispose();
+    const e = rel(got.data as Float32Array, v.dataSync() as Float32Array);
+    assert.ok(e < 1e-5, `exported student at batch ${B}: relative error ${e.toExponential(2)}`);
+  }
+  tree.dispose(student);
+  await session.release();
+});
+
+test("the bundle student's exact JVP (along u and t, with the guidance hook) matches central differences", () => {
+  const b = loadBundle(bundle);
+  const p = initialBundleStudent(key(3), b, 32);
+  // a non-zero guidance embedding, so that the hook is on the path
+  p.guidance!.fc2.w = np.array(normal(key(4), 32 * 32).map((v) => 0.05 * v)).reshape([32, 32]);
+  const student = bundleStudent(b);
+  const B = 2, d = 256;
+  const u0 = normal(key(5), B * d), du = normal(key(6), B * d);
+  const t0 = Float32Array.of(0.6, 1.1), dt = Float32Array.of(0.3, -0.2);
+  const cond = normal(key(7), B * 128);
+  const F = (u: Array, t: Array) => {
+    const [f, lv] = student(tree.ref(p), u, t, np.array(cond).reshape([B, 8, 16]), np.array(Float32Array.of(2, 3)).reshape([B, 1]));
+    lv.dispose();
+    return f;
+  };
+  const arr = (x: Float32Array, shape: number[]) => np.array(x).reshape(shape);
+  const [out, tan] = jvp(F, [arr(u0, [B, d]), arr(t0, [B, 1])], [arr(du, [B, d]), arr(dt, [B, 1])]);
+  out.dispose();
+  // ε = 3e-4: few ReLU (linear attention) inputs change sign between the two points (at 1e-3: 3.6e-3)
+  const eps = 3e-4;
+  const at = (sign: number) => F(arr(u0.map((v, i) => v + sign * eps * du[i]), [B, d]), arr(t0.map((v, i) => v + sign * eps * dt[i]), [B, 1])).dataSync() as Float32Array;
+  const [plus, minus] = [at(1), at(-1)];
+  const e = rel(tan.dataSync() as Float32Array, plus.map((v, i) => (v - minus[i]) / (2 * eps)));
+  assert.ok(e < 2e-3, `JVP vs central difference: relative error ${e.toExponential(2)}`);
+  console.log(`# fixture student JVP vs central differences (ε = ${eps}): relative ${e.toExponential(2)}`);
+  tree.dispose(p as never);
+});
