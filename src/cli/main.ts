@@ -8,6 +8,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { isGuidanceInterval } from "../config/schema.ts";
 import { ROUTE_SHIFT, ROUTE_STEPS } from "../config/defaults.ts";
+import * as L from "../config/limits.ts";
+
+/** Student steps baked into one exported generator: each is a whole network pass in the file. */
+const MAX_EXPORT_STEPS = 64;
 
 const USAGE = `usage:
   tbcm distill --config <yaml> --out <dir> [--resume]   distil a student (method tbcm or scm)
@@ -38,6 +42,13 @@ config key executor: onnx (default, ONNX Runtime) or jax (jax-js jit) runs the t
 environment: TBCM_THREADS=<n> threads for jax-js's kernels and ONNX Runtime (default: 1 for jax-js, every core for ONNX Runtime)`;
 
 class UsageError extends Error {}
+
+/** An error as one printable line of bounded length: whatever an input smuggled into it (a long prompt, binary bytes) stays readable. */
+function oneLine(message: string): string {
+  // eslint-disable-next-line no-control-regex
+  const line = message.split("\n")[0].replace(/[\u0000-\u001f\u007f-\u009f]/g, "\uFFFD");
+  return line.length > 400 ? `${line.slice(0, 399)}…` : line;
+}
 
 /** Every option's value, as the commands read them (each command's parse admits only its own). */
 type AllValues = {
@@ -86,6 +97,13 @@ function numberOption(name: string, value: string | undefined, fallback: number)
   return n;
 }
 
+/** A whole-number option from `min` to `max` (every size is bounded before anything is allocated). */
+function countOption(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  const n = numberOption(name, value, fallback);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} takes a whole number from ${min} to ${max}, got ${value}`);
+  return n;
+}
+
 /** `--eta E`: the student's fresh-noise share when re-noising, 0 ≤ E ≤ 1 (undefined when not given). */
 function etaOption(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -103,17 +121,22 @@ function intervalOption(value: string): number[] {
 
 /**
  * The first Ctrl-C (or SIGTERM, as sent by `kill`, job schedulers and containers) asks the loop to
- * finish its step and checkpoint; a second one aborts.
+ * finish its step and checkpoint; a second one aborts. Once the student is saved (`evaluating`),
+ * the first one stops the final evaluation at once: it can be run again with `tbcm eval --recompute`.
  */
-function stopOnSignals(): () => boolean {
-  let stop = false;
+function stopOnSignals(evaluationNote = ""): { stopRequested: () => boolean; evaluating: () => void } {
+  let stop = false, evaluating = false;
   const onSignal = (signal: string) => {
+    if (evaluating) {
+      process.stderr.write(`\n${signal}: evaluation stopped; the student is saved${evaluationNote}\n`);
+      process.exit(130);
+    }
     if (stop) process.exit(130);
     stop = true;
     process.stderr.write(`\n${signal}: finishing this step and writing a checkpoint (again to abort)\n`);
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => onSignal(signal));
-  return () => stop;
+  return { stopRequested: () => stop, evaluating: () => { evaluating = true; } };
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -152,7 +175,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case "schedule": {
       const { routeAngles } = await import("../method/route.ts");
-      const route = routeAngles(numberOption("shift", values.shift, ROUTE_SHIFT), numberOption("steps", values.steps, ROUTE_STEPS));
+      const route = routeAngles(numberOption("shift", values.shift, ROUTE_SHIFT), countOption("steps", values.steps, ROUTE_STEPS, 2, L.MAX_ROUTE_STEPS));
       console.log(values.json ? JSON.stringify(route) : route.map((t) => t.toFixed(6)).join("\n"));
       return 0;
     }
@@ -164,7 +187,7 @@ async function main(argv: string[]): Promise<number> {
       const result = await distill(cfg, values.out, {
         resume: values.resume,
         progress: (line) => process.stderr.write(line + "\n"),
-        stopRequested: stopOnSignals(),
+        ...stopOnSignals(` (evaluate it with: tbcm eval --run ${values.out} --recompute)`),
       });
       if (result.interrupted) return 130;
       console.log(JSON.stringify(result.metrics, null, 2));
@@ -189,7 +212,7 @@ async function main(argv: string[]): Promise<number> {
       const raw = readYaml(values.config);
       if (isStackConfig(raw)) {
         const cfg = parseStackConfig(raw);
-        const stop = stopOnSignals();
+        const stop = stopOnSignals().stopRequested;
         const opts = { resume: values.resume, say: (line: string) => process.stderr.write(line + "\n"), stopRequested: stop, command: `tbcm ${command} --config ${values.config}` };
         const train = command === "train-vae" ? (await import("../stack/vae.ts")).trainVae
           : command === "train-teacher" ? (await import("../stack/teacher.ts")).trainTeacher
@@ -214,9 +237,8 @@ async function main(argv: string[]): Promise<number> {
     case "export": {
       if (!values.run || !values.out) throw new UsageError("export needs --run <dir> and --out <dir>");
       const { exportStudent } = await import("../run/export.ts");
-      const steps = numberOption("steps", values.steps, 1);
-      if (!Number.isInteger(steps) || steps < 1) throw new UsageError(`--steps takes a whole number ≥ 1, got ${steps}`);
-      const m = exportStudent(values.run, values.out, numberOption("batch", values.batch, 1), { int8: values.int8 ?? false, steps, eta: etaOption(values.eta) });
+      const steps = countOption("steps", values.steps, 1, 1, MAX_EXPORT_STEPS);
+      const m = exportStudent(values.run, values.out, countOption("batch", values.batch, 1, 1, L.MAX_BATCH), { int8: values.int8 ?? false, steps, eta: etaOption(values.eta) });
       console.log(JSON.stringify({ out: values.out, manifest: join(values.out, "manifest.json"), inputs: m.inputs }));
       return 0;
     }
@@ -236,9 +258,9 @@ async function main(argv: string[]): Promise<number> {
       const ramp = numberOption("guidance-ramp", values["guidance-ramp"], 0);
       if (ramp < 0) throw new UsageError(`--guidance-ramp is a width ≥ 0, got ${ramp}`);
       if (values.sampler && values.sampler !== "euler" && values.sampler !== "trigflow") throw new UsageError(`--sampler is euler or trigflow, got "${values.sampler}"`);
-      const n = numberOption("n", values.n, 8);
-      const steps = values.steps === undefined ? undefined : numberOption("steps", values.steps, 1);
-      if (!Number.isInteger(n) || n < 1 || (steps !== undefined && (!Number.isInteger(steps) || steps < 1))) throw new UsageError("--n and --steps take whole numbers ≥ 1");
+      const n = countOption("n", values.n, 8, 1, L.MAX_EVAL_SAMPLES);
+      const steps = values.steps === undefined ? undefined : countOption("steps", values.steps, 1, 1, L.MAX_ROUTE_STEPS);
+      if (n * values.prompt.length > L.MAX_EVAL_SAMPLES) throw new UsageError(`--n × prompts is ${n * values.prompt.length} images; sample at most ${L.MAX_EVAL_SAMPLES} at once`);
       const { sampleImages } = await import("../run/sample.ts");
       const { writeImageGrid } = await import("../data/png.ts");
       const prompts = values.prompt.flatMap((p) => Array.from({ length: n }, () => p));
@@ -256,7 +278,7 @@ async function main(argv: string[]): Promise<number> {
       if (!values.run) throw new UsageError("eval needs --run <dir>");
       if (values.recompute) {
         const { evaluateRun } = await import("../run/distill.ts");
-        const samples = values.samples === undefined ? undefined : numberOption("samples", values.samples, 1000);
+        const samples = values.samples === undefined ? undefined : countOption("samples", values.samples, 1000, 2, L.MAX_EVAL_SAMPLES);
         const mid = values["two-step-mid"] === undefined ? undefined : numberOption("two-step-mid", values["two-step-mid"], 1);
         const eta = etaOption(values.eta);
         await evaluateRun(values.run, { ...(samples === undefined ? {} : { samples }), ...(mid === undefined ? {} : { twoStepMid: mid }), ...(eta === undefined ? {} : { eta }) }, (line) => process.stderr.write(line + "\n"));
@@ -285,8 +307,8 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: Error) => {
     if (process.argv.includes("--debug")) console.error(err);
-    else if (err instanceof UsageError) console.error(`tbcm: ${err.message}\n${USAGE}`);
-    else console.error(`tbcm: ${err.message.split("\n")[0]}`);
+    else if (err instanceof UsageError) console.error(`tbcm: ${oneLine(err.message)}\n${USAGE}`);
+    else console.error(`tbcm: ${oneLine(String(err?.message ?? err))}`);
     process.exit(err instanceof UsageError ? 2 : 1);
   },
 );

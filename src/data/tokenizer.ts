@@ -29,6 +29,11 @@ export function encode(tok: Tokenizer, text: string, length: number): Int32Array
   return out;
 }
 
+/** Whether a text has a word the tokenizer knows (else it reads as the empty prompt, or as <unk>s only). */
+export function hasKnownWord(tok: Tokenizer, text: string): boolean {
+  return words(text).some((w) => tok.index.has(w));
+}
+
 /** Words of a text that the tokenizer does not know. */
 export function unknownWords(tok: Tokenizer, text: string): string[] {
   return words(text).filter((w) => !tok.index.has(w));

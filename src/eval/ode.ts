@@ -28,7 +28,11 @@ export function odeEndpoint(
 ): Array {
   const h = -(Math.PI / 2) / steps;
   let x = noise.mul(SIGMA_D);
-  for (let i = 0; i < steps; i++) x = step(x, np.full([1, 1], Math.PI / 2 + i * h), cond.ref, uncond.ref, w.ref);
+  for (let i = 0; i < steps; i++) {
+    x = step(x, np.full([1, 1], Math.PI / 2 + i * h), cond.ref, uncond.ref, w.ref);
+    // jax-js evaluates lazily: realise x now and then, or thousands of chained steps overflow the stack
+    if (i % 256 === 255) x.ref.dataSync();
+  }
   cond.dispose(); uncond.dispose(); w.dispose();
   return x;
 }

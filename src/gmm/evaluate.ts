@@ -100,19 +100,27 @@ export type Metrics = {
   eval_samples: number;
 };
 
+/** Lets the event loop run (a Ctrl-C is heard) between the evaluation's long synchronous stages. */
+const breathe = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** All metrics of issue #2 for a student. */
-export function evaluateStudent<P extends Tree>(student: Student<P>, params: P, problem: GmmTeacher, cfg: GmmConfig, set: EvalSet, k: Key): Metrics {
+export async function evaluateStudent<P extends Tree>(student: Student<P>, params: P, problem: GmmTeacher, cfg: GmmConfig, set: EvalSet, k: Key): Promise<Metrics> {
   const d = problem.spec.dim;
   const P = problem.spec.prompts.length;
   const one = studentSamples(student, params, set, 1, d, P, k);
+  await breathe();
   const two = studentSamples(student, params, set, 2, d, P, k, cfg.eval.eta);
+  await breathe();
   const euler = teacherSamples(problem, set, cfg.route.shift, 16);
-  const sw2 = (x: Float32Array) => promptAveragedSw2(set, x, set.reference, d, cfg.eval.projections, foldIn(k, 99));
+  const sw2 = async (x: Float32Array) => {
+    await breathe();
+    return promptAveragedSw2(set, x, set.reference, d, cfg.eval.projections, foldIn(k, 99));
+  };
   return {
     consistency_rel_mse_1step: relativeMse(one, set.reference),
-    sw2_1step: sw2(one),
-    sw2_2step: sw2(two),
-    sw2_teacher_euler16: sw2(euler),
+    sw2_1step: await sw2(one),
+    sw2_2step: await sw2(two),
+    sw2_teacher_euler16: await sw2(euler),
     eval_samples: set.prompts.length,
   };
 }

@@ -44,6 +44,7 @@ export function gmmDistillProblem(cfg: GmmConfig, keys: EvalKeys): DistillProble
     },
     async evaluate(params: MlpParams, _outDir: string, _k: Key) {
       const set = makeEvalSet(teacher, cfg, cfg.eval.noisesPerPrompt, keys.eval);
+      await new Promise<void>((resolve) => setImmediate(resolve)); // a Ctrl-C after the reference solve is heard
       return evaluateStudent(mlpStudent, params, teacher, cfg, set, keys.sampling);
     },
     dispose() {

@@ -9,6 +9,7 @@ import { sampleStudent, studentTimesteps, studentAsVelocity } from "../method/sa
 import { column } from "../train/problem.ts";
 import { conditionRows, gmmPromptNames } from "./teacher.ts";
 import { mlpStudent } from "./student.ts";
+import { quotePrompt } from "../data/prompts.ts";
 
 /** A student of a finished run on the analytic teacher (`loadStudent`). */
 export type GmmStudent = { params: MlpParams; config: GmmConfig };
@@ -32,7 +33,7 @@ export function sample({ student, prompts, steps = 1, seed = 0, guidance, eta }:
   const names = gmmPromptNames(cfg.teacher.prompts);
   const indices = prompts.map((p) => {
     const i = names.indexOf(p);
-    if (i < 0) throw new Error(`prompt "${p}" is unknown to this student (it knows "${names[0]}" … "${names[names.length - 1]}")`);
+    if (i < 0) throw new Error(`prompt ${quotePrompt(p)} is unknown to this student (it knows "${names[0]}" … "${names[names.length - 1]}")`);
     return i;
   });
   const timesteps = typeof steps === "number" ? studentTimesteps(steps) : steps;

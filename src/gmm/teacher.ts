@@ -10,7 +10,7 @@ import { type GmmSpec, type GmmArrays, drawMeans, gmmArrays, gmmFlowVelocity } f
 import { flowToTrigVelocity } from "../method/flowToTrig.ts";
 import type { TrigVelocity } from "../method/guidance.ts";
 import { key } from "../numerics/random.ts";
-import { readPromptFile } from "../data/prompts.ts";
+import { readPromptFile, quotePrompt } from "../data/prompts.ts";
 
 export type GmmTeacher = {
   spec: GmmSpec;
@@ -36,7 +36,7 @@ export function buildGmmTeacher(cfg: GmmConfig): GmmTeacher {
     const wanted = readPromptFile(cfg.promptsFile);
     trainPrompts = wanted.map((p) => {
       const i = prompts.indexOf(p);
-      if (i < 0) throw new ConfigError(`prompt "${p}" in ${cfg.promptsFile} is unknown to the teacher (it knows "${prompts[0]}" … "${prompts[prompts.length - 1]}")`);
+      if (i < 0) throw new ConfigError(`prompt ${quotePrompt(p)} in ${cfg.promptsFile} is unknown to the teacher (it knows "${prompts[0]}" … "${prompts[prompts.length - 1]}")`);
       return i;
     });
   }

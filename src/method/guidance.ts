@@ -41,7 +41,7 @@ export function guidanceShare(s: number, g: GuidanceSchedule): number {
 /** The scale in effect at TrigFlow angle t ([B, 1] or [1, 1]), `guidanceShare` traced: 1 + (w − 1)·share(s(t)). */
 export function scaleAt(w: Array, t: Array, g: GuidanceSchedule): Array {
   if (guidesEverywhere(g)) {
-    t.dispose();
+    t.dispose(); // jax-js: every branch consumes its arguments; this one does not need t
     return w;
   }
   const [lo, hi] = g.interval;
@@ -52,7 +52,7 @@ export function scaleAt(w: Array, t: Array, g: GuidanceSchedule): Array {
   } else {
     const sigmoid = (z: Array) => np.reciprocal(np.exp(z.neg()).add(1));
     const upper = hi < 1 ? sigmoid(np.subtract(hi, s.ref).div(g.ramp)) : np.onesLike(s.ref);
-    share = lo > 0 ? upper.mul(sigmoid(s.sub(lo).div(g.ramp))) : (s.dispose(), upper);
+    share = lo > 0 ? upper.mul(sigmoid(s.sub(lo).div(g.ramp))) : (s.dispose(), upper); // no lower edge: s is not needed again
   }
   return w.sub(1).mul(share).add(1);
 }

@@ -42,6 +42,7 @@ export function scmStep(model: TrigVelocity, x: Array, s: number, t: number, con
   if (!(eta >= 0 && eta <= 1)) throw new Error(`the re-noising η must be in [0, 1], got ${eta}`);
   const sCol = np.full([1, 1], s);
   const x0 = denoise(x.ref, model(x.ref.div(SIGMA_D), sCol.ref, cond), sCol);
+  // jax-js consumes arguments: x is needed again only for the implied noise (η < 1), the noise only before t = 0
   if (t === 0 || eta === 1) x.dispose();
   if (t === 0) {
     noise.dispose();
@@ -70,7 +71,7 @@ export function sampleStudent(model: TrigVelocity, noises: Array[], timesteps: r
     const next = i + 1 < noises.length ? noises[i + 1] : np.zerosLike(x.ref);
     x = scmStep(model, x, timesteps[i], timesteps[i + 1], cond.ref, next, eta);
   }
-  cond.dispose();
+  cond.dispose(); // each step took its own reference
   return x;
 }
 
@@ -84,7 +85,7 @@ export function studentAsVelocity<P>(
 ): TrigVelocity {
   return (u, t, cond) => {
     const [F, logvar] = student(tree.ref(params as never) as P, u, t, cond, w.ref);
-    logvar.dispose();
+    logvar.dispose(); // sampling uses the velocity only
     return F;
   };
 }

@@ -37,7 +37,7 @@ export function sampleTrajectory(
     const delta = i < N - 1 ? angles[i].sub(angles[i + 1].ref) : angles[i];
     x = trigflowStep(x, v, delta);
   }
-  cond.dispose(); uncond.dispose(); w.dispose();
+  cond.dispose(); uncond.dispose(); w.dispose(); // each step took its own references
   return { points, velocities, endpoint: x };
 }
 
@@ -49,6 +49,7 @@ export function sampleTrajectory(
 export function trainingPairs(traj: Trajectory): [Array, Array] {
   const [noise, ...points] = traj.points;
   const [, ...velocities] = traj.velocities;
+  // the pure-noise start, its velocity and the endpoint are not training pairs (jax-js: consumed here)
   noise.dispose();
   traj.velocities[0].dispose();
   traj.endpoint.dispose();

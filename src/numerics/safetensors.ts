@@ -4,7 +4,7 @@
  * with an optional `__metadata__` of strings, then the raw little-endian tensor bytes.
  * Only float32 is written; float32 is read.
  */
-import { readFileSync, writeFileSync, renameSync, mkdirSync } from "node:fs";
+import { readFileSync, writeFileSync, renameSync, mkdirSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { shippedPath } from "../paths.ts";
 
@@ -160,8 +160,15 @@ export function assertFinite(tensors: Iterable<[string, { data: ArrayLike<number
 export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true }); // never leave the temporary file behind
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EISDIR" || code === "ENOTDIR" || code === "ENOTEMPTY" || code === "EEXIST") throw new Error(`cannot write "${path}": it is a directory (give a file name)`);
+    throw e;
+  }
 }
 
 export function saveSafetensors(path: string, tensors: Map<string, HostTensor>, metadata: Record<string, string> = {}): void {

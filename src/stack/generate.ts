@@ -45,6 +45,7 @@ export async function sampleStackImages(o: SampleImagesOptions, student?: { conf
   const executor = o.executor ?? "onnx";
   const pipe = StackPipeline.load({ teacher: o.teacher ?? config?.teacher.model ?? DEFAULT_TEACHER, vae: o.vae ?? config?.teacher.vae ?? DEFAULT_VAE }, executor);
   try {
+    pipe.checkPrompts(o.prompts);
     const unknown = pipe.unknownWords(o.prompts);
     const warnings = unknown.length ? [`unknown word(s) read as <unk>: ${unknown.join(", ")}`] : [];
     const n = o.prompts.length, d = pipe.latentDim;

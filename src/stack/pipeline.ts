@@ -15,7 +15,8 @@ import { flowToTrigVelocity } from "../method/flowToTrig.ts";
 import { sampleTrajectory } from "../method/trajectory.ts";
 import { type GuidanceSchedule, GUIDE_EVERYWHERE, guidanceShare } from "../method/guidance.ts";
 import { routeAngles } from "../method/route.ts";
-import { unknownWords } from "../data/tokenizer.ts";
+import { unknownWords, hasKnownWord, words } from "../data/tokenizer.ts";
+import { quotePrompt } from "../data/prompts.ts";
 import { inference, inChunks, type Inference } from "../executor/inference.ts";
 import type { HostTensor } from "../executor/onnxRun.ts";
 import { type LoadedTeacher, type LoadedVae, loadTeacher, loadVae } from "./load.ts";
@@ -95,6 +96,19 @@ export class StackPipeline {
   /** Words of the prompts the text encoder does not know (read as <unk>). */
   unknownWords(prompts: readonly string[]): string[] {
     return [...new Set(prompts.flatMap((p) => unknownWords(this.teacher.tokenizer, p)))];
+  }
+
+  /**
+   * Refuses a prompt with no word the text encoder knows ("", "ドレス", "zzz"): it would silently
+   * draw the empty prompt's images; and one longer than the encoder takes.
+   */
+  checkPrompts(prompts: readonly string[]): void {
+    const { tokenizer, text } = this.teacher;
+    for (const p of prompts) {
+      if (!hasKnownWord(tokenizer, p)) throw new Error(`prompt ${quotePrompt(p)} has no word the text encoder knows: it would draw the empty prompt's images (the vocabulary is Fashion-MNIST's captions, e.g. "a photo of a sneaker")`);
+      const n = words(p).length;
+      if (n > text.maxWords) throw new Error(`prompt ${quotePrompt(p)} has ${n} words; the text encoder takes at most ${text.maxWords}`);
+    }
   }
 
   /** Conditions [B, L+1, D+1] of prompts ("" is the unconditional one). */

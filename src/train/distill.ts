@@ -36,6 +36,8 @@ export type DistillOptions = {
   progress?: (line: string) => void;
   /** Set to true (e.g. by SIGINT) to checkpoint and stop after the current step. */
   stopRequested?: () => boolean;
+  /** Called when training is over and the student saved, before the final evaluation. */
+  evaluating?: () => void;
 };
 
 export type DistillResult = { metrics: Record<string, number>; steps: number; interrupted: boolean };
@@ -278,6 +280,7 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
   const student = studentParams();
   weights.dispose();
   saveParams(run.studentPath, student, { config: configJson, step: String(s), kind: problem.studentKind });
+  opts.evaluating?.();
   say("evaluating…");
   const metrics = await problem.evaluate(student, run.dir, foldIn(runKey, STREAM.eval), say);
   tree.dispose(student);

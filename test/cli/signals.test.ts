@@ -59,3 +59,24 @@ test("SIGTERM checkpoints after the current step, SIGKILL loses only the steps s
     assert.deepEqual(steps, Array.from({ length: 300 }, (_, i) => i + 1), "the log reads as one run");
   }
 });
+
+test("Ctrl-C during the final evaluation stops at once; the student is saved and the message says how to evaluate it", async () => {
+  const out = join(dir, "eval-stop");
+  const slowEval = join(dir, "slow-eval.yaml");
+  writeFileSync(slowEval, readFileSync(config, "utf8").replace(/^train: .*$/m, "train: { steps: 4, prompts_per_step: 2, log_every: 1, eval_every: 1000, checkpoint_every: 20 }")
+    .replace(/^eval: .*$/m, "eval: { noises_per_prompt: 3000, ode_steps: 64, projections: 8000, curve_noises: 2 }"));
+  const t0 = Date.now();
+  const r = await new Promise<{ code: number | null; stderr: string; ms: number }>((resolve) => {
+    const child = spawn(process.execPath, [bin, "distill", "--config", slowEval, "--out", out], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "", sent = 0;
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+      if (!sent && /evaluating…/.test(stderr)) { sent = Date.now(); setTimeout(() => child.kill("SIGINT"), 300); }
+    });
+    child.on("close", (code) => resolve({ code, stderr, ms: Date.now() - sent }));
+  });
+  assert.equal(r.code, 130, r.stderr);
+  assert.match(r.stderr, /SIGINT: evaluation stopped; the student is saved \(evaluate it with: tbcm eval --run .* --recompute\)/);
+  assert.ok(existsSync(join(out, "student.safetensors")));
+  assert.ok(Date.now() - t0 < 60_000);
+});
