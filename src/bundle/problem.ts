@@ -23,10 +23,14 @@ import { avalSpec } from "../executor/lower.ts";
 import type { DistillProblem, EvalKeys } from "../train/problem.ts";
 import { type LoadedBundle, loadBundle } from "./load.ts";
 import { readManifest } from "./manifest.ts";
-import { type BundleStudentParams, BUNDLE_STUDENT_KIND, bundleStudent, bundleStudentSamples, guidanceConditioned, initialBundleStudent } from "./student.ts";
+import { studentSampleLatents } from "../eval/studentSamples.ts";
+import { type BundleStudentParams, BUNDLE_STUDENT_KIND, bundleStudent, guidanceConditioned, initialBundleStudent } from "./student.ts";
 
 /** Flow-Euler steps of the teacher's ODE reference (the endpoint the 1-step student should hit). */
 export const ODE_REFERENCE_STEPS = 32;
+/** Rows per sampling call (a foreign graph can be large). */
+const BUNDLE_ROWS = 64;
+
 /** Columns (noises) of the sample grids; rows are the first prompts of the prompt file. */
 const GRID_COLUMNS = 8, GRID_ROWS = 8;
 
@@ -145,7 +149,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
     async curve(params) {
       const cond = hostConditions(curvePrompts), uncond = hostConditions(curvePrompts.map(() => -1));
       curveReference ??= await eulerEndpoint(euler, curveNoise, cond, uncond, curveW, ODE_REFERENCE_STEPS, schedule);
-      const one = await bundleStudentSamples(cfg.executor, student, params, 1, curveNoise, cond, curveW, keys.sampling, cfg.eval);
+      const one = await studentSampleLatents(cfg.executor, student, params, 1, curveNoise, cond, curveW, keys.sampling, cfg.eval, BUNDLE_ROWS);
       return relativeMse(one, curveReference);
     },
     async evaluate(params, outDir, _k, say) {
@@ -161,7 +165,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
       const metrics: Record<string, number> = { eval_samples: n, eval_guidance: cfg.eval.guidance, guidance_conditioned: conditioned ? 1 : 0 };
       for (const steps of [1, 2, 4]) {
         note(`the student, ${steps} step${steps > 1 ? "s" : ""}`);
-        const z = await bundleStudentSamples(cfg.executor, student, params, steps, noise, cond, w, foldIn(keys.sampling, steps), cfg.eval);
+        const z = await studentSampleLatents(cfg.executor, student, params, steps, noise, cond, w, foldIn(keys.sampling, steps), cfg.eval, BUNDLE_ROWS);
         metrics[`consistency_rel_mse_${steps}step`] = relativeMse(z, ode);
       }
       const dec = m.vaeDecoder;
@@ -197,7 +201,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
         };
         await grid("grid-teacher-16step.png", await eulerEndpoint(euler, gnoise, gc, gu, gw, 16, schedule));
         for (const steps of [1, 2, 4]) {
-          await grid(`grid-student-${steps}step.png`, await bundleStudentSamples(cfg.executor, student, params, steps, gnoise, gc, gw, foldIn(keys.sampling, 100 + steps), cfg.eval));
+          await grid(`grid-student-${steps}step.png`, await studentSampleLatents(cfg.executor, student, params, steps, gnoise, gc, gw, foldIn(keys.sampling, 100 + steps), cfg.eval, BUNDLE_ROWS));
         }
         await program.dispose();
         tree.dispose(decoderParams as never);

@@ -10,15 +10,10 @@
  * Parameters are lists (`graph` in the denoiser's initializer order), so that student files
  * keep names free of the graph's own dots and slashes.
  */
-import { numpy as np, nn, tree, type Array } from "@jax-js/jax";
-import type { TbcmConfig } from "../config/schema.ts";
-import { SIGMA_D } from "../config/defaults.ts";
-import { type Key, foldIn, normal } from "../numerics/random.ts";
+import { numpy as np, nn, type Array } from "@jax-js/jax";
+import { type Key, foldIn } from "../numerics/random.ts";
 import { type Linear, type Embedder, initLinear, linear, initEmbedder, embed, TIME_FEATURES, timeFeatures, guidanceFeatures } from "../models/layers.ts";
 import { type Student, trigflowStudent } from "../method/student.ts";
-import { sampleStudent, studentTimesteps, studentAsVelocity } from "../method/sampler.ts";
-import { inference, inChunks } from "../executor/inference.ts";
-import type { HostTensor } from "../executor/onnxRun.ts";
 import type { LoadedBundle } from "./load.ts";
 
 /** The `kind` metadata of this student's files. */
@@ -76,21 +71,3 @@ export function bundleStudent(b: LoadedBundle): Student<BundleStudentParams> {
   return trigflowStudent(bundleFlowStudent(b));
 }
 
-/** Student samples (z units, flat rows [B·d]) with `steps` steps from `noise`, later noises from `k`. */
-export async function bundleStudentSamples(executor: TbcmConfig["executor"], student: Student<BundleStudentParams>, params: BundleStudentParams, steps: number, noise: Float32Array, cond: HostTensor, w: HostTensor, k: Key, sampler: Pick<TbcmConfig["eval"], "twoStepMid" | "eta">): Promise<Float32Array> {
-  const B = cond.shape[0], d = noise.length / B;
-  const timesteps = studentTimesteps(steps, sampler.twoStepMid);
-  const program = inference(executor, params, (p, c, ww, ...ns) => {
-    const x0 = sampleStudent(studentAsVelocity(student, p, ww), ns, timesteps, c, sampler.eta);
-    tree.dispose(p); ww.dispose();
-    return x0.div(SIGMA_D);
-  }, `student_${steps}step`);
-  const noises: HostTensor[] = [{ data: noise, shape: [B, d] }];
-  for (let i = 1; i < steps; i++) noises.push({ data: normal(foldIn(k, i), B * d), shape: [B, d] });
-  try {
-    const [x] = await inChunks(program, [cond, w, ...noises], B, Math.min(B, 64));
-    return x.data;
-  } finally {
-    await program.dispose();
-  }
-}

@@ -8,7 +8,8 @@ import { key, foldIn, normal } from "../numerics/random.ts";
 import type { DitParams } from "../models/dit.ts";
 import type { GuidanceSchedule } from "../method/guidance.ts";
 import { StackPipeline, type TeacherSampler } from "./pipeline.ts";
-import { ditStudent, studentSampleLatents } from "./student.ts";
+import { ditStudent } from "./student.ts";
+import { studentSampleLatents } from "../eval/studentSamples.ts";
 import { TEACHER_GUIDANCE, TEACHER_GUIDANCE_SCHEDULE } from "./teacherReport.ts";
 
 export const DEFAULT_TEACHER = "models/fmnist/teacher.safetensors";

@@ -37,7 +37,7 @@ test("bad configs and inputs are one-line errors and write nothing", () => {
   fails(["distill", "--config", file("k.yaml", "seed: 1\n"), "--out", out, "--steps", "4"], /Unknown option '--steps': tbcm distill does not take it/, out);
   fails(["export", "--run", out, "--out", out, "--prompt", "a bag"], /Unknown option '--prompt': tbcm export does not take it/, out);
   fails(["distill", "--config", file("l.yaml", "teacher: { kind: stack }\nstudent: { hidden: 8 }\n"), "--out", out], /"student" applies to teacher\.kind gmm, not stack/, out);
-  fails(["distill", "--config", file("m.yaml", "eval: { samples: 10 }\n"), "--out", out], /"eval\.samples" applies to teacher\.kind stack, not gmm/, out);
+  fails(["distill", "--config", file("m.yaml", "eval: { samples: 10 }\n"), "--out", out], /"eval\.samples" applies to teacher\.kind stack or onnx, not gmm/, out);
   fails(["distill", "--config", file("n.yaml", "optim: { kind: adamw, clip_threshold: 1 }\n"), "--out", out], /unknown config key "optim\.clip_threshold" \(allowed in "optim": kind, lr, betas, eps/, out);
   fails(["distill", "--config", file("o.yaml", "optim: { kind: adamw, eps: [1e-8, 1e-6] }\n"), "--out", out], /"optim\.eps": expected a number/, out);
   fails(["distill", "--config", file("h.yaml", "guidance_interval: [0.6, 0.2]\n"), "--out", out], /"guidance_interval": expected two flow times 0 ≤ s_lo < s_hi ≤ 1/, out);
@@ -109,5 +109,5 @@ test("stack configs and inputs: one-line errors naming the key or file and the f
   fails(["distill", "--config", file("t3.yaml", `prompts_file: ${file("e2.txt", "\n")}\nteacher: {kind: stack}\n`), "--out", out], /has no prompts/, out);
   fails(["sample", "--prompt", "a bag", "--out", join(dir, "x.png")], /--run <dir> .* or --model teacher/);
   fails(["sample", "--run", join(dir, "nothing"), "--prompt", "a bag", "--out", join(dir, "x.png")], /holds no finished student/);
-  fails(["sample", "--model", "teacher", "--prompt", "a bag", "--n", "0", "--out", join(dir, "x.png")], /whole numbers ≥ 1/);
+  fails(["sample", "--model", "teacher", "--prompt", "a bag", "--n", "0", "--out", join(dir, "x.png")], /--n takes a whole number from 1 to 100000, got 0/);
 });

@@ -1,0 +1,36 @@
+/** A student's samples over the executor: what curves, evaluations and `sample` draw, for any teacher kind. */
+import { tree } from "@jax-js/jax";
+import type { TbcmConfig } from "../config/schema.ts";
+import { SIGMA_D } from "../config/defaults.ts";
+import { type Key, foldIn, normal } from "../numerics/random.ts";
+import type { Tree } from "../numerics/tree.ts";
+import type { HostTensor } from "../executor/onnxRun.ts";
+import { inference, inChunks } from "../executor/inference.ts";
+import type { Student } from "../method/student.ts";
+import { sampleStudent, studentTimesteps, studentAsVelocity } from "../method/sampler.ts";
+
+/** How the student samples beyond its step count (the run's `eval` settings). */
+export type StudentSampler = Pick<TbcmConfig["eval"], "twoStepMid" | "eta">;
+
+/**
+ * Student samples (z units, flat rows [B·d]) with `steps` sampling steps: first noise `noise`,
+ * later ones from `k`; `maxRows` rows per program call. `params` is not consumed.
+ */
+export async function studentSampleLatents<P extends Tree>(executor: TbcmConfig["executor"], student: Student<P>, params: P, steps: number, noise: Float32Array,
+  cond: HostTensor, w: HostTensor, k: Key, sampler: StudentSampler, maxRows = 250): Promise<Float32Array> {
+  const B = cond.shape[0], d = noise.length / B;
+  const timesteps = studentTimesteps(steps, sampler.twoStepMid);
+  const program = inference(executor, params, (p, c, ww, ...ns) => {
+    const x0 = sampleStudent(studentAsVelocity(student, p, ww), ns, timesteps, c, sampler.eta);
+    tree.dispose(p); ww.dispose();
+    return x0.div(SIGMA_D);
+  }, `student_${steps}step`);
+  const noises: HostTensor[] = [{ data: noise, shape: [B, d] }];
+  for (let i = 1; i < steps; i++) noises.push({ data: normal(foldIn(k, i), B * d), shape: [B, d] });
+  try {
+    const [x] = await inChunks(program, [cond, w, ...noises], B, Math.min(B, maxRows));
+    return x.data;
+  } finally {
+    await program.dispose();
+  }
+}
