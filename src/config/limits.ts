@@ -42,3 +42,21 @@ export const MAX_RATIO = 16;
 export const MAX_BATCH = 65_536;
 /** Seeds: a random key is a 32-bit integer (src/numerics/random.ts); a larger seed would alias a smaller one. */
 export const MAX_SEED = 2 ** 32 - 1;
+/** Words a text encoder's vocabulary holds (shipped: 60). */
+export const MAX_VOCAB = 1_000_000;
+
+/**
+ * The sizes in a model config read from a file's metadata: every number a positive whole number
+ * within these limits (a width of 12,000 in a damaged or hostile file would allocate gigabytes
+ * before the weights are even compared with it). Strings (e.g. the attention kind) pass.
+ */
+export function checkModelSizes(path: string, name: string, c: Record<string, unknown>): Record<string, unknown> {
+  for (const [k, v] of Object.entries(c)) {
+    if (typeof v === "string") continue;
+    const most = /depth/i.test(k) ? MAX_DEPTH : /vocab/i.test(k) ? MAX_VOCAB : /ratio/i.test(k) ? MAX_RATIO : MAX_WIDTH;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > most) {
+      throw new Error(`"${path}": metadata "${name}" has ${k} = ${JSON.stringify(v)}; expected a whole number from 1 to ${most} (a damaged file?)`);
+    }
+  }
+  return c;
+}

@@ -1,6 +1,7 @@
 /** The evaluator at work: features, predictions and Fréchet distance of image sets. */
 import { tree } from "@jax-js/jax";
 import type { ExecutorKind } from "../config/schema.ts";
+import { checkModelSizes } from "../config/limits.ts";
 import { type ClassifierConfig, type ClassifierParams, initClassifier, classify } from "../models/classifier.ts";
 import { loadParams } from "../numerics/params.ts";
 import { loadSafetensors } from "../numerics/safetensors.ts";
@@ -32,7 +33,14 @@ export class Evaluator {
   static async load(path: string, executor: ExecutorKind = "onnx"): Promise<Evaluator> {
     const { metadata } = loadSafetensors(path);
     if (metadata.kind !== "tbcm-evaluator") throw new Error(`"${path}" is not a tbcm evaluator (kind ${metadata.kind})`);
-    const config = JSON.parse(metadata.config) as ClassifierConfig;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(metadata.config ?? "");
+    } catch {
+      raw = undefined;
+    }
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new Error(`"${path}": metadata "config" is not a JSON object (a damaged file?)`);
+    const config = checkModelSizes(path, "config", raw as Record<string, unknown>) as ClassifierConfig;
     const like = initClassifier(key(0), config);
     const { params } = loadParams(path, like);
     tree.dispose(like);

@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { shippedPath } from "../paths.ts";
 import { tree } from "@jax-js/jax";
 import { key } from "../numerics/random.ts";
+import { checkModelSizes } from "../config/limits.ts";
 import { loadSafetensors } from "../numerics/safetensors.ts";
 import { loadParams } from "../numerics/params.ts";
 import { type VaeConfig, type VaeParams, initVae } from "../models/vae.ts";
@@ -37,6 +38,11 @@ function jsonOf(path: string, m: Record<string, string>, name: string, want: "ob
   return v;
 }
 
+/** A model config from a file's metadata, its sizes bounded before anything is built from it. */
+function modelConfigOf<C>(path: string, m: Record<string, string>, name: string): C {
+  return checkModelSizes(path, name, jsonOf(path, m, name, "object")) as C;
+}
+
 /** Parameters shaped like `like` (consumed); NaN/Inf weights, wrong names or shapes are errors naming the file and tensor (loadParams). */
 function loadLike<P extends Tree>(path: string, like: P): P {
   const { params } = loadParams(path, like);
@@ -48,7 +54,7 @@ export type LoadedVae = { params: VaeParams; config: VaeConfig; scale: number; b
 
 export function loadVae(path: string): LoadedVae {
   const m = metadataOf(path, "tbcm-vae", "VAE");
-  const config = jsonOf(path, m, "config", "object") as VaeConfig;
+  const config = modelConfigOf<VaeConfig>(path, m, "config");
   const scale = Number(m.scale);
   if (!Number.isFinite(scale) || scale <= 0) throw new Error(`"${path}": metadata "scale" is ${JSON.stringify(m.scale ?? null)}, not a positive number (a damaged file?)`);
   const blackLatent = jsonOf(path, m, "black_latent", "numbers") as number[];
@@ -63,8 +69,8 @@ export function teacherLike(text: TextEncoderConfig, dit: DitConfig): TeacherPar
 
 export function loadTeacher(path: string): LoadedTeacher {
   const m = metadataOf(path, "tbcm-teacher", "teacher");
-  const text = jsonOf(path, m, "text_config", "object") as TextEncoderConfig;
-  const dit = jsonOf(path, m, "dit_config", "object") as DitConfig;
+  const text = modelConfigOf<TextEncoderConfig>(path, m, "text_config");
+  const dit = modelConfigOf<DitConfig>(path, m, "dit_config");
   let vocab: unknown;
   try {
     vocab = JSON.parse(m.vocab ?? "");

@@ -26,7 +26,10 @@ test("the shipped VAE and teacher load; a NaN weight or damaged metadata in a co
   assert.throws(() => loadVae(poisoned), (e: Error) => e.message === `"${poisoned}": tensor "${name}" holds 1 NaN/Inf value (first at index 5)`);
   t.data[5] = saved;
   for (const [key, value, message] of [["scale", "abc", /metadata "scale" is "abc", not a positive number/], ["config", "{", /metadata "config" is not a JSON object/],
-    ["black_latent", "[1, null]", /metadata "black_latent" is not a JSON list of finite numbers/]] as const) {
+    ["black_latent", "[1, null]", /metadata "black_latent" is not a JSON list of finite numbers/],
+    // sizes are bounded before a network is built from them (a width of 12,000 would allocate GBs)
+    ["config", JSON.stringify({ ...JSON.parse(metadata.config), width: 12000 }), /metadata "config" has width = 12000; expected a whole number from 1 to 4096/],
+    ["config", JSON.stringify({ ...JSON.parse(metadata.config), encoderDepth: 2.5 }), /metadata "config" has encoderDepth = 2\.5; expected a whole number from 1 to 64/]] as const) {
     const path = join(dir, `vae-${key}.safetensors`);
     saveSafetensors(path, tensors, { ...metadata, [key]: value });
     assert.throws(() => loadVae(path), (e: Error) => message.test(e.message) && e.message.startsWith(`"${path}": `) && !e.message.includes("\n"), key);
