@@ -69,3 +69,41 @@ test("a transformer file that is not ONNX is one line naming the file", async ()
   writeFileSync(junk, Buffer.from("PK\u0003\u0004 this is a zip file, not a model".repeat(4)));
   await rejects(bundle(GOOD, junk), /transformer\.onnx" is not a readable ONNX model/);
 });
+
+test("fuzz: 400 seeded mutations of a valid teacher.json are each a one-line ConfigError or a manifest with sane values", async () => {
+  const { readManifest } = await import("../../src/bundle/manifest.ts");
+  const { ConfigError } = await import("../../src/config/schema.ts");
+  const good = JSON.stringify({ ...GOOD, transformer: { ...GOOD.transformer, time_scale: 1000 }, default_guidance: 2, black_latent: [] }, null, 1);
+  let seed = 12345;
+  const r = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
+  const tokens = ["{", "}", "[", "]", ",", ":", '"', "-1", "1e400", "NaN", "null", "true", "0", "\\u0000", "__proto__", "constructor", '"x"', "[[1]]", "{}", "1e9"];
+  const dir = join(root, "fuzz");
+  mkdirSync(dir);
+  let ok = 0, refused = 0;
+  for (let i = 0; i < 400; i++) {
+    let text = good;
+    for (let k = 1 + Math.floor(r() * 3); k > 0; k--) {
+      const at = Math.floor(r() * (text.length + 1));
+      switch (Math.floor(r() * 4)) {
+        case 0: text = text.slice(0, at) + pick(tokens) + text.slice(at); break;
+        case 1: text = text.slice(0, at) + text.slice(at + 1 + Math.floor(r() * 12)); break;
+        case 2: text = text.replace(/(-?\d+(\.\d+)?)/g, (m) => (r() < 0.2 ? pick(["-5", "0", "1e9", "2.5", "1e400", "-0"]) : m)); break;
+        default: text = text.slice(0, at);
+      }
+    }
+    writeFileSync(join(dir, "teacher.json"), text);
+    try {
+      const m = readManifest(dir);
+      ok++;
+      assert.ok(m.latentShape.every((s) => Number.isInteger(s) && s > 0), `case ${i}: latent shape ${m.latentShape}`);
+      assert.ok(m.guidanceScales.length > 0 && m.guidanceScales.every(Number.isFinite), `case ${i}: scales`);
+      assert.ok(Number.isFinite(m.defaultGuidance), `case ${i}: default guidance`);
+    } catch (e) {
+      assert.ok(e instanceof ConfigError, `case ${i}: ${(e as Error).stack}\n${text}`);
+      assert.ok(!e.message.includes("\n") && e.message.length < 500, `case ${i}: ${e.message}`);
+      refused++;
+    }
+  }
+  assert.ok(ok > 10 && refused > 100, `${ok} loaded, ${refused} refused`);
+});
