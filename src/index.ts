@@ -13,7 +13,7 @@ export { sample, type SampleOptions, type GmmStudent as Student } from "./gmm/sa
 export { pretrainTeacherCopy } from "./gmm/pretrain.ts";
 export { parseConfig, loadConfig, type TbcmConfig } from "./config/schema.ts";
 export type { DistillProblem } from "./train/problem.ts";
-export { routeAngles, jitterRoute } from "./method/route.ts";
+export { routeAngles, jitterRoute, drawRoute, logitNormalRoute, ROUTE_SAMPLINGS, type RouteSampling } from "./method/route.ts";
 export { sampleTrajectory, trainingPairs, blackFilter } from "./method/trajectory.ts";
 export { consistencyTangent, normalizeTangent, scmLoss, tangentRatio, adaptiveWeight, jvpTangents } from "./method/loss.ts";
 export { flowToTrigVelocity } from "./method/flowToTrig.ts";

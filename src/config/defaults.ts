@@ -13,6 +13,10 @@ export const ROUTE_TRAIN_STEPS = 1000;
 export const ROUTE_SHIFT = 2.5;
 export const ROUTE_STEPS = 16;
 
+/** Logit-normal trajectory angles (`route.sampling: logit_normal`): logit(s) ~ N(0, 1), SD3's default (Esser et al. 2024). */
+export const LOGIT_NORMAL_MEAN = 0;
+export const LOGIT_NORMAL_STD = 1;
+
 /** Guidance scales the reference draws per prompt (spec §3). */
 export const GUIDANCE_SCALES = [4, 4.5, 5] as const;
 

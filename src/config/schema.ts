@@ -10,6 +10,7 @@ import { parse as parseYaml } from "yaml";
 import * as D from "./defaults.ts";
 import * as L from "./limits.ts";
 import type { LrSchedule } from "../train/schedule.ts";
+import { ROUTE_SAMPLINGS } from "../method/route.ts";
 
 /** Who runs the loop's compiled programs (training step, teacher pass): jax-js `jit` or ONNX Runtime. */
 export const EXECUTORS = ["jax", "onnx"] as const;
@@ -103,7 +104,17 @@ const SCHEMA = {
     hidden: int(128, 1, L.MAX_WIDTH), embed_dim: int(128, 1, L.MAX_WIDTH), depth: int(3, 1, L.MAX_DEPTH), mlp_ratio: int(2, 1, L.MAX_RATIO),
     init: str(""),
   },
-  route: { shift: num(D.ROUTE_SHIFT, 0, true), steps: int(D.ROUTE_STEPS, 3, L.MAX_ROUTE_STEPS) },
+  /**
+   * The teacher's sampling route (spec §3) and how each step draws its trajectory's angles:
+   * jittered (spec), ordered (the route itself) or logit_normal (flow times sigmoid(N(logit_mean,
+   * logit_std²)), sorted; the logit keys are read by logit_normal only). TBCM only.
+   */
+  route: {
+    shift: num(D.ROUTE_SHIFT, 0, true), steps: int(D.ROUTE_STEPS, 3, L.MAX_ROUTE_STEPS),
+    sampling: oneOf(ROUTE_SAMPLINGS, "jittered"),
+    logit_mean: num(D.LOGIT_NORMAL_MEAN, -L.MAX_LOGIT_MEAN, false, L.MAX_LOGIT_MEAN),
+    logit_std: num(D.LOGIT_NORMAL_STD, 0, true, L.MAX_LOGIT_STD),
+  },
   // each scale is a teacher pass per training pair, so a few hundred is already far past useful
   guidance: numbers(D.GUIDANCE_SCALES, 1000),
   /** Flow times [s_lo, s_hi] where the teacher's guidance applies (w = 1 outside); [0, 1] = everywhere, as in the spec. */
@@ -288,6 +299,9 @@ export function parseConfig(raw: unknown): TbcmConfig {
   }
   if (c.guidance.length === 0) throw new ConfigError(`config key "guidance": give at least one guidance scale, e.g. [4, 4.5, 5]`);
   checkGuidanceInterval("guidance_interval", c.guidanceInterval);
+  if (c.method === "scm" && c.route.sampling !== "jittered") {
+    throw new ConfigError(`config key "route.sampling": the sCM baseline draws its times from data, not along a route; remove the key or use method: tbcm`);
+  }
   const t = c.teacher;
   if (t.kind === "gmm") {
     if (c.guidanceInterval[0] > 0 || c.guidanceInterval[1] < 1) {

@@ -2,7 +2,7 @@
  * The teacher's sampling route in TrigFlow angles (spec §3): the shifted σ-schedule of the
  * teacher's flow sampler, turned into angles t = atan(σ/(1−σ)), and its per-step jitter.
  */
-import { type Key, uniform } from "../numerics/random.ts";
+import { type Key, uniform, normal } from "../numerics/random.ts";
 import { ROUTE_TRAIN_STEPS } from "../config/defaults.ts";
 
 /** Time shift of flow matching samplers: `σ' = shift·σ / (1 + (shift−1)·σ)`. */
@@ -41,4 +41,41 @@ export function routeAngles(shift: number, steps: number, trainSteps = ROUTE_TRA
 export function jitterRoute(k: Key, route: readonly number[]): number[] {
   const u = uniform(k, route.length);
   return route.map((angle, i) => (i === 0 ? angle : angle + (route[i - 1] - angle) * u[i]));
+}
+
+/**
+ * How a training step chooses the angles of its trajectory (config `route.sampling`; the paper
+ * compares such choices): `jittered` = the spec's {@link jitterRoute} (the default), `ordered` =
+ * the route's own angles, `logit_normal` = {@link logitNormalRoute}.
+ */
+export const ROUTE_SAMPLINGS = ["jittered", "ordered", "logit_normal"] as const;
+export type RouteSampling = (typeof ROUTE_SAMPLINGS)[number];
+
+/** The route options of a config (its `route` section). */
+export type RouteOptions = { readonly sampling: RouteSampling; readonly logitMean: number; readonly logitStd: number };
+
+/**
+ * `route.length` angles, the first π/2 (the trajectory starts from pure noise), the others at
+ * flow times `s = sigmoid(mean + std·z)`, z ~ N(0, 1) (SD3's logit-normal time distribution),
+ * sorted in decreasing angle so the teacher's ODE is integrated along them (the trajectory's
+ * steps take each Δ = d[i] − d[i+1], however uneven; equal angles are a zero step).
+ * `s = sin t / (sin t + cos t)`, so `t = atan2(s, 1 − s)`.
+ */
+export function logitNormalRoute(k: Key, route: readonly number[], mean: number, std: number): number[] {
+  const z = normal(k, route.length - 1);
+  const angles = globalThis.Array.from(z, (zi) => {
+    const s = 1 / (1 + Math.exp(-(mean + std * zi)));
+    return Math.atan2(s, 1 - s);
+  });
+  angles.sort((a, b) => b - a);
+  return [route[0], ...angles];
+}
+
+/** The angles of one training step's trajectory (drawn with key `k`) under `o.sampling`. */
+export function drawRoute(k: Key, route: readonly number[], o: RouteOptions): number[] {
+  switch (o.sampling) {
+    case "jittered": return jitterRoute(k, route);
+    case "ordered": return route.slice();
+    case "logit_normal": return logitNormalRoute(k, route, o.logitMean, o.logitStd);
+  }
 }

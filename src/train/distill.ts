@@ -4,12 +4,12 @@
  * run repeats the uninterrupted one exactly.
  */
 import { numpy as np, tree, type Array } from "@jax-js/jax";
-import { type TbcmConfig, ConfigError, guidanceSchedule, lrSchedule, configToRaw } from "../config/schema.ts";
+import { type TbcmConfig, ConfigError, guidanceSchedule, lrSchedule, configToRaw, parseConfig } from "../config/schema.ts";
 import { SIGMA_D } from "../config/defaults.ts";
 import { type Key, key, foldIn, normal, uniform } from "../numerics/random.ts";
 import { type Tree, toHost, parameterCount } from "../numerics/tree.ts";
 import { saveParams } from "../numerics/params.ts";
-import { routeAngles, jitterRoute } from "../method/route.ts";
+import { routeAngles, drawRoute } from "../method/route.ts";
 import { sampleTrajectory, trainingPairs, blackFilter } from "../method/trajectory.ts";
 import { scmPairs, scmTimes } from "../method/scmPairs.ts";
 import { tangentRatio } from "../method/loss.ts";
@@ -105,7 +105,7 @@ export async function drawPairs<P extends Tree>(cfg: TbcmConfig, problem: Distil
   const prompts = globalThis.Array.from(pick, (u) => Math.floor(u * problem.promptCount));
   const scales = globalThis.Array.from(uniform(foldIn(k, 2), B), (u) => cfg.guidance[Math.floor(u * cfg.guidance.length)]);
   if (cfg.method === "tbcm") {
-    const angles = jitterRoute(foldIn(k, 3), route);
+    const angles = drawRoute(foldIn(k, 3), route, cfg.route);
     const noise = np.array(normal(foldIn(k, 4), B * d)).reshape([B, d]);
     const [xt, dxdt, endpoint] = await pass([noise, np.array(angles), problem.conditions(prompts),
       problem.conditions(prompts.map(() => -1)), column(scales)]);
@@ -167,7 +167,8 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
   let savedEma: Float32Array[] | undefined;
   if (opts.resume) {
     const ckpt = loadCheckpoint(run.checkpointPath, params, state);
-    const saved = JSON.parse(ckpt.config);
+    // a checkpoint from before a key existed reads as that key's default (which keeps the old behaviour)
+    const saved = withDefaults(JSON.parse(ckpt.config));
     // train.steps and the executor may change on resume (a run continued on the other executor
     // agrees with the uninterrupted one to the executors' float32 tolerance, not bit for bit).
     const comparable = (c: TbcmConfig) => JSON.stringify({ ...c, executor: undefined, train: { ...c.train, steps: 0 } });
@@ -291,6 +292,15 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
   run.writeMetrics(full);
   writeReport(run.dir, reportTitle(cfg), full, cfg);
   return { metrics, steps: s, interrupted };
+}
+
+/** A config stored with a checkpoint, resolved again (keys added since take their defaults); as stored if it no longer parses. */
+function withDefaults(saved: TbcmConfig): TbcmConfig {
+  try {
+    return parseConfig(configToRaw(saved));
+  } catch {
+    return saved;
+  }
 }
 
 /** The heading of a run's report.md. */

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { routeAngles, jitterRoute, shiftSigma } from "../../src/method/route.ts";
+import { routeAngles, jitterRoute, shiftSigma, drawRoute, logitNormalRoute } from "../../src/method/route.ts";
 import { key } from "../../src/numerics/random.ts";
 
 test("route matches the spec's test vector (shift 2.5, 16 steps)", () => {
@@ -41,3 +41,47 @@ test("bad route arguments are errors", () => {
   assert.throws(() => routeAngles(2.5, 1), /steps/);
   assert.throws(() => routeAngles(0, 16), /shift/);
 });
+
+test("route.sampling: jittered is jitterRoute (same key, same numbers); ordered is the route itself", () => {
+  const route = routeAngles(2.5, 16);
+  for (let s = 0; s < 5; s++) {
+    assert.deepEqual(drawRoute(key(s), route, { sampling: "jittered", logitMean: 0, logitStd: 1 }), jitterRoute(key(s), route));
+    assert.deepEqual(drawRoute(key(s), route, { sampling: "ordered", logitMean: 0, logitStd: 1 }), route);
+  }
+});
+
+test("route.sampling: logit_normal starts at π/2, decreases, and logit(s) has the configured mean and std", () => {
+  const route = routeAngles(2.5, 16);
+  const logit = (t: number) => { const s = Math.sin(t) / (Math.sin(t) + Math.cos(t)); return Math.log(s / (1 - s)); };
+  for (const [mean, std] of [[0, 1], [-0.5, 1.5], [1, 0.5]] as const) {
+    const o = { sampling: "logit_normal", logitMean: mean, logitStd: std } as const;
+    const l: number[] = [];
+    let below = 0;
+    for (let s = 0; s < 400; s++) {
+      const d = drawRoute(key(s), route, o);
+      assert.equal(d.length, 16);
+      assert.equal(d[0], route[0]);
+      for (let i = 1; i < d.length; i++) {
+        assert.ok(d[i] <= d[i - 1] && d[i] >= 0 && d[i] <= Math.PI / 2, `draw ${s} angle ${i}`);
+        l.push(logit(d[i]));
+        if (d[i] < Math.PI / 4) below++; // flow time s < 1/2
+      }
+    }
+    // 6,000 draws: the standard error of the mean is std/77, of the std about std/110
+    const m = l.reduce((a, b) => a + b, 0) / l.length;
+    const sd = Math.sqrt(l.reduce((a, b) => a + (b - m) ** 2, 0) / (l.length - 1));
+    assert.ok(Math.abs(m - mean) < 4 * std / 77, `mean ${m} vs ${mean}`);
+    assert.ok(Math.abs(sd / std - 1) < 0.04, `std ${sd} vs ${std}`);
+    // P(s < 1/2) = Φ(−mean/std), closed form
+    const phi = (x: number) => 0.5 * (1 + erf(x / Math.SQRT2));
+    assert.ok(Math.abs(below / l.length - phi(-mean / std)) < 0.025, `P(s<1/2) ${below / l.length} vs ${phi(-mean / std)}`);
+  }
+  assert.deepEqual(logitNormalRoute(key(3), route, 0, 1), logitNormalRoute(key(3), route, 0, 1));
+});
+
+/** erf by Abramowitz–Stegun 7.1.26 (|error| < 1.5e-7). */
+function erf(x: number): number {
+  const s = Math.sign(x), a = Math.abs(x), t = 1 / (1 + 0.3275911 * a);
+  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-a * a);
+  return s * y;
+}

@@ -5,7 +5,8 @@ import { sampleTrajectory, trainingPairs, blackFilter } from "../../src/method/t
 import { teacherCfgVelocity, guidanceShare, guidesEverywhere, GUIDE_EVERYWHERE } from "../../src/method/guidance.ts";
 import { flowTime, angleOfFlowTime } from "../../src/method/flowToTrig.ts";
 import { trigflowStep } from "../../src/method/trigflow.ts";
-import { key } from "../../src/numerics/random.ts";
+import { key, normal } from "../../src/numerics/random.ts";
+import { routeAngles, drawRoute } from "../../src/method/route.ts";
 
 /** Elementwise agreement up to float32 rounding (the route enters the program as float32). */
 const near = (a: ArrayLike<number>, b: ArrayLike<number>) => {
@@ -88,5 +89,33 @@ test("guidance schedule: flow time ↔ angle; w inside the interval, 1 outside (
     const v = teacherCfgVelocity(teacher, traj.points[i].ref, np.array([[a]]), cond(), uncond(), np.array(inside ? w : [[1], [1], [1]]));
     near(traj.velocities[i].ref.dataSync(), v.dataSync());
   });
+  [...traj.points, ...traj.velocities, traj.endpoint].forEach((a) => a.dispose());
+});
+
+test("trajectory along unevenly spaced angles (route.sampling: logit_normal): each step takes its own Δ, exact for a one-point teacher", () => {
+  // data = one point c: the ODE's solution is x_t = cos t·c + sin t·n, V = (cos t·x_t − c)/sin t, and the
+  // TrigFlow step x ← cos Δ·x − sin Δ·V is exact for any Δ, so every state must sit on that curve
+  const B = 4, d = 3, sd = 0.5;
+  const c = [0.3, -0.6, 0.9];
+  const n = globalThis.Array.from(normal(key(11), B * d), (v) => v * sd);
+  const cArr = () => np.array(globalThis.Array.from({ length: B }, () => c));
+  const onePoint = (u: Array, t: Array, _cond: Array) => {
+    _cond.dispose();
+    const rows = u.shape[0];
+    const target = np.array(globalThis.Array.from({ length: rows }, () => c.map((v) => v / sd)));
+    return u.mul(np.cos(t.ref)).sub(target).div(np.sin(t));
+  };
+  const route = drawRoute(key(5), routeAngles(2.5, 16), { sampling: "logit_normal", logitMean: 0, logitStd: 1 });
+  const steps = route.slice(1).map((a, i) => route[i] - a);
+  assert.ok(Math.max(...steps) > 3 * Math.min(...steps), `uneven: ${steps}`);
+  const traj = sampleTrajectory(onePoint, np.array(n).reshape([B, d]), np.array(route), cArr(), cArr(), np.array([[4], [4.5], [5], [1]]));
+  route.forEach((a, i) => {
+    const t = Math.fround(a);
+    const expected = n.map((v, j) => Math.cos(t) * c[j % d] + Math.sin(t) * v);
+    const got = traj.points[i].ref.dataSync();
+    for (let j = 0; j < got.length; j++) assert.ok(Math.abs(got[j] - expected[j]) < 2e-5, `point ${i}: ${got[j]} vs ${expected[j]}`);
+  });
+  const x0 = traj.endpoint.ref.dataSync();
+  for (let j = 0; j < x0.length; j++) assert.ok(Math.abs(x0[j] - c[j % d]) < 2e-5, `endpoint ${x0[j]} vs ${c[j % d]}`);
   [...traj.points, ...traj.velocities, traj.endpoint].forEach((a) => a.dispose());
 });

@@ -1,0 +1,28 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parseConfig, configToRaw, describeConfig, readYaml, ConfigError } from "../../src/config/schema.ts";
+
+test("route.sampling: default jittered (the spec), logit keys SD3's 0 and 1; round trip through config.json", () => {
+  const c = parseConfig(readYaml("configs/fmnist-tbcm.yaml"));
+  assert.deepEqual(c.route, { shift: 2.5, steps: 16, sampling: "jittered", logitMean: 0, logitStd: 1 });
+  const ln = parseConfig({ ...(readYaml("configs/fmnist-tbcm.yaml") as object), route: { sampling: "logit_normal", logit_mean: -0.4, logit_std: 1.2 } });
+  assert.deepEqual(ln.route, { shift: 2.5, steps: 16, sampling: "logit_normal", logitMean: -0.4, logitStd: 1.2 });
+  assert.deepEqual(parseConfig(JSON.parse(JSON.stringify(configToRaw(ln)))), ln);
+  // a run's config.json written before the keys existed reads as the default sampling
+  const old = configToRaw(c) as { route: Record<string, unknown> };
+  delete old.route.sampling; delete old.route.logit_mean; delete old.route.logit_std;
+  assert.deepEqual(parseConfig(old), c);
+  assert.match(describeConfig({}), /^ {2}sampling: "jittered" +# jittered \| ordered \| logit_normal$/m);
+});
+
+test("route.sampling: bad values are one-line errors naming the key", () => {
+  const refused = (route: Record<string, unknown>, re: RegExp, extra: Record<string, unknown> = {}) =>
+    assert.throws(() => parseConfig({ route, ...extra }), (e: Error) => e instanceof ConfigError && re.test(e.message) && !e.message.includes("\n"));
+  refused({ sampling: "uniform" }, /"route\.sampling": expected one of jittered, ordered, logit_normal, got "uniform"/);
+  refused({ logit_std: 0 }, /"route\.logit_std": expected a number > 0 and ≤ 10, got 0/);
+  refused({ logit_std: -1 }, /"route\.logit_std"/);
+  refused({ logit_mean: 50 }, /"route\.logit_mean": expected a number ≥ -10 and ≤ 10, got 50/);
+  refused({ logit_mean: ".nan" }, /"route\.logit_mean": expected a number/);
+  refused({ sampling: "ordered" }, /"route\.sampling": the sCM baseline .* use method: tbcm/, { method: "scm" });
+  assert.equal(parseConfig({ method: "scm", route: { sampling: "jittered" } }).route.sampling, "jittered");
+});
