@@ -9,6 +9,7 @@
 import * as ort from "onnxruntime-node";
 import { onnxThreadCount } from "../numerics/threadCount.ts";
 import { type LoweredProgram, type TensorSpec, type LowerOptions, lowerFunction, avalSpec } from "./lower.ts";
+import type { Device } from "../config/schema.ts";
 
 export type HostTensor = { readonly data: Float32Array; readonly shape: readonly number[] };
 
@@ -17,26 +18,65 @@ export type OnnxRunOptions = {
   readonly threads?: number;
   /** ONNX Runtime graph optimisation level; default "all". */
   readonly optimization?: "disabled" | "basic" | "extended" | "all";
+  /** ONNX Runtime's execution provider; default "cpu" (README "GPU"). */
+  readonly device?: Device;
 };
+
+/** Thrown when a device's provider or adapter is missing: one line saying what to install. */
+export class DeviceError extends Error {}
+
+/** Session logging: TBCM_ORT_VERBOSE=1 logs every node's provider (ORT's verbose level) to stderr. */
+function logSeverity(): 0 | 3 {
+  return process.env.TBCM_ORT_VERBOSE === "1" ? 0 : 3;
+}
+
+/** The user-facing reason a session on `device` could not be created, or undefined for other errors. */
+function deviceFailure(device: Device, e: unknown): string | undefined {
+  const m = String((e as Error)?.message ?? e);
+  if (device === "webgpu" && /WebGPU adapter|No supported adapters/i.test(m)) {
+    return "device webgpu: ONNX Runtime found no WebGPU adapter; it needs a Vulkan driver (Linux: a GPU's Vulkan driver, "
+      + "or software Vulkan without root: eval \"$(scripts/lavapipe.sh .lavapipe)\", as the CI does)";
+  }
+  if (device === "cuda" && /cuda|providers_shared|shared library/i.test(m)) {
+    return "device cuda: ONNX Runtime's CUDA provider is not installed; reinstall onnxruntime-node with "
+      + "ONNXRUNTIME_NODE_INSTALL=cuda12 (its install script downloads it; needs CUDA 12 and cuDNN 9)";
+  }
+  return undefined;
+}
+
+/** Session options on `device` (the CPU's exactly as before the device option existed). */
+export function sessionOptions(options: OnnxRunOptions = {}): ort.InferenceSession.SessionOptions {
+  const device = options.device ?? "cpu";
+  return {
+    intraOpNumThreads: options.threads ?? onnxThreadCount(),
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+    graphOptimizationLevel: options.optimization ?? "all",
+    // ORT's memory pattern pre-plans one block per session and input shapes, and its arena keeps
+    // every block it ever grew; with a handful of programs alive (pair pass, training step,
+    // curve, evaluation) both held hundreds of MB. Plain allocation measured no slower here
+    // (bench/RESULTS.md §12).
+    enableMemPattern: false,
+    enableCpuMemArena: false,
+    logSeverityLevel: logSeverity(),
+    // the CPU options exactly as before (no executionProviders key): CPU numbers stay bit-identical
+    ...(device === "cpu" ? {} : { executionProviders: [device] }),
+  };
+}
 
 /** One InferenceSession over one lowered program. */
 export class OnnxProgram {
   private constructor(readonly program: LoweredProgram, private readonly session: ort.InferenceSession) {}
 
   static async create(program: LoweredProgram, options: OnnxRunOptions = {}): Promise<OnnxProgram> {
-    const session = await ort.InferenceSession.create(program.model, {
-      intraOpNumThreads: options.threads ?? onnxThreadCount(),
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      graphOptimizationLevel: options.optimization ?? "all",
-      // ORT's memory pattern pre-plans one block per session and input shapes, and its arena keeps
-      // every block it ever grew; with a handful of programs alive (pair pass, training step,
-      // curve, evaluation) both held hundreds of MB. Plain allocation measured no slower here
-      // (bench/RESULTS.md §12).
-      enableMemPattern: false,
-      enableCpuMemArena: false,
-      logSeverityLevel: 3,
-    });
+    const device = options.device ?? "cpu";
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(program.model, sessionOptions(options));
+    } catch (e) {
+      const reason = deviceFailure(device, e);
+      throw reason === undefined ? e : new DeviceError(reason);
+    }
     return new OnnxProgram(program, session);
   }
 

@@ -17,7 +17,7 @@ import { numpy as np, jit, tree, type Array, type JsTreeDef, type OwnedFunction 
 import { type Tree, namedLeaves, toHost, takeHost } from "../numerics/tree.ts";
 import type { LeafState, Hyper } from "../train/optim.ts";
 import type { PairBatch, TrainStep } from "../train/step.ts";
-import type { ExecutorKind } from "../config/schema.ts";
+import { type Executor, type ExecutorKind, type Device, executorParts } from "../config/schema.ts";
 import { OnnxFunction, type HostTensor, type OnnxRunOptions } from "./onnxRun.ts";
 
 export { EXECUTORS, type ExecutorKind } from "../config/schema.ts";
@@ -167,6 +167,7 @@ export type StepOutput<P extends Tree> = { weights: Weights<P>; stats: Float32Ar
 /** The loop's two compiled programs. */
 export type LoopPrograms<P extends Tree> = {
   readonly executor: ExecutorKind;
+  readonly device: Device;
   /** The pair pass; consumes its inputs, returns jax-js arrays. */
   pairs(inputs: Array[]): Promise<Array[]>;
   /** One training step; consumes `weights` and `batch`. */
@@ -187,8 +188,9 @@ export type ProgramSpec<P extends Tree> = {
 };
 
 /** The two programs of the loop, run by `executor`. */
-export function loopPrograms<P extends Tree>(executor: ExecutorKind, spec: ProgramSpec<P>): LoopPrograms<P> {
-  return executor === "jax" ? jaxPrograms(spec) : onnxPrograms(spec);
+export function loopPrograms<P extends Tree>(executor: Executor, spec: ProgramSpec<P>): LoopPrograms<P> {
+  const { kind, device } = executorParts(executor);
+  return kind === "jax" ? jaxPrograms(spec) : onnxPrograms({ ...spec, onnx: { ...spec.onnx, device } });
 }
 
 function jaxPrograms<P extends Tree>({ pairPass, trainStep, layout }: ProgramSpec<P>): LoopPrograms<P> {
@@ -196,6 +198,7 @@ function jaxPrograms<P extends Tree>({ pairPass, trainStep, layout }: ProgramSpe
   const step = jit(trainStep as never) as unknown as OwnedFunction<TrainStep<P>>;
   return {
     executor: "jax",
+    device: "cpu",
     pairs: async (inputs) => pairs(...inputs),
     async step(weights, batch, r, hyper) {
       const { params, state } = weights.takeJax();
@@ -237,6 +240,7 @@ function onnxPrograms<P extends Tree>({ pairPass, trainStep, layout, hyperNames,
   });
   return {
     executor: "onnx",
+    device: onnx.device ?? "cpu",
     async pairs(inputs) {
       const out = await pairs.run(inputs.map(hostOf));
       return out.map((o) => np.array(o.data).reshape([...o.shape]));

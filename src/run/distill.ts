@@ -4,7 +4,7 @@
  * the loop (`trainStudent`). `evaluateRun` measures a finished run again.
  */
 import { foldIn, key } from "../numerics/random.ts";
-import type { TbcmConfig } from "../config/schema.ts";
+import { type TbcmConfig, type Device, checkExecutorDevice } from "../config/schema.ts";
 import { type DistillOptions, type DistillResult, STREAM, evalKeys, initialStudent, reportTitle, trainStudent } from "../train/distill.ts";
 import { RunDir } from "../train/runDir.ts";
 import { tree } from "@jax-js/jax";
@@ -34,10 +34,14 @@ export async function distill(config: TbcmConfig, outDir: string, opts: DistillO
   }
 }
 
-/** Evaluates the student of a finished run again (e.g. after changing `eval` settings); rewrites metrics.json and report.md. */
-export async function evaluateRun(runDir: string, evalOverrides: Partial<TbcmConfig["eval"]> = {}, say?: (line: string) => void): Promise<Record<string, unknown>> {
+/**
+ * Evaluates the student of a finished run again (e.g. after changing `eval` settings); rewrites
+ * metrics.json and report.md. `device`: ONNX Runtime's device (default: the run's config's).
+ */
+export async function evaluateRun(runDir: string, evalOverrides: Partial<TbcmConfig["eval"]> = {}, say?: (line: string) => void, device?: Device): Promise<Record<string, unknown>> {
   const opened = openRun(runDir);
-  const cfg: TbcmConfig = { ...opened.config, eval: { ...opened.config.eval, ...evalOverrides } };
+  if (device !== undefined) checkExecutorDevice(opened.config.executor, device, "device");
+  const cfg: TbcmConfig = { ...opened.config, ...(device === undefined ? {} : { device }), eval: { ...opened.config.eval, ...evalOverrides } };
   const params = opened.student();
   const problem = await opened.kind.problem(cfg, evalKeys(cfg.seed));
   try {

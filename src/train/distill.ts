@@ -4,7 +4,7 @@
  * run repeats the uninterrupted one exactly.
  */
 import { numpy as np, tree, type Array } from "@jax-js/jax";
-import { type TbcmConfig, ConfigError, guidanceSchedule, lrSchedule, configToRaw } from "../config/schema.ts";
+import { type TbcmConfig, ConfigError, guidanceSchedule, lrSchedule, configToRaw, executorOf } from "../config/schema.ts";
 import { SIGMA_D } from "../config/defaults.ts";
 import { type Key, key, foldIn, normal, uniform } from "../numerics/random.ts";
 import { type Tree, toHost, parameterCount } from "../numerics/tree.ts";
@@ -84,7 +84,7 @@ export function pairPass<P extends Tree>(cfg: TbcmConfig, problem: DistillProble
 export function distillPrograms<P extends Tree>(cfg: TbcmConfig, problem: DistillProblem<P>, optimizer: Optimizer, params: P, state: LeafState[]) {
   const layout = new WeightLayout(params, state);
   const initialWeights = Weights.fromJax(layout, params, state);
-  const programs = loopPrograms(cfg.executor, {
+  const programs = loopPrograms(executorOf(cfg), {
     pairPass: pairPass(cfg, problem),
     trainStep: makeTrainStep(problem.student, optimizer, cfg.train.gradClip),
     layout,
@@ -168,12 +168,12 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
   if (opts.resume) {
     const ckpt = loadCheckpoint(run.checkpointPath, params, state);
     const saved = JSON.parse(ckpt.config);
-    // train.steps and the executor may change on resume (a run continued on the other executor
+    // train.steps, the executor and its device may change on resume (a run continued on the other executor
     // agrees with the uninterrupted one to the executors' float32 tolerance, not bit for bit).
-    const comparable = (c: TbcmConfig) => JSON.stringify({ ...c, executor: undefined, train: { ...c.train, steps: 0 } });
+    const comparable = (c: TbcmConfig) => JSON.stringify({ ...c, executor: undefined, device: undefined, train: { ...c.train, steps: 0 } });
     if (comparable(saved) !== comparable(cfg)) {
       tree.dispose([ckpt.params, ckpt.state]);
-      throw new Error(`the run in "${run.dir}" was made with another config (only train.steps and executor may change on --resume); use a new --out`);
+      throw new Error(`the run in "${run.dir}" was made with another config (only train.steps, executor and device may change on --resume); use a new --out`);
     }
     tree.dispose([params, state]);
     ({ params, state } = ckpt);
@@ -214,7 +214,7 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
     saveCheckpoint(run.checkpointPath, { params: weights.params, state: weights.state, step: at, config: configJson, ...(ema ? { ema } : {}) });
   };
 
-  say(`${cfg.method} on the ${cfg.teacher.kind} teacher (${cfg.executor} executor): ${parameterCount(weights.params as Tree).toLocaleString()} student parameters, `
+  say(`${cfg.method} on the ${cfg.teacher.kind} teacher (${cfg.executor} executor${cfg.device === "cpu" ? "" : ` on ${cfg.device}`}): ${parameterCount(weights.params as Tree).toLocaleString()} student parameters, `
     + `${cfg.method === "tbcm" ? `${cfg.train.promptsPerStep} prompts × ${cfg.route.steps - 1} pairs` : `${cfg.train.promptsPerStep * (cfg.route.steps - 1)} real samples`} per step`);
   if (start === 0) run.appendLog({ step: 0, consistency_rel_mse_1step: await curve() });
   const decoderLoadsBefore = problem.decoderLoads();
