@@ -104,6 +104,21 @@ export class OnnxProgram {
   }
 }
 
+/**
+ * Creates and runs one tiny session on `device`: a missing provider or adapter is a DeviceError
+ * here, before a command writes anything.
+ */
+export async function probeDevice(device: Device): Promise<void> {
+  if (device === "cpu") return;
+  const fn = new OnnxFunction(((x: import("@jax-js/jax").Array) => x.mul(2)) as never, { name: "device_probe", device });
+  try {
+    const [y] = await fn.run([{ data: Float32Array.of(1, 2), shape: [2] }]);
+    if (y.data[0] !== 2 || y.data[1] !== 4) throw new DeviceError(`device ${device}: a test program gave [${[...y.data]}], expected [2, 4]`);
+  } finally {
+    await fn.dispose();
+  }
+}
+
 function checkShape(spec: TensorSpec, x: HostTensor, i: number): void {
   if (spec.dtype !== "float32") throw new Error(`ONNX program input ${i} is ${spec.dtype}; only float32 inputs are fed`);
   const n = x.shape.reduce((a, b) => a * b, 1);
