@@ -20,7 +20,17 @@ export type OnnxRunOptions = {
   readonly optimization?: "disabled" | "basic" | "extended" | "all";
   /** ONNX Runtime's execution provider; default "cpu" (README "GPU"). */
   readonly device?: Device;
+  /**
+   * Outputs that stay on the device (webgpu: ONNX Runtime's "gpu-buffer" location): `run` gives
+   * them as device tensors (`ort.Tensor`), which feed a later run without a copy. Ignored on the
+   * CPU (and on cuda, whose buffers onnxruntime-node does not hand out).
+   */
+  readonly deviceOutputs?: readonly string[];
 };
+
+/** A tensor that stays on the device between runs (owned by whoever holds it: `dispose()` it). */
+export type DeviceTensor = ort.Tensor;
+export const isDeviceTensor = (x: HostTensor | DeviceTensor): x is DeviceTensor => x instanceof ort.Tensor;
 
 /** Thrown when a device's provider or adapter is missing: one line saying what to install. */
 export class DeviceError extends Error {}
@@ -61,6 +71,9 @@ export function sessionOptions(options: OnnxRunOptions = {}): ort.InferenceSessi
     logSeverityLevel: logSeverity(),
     // the CPU options exactly as before (no executionProviders key): CPU numbers stay bit-identical
     ...(device === "cpu" ? {} : { executionProviders: [device] }),
+    ...(device === "webgpu" && options.deviceOutputs?.length
+      ? { preferredOutputLocation: Object.fromEntries(options.deviceOutputs.map((n) => [n, "gpu-buffer" as const])) }
+      : {}),
   };
 }
 
@@ -81,6 +94,16 @@ export class OnnxProgram {
   }
 
   async run(inputs: readonly HostTensor[]): Promise<HostTensor[]> {
+    const out = await this.runMixed(inputs);
+    if (out.some(isDeviceTensor)) throw new Error("this program keeps outputs on the device: use runMixed");
+    return out as HostTensor[];
+  }
+
+  /**
+   * Like `run`, with device tensors among the inputs (fed as they are) and outputs: those the
+   * session keeps on the device (`deviceOutputs`) come back as device tensors, the rest as host arrays.
+   */
+  async runMixed(inputs: readonly (HostTensor | DeviceTensor)[]): Promise<(HostTensor | DeviceTensor)[]> {
     const specs = this.program.inputs;
     if (inputs.length !== specs.length) {
       throw new Error(`ONNX program takes ${specs.length} inputs, got ${inputs.length}`);
@@ -88,12 +111,20 @@ export class OnnxProgram {
     const feeds: Record<string, ort.Tensor> = {};
     inputs.forEach((x, i) => {
       const spec = specs[i];
+      if (isDeviceTensor(x)) {
+        if (x.dims.length !== spec.shape.length || x.dims.some((d, j) => d !== spec.shape[j])) {
+          throw new Error(`ONNX program input ${i}: expected shape [${spec.shape}], got a device tensor of shape [${x.dims}]`);
+        }
+        feeds[spec.name] = x;
+        return;
+      }
       checkShape(spec, x, i);
       feeds[spec.name] = new ort.Tensor("float32", x.data, [...x.shape]);
     });
     const results = await this.session.run(feeds);
     return this.program.outputs.map((o) => {
       const t = results[o.name];
+      if (t.location === "gpu-buffer") return t;
       const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>);
       return { data, shape: [...t.dims] };
     });
@@ -161,6 +192,12 @@ export class OnnxFunction {
   async run(inputs: readonly HostTensor[]): Promise<HostTensor[]> {
     const program = await this.program(inputs.map((x) => x.shape));
     return program.run(inputs);
+  }
+
+  /** `run` with device tensors among inputs and outputs (`OnnxProgram.runMixed`). */
+  async runMixed(inputs: readonly (HostTensor | DeviceTensor)[]): Promise<(HostTensor | DeviceTensor)[]> {
+    const program = await this.program(inputs.map((x) => (isDeviceTensor(x) ? x.dims : x.shape)));
+    return program.runMixed(inputs);
   }
 
   /** Number of cached sessions (one per input-shape signature). */

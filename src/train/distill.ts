@@ -203,6 +203,7 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
   let evalSeconds = 0; // time spent on the consistency curve, kept out of the training time
   const curve = async () => {
     const c0 = performance.now();
+    await weights.download(); // webgpu: the weights live on the device between steps
     const p = studentParams();
     const value = await problem.curve(p);
     tree.dispose(p);
@@ -210,7 +211,8 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
     return value;
   };
   const trainSeconds = () => (performance.now() - t0) / 1000 - evalSeconds;
-  const save = (at: number) => {
+  const save = async (at: number) => {
+    await weights.download();
     saveCheckpoint(run.checkpointPath, { params: weights.params, state: weights.state, step: at, config: configJson, ...(ema ? { ema } : {}) });
   };
 
@@ -239,13 +241,14 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
       skippedInARow++;
       run.appendLog({ step: s + 1, event: "skipped_nonfinite", loss: String(stats.loss), grad_norm: String(stats.grad_norm) });
       if (skippedInARow >= MAX_SKIPS_IN_A_ROW) {
-        save(s + 1); // parameters are those of the last finite step
+        await save(s + 1); // parameters are those of the last finite step
+        weights.dispose(); // (device tensors before the sessions that made them)
         await programs.dispose();
-        weights.dispose();
         throw new Error(`the loss or gradient was not finite for ${skippedInARow} steps in a row (up to step ${s + 1}); `
           + `check guidance, optim.lr and train.grad_clip (${run.checkpointPath} holds the last finite state)`);
       }
     } else skippedInARow = 0;
+    if (ema) await weights.download();
     if (ema) updateEma(ema, weights.host().slice(0, layout.paramCount), cfg.train.ema, s);
     const done = s + 1;
     if (done % cfg.train.logEvery === 0 || done === cfg.train.steps) {
@@ -260,25 +263,26 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
     if (done % cfg.train.evalEvery === 0 || done === cfg.train.steps) {
       run.appendLog({ step: done, consistency_rel_mse_1step: await curve(), time_s: Number(trainSeconds().toFixed(2)) });
     }
-    if (done % cfg.train.checkpointEvery === 0) save(done);
+    if (done % cfg.train.checkpointEvery === 0) await save(done);
     if (opts.stopRequested?.()) {
       interrupted = true;
       s++;
       break;
     }
   }
-  save(s);
-  await programs.dispose();
+  await save(s);
   // TBCM is image-free: nothing in its training loop may load the VAE (the baseline may, to encode images).
   if (cfg.method === "tbcm" && problem.decoderLoads() !== decoderLoadsBefore) throw new Error("internal error: the VAE was loaded during TBCM training");
   if (interrupted) {
     say(`stopped at step ${s}; checkpoint written — continue with --resume`);
     weights.dispose();
+    await programs.dispose();
     return { metrics: {}, steps: s, interrupted };
   }
   const trainTime = trainSeconds(); // the final evaluation is not training
   const student = studentParams();
   weights.dispose();
+  await programs.dispose();
   saveParams(run.studentPath, student, { config: configJson, step: String(s), kind: problem.studentKind });
   opts.evaluating?.();
   say("evaluating…");
