@@ -81,7 +81,7 @@ export function pairPass<P extends Tree>(cfg: TbcmConfig, problem: DistillProble
  * The loop's two programs on the configured executor, and the initial weights in the layout
  * they take (`params` and `state` are taken over).
  */
-export function distillPrograms<P extends Tree>(cfg: TbcmConfig, problem: DistillProblem<P>, optimizer: Optimizer, params: P, state: LeafState[]) {
+export function distillPrograms<P extends Tree>(cfg: TbcmConfig, problem: DistillProblem<P>, optimizer: Optimizer, params: P, state: LeafState[], o: { keepOnDevice?: boolean } = {}) {
   const layout = new WeightLayout(params, state);
   const initialWeights = Weights.fromJax(layout, params, state);
   const programs = loopPrograms(executorOf(cfg), {
@@ -89,6 +89,7 @@ export function distillPrograms<P extends Tree>(cfg: TbcmConfig, problem: Distil
     trainStep: makeTrainStep(problem.student, optimizer, cfg.train.gradClip),
     layout,
     hyperNames: Object.keys(optimizer.hyper(0, cfg.optim.lr)),
+    keepOnDevice: o.keepOnDevice,
   });
   return { ...programs, initialWeights };
 }
