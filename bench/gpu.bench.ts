@@ -9,6 +9,10 @@
  * - webgpu-copy: the same provider with the weights copied device → host → device every step
  *   (what a plain `executionProviders: ["webgpu"]` does).
  *
+ * cpu_nodes: the nodes of the step's and the pair pass's sessions that the provider left to
+ * ONNX Runtime's CPU provider, by op (from its verbose log, TBCM_ORT_VERBOSE=1, in a separate
+ * process that only builds the programs).
+ *
  * download_ms: one `Weights.download()` of the step's device weights (what a checkpoint, curve
  * or EMA update costs on webgpu; 0 on cpu). webgpu needs an adapter: on a machine without a GPU,
  * eval "$(scripts/lavapipe.sh .lavapipe)" first (software Vulkan: correctness only, not speed).
@@ -19,7 +23,7 @@ import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
 
 const { values, positionals } = parseArgs({
-  options: { iters: { type: "string" }, worker: { type: "boolean" }, device: { type: "string" }, devices: { type: "string" } },
+  options: { iters: { type: "string" }, worker: { type: "boolean" }, device: { type: "string" }, devices: { type: "string" }, placement: { type: "boolean" } },
   allowPositionals: true,
 });
 const configs = positionals.length ? positionals : ["configs/gmm-smoke.yaml", "bench/configs/gmm-smoke-wide.yaml"];
@@ -27,20 +31,42 @@ const iters = Number(values.iters ?? 10);
 
 type Row = Record<string, number | string>;
 
+/** Nodes ONNX Runtime placed on its CPU provider, by op, from its verbose log ("Node placements"). */
+function cpuNodes(log: string): string {
+  const ops = new Map<string, number>();
+  let inCpu = false;
+  for (const line of log.split("\n")) {
+    if (/VerifyEachNodeIsAssignedToAnEp\]\s+Node\(s\) placed on \[CPUExecutionProvider\]/.test(line)) { inCpu = true; continue; }
+    const m = /VerifyEachNodeIsAssignedToAnEp\]\s{3}(\w+) \(/.exec(line);
+    if (inCpu && m) ops.set(m[1], (ops.get(m[1]) ?? 0) + 1);
+    else inCpu = false;
+  }
+  const total = [...ops.values()].reduce((a, b) => a + b, 0);
+  return total === 0 ? "0" : `${total} (${[...ops].map(([op, n]) => `${op}×${n}`).join(" ")})`;
+}
+
 if (!values.worker) {
   const devices = (values.devices ?? "cpu,webgpu,webgpu-copy").split(",");
-  const cols = ["train_step_ms", "pairs_ms", "download_ms", "generator_img_s", "first_call_ms", "peak_rss_mb"];
+  const cols = ["train_step_ms", "pairs_ms", "download_ms", "generator_img_s", "first_call_ms", "peak_rss_mb", "cpu_nodes"];
   for (const config of configs) {
     const rows: Row[] = [];
     for (const device of devices) {
       const r = spawnSync(process.execPath, ["--import", "tsx", new URL(import.meta.url).pathname, config, "--worker", "--device", device, "--iters", String(iters)], { encoding: "utf8" });
       if (r.status !== 0) throw new Error(`${config} ${device}:\n${r.stderr.split("\n").filter((l) => !/^Warning|artificially|VerifyEach/.test(l)).join("\n")}`);
-      rows.push({ device, ...JSON.parse(r.stdout.trim().split("\n").pop()!) });
+      const row: Row = { device, ...JSON.parse(r.stdout.trim().split("\n").pop()!) };
+      row.cpu_nodes = "-";
+      if (device !== "cpu") {
+        const v = spawnSync(process.execPath, ["--import", "tsx", new URL(import.meta.url).pathname, config, "--worker", "--placement", "--device", device], {
+          encoding: "utf8", env: { ...process.env, TBCM_ORT_VERBOSE: "1" }, maxBuffer: 1 << 30,
+        });
+        row.cpu_nodes = v.status === 0 ? cpuNodes(v.stderr) : "?";
+      }
+      rows.push(row);
     }
     console.log(`\nconfig ${config} (${rows[0].params} parameters, ${rows[0].pairs} pairs per step; generator batch ${rows[0].gen_batch}), median ms over ${iters} iterations after 2 warm-up ones`);
     console.log(`| device | ${cols.join(" | ")} |`);
     console.log(`|---|${cols.map(() => "---").join("|")}|`);
-    for (const r of rows) console.log(`| ${r.device} | ${cols.map((c) => (r[c] as number).toFixed(["peak_rss_mb", "first_call_ms", "generator_img_s"].includes(c) ? 0 : 2)).join(" | ")} |`);
+    for (const r of rows) console.log(`| ${r.device} | ${cols.map((c) => typeof r[c] === "string" ? r[c] : (r[c] as number).toFixed(["peak_rss_mb", "first_call_ms", "generator_img_s"].includes(c) ? 0 : 2)).join(" | ")} |`);
   }
 } else {
   await import("../src/numerics/threads.ts");
@@ -85,6 +111,12 @@ if (!values.worker) {
   const t0 = performance.now();
   await stepOnce(0, await drawPairs(cfg, problem, stepKey(0), route, programs.pairs));
   const firstCall = performance.now() - t0;
+  if (values.placement) {
+    weights.dispose();
+    await programs.dispose();
+    problem.dispose();
+    process.exit(0);
+  }
 
   async function time(body: (i: number) => Promise<() => Promise<void>>): Promise<number> {
     const ts: number[] = [];
