@@ -11,7 +11,7 @@ export { exportStudent } from "./run/export.ts";
 export type { SampleImagesOptions, SampledImages } from "./stack/generate.ts";
 export { sample, type SampleOptions, type GmmStudent as Student } from "./gmm/sample.ts";
 export { pretrainTeacherCopy } from "./gmm/pretrain.ts";
-export { parseConfig, loadConfig, type TbcmConfig } from "./config/schema.ts";
+export { parseConfig, loadConfig, DEVICES, type TbcmConfig, type Device } from "./config/schema.ts";
 export type { DistillProblem } from "./train/problem.ts";
 export { routeAngles, jitterRoute, drawRoute, logitNormalRoute, ROUTE_SAMPLINGS, type RouteSampling } from "./method/route.ts";
 export { sampleTrajectory, trainingPairs, blackFilter } from "./method/trajectory.ts";

@@ -9,7 +9,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { numpy as np, tree, makeJaxpr, type Array } from "@jax-js/jax";
-import { type TbcmConfig, type BundleConfig, ConfigError, guidanceSchedule } from "../config/schema.ts";
+import { type BundleConfig, ConfigError, guidanceSchedule, type Executor, executorOf } from "../config/schema.ts";
 import { foldIn, normal } from "../numerics/random.ts";
 import type { HostTensor } from "../executor/onnxRun.ts";
 import { inference, inChunks, type Inference } from "../executor/inference.ts";
@@ -76,7 +76,7 @@ function timeEmbeddingWidth(b: LoadedBundle): number {
 }
 
 /** The teacher's guided flow-Euler step (cond and uncond as one batch), per-sample w. */
-function eulerStepProgram(executor: TbcmConfig["executor"], b: LoadedBundle, params: Array[]): Inference {
+function eulerStepProgram(executor: Executor, b: LoadedBundle, params: Array[]): Inference {
   return inference(executor, params, (p, x, s, sNext, cond, uncond, w) => {
     const [v] = b.flow(p, np.concatenate([x.ref, x.ref], 0), np.concatenate([s.ref, s.ref], 0), np.concatenate([cond, uncond], 0));
     const [vc, vu] = np.split(v, 2, 0);
@@ -125,7 +125,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
   const student = bundleStudent(b);
 
   let decoderLoads = 0;
-  const euler = eulerStepProgram(cfg.executor, b, teacherParams);
+  const euler = eulerStepProgram(executorOf(cfg), b, teacherParams);
   const schedule = guidanceSchedule(cfg);
   const curvePrompts = globalThis.Array.from({ length: cfg.eval.curveNoises }, (_, i) => i % prompts.length);
   const curveW: HostTensor = { data: Float32Array.from(curvePrompts, (_, i) => cfg.guidance[i % cfg.guidance.length]), shape: [curvePrompts.length, 1] };
@@ -149,7 +149,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
     async curve(params) {
       const cond = hostConditions(curvePrompts), uncond = hostConditions(curvePrompts.map(() => -1));
       curveReference ??= await eulerEndpoint(euler, curveNoise, cond, uncond, curveW, ODE_REFERENCE_STEPS, schedule);
-      const one = await studentSampleLatents(cfg.executor, student, params, 1, curveNoise, cond, curveW, keys.sampling, cfg.eval, BUNDLE_ROWS);
+      const one = await studentSampleLatents(executorOf(cfg), student, params, 1, curveNoise, cond, curveW, keys.sampling, cfg.eval, BUNDLE_ROWS);
       return relativeMse(one, curveReference);
     },
     async evaluate(params, outDir, _k, say) {
@@ -165,7 +165,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
       const metrics: Record<string, number> = { eval_samples: n, eval_guidance: cfg.eval.guidance, guidance_conditioned: conditioned ? 1 : 0 };
       for (const steps of [1, 2, 4]) {
         note(`the student, ${steps} step${steps > 1 ? "s" : ""}`);
-        const z = await studentSampleLatents(cfg.executor, student, params, steps, noise, cond, w, foldIn(keys.sampling, steps), cfg.eval, BUNDLE_ROWS);
+        const z = await studentSampleLatents(executorOf(cfg), student, params, steps, noise, cond, w, foldIn(keys.sampling, steps), cfg.eval, BUNDLE_ROWS);
         metrics[`consistency_rel_mse_${steps}step`] = relativeMse(z, ode);
       }
       const dec = m.vaeDecoder;
@@ -179,7 +179,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
         if (out < 0) throw new ConfigError(`teacher.json key "vae_decoder.output": the decoder has no output "${dec.output}" (its outputs: ${outputs.join(", ")})`);
         const [lo, hi] = dec.outputRange;
         const decoderParams = decoder.paramArrays();
-        const program = inference(cfg.executor, decoderParams, (p, z) => {
+        const program = inference(executorOf(cfg), decoderParams, (p, z) => {
           const B = z.shape[0];
           const outs = decoder.apply(p, [z.reshape([B, ...m.latentShape]).div(m.latentScalingFactor).add(m.latentShiftFactor)]);
           const img = outs[out];
@@ -201,7 +201,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
         };
         await grid("grid-teacher-16step.png", await eulerEndpoint(euler, gnoise, gc, gu, gw, 16, schedule));
         for (const steps of [1, 2, 4]) {
-          await grid(`grid-student-${steps}step.png`, await studentSampleLatents(cfg.executor, student, params, steps, gnoise, gc, gw, foldIn(keys.sampling, 100 + steps), cfg.eval, BUNDLE_ROWS));
+          await grid(`grid-student-${steps}step.png`, await studentSampleLatents(executorOf(cfg), student, params, steps, gnoise, gc, gw, foldIn(keys.sampling, 100 + steps), cfg.eval, BUNDLE_ROWS));
         }
         await program.dispose();
         tree.dispose(decoderParams as never);

@@ -6,7 +6,7 @@ import "../numerics/threads.ts"; // must come before anything loads jax-js
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { isGuidanceInterval } from "../config/schema.ts";
+import { isGuidanceInterval, DEVICES, type Device } from "../config/schema.ts";
 import { ROUTE_SHIFT, ROUTE_STEPS } from "../config/defaults.ts";
 import * as L from "../config/limits.ts";
 
@@ -14,14 +14,14 @@ import * as L from "../config/limits.ts";
 const MAX_EXPORT_STEPS = 64;
 
 const USAGE = `usage:
-  tbcm distill --config <yaml> --out <dir> [--resume]   distil a student (method tbcm or scm)
+  tbcm distill --config <yaml> --out <dir> [--resume] [--device cpu|webgpu|cuda]   distil a student (method tbcm or scm)
   tbcm train-vae --config <stack yaml> [--resume]        train the default VAE (configs/fmnist-stack.yaml)
   tbcm train-teacher --config <stack yaml> [--resume]    train the default text encoder + DiT teacher
   tbcm train-evaluator --config <stack yaml> [--resume]  train the evaluator (classifier for FD and prompt accuracy)
   tbcm eval-teacher --config <stack yaml>                evaluate the shipped teacher again, rewrite its model card
   tbcm train-teacher --config <gmm yaml> --out <file>    fit the student network to the analytic teacher (a teacher copy)
   tbcm sample (--run <dir> | --model teacher) --prompt "…" [--prompt …] [--n 8] [--steps N] [--guidance 4.5]
-              [--seed 0] [--eta E] [--sampler euler|trigflow] [--guidance-interval 0,0.5 [--guidance-ramp 0.1]] --out <file.png>
+              [--seed 0] [--eta E] [--sampler euler|trigflow] [--guidance-interval 0,0.5 [--guidance-ramp 0.1]] [--device D] --out <file.png>
                                                          images: one row per prompt, n columns; a student re-noises
                                                          with fresh-noise share --eta (default: its config's eval.eta);
                                                          the teacher guides at flow times in --guidance-interval
@@ -35,11 +35,13 @@ const USAGE = `usage:
                                                          prompt_embeddings.safetensors, vae_decoder.onnx): distil it with
                                                          teacher: { kind: onnx, dir: <dir> } (README "Distil your own teacher")
   tbcm serve --dir <export dir> [--port 8080]           a browser demo of an export (web/index.html, onnxruntime-web)
-  tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T] [--eta E]: evaluate again)
+  tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T] [--eta E] [--device D]: evaluate again)
   tbcm config [--config <yaml>]                         every distill config key: its value or default, what it accepts
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
 config key executor: onnx (default, ONNX Runtime) or jax (jax-js jit) runs the training step and teacher pass
-environment: TBCM_THREADS=<n> threads for jax-js's kernels and ONNX Runtime (default: 1 for jax-js, every core for ONNX Runtime)`;
+config key device / --device: cpu (default), webgpu (a Vulkan driver; software: scripts/lavapipe.sh) or cuda (ONNXRUNTIME_NODE_INSTALL=cuda12) for ONNX Runtime
+environment: TBCM_THREADS=<n> threads for jax-js's kernels and ONNX Runtime (default: 1 for jax-js, every core for ONNX Runtime)
+             TBCM_ORT_VERBOSE=1 ONNX Runtime's verbose log (which provider each node runs on) on stderr`;
 
 class UsageError extends Error {}
 
@@ -55,26 +57,26 @@ type AllValues = {
   config?: string; out?: string; resume?: boolean; run?: string; json?: boolean; shift?: string; steps?: string; debug?: boolean;
   batch?: string; prompt?: string[]; model?: string; n?: string; guidance?: string; seed?: string; sampler?: string; recompute?: boolean;
   int8?: boolean; samples?: string; "two-step-mid"?: string; eta?: string; "guidance-interval"?: string; "guidance-ramp"?: string;
-  dir?: string; port?: string;
+  dir?: string; port?: string; device?: string;
 };
 
 const text = { type: "string" } as const;
 const flag = { type: "boolean" } as const;
 /** Each command's options: an option another command takes is an error here, not silently ignored. */
 const COMMAND_OPTIONS = {
-  distill: { config: text, out: text, resume: flag },
+  distill: { config: text, out: text, resume: flag, device: text },
   "train-vae": { config: text, resume: flag },
   "train-evaluator": { config: text, resume: flag },
   "train-teacher": { config: text, resume: flag, out: text },
   "eval-teacher": { config: text },
   sample: {
     run: text, model: text, prompt: { type: "string", multiple: true }, n: text, steps: text, guidance: text, seed: text,
-    eta: text, sampler: text, "guidance-interval": text, "guidance-ramp": text, out: text,
+    eta: text, sampler: text, "guidance-interval": text, "guidance-ramp": text, out: text, device: text,
   },
   export: { run: text, out: text, batch: text, int8: flag, steps: text, eta: text },
   "export-teacher": { out: text },
   serve: { dir: text, port: text },
-  eval: { run: text, json: flag, recompute: flag, samples: text, "two-step-mid": text, eta: text },
+  eval: { run: text, json: flag, recompute: flag, samples: text, "two-step-mid": text, eta: text, device: text },
   config: { config: text },
   schedule: { shift: text, steps: text, json: flag },
 } as const;
@@ -110,6 +112,13 @@ function etaOption(value: string | undefined): number | undefined {
   const eta = numberOption("eta", value, 1);
   if (eta < 0 || eta > 1) throw new UsageError(`--eta is a share of fresh noise in [0, 1] (1: the spec's sampler), got ${eta}`);
   return eta;
+}
+
+/** `--device D`: ONNX Runtime's device (undefined when not given). */
+function deviceOption(value: string | undefined): Device | undefined {
+  if (value === undefined) return undefined;
+  if (!(DEVICES as readonly string[]).includes(value)) throw new UsageError(`--device is one of ${DEVICES.join(", ")}, got "${value}"`);
+  return value as Device;
 }
 
 /** `--guidance-interval lo,hi`: two flow times 0 ≤ lo < hi ≤ 1, or a usage error. */
@@ -181,8 +190,13 @@ async function main(argv: string[]): Promise<number> {
     }
     case "distill": {
       if (!values.config || !values.out) throw new UsageError("distill needs --config <yaml> and --out <dir>");
-      const { loadConfig } = await import("../config/schema.ts");
-      const cfg = loadConfig(values.config);
+      const { loadConfig, checkExecutorDevice } = await import("../config/schema.ts");
+      const device = deviceOption(values.device);
+      let cfg = loadConfig(values.config);
+      if (device !== undefined) {
+        checkExecutorDevice(cfg.executor, device, "--device");
+        cfg = { ...cfg, device };
+      }
       const { distill } = await import("../run/distill.ts");
       const result = await distill(cfg, values.out, {
         resume: values.resume,
@@ -258,6 +272,7 @@ async function main(argv: string[]): Promise<number> {
       const ramp = numberOption("guidance-ramp", values["guidance-ramp"], 0);
       if (ramp < 0) throw new UsageError(`--guidance-ramp is a width ≥ 0, got ${ramp}`);
       if (values.sampler && values.sampler !== "euler" && values.sampler !== "trigflow") throw new UsageError(`--sampler is euler or trigflow, got "${values.sampler}"`);
+      const device = deviceOption(values.device);
       const n = countOption("n", values.n, 8, 1, L.MAX_EVAL_SAMPLES);
       const steps = values.steps === undefined ? undefined : countOption("steps", values.steps, 1, 1, L.MAX_ROUTE_STEPS);
       if (n * values.prompt.length > L.MAX_EVAL_SAMPLES) throw new UsageError(`--n × prompts is ${n * values.prompt.length} images; sample at most ${L.MAX_EVAL_SAMPLES} at once`);
@@ -268,6 +283,7 @@ async function main(argv: string[]): Promise<number> {
         run: values.run, prompts, steps, guidance: values.guidance === undefined ? undefined : numberOption("guidance", values.guidance, 4.5),
         seed: numberOption("seed", values.seed, 0), eta: etaOption(values.eta), sampler: values.sampler as "euler" | "trigflow" | undefined,
         guidanceSchedule: values["guidance-interval"] === undefined ? undefined : { interval: intervalOption(values["guidance-interval"]), ramp },
+        device,
       });
       for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       writeImageGrid(values.out, r.pixels, { rows: values.prompt.length, cols: n, height: r.height, width: r.width });
@@ -276,12 +292,14 @@ async function main(argv: string[]): Promise<number> {
     }
     case "eval": {
       if (!values.run) throw new UsageError("eval needs --run <dir>");
+      if (!values.recompute && values.device !== undefined) throw new UsageError("--device is for eval --recompute (printing the metrics runs nothing)");
       if (values.recompute) {
         const { evaluateRun } = await import("../run/distill.ts");
         const samples = values.samples === undefined ? undefined : countOption("samples", values.samples, 1000, 2, L.MAX_EVAL_SAMPLES);
         const mid = values["two-step-mid"] === undefined ? undefined : numberOption("two-step-mid", values["two-step-mid"], 1);
         const eta = etaOption(values.eta);
-        await evaluateRun(values.run, { ...(samples === undefined ? {} : { samples }), ...(mid === undefined ? {} : { twoStepMid: mid }), ...(eta === undefined ? {} : { eta }) }, (line) => process.stderr.write(line + "\n"));
+        await evaluateRun(values.run, { ...(samples === undefined ? {} : { samples }), ...(mid === undefined ? {} : { twoStepMid: mid }), ...(eta === undefined ? {} : { eta }) },
+          (line) => process.stderr.write(line + "\n"), deviceOption(values.device));
       }
       let text: string;
       try {

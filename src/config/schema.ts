@@ -15,6 +15,34 @@ import { ROUTE_SAMPLINGS } from "../method/route.ts";
 /** Who runs the loop's compiled programs (training step, teacher pass): jax-js `jit` or ONNX Runtime. */
 export const EXECUTORS = ["jax", "onnx"] as const;
 export type ExecutorKind = (typeof EXECUTORS)[number];
+/** Where ONNX Runtime runs the programs: its CPU, WebGPU (Dawn over Vulkan/Metal/D3D12) or CUDA execution provider. */
+export const DEVICES = ["cpu", "webgpu", "cuda"] as const;
+export type Device = (typeof DEVICES)[number];
+/**
+ * The runtime of the compiled programs and, for ONNX Runtime, its device; a bare kind is on the
+ * CPU. What `inference`, `loopPrograms` and the samplers take.
+ */
+export type Executor = ExecutorKind | { readonly kind: ExecutorKind; readonly device: Device };
+
+/** The kind and device of an executor. */
+export function executorParts(e: Executor): { kind: ExecutorKind; device: Device } {
+  const parts = typeof e === "string" ? { kind: e, device: "cpu" as const } : { kind: e.kind, device: e.device };
+  checkExecutorDevice(parts.kind, parts.device, "executor");
+  return parts;
+}
+
+/** The executor a config names (its `executor` and `device` keys). */
+export function executorOf(c: { readonly executor: ExecutorKind; readonly device: Device }): Executor {
+  checkExecutorDevice(c.executor, c.device, "executor");
+  return c.device === "cpu" ? c.executor : { kind: c.executor, device: c.device };
+}
+
+/** A one-line error unless `kind` can run on `device` (jax-js runs on the CPU only here). */
+export function checkExecutorDevice(kind: ExecutorKind, device: Device, key = "device"): void {
+  if (kind === "jax" && device !== "cpu") {
+    throw new ConfigError(`${key === "device" ? 'config key "device"' : key}: ${device} needs executor: onnx (ONNX Runtime); executor: jax (jax-js) runs on the CPU only`);
+  }
+}
 
 /** A config error: one line naming the key and the fix. */
 export class ConfigError extends Error {}
@@ -82,6 +110,8 @@ export function showValue(v: unknown): string {
 const SCHEMA = {
   method: oneOf(["tbcm", "scm"], "tbcm"),
   executor: oneOf(EXECUTORS, "onnx"),
+  /** ONNX Runtime's device for every program of the run (README "GPU"); webgpu and cuda need executor: onnx. */
+  device: oneOf(DEVICES, "cpu"),
   seed: int(0, 0, L.MAX_SEED),
   /** One prompt per line; "" = every prompt the teacher knows (gmm) or prompts/train.txt (stack). */
   prompts_file: str(""),
@@ -297,6 +327,7 @@ export function parseConfig(raw: unknown): TbcmConfig {
       throw new ConfigError(`config key "${path}" applies to teacher.kind ${kinds.join(" or ")}, not ${kind}: remove it`);
     }
   }
+  checkExecutorDevice(c.executor, c.device);
   if (c.guidance.length === 0) throw new ConfigError(`config key "guidance": give at least one guidance scale, e.g. [4, 4.5, 5]`);
   checkGuidanceInterval("guidance_interval", c.guidanceInterval);
   if (c.method === "scm" && c.route.sampling !== "jittered") {

@@ -1,6 +1,6 @@
 /** The evaluator at work: features, predictions and Fréchet distance of image sets. */
 import { tree } from "@jax-js/jax";
-import type { ExecutorKind } from "../config/schema.ts";
+import type { Executor } from "../config/schema.ts";
 import { checkModelSizes } from "../config/limits.ts";
 import { type ClassifierConfig, type ClassifierParams, initClassifier, classify } from "../models/classifier.ts";
 import { loadParams } from "../numerics/params.ts";
@@ -30,7 +30,7 @@ export class Evaluator {
     /** The file it was loaded from (its shipped reference statistics sit next to it). */
     readonly path: string) {}
 
-  static async load(path: string, executor: ExecutorKind = "onnx"): Promise<Evaluator> {
+  static async load(path: string, executor: Executor = "onnx"): Promise<Evaluator> {
     const { metadata } = loadSafetensors(path);
     if (metadata.kind !== "tbcm-evaluator") throw new Error(`"${path}" is not a tbcm evaluator (kind ${metadata.kind})`);
     let raw: unknown;

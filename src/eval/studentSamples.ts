@@ -1,6 +1,6 @@
 /** A student's samples over the executor: what curves, evaluations and `sample` draw, for any teacher kind. */
 import { tree } from "@jax-js/jax";
-import type { TbcmConfig } from "../config/schema.ts";
+import type { TbcmConfig, Executor } from "../config/schema.ts";
 import { SIGMA_D } from "../config/defaults.ts";
 import { type Key, foldIn, normal } from "../numerics/random.ts";
 import type { Tree } from "../numerics/tree.ts";
@@ -16,7 +16,7 @@ export type StudentSampler = Pick<TbcmConfig["eval"], "twoStepMid" | "eta">;
  * Student samples (z units, flat rows [B·d]) with `steps` sampling steps: first noise `noise`,
  * later ones from `k`; `maxRows` rows per program call. `params` is not consumed.
  */
-export async function studentSampleLatents<P extends Tree>(executor: TbcmConfig["executor"], student: Student<P>, params: P, steps: number, noise: Float32Array,
+export async function studentSampleLatents<P extends Tree>(executor: Executor, student: Student<P>, params: P, steps: number, noise: Float32Array,
   cond: HostTensor, w: HostTensor, k: Key, sampler: StudentSampler, maxRows = 250): Promise<Float32Array> {
   const B = cond.shape[0], d = noise.length / B;
   const timesteps = studentTimesteps(steps, sampler.twoStepMid);

@@ -5,7 +5,7 @@
  */
 import { numpy as np, jit, tree, type Array } from "@jax-js/jax";
 import type { Tree } from "../numerics/tree.ts";
-import type { ExecutorKind } from "../config/schema.ts";
+import { type Executor, executorParts } from "../config/schema.ts";
 import { OnnxFunction, type HostTensor } from "./onnxRun.ts";
 
 export type Inference = {
@@ -22,13 +22,14 @@ export type Inference = {
 const JAX_MAX_ROWS = 100;
 
 /** `f(weights, ...inputs)` returns one array or a list. `weights` stay owned by the caller and must outlive the program. */
-export function inference<W extends Tree>(executor: ExecutorKind, weights: W, f: (w: W, ...inputs: Array[]) => Array | Array[], name = "inference"): Inference {
+export function inference<W extends Tree>(executor: Executor, weights: W, f: (w: W, ...inputs: Array[]) => Array | Array[], name = "inference"): Inference {
+  const { kind, device } = executorParts(executor);
   const g = (...xs: Array[]) => {
     const out = f(tree.ref(weights), ...xs);
     return globalThis.Array.isArray(out) ? out : [out];
   };
-  if (executor === "onnx") {
-    const fn = new OnnxFunction(g as never, { name });
+  if (kind === "onnx") {
+    const fn = new OnnxFunction(g as never, { name, device });
     return { run: (inputs) => fn.run(inputs), dispose: () => fn.dispose() };
   }
   const jitted = jit(g);

@@ -9,6 +9,7 @@
 import * as ort from "onnxruntime-node";
 import { onnxThreadCount } from "../numerics/threadCount.ts";
 import { type LoweredProgram, type TensorSpec, type LowerOptions, lowerFunction, avalSpec } from "./lower.ts";
+import type { Device } from "../config/schema.ts";
 
 export type HostTensor = { readonly data: Float32Array; readonly shape: readonly number[] };
 
@@ -17,30 +18,92 @@ export type OnnxRunOptions = {
   readonly threads?: number;
   /** ONNX Runtime graph optimisation level; default "all". */
   readonly optimization?: "disabled" | "basic" | "extended" | "all";
+  /** ONNX Runtime's execution provider; default "cpu" (README "GPU"). */
+  readonly device?: Device;
+  /**
+   * Outputs that stay on the device (webgpu: ONNX Runtime's "gpu-buffer" location): `run` gives
+   * them as device tensors (`ort.Tensor`), which feed a later run without a copy. Ignored on the
+   * CPU (and on cuda, whose buffers onnxruntime-node does not hand out).
+   */
+  readonly deviceOutputs?: readonly string[];
 };
+
+/** A tensor that stays on the device between runs (owned by whoever holds it: `dispose()` it). */
+export type DeviceTensor = ort.Tensor;
+export const isDeviceTensor = (x: HostTensor | DeviceTensor): x is DeviceTensor => x instanceof ort.Tensor;
+
+/** Thrown when a device's provider or adapter is missing: one line saying what to install. */
+export class DeviceError extends Error {}
+
+/** Session logging: TBCM_ORT_VERBOSE=1 logs every node's provider (ORT's verbose level) to stderr. */
+function logSeverity(): 0 | 3 {
+  return process.env.TBCM_ORT_VERBOSE === "1" ? 0 : 3;
+}
+
+/** The user-facing reason a session on `device` could not be created, or undefined for other errors. */
+function deviceFailure(device: Device, e: unknown): string | undefined {
+  const m = String((e as Error)?.message ?? e);
+  if (device === "webgpu" && /WebGPU adapter|No supported adapters/i.test(m)) {
+    return "device webgpu: ONNX Runtime found no WebGPU adapter; it needs a Vulkan driver (Linux: a GPU's Vulkan driver, "
+      + "or software Vulkan without root: eval \"$(scripts/lavapipe.sh .lavapipe)\", as the CI does)";
+  }
+  if (device === "cuda" && /cuda|providers_shared|shared library/i.test(m)) {
+    return "device cuda: ONNX Runtime's CUDA provider is not installed; reinstall onnxruntime-node with "
+      + "ONNXRUNTIME_NODE_INSTALL=cuda12 (its install script downloads it; needs CUDA 12 and cuDNN 9)";
+  }
+  return undefined;
+}
+
+/** Session options on `device` (the CPU's exactly as before the device option existed). */
+export function sessionOptions(options: OnnxRunOptions = {}): ort.InferenceSession.SessionOptions {
+  const device = options.device ?? "cpu";
+  return {
+    intraOpNumThreads: options.threads ?? onnxThreadCount(),
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+    graphOptimizationLevel: options.optimization ?? "all",
+    // ORT's memory pattern pre-plans one block per session and input shapes, and its arena keeps
+    // every block it ever grew; with a handful of programs alive (pair pass, training step,
+    // curve, evaluation) both held hundreds of MB. Plain allocation measured no slower here
+    // (bench/RESULTS.md §12).
+    enableMemPattern: false,
+    enableCpuMemArena: false,
+    logSeverityLevel: logSeverity(),
+    // the CPU options exactly as before (no executionProviders key): CPU numbers stay bit-identical
+    ...(device === "cpu" ? {} : { executionProviders: [device] }),
+    ...(device === "webgpu" && options.deviceOutputs?.length
+      ? { preferredOutputLocation: Object.fromEntries(options.deviceOutputs.map((n) => [n, "gpu-buffer" as const])) }
+      : {}),
+  };
+}
 
 /** One InferenceSession over one lowered program. */
 export class OnnxProgram {
   private constructor(readonly program: LoweredProgram, private readonly session: ort.InferenceSession) {}
 
   static async create(program: LoweredProgram, options: OnnxRunOptions = {}): Promise<OnnxProgram> {
-    const session = await ort.InferenceSession.create(program.model, {
-      intraOpNumThreads: options.threads ?? onnxThreadCount(),
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      graphOptimizationLevel: options.optimization ?? "all",
-      // ORT's memory pattern pre-plans one block per session and input shapes, and its arena keeps
-      // every block it ever grew; with a handful of programs alive (pair pass, training step,
-      // curve, evaluation) both held hundreds of MB. Plain allocation measured no slower here
-      // (bench/RESULTS.md §12).
-      enableMemPattern: false,
-      enableCpuMemArena: false,
-      logSeverityLevel: 3,
-    });
+    const device = options.device ?? "cpu";
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(program.model, sessionOptions(options));
+    } catch (e) {
+      const reason = deviceFailure(device, e);
+      throw reason === undefined ? e : new DeviceError(reason);
+    }
     return new OnnxProgram(program, session);
   }
 
   async run(inputs: readonly HostTensor[]): Promise<HostTensor[]> {
+    const out = await this.runMixed(inputs);
+    if (out.some(isDeviceTensor)) throw new Error("this program keeps outputs on the device: use runMixed");
+    return out as HostTensor[];
+  }
+
+  /**
+   * Like `run`, with device tensors among the inputs (fed as they are) and outputs: those the
+   * session keeps on the device (`deviceOutputs`) come back as device tensors, the rest as host arrays.
+   */
+  async runMixed(inputs: readonly (HostTensor | DeviceTensor)[]): Promise<(HostTensor | DeviceTensor)[]> {
     const specs = this.program.inputs;
     if (inputs.length !== specs.length) {
       throw new Error(`ONNX program takes ${specs.length} inputs, got ${inputs.length}`);
@@ -48,12 +111,20 @@ export class OnnxProgram {
     const feeds: Record<string, ort.Tensor> = {};
     inputs.forEach((x, i) => {
       const spec = specs[i];
+      if (isDeviceTensor(x)) {
+        if (x.dims.length !== spec.shape.length || x.dims.some((d, j) => d !== spec.shape[j])) {
+          throw new Error(`ONNX program input ${i}: expected shape [${spec.shape}], got a device tensor of shape [${x.dims}]`);
+        }
+        feeds[spec.name] = x;
+        return;
+      }
       checkShape(spec, x, i);
       feeds[spec.name] = new ort.Tensor("float32", x.data, [...x.shape]);
     });
     const results = await this.session.run(feeds);
     return this.program.outputs.map((o) => {
       const t = results[o.name];
+      if (t.location === "gpu-buffer") return t;
       const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>);
       return { data, shape: [...t.dims] };
     });
@@ -61,6 +132,21 @@ export class OnnxProgram {
 
   async release(): Promise<void> {
     await this.session.release();
+  }
+}
+
+/**
+ * Creates and runs one tiny session on `device`: a missing provider or adapter is a DeviceError
+ * here, before a command writes anything.
+ */
+export async function probeDevice(device: Device): Promise<void> {
+  if (device === "cpu") return;
+  const fn = new OnnxFunction(((x: import("@jax-js/jax").Array) => x.mul(2)) as never, { name: "device_probe", device });
+  try {
+    const [y] = await fn.run([{ data: Float32Array.of(1, 2), shape: [2] }]);
+    if (y.data[0] !== 2 || y.data[1] !== 4) throw new DeviceError(`device ${device}: a test program gave [${[...y.data]}], expected [2, 4]`);
+  } finally {
+    await fn.dispose();
   }
 }
 
@@ -106,6 +192,12 @@ export class OnnxFunction {
   async run(inputs: readonly HostTensor[]): Promise<HostTensor[]> {
     const program = await this.program(inputs.map((x) => x.shape));
     return program.run(inputs);
+  }
+
+  /** `run` with device tensors among inputs and outputs (`OnnxProgram.runMixed`). */
+  async runMixed(inputs: readonly (HostTensor | DeviceTensor)[]): Promise<(HostTensor | DeviceTensor)[]> {
+    const program = await this.program(inputs.map((x) => (isDeviceTensor(x) ? x.dims : x.shape)));
+    return program.runMixed(inputs);
   }
 
   /** Number of cached sessions (one per input-shape signature). */

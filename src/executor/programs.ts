@@ -17,8 +17,8 @@ import { numpy as np, jit, tree, type Array, type JsTreeDef, type OwnedFunction 
 import { type Tree, namedLeaves, toHost, takeHost } from "../numerics/tree.ts";
 import type { LeafState, Hyper } from "../train/optim.ts";
 import type { PairBatch, TrainStep } from "../train/step.ts";
-import type { ExecutorKind } from "../config/schema.ts";
-import { OnnxFunction, type HostTensor, type OnnxRunOptions } from "./onnxRun.ts";
+import { type Executor, type ExecutorKind, type Device, executorParts } from "../config/schema.ts";
+import { OnnxFunction, type HostTensor, type OnnxRunOptions, type DeviceTensor, isDeviceTensor } from "./onnxRun.ts";
 
 export { EXECUTORS, type ExecutorKind } from "../config/schema.ts";
 
@@ -82,19 +82,45 @@ export class WeightLayout<P extends Tree> {
   }
 }
 
+/** Copies device tensors (in layout order, not consumed) to host arrays. */
+export type Download = (tensors: readonly DeviceTensor[]) => Promise<Float32Array[]>;
+
 /**
  * Parameters and optimiser state between steps, held as jax-js trees, as host arrays in layout
- * order, or both (each made from the other on first use). Owns what it holds.
+ * order, or both (each made from the other on first use). Owns what it holds. On webgpu they
+ * may also be device tensors (the training step's outputs, kept on the device for the next
+ * step): `download()` then makes the host copies, which everything but the step reads.
  */
 export class Weights<P extends Tree> {
   #params: P | undefined;
   #state: LeafState[] | undefined;
   #host: Float32Array[] | undefined;
+  #device: DeviceTensor[] | undefined;
+  readonly #download: Download | undefined;
 
-  private constructor(readonly layout: WeightLayout<P>, params?: P, state?: LeafState[], host?: Float32Array[]) {
+  private constructor(readonly layout: WeightLayout<P>, params?: P, state?: LeafState[], host?: Float32Array[], device?: DeviceTensor[], download?: Download) {
     this.#params = params;
     this.#state = state;
     this.#host = host;
+    this.#device = device;
+    this.#download = download;
+  }
+
+  /** Device tensors in layout order (taken over); `download` copies them to the host when asked. */
+  static fromDevice<P extends Tree>(layout: WeightLayout<P>, tensors: DeviceTensor[], download: Download): Weights<P> {
+    if (tensors.length !== layout.names.length) throw new Error(`expected ${layout.names.length} weight tensors, got ${tensors.length}`);
+    return new Weights(layout, undefined, undefined, undefined, tensors, download);
+  }
+
+  /** The device tensors, when the weights are on the device (owned by this object). */
+  get device(): readonly DeviceTensor[] | undefined {
+    return this.#device;
+  }
+
+  /** Makes the host copies of weights held only on the device (nothing to do otherwise). */
+  async download(): Promise<void> {
+    if (this.#host !== undefined || this.#params !== undefined || this.#device === undefined) return;
+    this.#host = await this.#download!(this.#device);
   }
 
   /** Takes ownership of `params` and `state`. */
@@ -115,7 +141,7 @@ export class Weights<P extends Tree> {
 
   #jax(): { params: P; state: LeafState[] } {
     if (this.#params === undefined || this.#state === undefined) {
-      if (this.#host === undefined) throw new Error("weights used after being disposed or taken");
+      if (this.#host === undefined) throw new Error(this.#device ? "weights on the device: await download() first" : "weights used after being disposed or taken");
       const arrays = this.#host.map((v, i) => np.array(v).reshape([...this.layout.shapes[i]]));
       ({ params: this.#params, state: this.#state } = this.layout.unflatten(arrays));
     }
@@ -135,7 +161,7 @@ export class Weights<P extends Tree> {
   /** Host copies in layout order (owned by this object; do not modify). */
   host(): Float32Array[] {
     if (this.#host === undefined) {
-      if (this.#params === undefined || this.#state === undefined) throw new Error("weights used after being disposed or taken");
+      if (this.#params === undefined || this.#state === undefined) throw new Error(this.#device ? "weights on the device: await download() first" : "weights used after being disposed or taken");
       this.#host = this.layout.flatten(this.#params, this.#state).map(toHost);
     }
     return this.#host;
@@ -145,12 +171,19 @@ export class Weights<P extends Tree> {
   takeJax(): { params: P; state: LeafState[] } {
     const out = this.#jax();
     this.#params = this.#state = this.#host = undefined;
+    this.#releaseDevice();
     return out;
+  }
+
+  #releaseDevice(): void {
+    for (const t of this.#device ?? []) t.dispose();
+    this.#device = undefined;
   }
 
   dispose(): void {
     if (this.#params !== undefined) tree.dispose([this.#params as Tree, this.#state as unknown as Tree]);
     this.#params = this.#state = this.#host = undefined;
+    this.#releaseDevice();
   }
 }
 
@@ -167,6 +200,7 @@ export type StepOutput<P extends Tree> = { weights: Weights<P>; stats: Float32Ar
 /** The loop's two compiled programs. */
 export type LoopPrograms<P extends Tree> = {
   readonly executor: ExecutorKind;
+  readonly device: Device;
   /** The pair pass; consumes its inputs, returns jax-js arrays. */
   pairs(inputs: Array[]): Promise<Array[]>;
   /** One training step; consumes `weights` and `batch`. */
@@ -184,11 +218,18 @@ export type ProgramSpec<P extends Tree> = {
   hyperNames: readonly string[];
   /** ONNX Runtime session options (threads: TBCM_THREADS, else every core). */
   onnx?: OnnxRunOptions;
+  /**
+   * On webgpu, keep the weights on the device between steps (default true): only the step's
+   * statistics come back each step, the weights when `Weights.download()` asks (bench: false
+   * measures the copies).
+   */
+  keepOnDevice?: boolean;
 };
 
 /** The two programs of the loop, run by `executor`. */
-export function loopPrograms<P extends Tree>(executor: ExecutorKind, spec: ProgramSpec<P>): LoopPrograms<P> {
-  return executor === "jax" ? jaxPrograms(spec) : onnxPrograms(spec);
+export function loopPrograms<P extends Tree>(executor: Executor, spec: ProgramSpec<P>): LoopPrograms<P> {
+  const { kind, device } = executorParts(executor);
+  return kind === "jax" ? jaxPrograms(spec) : onnxPrograms({ ...spec, onnx: { ...spec.onnx, device } });
 }
 
 function jaxPrograms<P extends Tree>({ pairPass, trainStep, layout }: ProgramSpec<P>): LoopPrograms<P> {
@@ -196,6 +237,7 @@ function jaxPrograms<P extends Tree>({ pairPass, trainStep, layout }: ProgramSpe
   const step = jit(trainStep as never) as unknown as OwnedFunction<TrainStep<P>>;
   return {
     executor: "jax",
+    device: "cpu",
     pairs: async (inputs) => pairs(...inputs),
     async step(weights, batch, r, hyper) {
       const { params, state } = weights.takeJax();
@@ -217,7 +259,7 @@ const hostOf = (a: Array): HostTensor => {
 };
 const scalar = (v: number): HostTensor => ({ data: Float32Array.of(v), shape: [] });
 
-function onnxPrograms<P extends Tree>({ pairPass, trainStep, layout, hyperNames, onnx = {} }: ProgramSpec<P>): LoopPrograms<P> {
+function onnxPrograms<P extends Tree>({ pairPass, trainStep, layout, hyperNames, onnx = {}, keepOnDevice = true }: ProgramSpec<P>): LoopPrograms<P> {
   const pairs = new OnnxFunction(pairPass.f as never, { ...onnx, name: "pair_pass", inputNames: pairPass.inputNames, outputNames: pairPass.outputNames });
   const nWeights = layout.names.length;
   const flatStep = (...xs: Array[]): Array[] => {
@@ -229,14 +271,24 @@ function onnxPrograms<P extends Tree>({ pairPass, trainStep, layout, hyperNames,
     const [p, s, stats] = trainStep(params, state, batch, r, hyper);
     return [...layout.flatten(p, s), stats];
   };
+  // webgpu: the next weights stay on the device; a second program (the identity of the weights,
+  // on the same device) copies them to the host when the loop reads them (onnxruntime-node's
+  // Tensor.getData() of a gpu-buffer tensor aborts the process in 1.30).
+  const onDevice = onnx.device === "webgpu" && keepOnDevice;
   const step = new OnnxFunction(flatStep as never, {
     ...onnx,
     name: "train_step",
     inputNames: [...layout.names, ...BATCH_KEYS.map((k) => `batch.${k}`), "r", ...hyperNames.map((n) => `hyper.${n}`)],
     outputNames: [...layout.names.map((n) => `next.${n}`), "stats"],
+    ...(onDevice ? { deviceOutputs: layout.names.map((n) => `next.${n}`) } : {}),
   });
+  const copy = onDevice
+    ? new OnnxFunction(((...xs: Array[]) => xs) as never, { ...onnx, name: "download", inputNames: layout.names, outputNames: layout.names.map((n) => `host.${n}`) })
+    : undefined;
+  const download: Download = async (tensors) => (await copy!.runMixed(tensors) as HostTensor[]).map((o) => o.data);
   return {
     executor: "onnx",
+    device: onnx.device ?? "cpu",
     async pairs(inputs) {
       const out = await pairs.run(inputs.map(hostOf));
       return out.map((o) => np.array(o.data).reshape([...o.shape]));
@@ -246,23 +298,32 @@ function onnxPrograms<P extends Tree>({ pairPass, trainStep, layout, hyperNames,
       if (names.length !== hyperNames.length || names.some((n, i) => n !== hyperNames[i])) {
         throw new Error(`optimiser scalars [${names}] differ from the compiled step's [${hyperNames}]`);
       }
+      const rest = [...BATCH_KEYS.map((k) => hostOf(batch[k])), scalar(r), ...hyperNames.map((n) => scalar(hyper[n]))];
+      if (onDevice) {
+        const feeds = [...(weights.device ?? weights.host().map((data, i) => ({ data, shape: layout.shapes[i] }))), ...rest];
+        const out = await step.runMixed(feeds);
+        weights.dispose();
+        const next = out.slice(0, nWeights);
+        const stats = out[nWeights];
+        if (!next.every(isDeviceTensor) || isDeviceTensor(stats)) throw new Error("internal error: the step's weights did not stay on the device");
+        return { weights: Weights.fromDevice(layout, next, download), stats: stats.data };
+      }
       const values = weights.host();
       const inputs: HostTensor[] = [
         ...values.map((data, i) => ({ data, shape: layout.shapes[i] })),
-        ...BATCH_KEYS.map((k) => hostOf(batch[k])),
-        scalar(r),
-        ...hyperNames.map((n) => scalar(hyper[n])),
+        ...rest,
       ];
       const out = await step.run(inputs);
       weights.dispose();
       return { weights: Weights.fromHost(layout, out.slice(0, nWeights).map((o) => o.data)), stats: out[nWeights].data };
     },
     get sessions() {
-      return pairs.cacheSize + step.cacheSize;
+      return pairs.cacheSize + step.cacheSize + (copy?.cacheSize ?? 0);
     },
     async dispose() {
       await pairs.dispose();
       await step.dispose();
+      await copy?.dispose();
     },
   };
 }

@@ -2,7 +2,7 @@
  * Text → images with the default stack: a distilled student in 1–4 steps, or the teacher itself
  * with CFG. The library's `sampleImages` (src/run/sample.ts) opens a run and calls these.
  */
-import type { StackDistillConfig, ExecutorKind } from "../config/schema.ts";
+import { type StackDistillConfig, type ExecutorKind, type Device, executorOf } from "../config/schema.ts";
 import { ROUTE_STEPS } from "../config/defaults.ts";
 import { key, foldIn, normal } from "../numerics/random.ts";
 import type { DitParams } from "../models/dit.ts";
@@ -32,6 +32,8 @@ export type SampleImagesOptions = {
   seed?: number;
   sampler?: TeacherSampler;
   executor?: ExecutorKind;
+  /** ONNX Runtime's device (default "cpu"; webgpu and cuda need executor onnx, README "GPU"). */
+  device?: Device;
 };
 
 export type SampledImages = { pixels: Float32Array; height: number; width: number; warnings: string[] };
@@ -43,7 +45,7 @@ export type SampledImages = { pixels: Float32Array; height: number; width: numbe
 export async function sampleStackImages(o: SampleImagesOptions, student?: { config: StackDistillConfig; params: DitParams }): Promise<SampledImages> {
   if (o.prompts.length === 0) throw new Error("give at least one prompt");
   const config = student?.config;
-  const executor = o.executor ?? "onnx";
+  const executor = executorOf({ executor: o.executor ?? "onnx", device: o.device ?? "cpu" });
   const pipe = StackPipeline.load({ teacher: o.teacher ?? config?.teacher.model ?? DEFAULT_TEACHER, vae: o.vae ?? config?.teacher.vae ?? DEFAULT_VAE }, executor);
   try {
     pipe.checkPrompts(o.prompts);

@@ -5,7 +5,7 @@
  * answered with host arrays; randomness comes from explicit keys.
  */
 import { numpy as np, tree, type Array } from "@jax-js/jax";
-import type { ExecutorKind } from "../config/schema.ts";
+import type { Executor } from "../config/schema.ts";
 import { SIGMA_D, ROUTE_SHIFT } from "../config/defaults.ts";
 import { type Key, normal } from "../numerics/random.ts";
 import { encodeText, tokenRows } from "../models/textEncoder.ts";
@@ -32,7 +32,7 @@ export function flowTimesteps(steps: number, shift: number): number[] {
 }
 
 /** The text encoder as a program: one-hot words and mask → conditions. */
-export function textEncoderProgram(teacher: LoadedTeacher, executor: ExecutorKind): Inference {
+export function textEncoderProgram(teacher: LoadedTeacher, executor: Executor): Inference {
   return inference(executor, teacher.params.text, (p, oneHot, mask) => encodeText(p, teacher.text, oneHot, mask), "text_encoder");
 }
 
@@ -47,7 +47,7 @@ export async function encodeConditions(program: Inference, teacher: LoadedTeache
 }
 
 /** The teacher's guided flow-Euler step (cond and uncond as one batch), per-sample w. */
-export function guidedEulerStep(teacher: LoadedTeacher, executor: ExecutorKind): Inference {
+export function guidedEulerStep(teacher: LoadedTeacher, executor: Executor): Inference {
   return inference(executor, teacher.params.dit, (p, x, s, sNext, cond, uncond, w) => {
     const [v, logvar] = ditFlow(p, teacher.dit, np.concatenate([x.ref, x.ref], 0), np.concatenate([s.ref, s.ref], 0), np.concatenate([cond, uncond], 0));
     logvar.dispose();
@@ -79,13 +79,13 @@ export class StackPipeline {
   readonly #decode: Inference;
   readonly #routes = new Map<string, Inference>();
 
-  private constructor(readonly teacher: LoadedTeacher, readonly vae: LoadedVae, readonly executor: ExecutorKind) {
+  private constructor(readonly teacher: LoadedTeacher, readonly vae: LoadedVae, readonly executor: Executor) {
     this.#text = textEncoderProgram(teacher, executor);
     this.#euler = guidedEulerStep(teacher, executor);
     this.#decode = inference(executor, vae.params, (p, z) => vaeDecode(p, vae.config, z.div(vae.scale)), "vae_decode");
   }
 
-  static load(paths: { teacher: string; vae: string }, executor: ExecutorKind = "onnx"): StackPipeline {
+  static load(paths: { teacher: string; vae: string }, executor: Executor = "onnx"): StackPipeline {
     return new StackPipeline(loadTeacher(paths.teacher), loadVae(paths.vae), executor);
   }
 

@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import type { StackDistillConfig } from "../config/schema.ts";
-import { ConfigError, guidanceSchedule } from "../config/schema.ts";
+import { ConfigError, guidanceSchedule, executorOf } from "../config/schema.ts";
 import { foldIn, normal, uniform } from "../numerics/random.ts";
 import type { HostTensor } from "../executor/onnxRun.ts";
 import { inference, inChunks, type Inference } from "../executor/inference.ts";
@@ -56,7 +56,7 @@ export async function stackDistillProblem(cfg: StackDistillConfig, keys: EvalKey
   if (reference.warning) warnings.push(reference.warning);
   const d = teacher.latentDim;
   // conditions of every training prompt, then of "" (row P), computed once
-  const textProgram = textEncoderProgram(teacher, cfg.executor);
+  const textProgram = textEncoderProgram(teacher, executorOf(cfg));
   const condition = (ps: readonly string[]) => encodeConditions(textProgram, teacher, ps);
   const table = await condition([...prompts, ""]);
   const M = text.maxWords + 1, C = text.width + 1, row = M * C;
@@ -85,7 +85,7 @@ export async function stackDistillProblem(cfg: StackDistillConfig, keys: EvalKey
     if (promptClass.some((c) => c < 0)) throw new ConfigError(`the sCM baseline needs each prompt to name a Fashion-MNIST class; "${prompts[promptClass.indexOf(-1)]}" names none`);
     const vae = loadOwnVae();
     const train = loadSplit(t.dataDir, "train");
-    const enc = inference(cfg.executor, vae.params, (p, x) => vaeEncode(p, vae.config, x)[0].mul(vae.scale), "vae_encode");
+    const enc = inference(executorOf(cfg), vae.params, (p, x) => vaeEncode(p, vae.config, x)[0].mul(vae.scale), "vae_encode");
     const [lat] = await inChunks(enc, [{ data: allPixels(train), shape: [train.count, 784] }], train.count, 1000);
     await enc.dispose();
     tree.dispose(vae.params);
@@ -98,7 +98,7 @@ export async function stackDistillProblem(cfg: StackDistillConfig, keys: EvalKey
   const curveW: HostTensor = { data: Float32Array.from(curvePrompts, (_, i) => cfg.guidance[i % cfg.guidance.length]), shape: [curvePrompts.length, 1] };
   const curveNoise = normal(keys.curve, curvePrompts.length * d);
   let curveReference: Float32Array | undefined;
-  const euler = guidedEulerStep(teacher, cfg.executor);
+  const euler = guidedEulerStep(teacher, executorOf(cfg));
   const blackLatent = t.vae ? Float32Array.from(JSON.parse(loadSafetensors(t.vae).metadata.black_latent ?? "[]")) : new Float32Array(0);
 
   return {
@@ -121,7 +121,7 @@ export async function stackDistillProblem(cfg: StackDistillConfig, keys: EvalKey
     async curve(params) {
       const cond = hostConditions(curvePrompts), uncond = hostConditions(curvePrompts.map(() => -1));
       curveReference ??= await eulerEndpoint(euler, curveNoise, cond, uncond, curveW, ODE_REFERENCE_STEPS, { schedule: guidanceSchedule(cfg) });
-      const one = await studentSampleLatents(cfg.executor, student, params, 1, curveNoise, cond, curveW, keys.sampling, cfg.eval);
+      const one = await studentSampleLatents(executorOf(cfg), student, params, 1, curveNoise, cond, curveW, keys.sampling, cfg.eval);
       return relativeMse(one, curveReference);
     },
     async evaluate(params, outDir, _k, say) {
@@ -148,9 +148,9 @@ async function evaluateStackStudent(cfg: StackDistillConfig, o: {
   const t0 = performance.now();
   const say = (what: string) => o.say?.(`evaluation: ${what} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   const d = o.teacher.latentDim;
-  const evaluator = await Evaluator.load(t.evaluator, cfg.executor);
+  const evaluator = await Evaluator.load(t.evaluator, executorOf(cfg));
   const vae = o.loadVae();
-  const decode = inference(cfg.executor, vae.params, (p, z) => vaeDecode(p, vae.config, z.div(vae.scale)), "vae_decode");
+  const decode = inference(executorOf(cfg), vae.params, (p, z) => vaeDecode(p, vae.config, z.div(vae.scale)), "vae_decode");
   const pixelsOf = async (z: Float32Array) => {
     const m = z.length / d;
     const [x] = await inChunks(decode, [{ data: z, shape: [m, d] }], m, Math.min(m, 500));
@@ -181,7 +181,7 @@ async function evaluateStackStudent(cfg: StackDistillConfig, o: {
   const ode = await eulerEndpoint(o.euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS, guided);
   for (const steps of [1, 2, 4]) {
     say(`the student, ${steps} step${steps > 1 ? "s" : ""}`);
-    const z = await studentSampleLatents(cfg.executor, o.student, o.params, steps, noise, cond, w, foldIn(o.keys.sampling, steps), cfg.eval);
+    const z = await studentSampleLatents(executorOf(cfg), o.student, o.params, steps, noise, cond, w, foldIn(o.keys.sampling, steps), cfg.eval);
     await measure(`student_${steps}step`, z, labels);
     if (steps === 1) metrics.consistency_rel_mse_1step = relativeMse(z, ode);
   }
@@ -198,7 +198,7 @@ async function evaluateStackStudent(cfg: StackDistillConfig, o: {
   const grid = (file: string, px: Float32Array) => writeImageGrid(join(o.outDir, file), px, { rows: CLASS_NAMES.length, cols: GRID_COLUMNS, height: 28, width: 28 });
   grid("grid-teacher-16step.png", await pixelsOf(await eulerEndpoint(o.euler, gnoise, gc, gu, gw, 16, guided)));
   for (const steps of [1, 2, 4]) {
-    grid(`grid-student-${steps}step.png`, await pixelsOf(await studentSampleLatents(cfg.executor, o.student, o.params, steps, gnoise, gc, gw, foldIn(o.keys.sampling, 100 + steps), cfg.eval)));
+    grid(`grid-student-${steps}step.png`, await pixelsOf(await studentSampleLatents(executorOf(cfg), o.student, o.params, steps, gnoise, gc, gw, foldIn(o.keys.sampling, 100 + steps), cfg.eval)));
   }
   await decode.dispose();
   tree.dispose(vae.params);

@@ -4,7 +4,7 @@
  * run repeats the uninterrupted one exactly.
  */
 import { numpy as np, tree, type Array } from "@jax-js/jax";
-import { type TbcmConfig, ConfigError, guidanceSchedule, lrSchedule, configToRaw, parseConfig } from "../config/schema.ts";
+import { type TbcmConfig, ConfigError, guidanceSchedule, lrSchedule, configToRaw, parseConfig, executorOf } from "../config/schema.ts";
 import { SIGMA_D } from "../config/defaults.ts";
 import { type Key, key, foldIn, normal, uniform } from "../numerics/random.ts";
 import { type Tree, toHost, parameterCount } from "../numerics/tree.ts";
@@ -81,14 +81,15 @@ export function pairPass<P extends Tree>(cfg: TbcmConfig, problem: DistillProble
  * The loop's two programs on the configured executor, and the initial weights in the layout
  * they take (`params` and `state` are taken over).
  */
-export function distillPrograms<P extends Tree>(cfg: TbcmConfig, problem: DistillProblem<P>, optimizer: Optimizer, params: P, state: LeafState[]) {
+export function distillPrograms<P extends Tree>(cfg: TbcmConfig, problem: DistillProblem<P>, optimizer: Optimizer, params: P, state: LeafState[], o: { keepOnDevice?: boolean } = {}) {
   const layout = new WeightLayout(params, state);
   const initialWeights = Weights.fromJax(layout, params, state);
-  const programs = loopPrograms(cfg.executor, {
+  const programs = loopPrograms(executorOf(cfg), {
     pairPass: pairPass(cfg, problem),
     trainStep: makeTrainStep(problem.student, optimizer, cfg.train.gradClip),
     layout,
     hyperNames: Object.keys(optimizer.hyper(0, cfg.optim.lr)),
+    keepOnDevice: o.keepOnDevice,
   });
   return { ...programs, initialWeights };
 }
@@ -169,12 +170,12 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
     const ckpt = loadCheckpoint(run.checkpointPath, params, state);
     // a checkpoint from before a key existed reads as that key's default (which keeps the old behaviour)
     const saved = withDefaults(JSON.parse(ckpt.config));
-    // train.steps and the executor may change on resume (a run continued on the other executor
+    // train.steps, the executor and its device may change on resume (a run continued on the other executor
     // agrees with the uninterrupted one to the executors' float32 tolerance, not bit for bit).
-    const comparable = (c: TbcmConfig) => JSON.stringify({ ...c, executor: undefined, train: { ...c.train, steps: 0 } });
+    const comparable = (c: TbcmConfig) => JSON.stringify({ ...c, executor: undefined, device: undefined, train: { ...c.train, steps: 0 } });
     if (comparable(saved) !== comparable(cfg)) {
       tree.dispose([ckpt.params, ckpt.state]);
-      throw new Error(`the run in "${run.dir}" was made with another config (only train.steps and executor may change on --resume); use a new --out`);
+      throw new Error(`the run in "${run.dir}" was made with another config (only train.steps, executor and device may change on --resume); use a new --out`);
     }
     tree.dispose([params, state]);
     ({ params, state } = ckpt);
@@ -204,6 +205,7 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
   let evalSeconds = 0; // time spent on the consistency curve, kept out of the training time
   const curve = async () => {
     const c0 = performance.now();
+    await weights.download(); // webgpu: the weights live on the device between steps
     const p = studentParams();
     const value = await problem.curve(p);
     tree.dispose(p);
@@ -211,11 +213,12 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
     return value;
   };
   const trainSeconds = () => (performance.now() - t0) / 1000 - evalSeconds;
-  const save = (at: number) => {
+  const save = async (at: number) => {
+    await weights.download();
     saveCheckpoint(run.checkpointPath, { params: weights.params, state: weights.state, step: at, config: configJson, ...(ema ? { ema } : {}) });
   };
 
-  say(`${cfg.method} on the ${cfg.teacher.kind} teacher (${cfg.executor} executor): ${parameterCount(weights.params as Tree).toLocaleString()} student parameters, `
+  say(`${cfg.method} on the ${cfg.teacher.kind} teacher (${cfg.executor} executor${cfg.device === "cpu" ? "" : ` on ${cfg.device}`}): ${parameterCount(weights.params as Tree).toLocaleString()} student parameters, `
     + `${cfg.method === "tbcm" ? `${cfg.train.promptsPerStep} prompts × ${cfg.route.steps - 1} pairs` : `${cfg.train.promptsPerStep * (cfg.route.steps - 1)} real samples`} per step`);
   if (start === 0) run.appendLog({ step: 0, consistency_rel_mse_1step: await curve() });
   const decoderLoadsBefore = problem.decoderLoads();
@@ -240,13 +243,14 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
       skippedInARow++;
       run.appendLog({ step: s + 1, event: "skipped_nonfinite", loss: String(stats.loss), grad_norm: String(stats.grad_norm) });
       if (skippedInARow >= MAX_SKIPS_IN_A_ROW) {
-        save(s + 1); // parameters are those of the last finite step
+        await save(s + 1); // parameters are those of the last finite step
+        weights.dispose(); // (device tensors before the sessions that made them)
         await programs.dispose();
-        weights.dispose();
         throw new Error(`the loss or gradient was not finite for ${skippedInARow} steps in a row (up to step ${s + 1}); `
           + `check guidance, optim.lr and train.grad_clip (${run.checkpointPath} holds the last finite state)`);
       }
     } else skippedInARow = 0;
+    if (ema) await weights.download();
     if (ema) updateEma(ema, weights.host().slice(0, layout.paramCount), cfg.train.ema, s);
     const done = s + 1;
     if (done % cfg.train.logEvery === 0 || done === cfg.train.steps) {
@@ -261,25 +265,26 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
     if (done % cfg.train.evalEvery === 0 || done === cfg.train.steps) {
       run.appendLog({ step: done, consistency_rel_mse_1step: await curve(), time_s: Number(trainSeconds().toFixed(2)) });
     }
-    if (done % cfg.train.checkpointEvery === 0) save(done);
+    if (done % cfg.train.checkpointEvery === 0) await save(done);
     if (opts.stopRequested?.()) {
       interrupted = true;
       s++;
       break;
     }
   }
-  save(s);
-  await programs.dispose();
+  await save(s);
   // TBCM is image-free: nothing in its training loop may load the VAE (the baseline may, to encode images).
   if (cfg.method === "tbcm" && problem.decoderLoads() !== decoderLoadsBefore) throw new Error("internal error: the VAE was loaded during TBCM training");
   if (interrupted) {
     say(`stopped at step ${s}; checkpoint written — continue with --resume`);
     weights.dispose();
+    await programs.dispose();
     return { metrics: {}, steps: s, interrupted };
   }
   const trainTime = trainSeconds(); // the final evaluation is not training
   const student = studentParams();
   weights.dispose();
+  await programs.dispose();
   saveParams(run.studentPath, student, { config: configJson, step: String(s), kind: problem.studentKind });
   opts.evaluating?.();
   say("evaluating…");
