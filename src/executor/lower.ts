@@ -542,6 +542,12 @@ class Lowering {
   }
 
   binary(p: string, a: Val, b: Val, dtype: ElemType, logical: readonly number[]): Val {
+    if (dtype === "bool" && BOOL_BINARY_OP[p] !== undefined) {
+      // logical or/and as max/min of 0/1 floats (exact): GPU providers have no bool Or/And kernels,
+      // and a node they cannot run is left to the CPU, with copies around it at every step
+      const float = this.binary(BOOL_BINARY_OP[p] === "Or" ? "max" : "min", this.cast(a, "float32"), this.cast(b, "float32"), "float32", logical);
+      return this.cast(float, "bool");
+    }
     const rank = logical.length;
     if (p === "add") {
       if (a.zero && b.zero) return this.zeroVal(dtype, logical);
@@ -592,7 +598,9 @@ class Lowering {
     // Operands are compared in their promoted type; weakly typed literals take the other's.
     const nonLit = eqn.inputs.filter(isVar).map((v) => elemType(v.aval.dtype, "a compare operand"));
     const all = nonLit.length ? nonLit : eqn.inputs.map((a) => elemType(a.aval.dtype, "a compare operand"));
-    const dtype = all.reduce((a, b) => (DTYPE_ORDER.indexOf(a) >= DTYPE_ORDER.indexOf(b) ? a : b));
+    // bools are compared as 0/1 floats (exact): GPU providers have no bool Equal kernel
+    const promoted = all.reduce((a, b) => (DTYPE_ORDER.indexOf(a) >= DTYPE_ORDER.indexOf(b) ? a : b));
+    const dtype: ElemType = promoted === "bool" ? "float32" : promoted;
     const [x, y] = [0, 1].map((i) => this.cast(this.read(env, eqn.inputs[i], dtype), dtype));
     const ins = [this.materialise(x), this.materialise(y)];
     const shape = broadcastShapes(x.shape, y.shape);

@@ -185,7 +185,7 @@ test("tbcm serve: the demo page, onnxruntime-web and the export over HTTP with i
     assert.match(page.headers.get("content-type")!, /text\/html/);
     assert.equal(page.headers.get("cross-origin-embedder-policy"), "require-corp");
     assert.match(await page.text(), /tbcm-generator\.js/);
-    const ortFile = await fetch(`${base}/ort/ort.wasm.min.mjs`);
+    const ortFile = await fetch(`${base}/ort/ort.webgpu.min.mjs`);
     assert.equal(ortFile.status, 200);
     assert.equal(ortFile.headers.get("content-type"), "text/javascript");
     await ortFile.arrayBuffer();
@@ -197,7 +197,7 @@ test("tbcm serve: the demo page, onnxruntime-web and the export over HTTP with i
     // the demo page's own script, with its imports pointed at files and a stub DOM, draws 8 images
     const html = await (await fetch(`${base}/`)).text();
     const script = html.match(/<script type="module">([\s\S]*?)<\/script>/)![1]
-      .replace('"./ort/ort.wasm.min.mjs"', JSON.stringify(pathToFileURL(createRequire(import.meta.url).resolve("onnxruntime-web")).href))
+      .replace('"./ort/ort.webgpu.min.mjs"', JSON.stringify(pathToFileURL(createRequire(import.meta.url).resolve("onnxruntime-web")).href))
       .replace('"./tbcm-generator.js"', JSON.stringify(new URL("../../web/tbcm-generator.js", import.meta.url).href));
     const drawn: { data: Uint8ClampedArray; x: number }[] = [];
     let submit: ((e: { preventDefault(): void }) => Promise<void>) | undefined;
@@ -214,9 +214,11 @@ test("tbcm serve: the demo page, onnxruntime-web and the export over HTTP with i
     writeFileSync(pageScript, script);
     await import(pathToFileURL(pageScript).href);
     assert.equal(elements.go.disabled, false, String(elements.status.textContent));
+    // Node has no WebGPU adapter: the page falls back to WebAssembly and says so
+    assert.match(String(elements.status.textContent), /^ready on WebAssembly \(no WebGPU adapter in this browser\): 1-step generator/);
     assert.equal(elements.guidance.value, 4.5);
     await submit!({ preventDefault() {} });
-    assert.match(String(elements.status.textContent), /^8 images in \d+ ms$/);
+    assert.match(String(elements.status.textContent), /^8 images in \d+ ms on WebAssembly$/);
     assert.deepEqual(drawn.map((d) => d.x), [0, 28, 56, 84, 112, 140, 168, 196]);
     assert.ok(drawn.every((d) => d.data.length === 28 * 28 * 4) && drawn[0].data.some((v, i) => v !== drawn[1].data[i]), "8 different images");
 
