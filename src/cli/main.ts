@@ -6,7 +6,7 @@ import "../numerics/threads.ts"; // must come before anything loads jax-js
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { isGuidanceInterval, DEVICES, type Device } from "../config/schema.ts";
+import { isGuidanceInterval, DEVICES, type Device, type ExecutorKind, checkExecutorDevice } from "../config/schema.ts";
 import { ROUTE_SHIFT, ROUTE_STEPS } from "../config/defaults.ts";
 import * as L from "../config/limits.ts";
 
@@ -40,6 +40,7 @@ const USAGE = `usage:
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
 config key executor: onnx (default, ONNX Runtime) or jax (jax-js jit) runs the training step and teacher pass
 config key device / --device: cpu (default), webgpu (a Vulkan driver; software: scripts/lavapipe.sh) or cuda (ONNXRUNTIME_NODE_INSTALL=cuda12) for ONNX Runtime
+  (distill, sample, eval --recompute, train-vae / train-teacher / train-evaluator, eval-teacher; stack configs take the key device too)
 environment: TBCM_THREADS=<n> threads for jax-js's kernels and ONNX Runtime (default: 1 for jax-js, every core for ONNX Runtime)
              TBCM_ORT_VERBOSE=1 ONNX Runtime's verbose log (which provider each node runs on) on stderr`;
 
@@ -65,10 +66,10 @@ const flag = { type: "boolean" } as const;
 /** Each command's options: an option another command takes is an error here, not silently ignored. */
 const COMMAND_OPTIONS = {
   distill: { config: text, out: text, resume: flag, device: text },
-  "train-vae": { config: text, resume: flag },
-  "train-evaluator": { config: text, resume: flag },
-  "train-teacher": { config: text, resume: flag, out: text },
-  "eval-teacher": { config: text },
+  "train-vae": { config: text, resume: flag, device: text },
+  "train-evaluator": { config: text, resume: flag, device: text },
+  "train-teacher": { config: text, resume: flag, out: text, device: text },
+  "eval-teacher": { config: text, device: text },
   sample: {
     run: text, model: text, prompt: { type: "string", multiple: true }, n: text, steps: text, guidance: text, seed: text,
     eta: text, sampler: text, "guidance-interval": text, "guidance-ramp": text, out: text, device: text,
@@ -112,6 +113,14 @@ function etaOption(value: string | undefined): number | undefined {
   const eta = numberOption("eta", value, 1);
   if (eta < 0 || eta > 1) throw new UsageError(`--eta is a share of fresh noise in [0, 1] (1: the spec's sampler), got ${eta}`);
   return eta;
+}
+
+/** A config with `--device` (when given) in place of its `device`. */
+function withDevice<C extends { executor: ExecutorKind; device: Device }>(cfg: C, value: string | undefined): C {
+  const device = deviceOption(value);
+  if (device === undefined) return cfg;
+  checkExecutorDevice(cfg.executor, device, "--device");
+  return { ...cfg, device };
 }
 
 /** `--device D`: ONNX Runtime's device (undefined when not given). */
@@ -190,13 +199,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case "distill": {
       if (!values.config || !values.out) throw new UsageError("distill needs --config <yaml> and --out <dir>");
-      const { loadConfig, checkExecutorDevice } = await import("../config/schema.ts");
-      const device = deviceOption(values.device);
-      let cfg = loadConfig(values.config);
-      if (device !== undefined) {
-        checkExecutorDevice(cfg.executor, device, "--device");
-        cfg = { ...cfg, device };
-      }
+      const { loadConfig } = await import("../config/schema.ts");
+      const cfg = withDevice(loadConfig(values.config), values.device);
       const { distill } = await import("../run/distill.ts");
       const result = await distill(cfg, values.out, {
         resume: values.resume,
@@ -214,7 +218,7 @@ async function main(argv: string[]): Promise<number> {
       const raw = readYaml(values.config);
       if (!isStackConfig(raw)) throw new UsageError("eval-teacher needs a stack config (kind: stack), e.g. configs/fmnist-stack.yaml");
       const { evaluateTeacher } = await import("../stack/teacher.ts");
-      console.log(JSON.stringify(await evaluateTeacher(parseStackConfig(raw), (line) => process.stderr.write(line + "\n")), null, 2));
+      console.log(JSON.stringify(await evaluateTeacher(withDevice(parseStackConfig(raw), values.device), (line) => process.stderr.write(line + "\n")), null, 2));
       return 0;
     }
     case "train-vae":
@@ -225,7 +229,7 @@ async function main(argv: string[]): Promise<number> {
       const { isStackConfig, parseStackConfig } = await import("../config/stack.ts");
       const raw = readYaml(values.config);
       if (isStackConfig(raw)) {
-        const cfg = parseStackConfig(raw);
+        const cfg = withDevice(parseStackConfig(raw), values.device);
         const stop = stopOnSignals().stopRequested;
         const opts = { resume: values.resume, say: (line: string) => process.stderr.write(line + "\n"), stopRequested: stop, command: `tbcm ${command} --config ${values.config}` };
         const train = command === "train-vae" ? (await import("../stack/vae.ts")).trainVae

@@ -4,7 +4,7 @@
  * `tbcm train-evaluator`; each writes its safetensors under `models_dir`, where the next finds it.
  * Validated like the distillation config: unknown keys and bad values name the key and the fix.
  */
-import { ConfigError, type Field, num, int, resolve, readYaml, EXECUTORS, type ExecutorKind } from "./schema.ts";
+import { ConfigError, type Field, num, int, resolve, readYaml, EXECUTORS, type ExecutorKind, DEVICES, type Device } from "./schema.ts";
 import * as L from "./limits.ts";
 import { ATTENTION_KINDS, type AttentionKind } from "./defaults.ts";
 
@@ -14,6 +14,8 @@ export type StackConfig = {
   kind: "stack";
   seed: number;
   executor: ExecutorKind;
+  /** Where ONNX Runtime runs the programs (README "GPU"). */
+  device: Device;
   /** Folder of the Fashion-MNIST IDX files ("" = TBCM_FASHION_MNIST_DIR or Debian's). */
   dataDir: string;
   modelsDir: string;
@@ -32,6 +34,7 @@ const SCHEMA: Record<string, Field | Record<string, Field>> = {
   kind: { type: "enum", values: ["stack"], default: "stack" },
   seed: int(0, 0, L.MAX_SEED),
   executor: { type: "enum", values: EXECUTORS, default: "onnx" },
+  device: { type: "enum", values: DEVICES, default: "cpu" },
   data_dir: { type: "string", default: "" },
   models_dir: { type: "string", default: "models/fmnist" },
   vae: {

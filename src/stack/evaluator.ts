@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import { tree } from "@jax-js/jax";
 import type { StackConfig } from "../config/stack.ts";
+import { executorOf } from "../config/schema.ts";
 import { key, foldIn } from "../numerics/random.ts";
 import { parameterCount, type Tree } from "../numerics/tree.ts";
 import { type ClassifierConfig, type ClassifierParams, initClassifier, classify, crossEntropy } from "../models/classifier.ts";
@@ -54,14 +55,14 @@ export async function trainEvaluator(cfg: StackConfig, opts: { resume?: boolean;
       return [{ data: pixels(train, idx), shape: [e.batch, 784] }, { data: labels, shape: [e.batch, K] }];
     },
     steps: e.steps, lr: e.lr, schedule: { kind: "cosine", warmup: e.warmup }, weightDecay: e.weightDecay, gradClip: e.gradClip,
-    emaDecay: e.ema, executor: cfg.executor, logEvery: e.logEvery, checkpointEvery: e.checkpointEvery,
+    emaDecay: e.ema, executor: executorOf(cfg), logEvery: e.logEvery, checkpointEvery: e.checkpointEvery,
     files: runFiles(join(cfg.modelsDir, "runs"), "evaluator"), config: JSON.stringify({ evaluator: e, seed: cfg.seed }),
     resume: opts.resume, say, stopRequested: opts.stopRequested,
   }, initClassifier(foldIn(runKey, 1), c));
   if (result.interrupted) { tree.dispose(result.params); return { interrupted: true }; }
   const path = join(cfg.modelsDir, "evaluator.safetensors");
   saveParams(path, result.params, { kind: "tbcm-evaluator", config: JSON.stringify(c) });
-  const evaluator = await Evaluator.load(path, cfg.executor);
+  const evaluator = await Evaluator.load(path, executorOf(cfg));
   const testPixels = Float32Array.from(test.images, (v) => v / 255);
   const testStats = await evaluator.statistics(testPixels);
   const accuracy = testStats.predictions.reduce((n, p, i) => n + (p === test.labels[i] ? 1 : 0), 0) / test.count;

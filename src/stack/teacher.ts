@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import { existsSync, readFileSync } from "node:fs";
-import { ConfigError } from "../config/schema.ts";
+import { ConfigError, executorOf } from "../config/schema.ts";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import type { StackConfig } from "../config/stack.ts";
 import { key, foldIn, normal, uniform } from "../numerics/random.ts";
@@ -60,7 +60,7 @@ async function encodeTrainingSet(cfg: StackConfig, vaePath: string, say: (l: str
   const vae = loadVae(vaePath);
   const train = loadSplit(cfg.dataDir, "train");
   say(`teacher: encoding ${train.count} training images with the VAE…`);
-  const enc = inference(cfg.executor, vae.params, (p, x) => vaeEncode(p, vae.config, x)[0].mul(vae.scale), "vae_encode");
+  const enc = inference(executorOf(cfg), vae.params, (p, x) => vaeEncode(p, vae.config, x)[0].mul(vae.scale), "vae_encode");
   const [latents] = await inChunks(enc, [{ data: allPixels(train), shape: [train.count, 784] }], train.count, 1000);
   await enc.dispose();
   tree.dispose(vae.params);
@@ -109,7 +109,7 @@ export async function trainTeacher(cfg: StackConfig, opts: { resume?: boolean; s
       ];
     },
     steps: t.steps, lr: t.lr, schedule: { kind: "cosine", warmup: t.warmup }, weightDecay: t.weightDecay, gradClip: t.gradClip,
-    emaDecay: t.ema, executor: cfg.executor, logEvery: t.logEvery, checkpointEvery: t.checkpointEvery,
+    emaDecay: t.ema, executor: executorOf(cfg), logEvery: t.logEvery, checkpointEvery: t.checkpointEvery,
     files: runFiles(join(cfg.modelsDir, "runs"), "teacher"), config: JSON.stringify({ teacher: t, text: cfg.text, vae: cfg.vae, seed: cfg.seed }),
     resume: opts.resume, say, stopRequested: opts.stopRequested,
   }, { text, dit });

@@ -6,6 +6,7 @@
  */
 import { join } from "node:path";
 import type { StackConfig } from "../config/stack.ts";
+import { executorOf } from "../config/schema.ts";
 import { key, foldIn } from "../numerics/random.ts";
 import { readPromptFile } from "../data/prompts.ts";
 import { caption, captionLabel, CLASS_NAMES } from "../data/captions.ts";
@@ -50,8 +51,8 @@ export async function referenceStatistics(dataDir: string, seed: number, evaluat
 }
 
 export async function teacherReport(cfg: StackConfig, say: (l: string) => void, n = Number(process.env.TBCM_EVAL_SAMPLES) || FD_SAMPLES) {
-  const pipe = StackPipeline.load({ teacher: join(cfg.modelsDir, "teacher.safetensors"), vae: join(cfg.modelsDir, "vae.safetensors") }, cfg.executor);
-  const evaluator = await Evaluator.load(join(cfg.modelsDir, "evaluator.safetensors"), cfg.executor);
+  const pipe = StackPipeline.load({ teacher: join(cfg.modelsDir, "teacher.safetensors"), vae: join(cfg.modelsDir, "vae.safetensors") }, executorOf(cfg));
+  const evaluator = await Evaluator.load(join(cfg.modelsDir, "evaluator.safetensors"), executorOf(cfg));
   const { test, floor, floorSeed, floorSamples, warning } = await referenceStatistics(cfg.dataDir, cfg.seed, evaluator, n);
   if (warning) say(`warning: ${warning}`);
   const { prompts, labels } = evalPrompts(EVAL_PROMPTS, n);

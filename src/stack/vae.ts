@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import type { StackConfig } from "../config/stack.ts";
+import { executorOf } from "../config/schema.ts";
 import { key, foldIn, normal } from "../numerics/random.ts";
 import { parameterCount, type Tree } from "../numerics/tree.ts";
 import { type VaeConfig, type VaeParams, initVae, vaeEncode, vaeDecode, latentDim } from "../models/vae.ts";
@@ -71,7 +72,7 @@ export async function trainVae(cfg: StackConfig, opts: { resume?: boolean; say?:
       return [{ data: pixels(train, idx), shape: [v.batch, size] }, { data: normal(foldIn(k, 2), v.batch * d), shape: [v.batch, d] }];
     },
     steps: v.steps, lr: v.lr, schedule: { kind: "cosine", warmup: v.warmup }, weightDecay: v.weightDecay, gradClip: v.gradClip,
-    emaDecay: v.ema, executor: cfg.executor, logEvery: v.logEvery, checkpointEvery: v.checkpointEvery,
+    emaDecay: v.ema, executor: executorOf(cfg), logEvery: v.logEvery, checkpointEvery: v.checkpointEvery,
     files: runFiles(join(cfg.modelsDir, "runs"), "vae"), config: JSON.stringify({ vae: cfg.vae, seed: cfg.seed }),
     resume: opts.resume, say, stopRequested: opts.stopRequested,
   }, init);
@@ -82,8 +83,8 @@ export async function trainVae(cfg: StackConfig, opts: { resume?: boolean; say?:
   }
   const params = result.params;
   say("vae: latent scale, black latent and test PSNR…");
-  const enc = inference(cfg.executor, params, (p, x) => vaeEncode(p, c, x)[0], "vae_encode");
-  const dec = inference(cfg.executor, params, (p, z) => vaeDecode(p, c, z), "vae_decode");
+  const enc = inference(executorOf(cfg), params, (p, x) => vaeEncode(p, c, x)[0], "vae_encode");
+  const dec = inference(executorOf(cfg), params, (p, z) => vaeDecode(p, c, z), "vae_decode");
   const nScale = Math.min(5000, train.count);
   const [trainLatents] = await inChunks(enc, [{ data: pixels(train, drawIndices(foldIn(runKey, 3), train, nScale)), shape: [nScale, size] }], nScale, 500);
   let m = 0, m2 = 0;

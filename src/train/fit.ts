@@ -15,7 +15,7 @@ import { WeightLayout, Weights } from "../executor/programs.ts";
 import { OnnxFunction, type HostTensor } from "../executor/onnxRun.ts";
 import { saveCheckpoint, loadCheckpoint } from "./checkpoint.ts";
 import { updateEma } from "./ema.ts";
-import type { ExecutorKind } from "../config/schema.ts";
+import { type Executor, executorParts } from "../config/schema.ts";
 
 export type FitSpec<P extends Tree> = {
   readonly name: string;
@@ -32,7 +32,8 @@ export type FitSpec<P extends Tree> = {
   readonly gradClip: number;
   /** EMA decay of the parameters (0: none; the returned parameters are then the last ones). */
   readonly emaDecay: number;
-  readonly executor: ExecutorKind;
+  /** The runtime and its device (a kind alone: on the CPU). */
+  readonly executor: Executor;
   readonly logEvery: number;
   readonly checkpointEvery: number;
   /** Files of the run: checkpoint (params + optimiser state + EMA + step) and log. */
@@ -104,8 +105,9 @@ export async function fit<P extends Tree>(spec: FitSpec<P>, init: P): Promise<Fi
     return [...layout.flatten(np2, ns), np.stack([loss, ...aux, norm, ok.astype(np.float32)])];
   };
   const statNames = ["loss", ...spec.statNames, "grad_norm", "applied"];
-  const onnx = spec.executor === "onnx" ? new OnnxFunction(flatStep as never, { name: spec.name }) : undefined;
-  const jitted = spec.executor === "jax" ? jit(flatStep) : undefined;
+  const { kind: executor, device } = executorParts(spec.executor);
+  const onnx = executor === "onnx" ? new OnnxFunction(flatStep as never, { name: spec.name, device }) : undefined;
+  const jitted = executor === "jax" ? jit(flatStep) : undefined;
   const runStep = async (w: Weights<P>, batch: HostTensor[], hyper: Record<string, number>): Promise<[Weights<P>, Float32Array]> => {
     if (onnx) {
       const inputs: HostTensor[] = [
@@ -128,7 +130,7 @@ export async function fit<P extends Tree>(spec: FitSpec<P>, init: P): Promise<Fi
   const save = (at: number) => {
     saveCheckpoint(spec.files.checkpoint, { params: weights.params, state: weights.state, step: at, config: spec.config, ...(ema ? { ema } : {}) });
   };
-  say(`${spec.name}: ${parameterCount(weights.params).toLocaleString()} parameters, ${spec.steps} steps (${spec.executor} executor)`);
+  say(`${spec.name}: ${parameterCount(weights.params).toLocaleString()} parameters, ${spec.steps} steps (${executor} executor${device === "cpu" ? "" : ` on ${device}`})`);
   const t0 = performance.now();
   let last: Record<string, number> = {};
   let inARow = 0;

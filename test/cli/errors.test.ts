@@ -33,6 +33,9 @@ test("bad configs and inputs are one-line errors and write nothing", () => {
   fails(["distill", "--config", file("f.yaml", `prompts_file: ${unknown}\n`), "--out", out], /prompt "an astronaut" .* unknown to the teacher/, out);
   fails(["distill", "--config", file("g.yaml", "student: {init: nowhere.safetensors}\n"), "--out", out], /cannot read "nowhere\.safetensors"/, out);
   fails(["distill", "--out", out], /needs --config/, out);
+  // every command that runs programs takes --device; a bad one is refused before any work
+  fails(["train-vae", "--config", "configs/fmnist-stack.yaml", "--device", "tpu"], /--device is one of cpu, webgpu, cuda, got "tpu"/);
+  fails(["eval-teacher", "--config", file("sj.yaml", "kind: stack\nexecutor: jax\n"), "--device", "webgpu"], /--device|executor/);
   // every command takes only its own options
   fails(["distill", "--config", file("k.yaml", "seed: 1\n"), "--out", out, "--steps", "4"], /Unknown option '--steps': tbcm distill does not take it/, out);
   fails(["export", "--run", out, "--out", out, "--prompt", "a bag"], /Unknown option '--prompt': tbcm export does not take it/, out);
