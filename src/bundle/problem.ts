@@ -31,7 +31,7 @@ export const ODE_REFERENCE_STEPS = 32;
 /** Rows per sampling call (a foreign graph can be large). */
 const BUNDLE_ROWS = 64;
 
-/** Columns (noises) of the sample grids; rows are the first prompts of the prompt file. */
+/** Columns (noises) of the sample grids; rows are prompts spread evenly over the prompt file. */
 const GRID_COLUMNS = 8, GRID_ROWS = 8;
 
 /**
@@ -189,7 +189,8 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
           return np.clip(grey.sub(lo).div(hi - lo), 0, 1).reshape([B, -1]);
         }, "bundle_vae_decoder");
         const rowsN = Math.min(GRID_ROWS, prompts.length), gm = rowsN * GRID_COLUMNS;
-        const gidx = globalThis.Array.from({ length: gm }, (_, i) => Math.floor(i / GRID_COLUMNS));
+        // row r shows prompt ⌊r·P/rows⌋: a prompt file sorted by subject shows each subject once
+        const gidx = globalThis.Array.from({ length: gm }, (_, i) => Math.floor((Math.floor(i / GRID_COLUMNS) * prompts.length) / rowsN));
         const gc = hostConditions(gidx), gu = hostConditions(gidx.map(() => -1));
         const gw: HostTensor = { data: new Float32Array(gm).fill(cfg.eval.guidance), shape: [gm, 1] };
         const gnoise = normal(foldIn(keys.eval, 1), gm * d);
