@@ -22,6 +22,7 @@
  */
 import { makeJaxpr, type ClosedJaxpr, type Jaxpr, type JsTreeDef } from "@jax-js/jax";
 import { biasNextToMatMul, fuseNormsAndActivations, quantizeMatMuls } from "./inferenceGraph.ts";
+import { broadcastShapes } from "../numerics/shapes.ts";
 import {
   type Attribute, type NodeProto, type TensorProto, type DataTypeCode, DataType,
   attrInt, attrInts, encodeModel, float32Tensor, int64Tensor, int32Tensor, uint32Tensor, boolTensor,
@@ -120,21 +121,6 @@ const increasing = (xs: readonly number[]) => xs.every((x, i) => i === 0 || xs[i
 const range = (n: number) => globalThis.Array.from({ length: n }, (_, i) => i);
 const isVar = (a: Atom): a is Var => "id" in a;
 
-/** Right-aligned numpy broadcast of shapes. */
-function broadcastShapes(...shapes: (readonly number[])[]): number[] {
-  const rank = Math.max(0, ...shapes.map((s) => s.length));
-  return range(rank).map((i) => {
-    let d = 1;
-    for (const s of shapes) {
-      const x = s[s.length - rank + i] ?? 1;
-      if (x !== 1) {
-        if (d !== 1 && d !== x) throw new Error(`ONNX lowering: shapes [${shapes.map((s) => `[${s}]`)}] do not broadcast`);
-        d = x;
-      }
-    }
-    return d;
-  });
-}
 
 const DTYPE_ORDER: ElemType[] = ["bool", "uint32", "int32", "float32"];
 

@@ -24,6 +24,7 @@
  */
 import { numpy as np, nn, lax, type Array } from "@jax-js/jax";
 import { type OnnxModel, type OnnxNode, type OnnxTensor, type OnnxDim, readOnnxFile } from "./reader.ts";
+import { broadcastShapes } from "../numerics/shapes.ts";
 
 /** A tensor on the host: row-major numbers (floats rounded to float32). */
 export type HostTensor = { readonly data: Float32Array; readonly shape: readonly number[] };
@@ -120,21 +121,6 @@ function hostGen(h: Host, shape: readonly number[], src: (idx: number[]) => numb
   return { kind: "host", dtype: h.dtype, shape: [...shape], data: out };
 }
 
-/** numpy broadcast of shapes (right-aligned). */
-function broadcastShapes(...shapes: (readonly number[])[]): number[] {
-  const rank = Math.max(0, ...shapes.map((s) => s.length));
-  return range(rank).map((i) => {
-    let d = 1;
-    for (const s of shapes) {
-      const x = s[s.length - rank + i] ?? 1;
-      if (x !== 1) {
-        if (d !== 1 && d !== x) throw new Error(`shapes ${shapes.map((s) => `[${s}]`).join(", ")} do not broadcast`);
-        d = x;
-      }
-    }
-    return d;
-  });
-}
 
 /** Flat index into `shape` (right-aligned against `out`) of output multi-index `idx`, broadcasting. */
 function broadcastIndex(shape: readonly number[], st: readonly number[], idx: readonly number[]): number {
