@@ -23,7 +23,7 @@ import { avalSpec } from "../executor/lower.ts";
 import type { DistillProblem, EvalKeys } from "../train/problem.ts";
 import { type LoadedBundle, loadBundle } from "./load.ts";
 import { readManifest } from "./manifest.ts";
-import { studentSampleLatents } from "../eval/studentSamples.ts";
+import { studentSampleLatents, curveInputs } from "../eval/studentSamples.ts";
 import { type BundleStudentParams, BUNDLE_STUDENT_KIND, bundleStudent, guidanceConditioned, initialBundleStudent } from "./student.ts";
 
 /** Flow-Euler steps of the teacher's ODE reference (the endpoint the 1-step student should hit). */
@@ -127,9 +127,8 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
   let decoderLoads = 0;
   const euler = eulerStepProgram(executorOf(cfg), b, teacherParams);
   const schedule = guidanceSchedule(cfg);
-  const curvePrompts = globalThis.Array.from({ length: cfg.eval.curveNoises }, (_, i) => i % prompts.length);
-  const curveW: HostTensor = { data: Float32Array.from(curvePrompts, (_, i) => cfg.guidance[i % cfg.guidance.length]), shape: [curvePrompts.length, 1] };
-  const curveNoise = normal(keys.curve, curvePrompts.length * d);
+  const curve = curveInputs(cfg, prompts.length, d, keys.curve);
+  const curveCond = hostConditions(curve.prompts), curveUncond = hostConditions(curve.prompts.map(() => -1)); // built once
   let curveReference: Float32Array | undefined;
 
   return {
@@ -147,9 +146,8 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
       throw new ConfigError("a teacher bundle has no real data latents (the sCM baseline needs them)");
     },
     async curve(params) {
-      const cond = hostConditions(curvePrompts), uncond = hostConditions(curvePrompts.map(() => -1));
-      curveReference ??= await eulerEndpoint(euler, curveNoise, cond, uncond, curveW, ODE_REFERENCE_STEPS, schedule);
-      const one = await studentSampleLatents(executorOf(cfg), student, params, 1, curveNoise, cond, curveW, keys.sampling, cfg.eval, BUNDLE_ROWS);
+      curveReference ??= await eulerEndpoint(euler, curve.noise, curveCond, curveUncond, curve.w, ODE_REFERENCE_STEPS, schedule);
+      const one = await studentSampleLatents(executorOf(cfg), student, params, 1, curve.noise, curveCond, curve.w, keys.sampling, cfg.eval, BUNDLE_ROWS);
       return relativeMse(one, curveReference);
     },
     async evaluate(params, outDir, _k, say) {

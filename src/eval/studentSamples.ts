@@ -34,3 +34,13 @@ export async function studentSampleLatents<P extends Tree>(executor: Executor, s
     await program.dispose();
   }
 }
+
+/**
+ * The fixed inputs of the 1-step consistency curve: `curve_noises` rows cycling through the
+ * prompts and the guidance scales, and their noise (key `k`); the same at every evaluation step.
+ */
+export function curveInputs(cfg: Pick<TbcmConfig, "guidance"> & { eval: Pick<TbcmConfig["eval"], "curveNoises"> }, promptCount: number, d: number, k: Key) {
+  const prompts = globalThis.Array.from({ length: cfg.eval.curveNoises }, (_, i) => i % promptCount);
+  const w: HostTensor = { data: Float32Array.from(prompts, (_, i) => cfg.guidance[i % cfg.guidance.length]), shape: [prompts.length, 1] };
+  return { prompts, w, noise: normal(k, prompts.length * d) };
+}

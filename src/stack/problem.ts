@@ -24,7 +24,7 @@ import type { DistillProblem, EvalKeys } from "../train/problem.ts";
 import type { Student } from "../method/student.ts";
 import { readPromptFile, quotePrompt } from "../data/prompts.ts";
 import { STACK_STUDENT_KIND, ditStudent } from "./student.ts";
-import { studentSampleLatents } from "../eval/studentSamples.ts";
+import { studentSampleLatents, curveInputs } from "../eval/studentSamples.ts";
 import { relativeMse } from "../eval/distance.ts";
 import { Evaluator } from "../eval/evaluator.ts";
 import { type LoadedTeacher, type LoadedVae, loadTeacher, loadVae } from "./load.ts";
@@ -94,9 +94,8 @@ export async function stackDistillProblem(cfg: StackDistillConfig, keys: EvalKey
   }
 
   // the curve: fixed prompts and noises, teacher ODE endpoints computed once
-  const curvePrompts = globalThis.Array.from({ length: cfg.eval.curveNoises }, (_, i) => i % prompts.length);
-  const curveW: HostTensor = { data: Float32Array.from(curvePrompts, (_, i) => cfg.guidance[i % cfg.guidance.length]), shape: [curvePrompts.length, 1] };
-  const curveNoise = normal(keys.curve, curvePrompts.length * d);
+  const curve = curveInputs(cfg, prompts.length, d, keys.curve);
+  const curveCond = hostConditions(curve.prompts), curveUncond = hostConditions(curve.prompts.map(() => -1)); // built once
   let curveReference: Float32Array | undefined;
   const euler = guidedEulerStep(teacher, executorOf(cfg));
   const blackLatent = t.vae ? Float32Array.from(JSON.parse(loadSafetensors(t.vae).metadata.black_latent ?? "[]")) : new Float32Array(0);
@@ -119,9 +118,8 @@ export async function stackDistillProblem(cfg: StackDistillConfig, keys: EvalKey
       return z;
     },
     async curve(params) {
-      const cond = hostConditions(curvePrompts), uncond = hostConditions(curvePrompts.map(() => -1));
-      curveReference ??= await eulerEndpoint(euler, curveNoise, cond, uncond, curveW, ODE_REFERENCE_STEPS, { schedule: guidanceSchedule(cfg) });
-      const one = await studentSampleLatents(executorOf(cfg), student, params, 1, curveNoise, cond, curveW, keys.sampling, cfg.eval);
+      curveReference ??= await eulerEndpoint(euler, curve.noise, curveCond, curveUncond, curve.w, ODE_REFERENCE_STEPS, { schedule: guidanceSchedule(cfg) });
+      const one = await studentSampleLatents(executorOf(cfg), student, params, 1, curve.noise, curveCond, curve.w, keys.sampling, cfg.eval);
       return relativeMse(one, curveReference);
     },
     async evaluate(params, outDir, _k, say) {
