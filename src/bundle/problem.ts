@@ -16,7 +16,7 @@ import { inference, inChunks, type Inference } from "../executor/inference.ts";
 import { flowToTrigVelocity } from "../method/flowToTrig.ts";
 import { type GuidanceSchedule, GUIDE_EVERYWHERE, guidanceShare } from "../method/guidance.ts";
 import { readPromptFile } from "../data/prompts.ts";
-import { writeImageGrid } from "../data/png.ts";
+import { writeImageGrid, writeImagePanels, COMPARE_GRID } from "../data/png.ts";
 import { relativeMse } from "../eval/distance.ts";
 import { importOnnx } from "../onnx/graph.ts";
 import { avalSpec } from "../executor/lower.ts";
@@ -192,16 +192,21 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
         const gc = hostConditions(gidx), gu = hostConditions(gidx.map(() => -1));
         const gw: HostTensor = { data: new Float32Array(gm).fill(cfg.eval.guidance), shape: [gm, 1] };
         const gnoise = normal(foldIn(keys.eval, 1), gm * d);
+        const panels: Float32Array[] = [];
+        let layout = { rows: rowsN, cols: GRID_COLUMNS, height: 0, width: 0 };
         const grid = async (file: string, z: Float32Array) => {
           const [px] = await inChunks(program, [{ data: z, shape: [gm, d] }], gm, Math.min(gm, 64));
           const side = px.shape[1];
           const shape = decodedShape(decoder.outputs[out].shape, side);
-          writeImageGrid(join(outDir, file), px.data, { rows: rowsN, cols: GRID_COLUMNS, height: shape[0], width: shape[1] });
+          layout = { ...layout, height: shape[0], width: shape[1] };
+          writeImageGrid(join(outDir, file), px.data, layout);
+          panels.push(px.data);
         };
         await grid("grid-teacher-16step.png", await eulerEndpoint(euler, gnoise, gc, gu, gw, 16, schedule));
         for (const steps of [1, 2, 4]) {
           await grid(`grid-student-${steps}step.png`, await studentSampleLatents(executorOf(cfg), student, params, steps, gnoise, gc, gw, foldIn(keys.sampling, 100 + steps), cfg.eval, BUNDLE_ROWS));
         }
+        writeImagePanels(join(outDir, COMPARE_GRID), panels, layout);
         await program.dispose();
         tree.dispose(decoderParams as never);
       }

@@ -136,8 +136,9 @@ const SCHEMA = {
   },
   /**
    * The teacher's sampling route (spec §3) and how each step draws its trajectory's angles:
-   * jittered (spec), ordered (the route itself) or logit_normal (flow times sigmoid(N(logit_mean,
-   * logit_std²)), sorted; the logit keys are read by logit_normal only). TBCM only.
+   * jittered (spec), ordered (the route itself), logit_normal (flow times sigmoid(N(logit_mean,
+   * logit_std²)), sorted) or mixed (each step jittered or logit_normal, 1/2 each); the logit keys
+   * are read by logit_normal and mixed only. TBCM only.
    */
   route: {
     shift: num(D.ROUTE_SHIFT, 0, true), steps: int(D.ROUTE_STEPS, 3, L.MAX_ROUTE_STEPS),

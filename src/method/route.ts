@@ -2,7 +2,7 @@
  * The teacher's sampling route in TrigFlow angles (spec §3): the shifted σ-schedule of the
  * teacher's flow sampler, turned into angles t = atan(σ/(1−σ)), and its per-step jitter.
  */
-import { type Key, uniform, normal } from "../numerics/random.ts";
+import { type Key, foldIn, uniform, normal } from "../numerics/random.ts";
 import { ROUTE_TRAIN_STEPS } from "../config/defaults.ts";
 
 /** Time shift of flow matching samplers: `σ' = shift·σ / (1 + (shift−1)·σ)`. */
@@ -46,9 +46,11 @@ export function jitterRoute(k: Key, route: readonly number[]): number[] {
 /**
  * How a training step chooses the angles of its trajectory (config `route.sampling`; the paper
  * compares such choices): `jittered` = the spec's {@link jitterRoute} (the default), `ordered` =
- * the route's own angles, `logit_normal` = {@link logitNormalRoute}.
+ * the route's own angles, `logit_normal` = {@link logitNormalRoute}, `mixed` = each step one of
+ * jittered and logit_normal with probability 1/2 (jittered keeps states near pure noise, where the
+ * 1-step map starts; logit-normal puts them mid-route, where multi-step sampling re-enters).
  */
-export const ROUTE_SAMPLINGS = ["jittered", "ordered", "logit_normal"] as const;
+export const ROUTE_SAMPLINGS = ["jittered", "ordered", "logit_normal", "mixed"] as const;
 export type RouteSampling = (typeof ROUTE_SAMPLINGS)[number];
 
 /** The route options of a config (its `route` section). */
@@ -74,6 +76,10 @@ export function logitNormalRoute(k: Key, route: readonly number[], mean: number,
 /** The angles of one training step's trajectory (drawn with key `k`) under `o.sampling`. */
 export function drawRoute(k: Key, route: readonly number[], o: RouteOptions): number[] {
   switch (o.sampling) {
+    case "mixed": {
+      const jittered = uniform(foldIn(k, 1), 1)[0] < 0.5;
+      return drawRoute(foldIn(k, 2), route, { ...o, sampling: jittered ? "jittered" : "logit_normal" });
+    }
     case "jittered": return jitterRoute(k, route);
     case "ordered": return route.slice();
     case "logit_normal": return logitNormalRoute(k, route, o.logitMean, o.logitStd);

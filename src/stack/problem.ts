@@ -19,7 +19,7 @@ import { vaeEncode, vaeDecode } from "../models/vae.ts";
 import { flowToTrigVelocity } from "../method/flowToTrig.ts";
 import { unknownWords, hasKnownWord } from "../data/tokenizer.ts";
 import { caption, captionLabel, CLASS_NAMES } from "../data/captions.ts";
-import { writeImageGrid } from "../data/png.ts";
+import { writeImageGrid, writeImagePanels, COMPARE_GRID } from "../data/png.ts";
 import type { DistillProblem, EvalKeys } from "../train/problem.ts";
 import type { Student } from "../method/student.ts";
 import { readPromptFile, quotePrompt } from "../data/prompts.ts";
@@ -193,11 +193,14 @@ async function evaluateStackStudent(cfg: StackDistillConfig, o: {
   const gc = await o.condition(gridPrompts), gu = await o.condition(gridPrompts.map(() => ""));
   const gw = col(m, cfg.eval.guidance);
   const gnoise = normal(foldIn(o.keys.eval, 1), m * d);
-  const grid = (file: string, px: Float32Array) => writeImageGrid(join(o.outDir, file), px, { rows: CLASS_NAMES.length, cols: GRID_COLUMNS, height: 28, width: 28 });
-  grid("grid-teacher-16step.png", await pixelsOf(await eulerEndpoint(o.euler, gnoise, gc, gu, gw, 16, guided)));
+  const layout = { rows: CLASS_NAMES.length, cols: GRID_COLUMNS, height: 28, width: 28 };
+  const panels = [await pixelsOf(await eulerEndpoint(o.euler, gnoise, gc, gu, gw, 16, guided))];
+  writeImageGrid(join(o.outDir, "grid-teacher-16step.png"), panels[0], layout);
   for (const steps of [1, 2, 4]) {
-    grid(`grid-student-${steps}step.png`, await pixelsOf(await studentSampleLatents(executorOf(cfg), o.student, o.params, steps, gnoise, gc, gw, foldIn(o.keys.sampling, 100 + steps), cfg.eval)));
+    panels.push(await pixelsOf(await studentSampleLatents(executorOf(cfg), o.student, o.params, steps, gnoise, gc, gw, foldIn(o.keys.sampling, 100 + steps), cfg.eval)));
+    writeImageGrid(join(o.outDir, `grid-student-${steps}step.png`), panels[steps === 4 ? 3 : steps], layout);
   }
+  writeImagePanels(join(o.outDir, COMPARE_GRID), panels, layout);
   await decode.dispose();
   tree.dispose(vae.params);
   await evaluator.dispose();

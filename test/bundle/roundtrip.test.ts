@@ -141,7 +141,7 @@ test("a short run through the bundle: student, metrics, grids; the student expor
   const metrics = JSON.parse(readFileSync(join(run, "metrics.json"), "utf8"));
   for (const k of ["consistency_rel_mse_1step", "consistency_rel_mse_2step", "consistency_rel_mse_4step"]) assert.ok(Number.isFinite(metrics[k]), k);
   assert.equal(metrics.guidance_conditioned, 1);
-  for (const f of ["student.safetensors", "grid-teacher-16step.png", "grid-student-1step.png", "report.md"]) assert.ok(existsSync(join(run, f)), f);
+  for (const f of ["student.safetensors", "grid-teacher-16step.png", "grid-student-1step.png", "grid-compare.png", "report.md"]) assert.ok(existsSync(join(run, f)), f);
 
   const out = join(dir, "export");
   exportStudent(run, out);

@@ -12,13 +12,13 @@ test("route.sampling: default jittered (the spec), logit keys SD3's 0 and 1; rou
   const old = configToRaw(c) as { route: Record<string, unknown> };
   delete old.route.sampling; delete old.route.logit_mean; delete old.route.logit_std;
   assert.deepEqual(parseConfig(old), c);
-  assert.match(describeConfig({}), /^ {2}sampling: "jittered" +# jittered \| ordered \| logit_normal$/m);
+  assert.match(describeConfig({}), /^ {2}sampling: "jittered" +# jittered \| ordered \| logit_normal \| mixed$/m);
 });
 
 test("route.sampling: bad values are one-line errors naming the key", () => {
   const refused = (route: Record<string, unknown>, re: RegExp, extra: Record<string, unknown> = {}) =>
     assert.throws(() => parseConfig({ route, ...extra }), (e: Error) => e instanceof ConfigError && re.test(e.message) && !e.message.includes("\n"));
-  refused({ sampling: "uniform" }, /"route\.sampling": expected one of jittered, ordered, logit_normal, got "uniform"/);
+  refused({ sampling: "uniform" }, /"route\.sampling": expected one of jittered, ordered, logit_normal, mixed, got "uniform"/);
   refused({ logit_std: 0 }, /"route\.logit_std": expected a number > 0 and ≤ 10, got 0/);
   refused({ logit_std: -1 }, /"route\.logit_std"/);
   refused({ logit_mean: 50 }, /"route\.logit_mean": expected a number ≥ -10 and ≤ 10, got 50/);

@@ -58,3 +58,25 @@ test("tokenizer: round trip over all captions, padding, unknown words, length li
   assert.deepEqual(unknownWords(tok, "a purple zeppelin"), ["purple", "zeppelin"]);
   assert.throws(() => encode(tok, "a b c d e", 4), /at most 4/);
 });
+
+test("image panels: each grid lands in its panel, image by image, with a grey gap between panels", async () => {
+  const { writeImagePanels, readGrey } = await import("../../src/data/png.ts");
+  const { mkdtempSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  // two panels of 2×3 images of 2×2 pixels; image i of panel p is the constant (p·6 + i + 1)/20
+  const panel = (p: number) => Float32Array.from({ length: 6 * 4 }, (_, j) => (p * 6 + Math.floor(j / 4) + 1) / 20);
+  const path = join(mkdtempSync(join(tmpdir(), "tbcm-png-")), "panels.png");
+  writeImagePanels(path, [panel(0), panel(1)], { rows: 2, cols: 3, height: 2, width: 2, pad: 1, zoom: 1 });
+  const { width, height, pixels } = readGrey(readFileSync(path));
+  const gridW = 3 * (2 + 1) + 1; // 10
+  assert.equal(height, 2 * (2 + 1) + 1);
+  assert.equal(width, 2 * gridW + 10);
+  const at = (x: number, y: number) => Math.round(pixels[y * width + x] * 255);
+  for (let p = 0; p < 2; p++) for (let i = 0; i < 6; i++) {
+    const left = p * (gridW + 10) + 1 + (i % 3) * 3, top = 1 + Math.floor(i / 3) * 3;
+    for (const [dx, dy] of [[0, 0], [1, 1]]) assert.equal(at(left + dx, top + dy), Math.round(255 * (p * 6 + i + 1) / 20), `panel ${p} image ${i}`);
+  }
+  assert.equal(at(gridW + 4, 3), 128); // the gap
+  assert.equal(at(0, 0), 0); // the padding
+});

@@ -85,3 +85,20 @@ function erf(x: number): number {
   const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-a * a);
   return s * y;
 }
+
+test("route.sampling: mixed draws a jittered route or a logit-normal one, about half each, both keyed", () => {
+  const route = routeAngles(2.5, 16);
+  const o = { sampling: "mixed", logitMean: 0, logitStd: 1 } as const;
+  // a jittered route keeps every angle inside its route interval; a logit-normal one almost never does
+  const inIntervals = (d: number[]) => d.every((a, i) => i === 0 || (a >= route[i] && a <= route[i - 1]));
+  let jittered = 0;
+  for (let s = 0; s < 400; s++) {
+    const d = drawRoute(key(s), route, o);
+    assert.deepEqual(d, drawRoute(key(s), route, o));
+    assert.equal(d[0], route[0]);
+    for (let i = 1; i < d.length; i++) assert.ok(d[i] <= d[i - 1], `draw ${s} angle ${i}`);
+    if (inIntervals(d)) jittered++;
+  }
+  // binomial(400, 1/2): standard deviation 10
+  assert.ok(Math.abs(jittered - 200) < 40, `${jittered} of 400 jittered`);
+});

@@ -81,7 +81,7 @@ test("smoke distillation on the shipped teacher: loss and 1-step consistency err
   for (const k of ["fd_teacher_16step", "fd_student_1step", "accuracy_student_1step", "consistency_rel_mse_1step", "fd_floor"]) {
     assert.ok(Number.isFinite(metrics[k]), k);
   }
-  for (const f of ["report.md", "grid-student-1step.png", "grid-teacher-16step.png", "curve-loss.svg"]) assert.ok(existsSync(join(run, f)), f);
+  for (const f of ["report.md", "grid-student-1step.png", "grid-teacher-16step.png", "grid-compare.png", "curve-loss.svg"]) assert.ok(existsSync(join(run, f)), f);
   // the report leads with one row per sampler, its ratios to the teacher from metrics.json
   const report = readFileSync(join(run, "report.md"), "utf8");
   const ratio = (metrics.fd_student_1step / metrics.fd_teacher_16step).toFixed(2);
