@@ -14,7 +14,10 @@
  *      student's own error, paired with another sample's teacher latent, (b) white Gaussian
  *      noise of the error's per-coordinate variance, (c) the same noise smoothed over the token
  *      grid to the student error's roughness;
- *   4. the student's pixel error |x_student − x_teacher| by position within a 4×4 patch.
+ *   4. the student's pixel error |x_student − x_teacher| by position within a 4×4 patch;
+ *   5. how much of the latent error is the starting noise passed through: the error regressed on
+ *      the noise at the same coordinate (a pass-through e = α·σ_d·z gives R² → 1), and, as a
+ *      control, on the noise of the neighbouring token.
  *
  *   npx tsx bench/patch-artefacts.ts [run dir, default /work/base/scratch/fmnist] [--samples 500] [--seed 1]
  */
@@ -190,4 +193,20 @@ for (let b = 0; b < n; b++) for (let y = 0; y < S; y++) for (let x = 0; x < S; x
 }
 console.log("| y \\ x | 0 | 1 | 2 | 3 |\n|---|---|---|---|---|");
 for (let y = 0; y < P; y++) console.log(`| ${y} | ` + Array.from({ length: P }, (_, x) => within[y * P + x].toFixed(4)).join(" | ") + " |");
+
+console.log("\n5. the latent error regressed on the starting noise (x = σ_d·z at t = π/2): share of the error's energy it explains");
+const regress = (shift: number) => {
+  let ez = 0, zz = 0, ee = 0;
+  for (let b = 0; b < n; b++) for (let j = 0; j < d; j++) {
+    const z = noise[b * d + ((j + shift) % d)], e = error[b * d + j];
+    ez += e * z; zz += z * z; ee += e * e;
+  }
+  return { alpha: ez / zz, r2: (ez * ez) / (zz * ee) };
+};
+console.log("| noise at | α (error per unit noise) | R² |\n|---|---|---|");
+// latents are token-major with C channels per token; shifting by C is the next token, same channel
+for (const [name, shift] of [["the same coordinate", 0], ["the next token, same channel (control)", C]] as const) {
+  const r = regress(shift);
+  console.log(`| ${name} | ${r.alpha.toFixed(4)} | ${r.r2.toFixed(4)} |`);
+}
 tree.dispose([params, teacher.params as never, vae.params as never]);
