@@ -1,12 +1,12 @@
 /**
- * FD and prompt accuracy against training time (issue #13): copies of a run's checkpoint taken
- * while it trained (e.g. by a watcher that copies checkpoint.safetensors each time it changes) are
- * measured one by one with the run's own evaluation (`evaluateRun`: the same eval prompts, noises,
- * sampler and teacher). A checkpoint's parameter average (train.ema) is the student when it holds
- * one, else its parameters (`--raw` takes the parameters always). Each snapshot's evaluation —
- * metrics, report and grids — is kept in `<snapshot>.eval/`.
+ * FD and prompt accuracy against training time (issue #13): the students a run kept while it
+ * trained (`train.snapshot_every`: snapshots/student-<step>.safetensors), or copies of its
+ * checkpoint, are measured one by one with the run's own evaluation (`evaluateRun`: the same eval
+ * prompts, noises, sampler and teacher). Of a checkpoint, the parameter average (train.ema) is the
+ * student when it holds one, else its parameters (`--raw` takes the parameters always). Each
+ * snapshot's evaluation — metrics, report and grids — is kept in `<snapshot>.eval/`.
  *
- *   npx tsx bench/snapshot-curve.ts runs/long runs/long.snap/*.safetensors [--raw]
+ *   npx tsx bench/snapshot-curve.ts runs/long runs/long/snapshots/*.safetensors [--raw]
  */
 import { parseArgs } from "node:util";
 import { copyFileSync, mkdirSync, readFileSync, existsSync } from "node:fs";
@@ -26,7 +26,8 @@ const rows: string[] = [];
 for (const file of snapshots) {
   const { tensors, metadata } = loadSafetensors(file);
   const step = Number(metadata.step);
-  const prefix = !values.raw && [...tensors.keys()].some((k) => k.startsWith("ema.")) ? "ema." : "params.";
+  const isStudent = metadata.kind !== undefined; // a kept student, else a checkpoint
+  const prefix = isStudent ? "" : !values.raw && [...tensors.keys()].some((k) => k.startsWith("ema.")) ? "ema." : "params.";
   const student = new Map<string, HostTensor>();
   for (const [name, t] of tensors) if (name.startsWith(prefix)) student.set(name.slice(prefix.length), t);
   const dir = `${file}.eval`;
@@ -39,7 +40,7 @@ for (const file of snapshots) {
   const m = JSON.parse(readFileSync(join(dir, "metrics.json"), "utf8"));
   const f = (k: string, d = 1) => (typeof m[k] === "number" ? m[k].toFixed(d) : "—");
   const t = timeAt(step);
-  rows.push(`| ${step} | ${t === undefined ? "—" : Math.round(t)} | ${prefix === "ema." ? "average" : "iterate"} | ${f("fd_student_1step")} / ${f("fd_student_2step")} / ${f("fd_student_4step")} | ${f("accuracy_student_1step", 3)} / ${f("accuracy_student_2step", 3)} / ${f("accuracy_student_4step", 3)} | ${f("consistency_rel_mse_1step", 3)} | ${f("fd_teacher_16step", 2)} / ${f("accuracy_teacher_16step", 3)} |`);
+  rows.push(`| ${step} | ${t === undefined ? "—" : Math.round(t)} | ${isStudent ? "student" : prefix === "ema." ? "average" : "iterate"} | ${f("fd_student_1step")} / ${f("fd_student_2step")} / ${f("fd_student_4step")} | ${f("accuracy_student_1step", 3)} / ${f("accuracy_student_2step", 3)} / ${f("accuracy_student_4step", 3)} | ${f("consistency_rel_mse_1step", 3)} | ${f("fd_teacher_16step", 2)} / ${f("accuracy_teacher_16step", 3)} |`);
   console.log(rows.at(-1));
 }
 console.log(`\nrun ${runDir}\n`);

@@ -174,6 +174,12 @@ const SCHEMA = {
     /** Decay of the parameters' moving average (0: none); when set, the student is the average. */
     ema: num(0, 0, false, 0.9999),
     log_every: int(10, 1, L.MAX_STEPS), eval_every: int(1000, 1, L.MAX_STEPS), checkpoint_every: int(1000, 1, L.MAX_STEPS),
+    /**
+     * Every this many steps the student (the average when kept) is also kept as
+     * snapshots/student-<step>.safetensors (0: never): curves against training time from one run
+     * (bench/snapshot-curve.ts measures them).
+     */
+    snapshot_every: int(0, 0, L.MAX_STEPS),
   },
   eval: {
     noises_per_prompt: int(256, 2, L.MAX_EVAL_SAMPLES), ode_steps: int(128, 4, L.MAX_ODE_STEPS), projections: int(64, 1, L.MAX_PROJECTIONS),

@@ -266,6 +266,12 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
       run.appendLog({ step: done, consistency_rel_mse_1step: await curve(), time_s: Number(trainSeconds().toFixed(2)) });
     }
     if (done % cfg.train.checkpointEvery === 0) await save(done);
+    if (cfg.train.snapshotEvery > 0 && done % cfg.train.snapshotEvery === 0) {
+      await weights.download();
+      const p = studentParams();
+      saveParams(run.snapshotPath(done), p, { config: configJson, step: String(done), kind: problem.studentKind });
+      tree.dispose(p);
+    }
     if (opts.stopRequested?.()) {
       interrupted = true;
       s++;

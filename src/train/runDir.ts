@@ -36,6 +36,11 @@ export class RunDir {
   get logPath() { return join(this.dir, "log.jsonl"); }
   get checkpointPath() { return join(this.dir, "checkpoint.safetensors"); }
   get studentPath() { return join(this.dir, "student.safetensors"); }
+  /** Where the student kept at `step` goes (train.snapshot_every), its folder made; zero-padded so the files sort by step. */
+  snapshotPath(step: number): string {
+    mkdirSync(join(this.dir, "snapshots"), { recursive: true });
+    return join(this.dir, "snapshots", `student-${String(step).padStart(6, "0")}.safetensors`);
+  }
   get metricsPath() { return join(this.dir, "metrics.json"); }
 
   /** A directory to read (a finished or stopped run); nothing is locked or written. */

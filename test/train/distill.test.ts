@@ -78,3 +78,19 @@ test("library sample(): deterministic by seed, 1 and 2 steps, unknown prompts re
   assert.notDeepEqual(a, c);
   assert.throws(() => sample({ student, prompts: ["a cat"] }), /unknown to this student/);
 });
+
+test("train.snapshot_every keeps the student (the average when kept) at those steps; the last one is the run's student", async () => {
+  const { readdirSync } = await import("node:fs");
+  const dir = tmp();
+  await distill({ ...base, train: { ...base.train, ema: 0.9, snapshotEvery: 2 } }, dir);
+  assert.deepEqual(readdirSync(join(dir, "snapshots")), ["student-000002.safetensors", "student-000004.safetensors", "student-000006.safetensors"]);
+  const student = loadSafetensors(join(dir, "student.safetensors"));
+  const last = loadSafetensors(join(dir, "snapshots", "student-000006.safetensors"));
+  assert.equal(last.metadata.kind, student.metadata.kind);
+  assert.equal(last.metadata.step, "6");
+  for (const [name, t] of student.tensors) assert.deepEqual(last.tensors.get(name)!.data, t.data, name);
+  // an earlier snapshot is an earlier average: same tensors, other values
+  const early = loadSafetensors(join(dir, "snapshots", "student-000002.safetensors")).tensors;
+  assert.deepEqual([...early.keys()].sort(), [...student.tensors.keys()].sort());
+  assert.ok([...student.tensors].some(([name, t]) => t.data.some((v, i) => v !== early.get(name)!.data[i])));
+});
