@@ -9,7 +9,7 @@ test("tbcm config: every key as YAML that reads back to the same config, with wh
   }
   assert.match(describeConfig({}), /^method: "tbcm" +# tbcm \| scm$/m);
   assert.match(describeConfig({}), /^ {2}eta: 1 +# number ≥ 0, ≤ 1$/m);
-  assert.match(describeConfig(readYaml("configs/fmnist-tbcm.yaml")), /^ {2}eta: 0\.95 +# number ≥ 0, ≤ 1 \(set\)$/m);
+  assert.match(describeConfig(readYaml("configs/fmnist-tbcm-everywhere.yaml")), /^ {2}eta: 0\.95 +# number ≥ 0, ≤ 1 \(set\)$/m);
   assert.throws(() => describeConfig({ optim: { lrr: 1 } }), /unknown config key "optim\.lrr"/);
   // strings are quoted as they are (a comma in a path stays a comma)
   assert.match(describeConfig({ prompts_file: "a,b.txt" }), /^prompts_file: "a,b\.txt" +# string \(set\)$/m);

@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { parseConfig, configToRaw, describeConfig, readYaml, ConfigError } from "../../src/config/schema.ts";
 
 test("route.sampling: default jittered (the spec), logit keys SD3's 0 and 1; round trip through config.json", () => {
-  const c = parseConfig(readYaml("configs/fmnist-tbcm.yaml"));
+  const c = parseConfig(readYaml("configs/fmnist-tbcm-everywhere.yaml"));
   assert.deepEqual(c.route, { shift: 2.5, steps: 16, sampling: "jittered", logitMean: 0, logitStd: 1 });
-  const ln = parseConfig({ ...(readYaml("configs/fmnist-tbcm.yaml") as object), route: { sampling: "logit_normal", logit_mean: -0.4, logit_std: 1.2 } });
+  const ln = parseConfig({ ...(readYaml("configs/fmnist-tbcm-everywhere.yaml") as object), route: { sampling: "logit_normal", logit_mean: -0.4, logit_std: 1.2 } });
   assert.deepEqual(ln.route, { shift: 2.5, steps: 16, sampling: "logit_normal", logitMean: -0.4, logitStd: 1.2 });
   assert.deepEqual(parseConfig(JSON.parse(JSON.stringify(configToRaw(ln)))), ln);
   // a run's config.json written before the keys existed reads as the default sampling
