@@ -16,8 +16,8 @@ import { inference, inChunks, type Inference } from "../executor/inference.ts";
 import { flowToTrigVelocity } from "../method/flowToTrig.ts";
 import { type GuidanceSchedule, GUIDE_EVERYWHERE, guidanceShare } from "../method/guidance.ts";
 import { readPromptFile } from "../data/prompts.ts";
-import { writeImageGrid, writeImagePanels, COMPARE_GRID } from "../data/png.ts";
 import { relativeMse } from "../eval/distance.ts";
+import { writeSampleGrids } from "../eval/report.ts";
 import { importOnnx } from "../onnx/graph.ts";
 import { avalSpec } from "../executor/lower.ts";
 import type { DistillProblem, EvalKeys } from "../train/problem.ts";
@@ -192,21 +192,19 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
         const gc = hostConditions(gidx), gu = hostConditions(gidx.map(() => -1));
         const gw: HostTensor = { data: new Float32Array(gm).fill(cfg.eval.guidance), shape: [gm, 1] };
         const gnoise = normal(foldIn(keys.eval, 1), gm * d);
-        const panels: Float32Array[] = [];
-        let layout = { rows: rowsN, cols: GRID_COLUMNS, height: 0, width: 0 };
-        const grid = async (file: string, z: Float32Array) => {
+        let side = 0;
+        const pixelsOf = async (z: Float32Array) => {
           const [px] = await inChunks(program, [{ data: z, shape: [gm, d] }], gm, Math.min(gm, 64));
-          const side = px.shape[1];
-          const shape = decodedShape(decoder.outputs[out].shape, side);
-          layout = { ...layout, height: shape[0], width: shape[1] };
-          writeImageGrid(join(outDir, file), px.data, layout);
-          panels.push(px.data);
+          side = px.shape[1];
+          return px.data;
         };
-        await grid("grid-teacher-16step.png", await eulerEndpoint(euler, gnoise, gc, gu, gw, 16, schedule));
+        const teacherPx = await pixelsOf(await eulerEndpoint(euler, gnoise, gc, gu, gw, 16, schedule));
+        const studentPx = new Map<number, Float32Array>();
         for (const steps of [1, 2, 4]) {
-          await grid(`grid-student-${steps}step.png`, await studentSampleLatents(executorOf(cfg), student, params, steps, gnoise, gc, gw, foldIn(keys.sampling, 100 + steps), cfg.eval, BUNDLE_ROWS));
+          studentPx.set(steps, await pixelsOf(await studentSampleLatents(executorOf(cfg), student, params, steps, gnoise, gc, gw, foldIn(keys.sampling, 100 + steps), cfg.eval, BUNDLE_ROWS)));
         }
-        writeImagePanels(join(outDir, COMPARE_GRID), panels, layout);
+        const [height, width] = decodedShape(decoder.outputs[out].shape, side);
+        writeSampleGrids(outDir, teacherPx, studentPx, { rows: rowsN, cols: GRID_COLUMNS, height, width });
         await program.dispose();
         tree.dispose(decoderParams as never);
       }

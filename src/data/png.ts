@@ -13,9 +13,6 @@ export function writeImageGrid(path: string, pixels: Float32Array, o: GridLayout
   writeImagePanels(path, [pixels], o);
 }
 
-/** The evaluation's side-by-side grid: the teacher at 16 steps, then the student at 1, 2 and 4 steps, of the same prompts and noises. */
-export const COMPARE_GRID = "grid-compare.png";
-
 /** Gap between panels, in pixels, drawn mid-grey so the panels read as separate grids. */
 const PANEL_GAP = 10;
 

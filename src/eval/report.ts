@@ -6,9 +6,23 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../numerics/safetensors.ts";
-import { COMPARE_GRID } from "../data/png.ts";
+import { type GridLayout, writeImageGrid, writeImagePanels } from "../data/png.ts";
 
 type LogRecord = Record<string, number | string>;
+
+/** The evaluation's side-by-side grid: the teacher at 16 steps, then the student at 1, 2 and 4 steps, of the same prompts and noises. */
+export const COMPARE_GRID = "grid-compare.png";
+
+/**
+ * The sample grids of an evaluation, the names the report shows: `grid-teacher-16step.png`,
+ * `grid-student-<n>step.png` for each student step count, and all of them side by side in
+ * {@link COMPARE_GRID}. Pixels [rows·cols·h·w] in [0, 1], the same prompts and noises in each.
+ */
+export function writeSampleGrids(dir: string, teacher: Float32Array, students: ReadonlyMap<number, Float32Array>, layout: GridLayout): void {
+  writeImageGrid(join(dir, "grid-teacher-16step.png"), teacher, layout);
+  for (const [steps, px] of students) writeImageGrid(join(dir, `grid-student-${steps}step.png`), px, layout);
+  writeImagePanels(join(dir, COMPARE_GRID), [teacher, ...students.values()], layout);
+}
 
 /** A small line chart of one series against step, as SVG (log-scaled y when the values span > 20×). */
 export function lineChart(title: string, points: [number, number][], width = 480, height = 200): string {

@@ -7,7 +7,6 @@
  * Evaluation (after training) decodes with the VAE and measures FD, prompt accuracy and the
  * 1-step consistency error against the teacher's ODE endpoint from the same noise.
  */
-import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import type { StackDistillConfig } from "../config/schema.ts";
 import { ConfigError, guidanceSchedule, executorOf } from "../config/schema.ts";
@@ -19,7 +18,7 @@ import { vaeEncode, vaeDecode } from "../models/vae.ts";
 import { flowToTrigVelocity } from "../method/flowToTrig.ts";
 import { unknownWords, hasKnownWord } from "../data/tokenizer.ts";
 import { caption, captionLabel, CLASS_NAMES } from "../data/captions.ts";
-import { writeImageGrid, writeImagePanels, COMPARE_GRID } from "../data/png.ts";
+import { writeSampleGrids } from "../eval/report.ts";
 import type { DistillProblem, EvalKeys } from "../train/problem.ts";
 import type { Student } from "../method/student.ts";
 import { readPromptFile, quotePrompt } from "../data/prompts.ts";
@@ -193,14 +192,12 @@ async function evaluateStackStudent(cfg: StackDistillConfig, o: {
   const gc = await o.condition(gridPrompts), gu = await o.condition(gridPrompts.map(() => ""));
   const gw = col(m, cfg.eval.guidance);
   const gnoise = normal(foldIn(o.keys.eval, 1), m * d);
-  const layout = { rows: CLASS_NAMES.length, cols: GRID_COLUMNS, height: 28, width: 28 };
-  const panels = [await pixelsOf(await eulerEndpoint(o.euler, gnoise, gc, gu, gw, 16, guided))];
-  writeImageGrid(join(o.outDir, "grid-teacher-16step.png"), panels[0], layout);
+  const teacherPx = await pixelsOf(await eulerEndpoint(o.euler, gnoise, gc, gu, gw, 16, guided));
+  const studentPx = new Map<number, Float32Array>();
   for (const steps of [1, 2, 4]) {
-    panels.push(await pixelsOf(await studentSampleLatents(executorOf(cfg), o.student, o.params, steps, gnoise, gc, gw, foldIn(o.keys.sampling, 100 + steps), cfg.eval)));
-    writeImageGrid(join(o.outDir, `grid-student-${steps}step.png`), panels[steps === 4 ? 3 : steps], layout);
+    studentPx.set(steps, await pixelsOf(await studentSampleLatents(executorOf(cfg), o.student, o.params, steps, gnoise, gc, gw, foldIn(o.keys.sampling, 100 + steps), cfg.eval)));
   }
-  writeImagePanels(join(o.outDir, COMPARE_GRID), panels, layout);
+  writeSampleGrids(o.outDir, teacherPx, studentPx, { rows: CLASS_NAMES.length, cols: GRID_COLUMNS, height: 28, width: 28 });
   await decode.dispose();
   tree.dispose(vae.params);
   await evaluator.dispose();

@@ -213,6 +213,8 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
     return value;
   };
   const trainSeconds = () => (performance.now() - t0) / 1000 - evalSeconds;
+  /** A student file: its parameters with the config, the step and the student kind `openRun` checks. */
+  const saveStudent = (path: string, p: P, at: number) => saveParams(path, p, { config: configJson, step: String(at), kind: problem.studentKind });
   const save = async (at: number) => {
     await weights.download();
     saveCheckpoint(run.checkpointPath, { params: weights.params, state: weights.state, step: at, config: configJson, ...(ema ? { ema } : {}) });
@@ -269,7 +271,7 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
     if (cfg.train.snapshotEvery > 0 && done % cfg.train.snapshotEvery === 0) {
       await weights.download();
       const p = studentParams();
-      saveParams(run.snapshotPath(done), p, { config: configJson, step: String(done), kind: problem.studentKind });
+      saveStudent(run.snapshotPath(done), p, done);
       tree.dispose(p);
     }
     if (opts.stopRequested?.()) {
@@ -291,7 +293,7 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
   const student = studentParams();
   weights.dispose();
   await programs.dispose();
-  saveParams(run.studentPath, student, { config: configJson, step: String(s), kind: problem.studentKind });
+  saveStudent(run.studentPath, student, s);
   opts.evaluating?.();
   say("evaluating…");
   const metrics = await problem.evaluate(student, run.dir, foldIn(runKey, STREAM.eval), say);
