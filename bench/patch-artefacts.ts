@@ -37,6 +37,8 @@ import { evalPrompts, EVAL_PROMPTS } from "../src/stack/teacherReport.ts";
 import { loadSplit } from "../src/stack/common.ts";
 import { key, foldIn, normal, uniform } from "../src/numerics/random.ts";
 import type { GuidanceSchedule } from "../src/method/guidance.ts";
+import { configOf } from "../src/config/schema.ts";
+import { openRun } from "../src/run/open.ts";
 
 const { values, positionals } = parseArgs({ options: { samples: { type: "string" }, seed: { type: "string" } }, allowPositionals: true });
 const run = positionals[0] ?? "/work/base/scratch/fmnist";
@@ -47,8 +49,10 @@ const m = existsSync(metricsPath) ? JSON.parse(readFileSync(metricsPath, "utf8")
 const schedule: GuidanceSchedule = { interval: [m.guidance_interval_lo ?? 0, m.guidance_interval_hi ?? 1], ramp: m.guidance_ramp ?? 0 };
 const guidance = m.eval_guidance ?? 4.5;
 
-const teacher = loadTeacher("models/fmnist/teacher.safetensors");
-const vae = loadVae("models/fmnist/vae.safetensors");
+// the run's own teacher and VAE (a run may decode with another VAE file than the shipped one)
+const files = configOf(openRun(run).config, "stack").teacher;
+const teacher = loadTeacher(files.model);
+const vae = loadVae(files.vae);
 const d = teacher.latentDim, C = vae.config.latentChannels, G = vae.config.imageSize / vae.config.patch, P = vae.config.patch, S = vae.config.imageSize;
 const dc = teacher.dit;
 const like = withStudentHeads(key(0), initDit(key(0), dc), dc);

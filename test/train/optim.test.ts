@@ -70,3 +70,16 @@ test("parameter average: toward fixed parameters c, ē_n = c + (ē_0 − c)·Π 
   close(avg[0][1], 2 + (-2 - 2) * keep);
   close(avg[1][0], 4 + (10 - 4) * keep);
 });
+
+test("parameter average before its decay binds: a power-function average, weights 9·s⁸/S⁹ (mean 0.9·S, spread 0.0905·S)", () => {
+  // averaging θ_s = s/S and (s/S)² gives the weights' mean and spread in units of S; the closed
+  // forms of the density (γ+1)·x^γ on [0, 1], γ = 8: mean (γ+1)/(γ+2), variance (γ+1)/((γ+2)²(γ+3))
+  for (const S of [1400, 5000]) {
+    const m = [new Float32Array(2)];
+    for (let s = 0; s < S; s++) updateEma(m, [Float32Array.of(s / S, (s / S) ** 2)], 0.999, s);
+    close(m[0][0], 0.9, 2e-3);
+    close(Math.sqrt(m[0][1] - m[0][0] ** 2), Math.sqrt(9 / 1100), 2e-3);
+  }
+  assert.ok(emaDecayAt(0.999, 8989) < 0.999); // 0.999 binds only from step 8,990 on
+  assert.equal(emaDecayAt(0.999, 8990), 0.999);
+});
