@@ -17,13 +17,15 @@
  *   4. the student's pixel error |x_student − x_teacher| by position within a 4×4 patch;
  *   5. how much of the latent error is the starting noise passed through: the error regressed on
  *      the noise at the same coordinate (a pass-through e = α·σ_d·z gives R² → 1), and, as a
- *      control, on the noise of the neighbouring token.
+ *      control, on the noise of the neighbouring token;
+ *   6. the evaluator's prompt accuracy of each image set of 3: whether the student's error costs
+ *      accuracy because of what it is (class-relevant) or because of its size (the perturbed
+ *      teacher latents).
  *
  *   npx tsx bench/patch-artefacts.ts [run dir, default /work/base/scratch/fmnist] [--samples 500] [--seed 1]
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { existsSync, readFileSync } from "node:fs";
 import { tree } from "@jax-js/jax";
 import { loadTeacher, loadVae } from "../src/stack/load.ts";
 import { textEncoderProgram, encodeConditions, guidedEulerStep, eulerEndpoint } from "../src/stack/pipeline.ts";
@@ -37,20 +39,20 @@ import { evalPrompts, EVAL_PROMPTS } from "../src/stack/teacherReport.ts";
 import { loadSplit } from "../src/stack/common.ts";
 import { key, foldIn, normal, uniform } from "../src/numerics/random.ts";
 import type { GuidanceSchedule } from "../src/method/guidance.ts";
-import { configOf } from "../src/config/schema.ts";
+import { configOf, guidanceSchedule } from "../src/config/schema.ts";
+import { Evaluator } from "../src/eval/evaluator.ts";
 import { openRun } from "../src/run/open.ts";
 
 const { values, positionals } = parseArgs({ options: { samples: { type: "string" }, seed: { type: "string" } }, allowPositionals: true });
 const run = positionals[0] ?? "/work/base/scratch/fmnist";
 const n = Number(values.samples ?? 500);
 const k = foldIn(key(Number(values.seed ?? 1)), 77);
-const metricsPath = join(run, "metrics.json");
-const m = existsSync(metricsPath) ? JSON.parse(readFileSync(metricsPath, "utf8")) : {};
-const schedule: GuidanceSchedule = { interval: [m.guidance_interval_lo ?? 0, m.guidance_interval_hi ?? 1], ramp: m.guidance_ramp ?? 0 };
-const guidance = m.eval_guidance ?? 4.5;
+// the run's own teacher, VAE, guidance schedule and evaluation scale (its config.json)
+const config = configOf(openRun(run).config, "stack");
+const schedule: GuidanceSchedule = guidanceSchedule(config);
+const guidance = config.eval.guidance;
 
-// the run's own teacher and VAE (a run may decode with another VAE file than the shipped one)
-const files = configOf(openRun(run).config, "stack").teacher;
+const files = config.teacher; // a run may decode with another VAE file than the shipped one
 const teacher = loadTeacher(files.model);
 const vae = loadVae(files.vae);
 const d = teacher.latentDim, C = vae.config.latentChannels, G = vae.config.imageSize / vae.config.patch, P = vae.config.patch, S = vae.config.imageSize;
@@ -213,4 +215,12 @@ for (const [name, shift] of [["the same coordinate", 0], ["the next token, same 
   const r = regress(shift);
   console.log(`| ${name} | ${r.alpha.toFixed(4)} | ${r.r2.toFixed(4)} |`);
 }
+
+// Does the student's error cost prompt accuracy because it is class-relevant, or would any error of
+// its size? The evaluator's accuracy of each image set above, for the classes asked for.
+console.log("\n6. prompt accuracy (evaluator argmax = class asked for) of each image set");
+const evaluator = await Evaluator.load(files.evaluator, "onnx");
+console.log("| images | accuracy |\n|---|---|");
+for (const [name, x] of Object.entries(px)) console.log(`| ${name} | ${(await evaluator.statistics(x)).accuracy(labels).toFixed(3)} |`);
+await evaluator.dispose();
 tree.dispose([params, teacher.params as never, vae.params as never]);
