@@ -19,7 +19,7 @@ import { fit } from "../src/train/fit.ts";
 import { saveParams } from "../src/numerics/params.ts";
 import { loadSafetensors } from "../src/numerics/safetensors.ts";
 import { inference, inChunks } from "../src/executor/inference.ts";
-import { loadSplit, drawIndices, allPixels } from "../src/stack/common.ts";
+import { loadSplit, drawIndices, pixels, allPixels } from "../src/stack/common.ts";
 import { psnr } from "../src/stack/vae.ts";
 import { key, foldIn, normal, uniform } from "../src/numerics/random.ts";
 import { rmSync } from "node:fs";
@@ -53,14 +53,13 @@ const result = await fit<D>({
   batch: (s) => {
     const k = foldIn(k0, s);
     const idx = drawIndices(foldIn(k, 1), train, B);
-    const img = new Float32Array(B * size), z = new Float32Array(B * d);
+    const z = new Float32Array(B * d);
     const eps = normal(foldIn(k, 2), B * d), u = uniform(foldIn(k, 3), B);
     idx.forEach((i, r) => {
-      img.set(trainPix.subarray(i * size, (i + 1) * size), r * size);
       const sig = (sigmaMax * u[r]) / vae.scale;
       for (let j = 0; j < d; j++) z[r * d + j] = mu.data[i * d + j] + sig * eps[r * d + j];
     });
-    return [{ data: img, shape: [B, size] }, { data: z, shape: [B, d] }];
+    return [{ data: pixels(train, idx), shape: [B, size] }, { data: z, shape: [B, d] }];
   },
   steps, lr, schedule: { kind: "cosine", warmup: 50 }, weightDecay: 0, gradClip: 1000, emaDecay: 0.999, executor: "onnx",
   logEvery: 100, checkpointEvery: 100000, files: { checkpoint: `${out}.checkpoint`, log: `${out}.log.jsonl` }, config: JSON.stringify({ sigmaMax, steps, lr }),

@@ -38,7 +38,6 @@ import { studentSampleLatents } from "../src/eval/studentSamples.ts";
 import { evalPrompts, EVAL_PROMPTS } from "../src/stack/teacherReport.ts";
 import { loadSplit } from "../src/stack/common.ts";
 import { key, foldIn, normal, uniform } from "../src/numerics/random.ts";
-import type { GuidanceSchedule } from "../src/method/guidance.ts";
 import { configOf, guidanceSchedule } from "../src/config/schema.ts";
 import { Evaluator } from "../src/eval/evaluator.ts";
 import { openRun } from "../src/run/open.ts";
@@ -49,7 +48,7 @@ const n = Number(values.samples ?? 500);
 const k = foldIn(key(Number(values.seed ?? 1)), 77);
 // the run's own teacher, VAE, guidance schedule and evaluation scale (its config.json)
 const config = configOf(openRun(run).config, "stack");
-const schedule: GuidanceSchedule = guidanceSchedule(config);
+const schedule = guidanceSchedule(config);
 const guidance = config.eval.guidance;
 
 const files = config.teacher; // a run may decode with another VAE file than the shipped one
