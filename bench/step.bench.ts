@@ -86,7 +86,7 @@ if (!values.worker) {
     t: column(globalThis.Array.from({ length: pairs }, (_, r) => route[1 + Math.floor(r / B)])),
     dxdt: np.array(normal(foldIn(key(3), i), pairs * d)).reshape([pairs, d]),
     cond: conditionRows(globalThis.Array.from({ length: pairs }, (_, r) => r % P), P), w: column(new Float32Array(pairs).fill(4.5)),
-    keep: np.ones([pairs, 1]),
+    keep: np.ones([pairs, 1]), x0: np.zeros([pairs, d]),
   });
   const hyper = (i: number) => Object.fromEntries(Object.entries(opt.hyper(i, cfg.optim.lr)).map(([n, v]) => [n, np.array(v)]));
 
@@ -111,10 +111,11 @@ if (!values.worker) {
     const b = pairInputs(i);
     const [vu, vt] = jvpTangents(b.dxdt, b.t.ref);
     const out = jvpOnly(tree.ref(params), b.xt.mul(2), b.t, vu, vt, b.cond, b.w);
-    await out[1].ref.data(); tree.dispose(out); b.keep.dispose();
+    await out[1].ref.data(); tree.dispose(out); b.keep.dispose(); b.x0.dispose();
   });
   result.fwd_bwd_ms = await time("fwdbwd", async (i) => {
     const b = pairInputs(i);
+    b.x0.dispose();
     const [loss, grads] = fwdBwd(tree.ref(params), b.xt.mul(2), b.t, b.dxdt, b.cond, b.w, b.keep);
     await loss.data(); tree.dispose(grads as never);
   });

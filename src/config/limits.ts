@@ -23,6 +23,8 @@ export const MAX_ROUTE_STEPS = 1000;
 /** Logit-normal route angles: |mean| and std of logit(s) (SD3: 0, 1); at 10 nearly every draw is at an end of the route. */
 export const MAX_LOGIT_MEAN = 10;
 export const MAX_LOGIT_STD = 10;
+/** Endpoint regression weight: past this the consistency loss is a rounding error beside it. */
+export const MAX_ENDPOINT_WEIGHT = 1e6;
 /** Prompts per training step: each keeps a whole teacher trajectory in memory (shipped: 4–10). */
 export const MAX_PROMPTS_PER_STEP = 4096;
 /** Images or noises generated for one evaluation (shipped: 256–1,000; 100,000 images of 28×28 floats ≈ 300 MB). */

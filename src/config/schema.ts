@@ -157,6 +157,11 @@ const SCHEMA = {
   loss: {
     warmup: int(D.TANGENT_WARMUP, 0, L.MAX_STEPS), calm_start: int(D.CALM_START, 0, L.MAX_STEPS), calm_steps: int(D.CALM_STEPS, 1, L.MAX_STEPS),
     r_final: num(D.R_FINAL, 0, false, 1),
+    /**
+     * Weight of the endpoint regression: each pair's x̂0 pulled towards its own trajectory's ODE
+     * endpoint (TBCM only; 0 = the spec's loss alone). See `endpointError`.
+     */
+    endpoint_weight: num(0, 0, false, L.MAX_ENDPOINT_WEIGHT),
   },
   optim: variants({
     adamw: {
@@ -339,6 +344,9 @@ export function parseConfig(raw: unknown): TbcmConfig {
   checkGuidanceInterval("guidance_interval", c.guidanceInterval);
   if (c.method === "scm" && c.route.sampling !== "jittered") {
     throw new ConfigError(`config key "route.sampling": the sCM baseline draws its times from data, not along a route; remove the key or use method: tbcm`);
+  }
+  if (c.method === "scm" && c.loss.endpointWeight > 0) {
+    throw new ConfigError(`config key "loss.endpoint_weight": the sCM baseline's pairs lie on no teacher trajectory, so they have no endpoint; remove the key or use method: tbcm`);
   }
   const t = c.teacher;
   if (t.kind === "gmm") {

@@ -9,7 +9,7 @@
  * executor, host `Float32Array`s for ONNX Runtime (turned into jax-js arrays only when the loop
  * evaluates or checkpoints). Trees are flattened to one ordered list with stable names, the
  * tensor names of a checkpoint: `params.<dotted path>`, `opt.<leaf>.<slot>`; then the batch
- * (`batch.xt`, `batch.t`, `batch.dxdt`, `batch.cond`, `batch.w`, `batch.keep`), `r`, and
+ * (`batch.xt`, `batch.t`, `batch.dxdt`, `batch.cond`, `batch.w`, `batch.keep`, `batch.x0`), `r`, and
  * `hyper.<name>` in the optimiser's order. The step's outputs are `next.<input name>` for every
  * parameter and state leaf, then `stats` (`STEP_STATS`).
  */
@@ -23,7 +23,7 @@ import { OnnxFunction, type HostTensor, type OnnxRunOptions, type DeviceTensor, 
 export { EXECUTORS, type ExecutorKind } from "../config/schema.ts";
 
 /** The batch entries, in the order the step program takes them. */
-export const BATCH_KEYS = ["xt", "t", "dxdt", "cond", "w", "keep"] as const;
+export const BATCH_KEYS = ["xt", "t", "dxdt", "cond", "w", "keep", "x0"] as const;
 
 /**
  * Where each parameter and optimiser-state leaf sits in the flat, named list the ONNX programs

@@ -6,7 +6,7 @@
  */
 import { numpy as np, lax, jvp, valueAndGrad, tree, type Array } from "@jax-js/jax";
 import { SIGMA_D } from "../config/defaults.ts";
-import { jvpTangents, consistencyTangent, normalizeTangent, scmLoss } from "../method/loss.ts";
+import { jvpTangents, consistencyTangent, normalizeTangent, scmLoss, endpointError } from "../method/loss.ts";
 import { type LeafState, type Optimizer, guardedUpdate } from "./optim.ts";
 import type { Tree } from "../numerics/tree.ts";
 
@@ -18,28 +18,34 @@ export type PairBatch = {
   cond: Array; // [B, C]
   w: Array; // [B, 1], guidance scale
   keep: Array; // [B, 1], 1 to train on the pair, 0 to drop it (black filter)
+  x0: Array; // [B, d], the teacher's ODE endpoint of the pair's trajectory (TBCM; zeros for the sCM baseline)
 };
 
 /** A student: TrigFlow unit velocity and logvar. u [B, d], t [B, 1], cond [B, C], w [B, 1]. */
 export type Student<P extends Tree> = (p: P, u: Array, t: Array, cond: Array, w: Array) => [Array, Array];
 
 /** Names of the entries of a step's `stats` vector, in order. */
-export const STEP_STATS = ["loss", "loss_no_logvar", "loss_no_weight", "tangent_norm", "grad_norm", "applied"] as const;
+export const STEP_STATS = ["loss", "loss_no_logvar", "loss_no_weight", "tangent_norm", "grad_norm", "applied", "endpoint_mse"] as const;
 
 export type TrainStep<P extends Tree> = (
   params: P, state: LeafState[], batch: PairBatch, r: Array, hyper: Record<string, Array>,
 ) => [P, LeafState[], Array];
 
-/** Builds the step for a student, an optimiser and a gradient clip. */
-export function makeTrainStep<P extends Tree>(student: Student<P>, optimizer: Optimizer, gradClip: number): TrainStep<P> {
+/**
+ * Builds the step for a student, an optimiser and a gradient clip. `endpointWeight` λ > 0 adds
+ * `λ·mean[keep·endpointError]` to the loss: the student's x̂0 at each pair regressed on its
+ * trajectory's ODE endpoint (`loss.endpoint_weight`; 0 = the spec's loss alone).
+ */
+export function makeTrainStep<P extends Tree>(student: Student<P>, optimizer: Optimizer, gradClip: number, endpointWeight = 0): TrainStep<P> {
   const velocity = (p: P, u: Array, t: Array, cond: Array, w: Array) => {
     const [F, logvar] = student(p, u, t, cond, w);
     logvar.dispose();
     return F;
   };
   return (params, state, batch, r, hyper) => {
-    const { xt, t, dxdt, cond, w, keep } = batch;
+    const { xt, t, dxdt, cond, w, keep, x0 } = batch;
     const u = xt.ref.div(SIGMA_D);
+    const xtKept = xt.ref;
     // F⁻ and its exact JVP along the ODE, at the current parameters, without gradient.
     const [vu, vt] = jvpTangents(dxdt.ref, t.ref);
     const [fMinus, J] = jvp(
@@ -47,21 +53,26 @@ export function makeTrainStep<P extends Tree>(student: Student<P>, optimizer: Op
       [u.ref, t.ref], [vu, vt],
     );
     const [g, tangentNorm] = normalizeTangent(consistencyTangent(fMinus.ref, J, xt, dxdt, t.ref, r));
+    // the endpoint error at the current parameters (F⁻ is F's value), logged whatever the weight
+    const endpointMse = np.mean(endpointError(fMinus.ref, xtKept.ref, t.ref, x0.ref).mul(keep.ref));
     const target = lax.stopGradient(fMinus.add(g));
     const lossOf = (p: P) => {
       const [F, logvar] = student(p, u.ref, t.ref, cond.ref, w.ref);
-      const parts = scmLoss(F, logvar, target.ref, t.ref, keep.ref);
-      return [parts.loss, [parts.lossNoLogvar, parts.lossNoWeight]] as [Array, Array[]];
+      const parts = scmLoss(endpointWeight > 0 ? F.ref : F, logvar, target.ref, t.ref, keep.ref);
+      const loss = endpointWeight > 0
+        ? parts.loss.add(np.mean(endpointError(F, xtKept.ref, t.ref, x0.ref).mul(keep.ref)).mul(endpointWeight))
+        : parts.loss;
+      return [loss, [parts.lossNoLogvar, parts.lossNoWeight]] as [Array, Array[]];
     };
     const [[loss, [lossNoLogvar, lossNoWeight]], grads] = valueAndGrad(lossOf, { hasAux: true })(tree.ref(params) as never);
-    u.dispose(); t.dispose(); cond.dispose(); w.dispose(); keep.dispose(); target.dispose();
+    u.dispose(); t.dispose(); cond.dispose(); w.dispose(); keep.dispose(); target.dispose(); xtKept.dispose(); x0.dispose();
 
     const [paramLeaves, treedef] = tree.flatten(params as Tree);
     const next = guardedUpdate(optimizer, tree.flatten(grads as Tree)[0] as Array[], state, paramLeaves as Array[], loss.ref, hyper, gradClip);
     const nextParams = tree.unflatten(treedef, next.params) as P;
     const nextState = next.state;
     const gradNorm = next.gradNorm, ok = next.ok;
-    const stats = np.stack([loss, lossNoLogvar, lossNoWeight, np.mean(tangentNorm), gradNorm, ok.astype(np.float32)]);
+    const stats = np.stack([loss, lossNoLogvar, lossNoWeight, np.mean(tangentNorm), gradNorm, ok.astype(np.float32), endpointMse]);
     return [nextParams, nextState, stats];
   };
 }

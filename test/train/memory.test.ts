@@ -32,7 +32,7 @@ test("memory stays flat over many jitted training steps (no leaked arrays)", asy
       xt: np.array(normal(key(i), B * 8)).reshape([B, 8]),
       t: np.array(new Float32Array(B).fill(0.3 + (i % 10) / 10)).reshape([B, 1]),
       dxdt: np.array(normal(key(i + 1e6), B * 8)).reshape([B, 8]),
-      cond: np.zeros([B, 4]), w: np.full([B, 1], 4.5), keep: np.ones([B, 1]),
+      cond: np.zeros([B, 4]), w: np.full([B, 1], 4.5), keep: np.ones([B, 1]), x0: np.zeros([B, 8]),
     };
     const h = Object.fromEntries(Object.entries(opt.hyper(i, 1e-4)).map(([k, v]) => [k, np.array(v)]));
     const [p, s, stats] = step(params, state, batch, np.array(0.5), h);

@@ -17,14 +17,15 @@ function batch(dxdtValue?: number) {
   return {
     xt: np.array(normal(key(1), B * 4)).reshape([B, 4]), t: np.array([[0.3], [0.9], [1.4]]), dxdt,
     cond: np.array([[1, 0], [0, 1], [0, 0]]), w: np.array([[4], [4.5], [5]]), keep: np.ones([B, 1]),
+    x0: np.array(normal(key(3), B * 4)).reshape([B, 4]),
   };
 }
 
-function runStep(b: ReturnType<typeof batch>) {
+function runStep(b: ReturnType<typeof batch>, endpointWeight = 0) {
   const params = initMlp(key(0), cfg);
   const state = opt.init(namedLeaves(params as Tree).map(([, a]) => a.ref));
   const before = namedLeaves(params as Tree).map(([, a]) => toHost(a));
-  const step = jit(makeTrainStep(mlpStudent, opt, 0.1));
+  const step = jit(makeTrainStep(mlpStudent, opt, 0.1, endpointWeight));
   const hyper = Object.fromEntries(Object.entries(opt.hyper(0, 1e-3)).map(([k, v]) => [k, np.array(v)]));
   const [p, s, stats] = step(params, state, b, np.array(1), hyper);
   const after = namedLeaves(p as Tree).map(([, a]) => toHost(a));
@@ -46,4 +47,26 @@ test("a non-finite target skips the update: parameters unchanged, applied = 0", 
   assert.equal(values.applied, 0);
   assert.ok(!Number.isFinite(values.loss));
   before.forEach((b, i) => assert.deepEqual(after[i], b));
+});
+
+test("endpoint regression: the logged error is the closed form at the step's parameters; weight λ adds λ·error to the loss", () => {
+  const params = initMlp(key(0), cfg);
+  const b = batch();
+  const [xt, t, x0] = [toHost(b.xt), toHost(b.t), toHost(b.x0)];
+  const [F, logvar] = mlpStudent(params, b.xt.ref.div(0.5), b.t.ref, b.cond.ref, b.w.ref);
+  const f = toHost(F);
+  logvar.dispose();
+  let expected = 0;
+  for (let r = 0; r < 3; r++) {
+    for (let j = 0; j < 4; j++) expected += (Math.cos(t[r]) * xt[r * 4 + j] - Math.sin(t[r]) * 0.5 * f[r * 4 + j] - x0[r * 4 + j]) ** 2 / 4 / 0.25;
+  }
+  expected /= 3;
+  tree.dispose(b as never);
+  const plain = runStep(batch()).values;
+  const weighted = runStep(batch(), 3).values;
+  assert.ok(Math.abs(plain.endpoint_mse - expected) <= 1e-5 * expected, `${plain.endpoint_mse} vs ${expected}`);
+  assert.equal(weighted.endpoint_mse, plain.endpoint_mse);
+  assert.ok(Math.abs(weighted.loss - (plain.loss + 3 * expected)) <= 1e-5 * Math.abs(weighted.loss), `${weighted.loss} vs ${plain.loss} + 3·${expected}`);
+  // the spec's part of the loss is untouched by the weight
+  assert.equal(weighted.loss_no_logvar, plain.loss_no_logvar);
 });
