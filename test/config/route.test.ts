@@ -26,3 +26,19 @@ test("route.sampling: bad values are one-line errors naming the key", () => {
   refused({ sampling: "ordered" }, /"route\.sampling": the sCM baseline .* use method: tbcm/, { method: "scm" });
   assert.equal(parseConfig({ method: "scm", route: { sampling: "jittered" } }).route.sampling, "jittered");
 });
+
+test("loss.endpoint_weight: default 0 (the spec's loss); a run's config.json from before reads as 0; bad values and the baseline refused in one line", () => {
+  const c = parseConfig(readYaml("configs/fmnist-tbcm-everywhere.yaml"));
+  assert.equal(c.loss.endpointWeight, 0);
+  const old = configToRaw(c) as { loss: Record<string, unknown> };
+  delete old.loss.endpoint_weight;
+  assert.deepEqual(parseConfig(old), c);
+  assert.equal(parseConfig({ loss: { endpoint_weight: 10 } }).loss.endpointWeight, 10);
+  const refused = (raw: Record<string, unknown>, re: RegExp) =>
+    assert.throws(() => parseConfig(raw), (e: Error) => e instanceof ConfigError && re.test(e.message) && !e.message.includes("\n"));
+  refused({ loss: { endpoint_weight: -1 } }, /"loss\.endpoint_weight": expected a number ≥ 0/);
+  refused({ loss: { endpoint_weight: 1e9 } }, /"loss\.endpoint_weight"/);
+  refused({ loss: { endpoint_weight: "lots" } }, /"loss\.endpoint_weight": expected a number/);
+  refused({ method: "scm", loss: { endpoint_weight: 1 } }, /"loss\.endpoint_weight": the sCM baseline.* use method: tbcm/);
+  assert.equal(parseConfig({ method: "scm", loss: { endpoint_weight: 0 } }).loss.endpointWeight, 0);
+});
