@@ -66,7 +66,7 @@ const cond = await encodeConditions(text, teacher, prompts), uncond = await enco
 await text.dispose();
 const w = { data: new Float32Array(n).fill(guidance), shape: [n, 1] };
 const noise = normal(foldIn(k, 1), n * d);
-const student = await studentSampleLatents("onnx", ditStudent(dc), params, 1, noise, cond, w, foldIn(k, 2), { twoStepMid: 1, eta: 1 });
+const student = await studentSampleLatents("onnx", ditStudent(dc), params, 1, noise, cond, w, foldIn(k, 2), { twoStepMid: 1, eta: 1, multiStep: "shifted" });
 const euler = guidedEulerStep(teacher, "onnx");
 const ode = await eulerEndpoint(euler, noise, cond, uncond, w, 32, { schedule });
 await euler.dispose();

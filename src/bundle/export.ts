@@ -47,7 +47,7 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
   });
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "transformer.onnx"), lowered.model);
-  const flowTimes = (steps: number) => studentTimesteps(steps, cfg.eval.twoStepMid).map((t) => Math.sin(t) / (Math.sin(t) + Math.cos(t)));
+  const flowTimes = (steps: number) => studentTimesteps(steps, cfg.eval.twoStepMid, undefined, cfg.eval.multiStep).map((t) => Math.sin(t) / (Math.sin(t) + Math.cos(t)));
   const manifest = {
     format: "tbcm-bundle-student-1",
     models: { transformer: "transformer.onnx" },

@@ -47,6 +47,13 @@ export const SCM_P_STD = 1.6;
 /** Middle angle of 2-step sampling in the reference validation (spec §6). */
 export const TWO_STEP_MID = 1.0;
 
+/**
+ * Angles of n ≥ 3 student steps: `shifted` = the teacher's shifted schedule (spec §6), `from_mid` =
+ * the 2-step list's middle angle, then evenly down to 0 (see `studentTimesteps`).
+ */
+export const MULTI_STEP_RULES = ["shifted", "from_mid"] as const;
+export type MultiStepRule = (typeof MULTI_STEP_RULES)[number];
+
 /** Share of fresh noise when the student sampler re-noises (spec §6: all fresh, η = 1). */
 export const RENOISE_ETA = 1.0;
 

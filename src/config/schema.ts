@@ -193,6 +193,8 @@ const SCHEMA = {
     samples: int(1000, 2, L.MAX_EVAL_SAMPLES), guidance: num(4.5, 0),
     /** The middle angle of 2-step sampling (spec §6: 1.0 in the reference's validation). */
     two_step_mid: num(D.TWO_STEP_MID, 0, true, Math.PI / 2),
+    /** Angles of 3 or more steps: shifted (the teacher's schedule, spec §6) or from_mid (two_step_mid, then evenly to 0). */
+    multi_step: oneOf(D.MULTI_STEP_RULES, "shifted"),
     /** Share of fresh noise when the student sampler re-noises (spec §6: 1; see `scmStep`). */
     eta: num(D.RENOISE_ETA, 0, false, 1),
   },
@@ -226,7 +228,7 @@ const ONLY_FOR: Record<string, readonly TeacherKindName[]> = {
   "eval.noises_per_prompt": ["gmm"], "eval.ode_steps": ["gmm"], "eval.projections": ["gmm"],
   "eval.samples": ["stack", "onnx"], "eval.guidance": ["stack"],
   // a teacher bundle's guidance scales are its teacher.json's (guidance_scales, default_guidance)
-  guidance: ["gmm", "stack"], "eval.two_step_mid": ["stack", "onnx"], guidance_ramp: ["stack", "onnx"],
+  guidance: ["gmm", "stack"], "eval.two_step_mid": ["stack", "onnx"], "eval.multi_step": ["stack", "onnx"], guidance_ramp: ["stack", "onnx"],
 };
 
 function checkField(key: string, f: Field, v: unknown): unknown {

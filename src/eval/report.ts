@@ -58,7 +58,7 @@ export function imageSummary(metrics: Record<string, unknown>): string[] {
   return [
     "## Summary", "",
     `${num("eval_samples")} images from the held-out eval prompts at guidance ${num("eval_guidance")}; lower FD and higher accuracy are better. ` +
-      `Multi-step sampling: middle angle ${num("two_step_mid")} for 2 steps, re-noising share η ${num("renoise_eta") ?? 1}.`, "",
+      `Multi-step sampling: middle angle ${num("two_step_mid")} for 2 steps${num("four_step_angle_1") === undefined ? "" : `, angles ${[1, 2, 3].map((i) => num(`four_step_angle_${i}`)?.toFixed(3)).join(", ")} for 4`}, re-noising share η ${num("renoise_eta") ?? 1}.`, "",
     "| sampler | FD | prompt accuracy | FD / teacher's | accuracy / teacher's |", "|---|---|---|---|---|",
     ...steps.map((n) => row(`student, ${n} step${n === "1" ? "" : "s"}`, num(`fd_student_${n}step`), num(`accuracy_student_${n}step`))),
     row("teacher, 16 steps", teacherFd, teacherAcc), "",

@@ -10,7 +10,7 @@ import type { Student } from "../method/student.ts";
 import { sampleStudent, studentTimesteps, studentAsVelocity } from "../method/sampler.ts";
 
 /** How the student samples beyond its step count (the run's `eval` settings). */
-export type StudentSampler = Pick<TbcmConfig["eval"], "twoStepMid" | "eta">;
+export type StudentSampler = Pick<TbcmConfig["eval"], "twoStepMid" | "eta" | "multiStep">;
 
 /**
  * Student samples (z units, flat rows [B·d]) with `steps` sampling steps: first noise `noise`,
@@ -19,7 +19,7 @@ export type StudentSampler = Pick<TbcmConfig["eval"], "twoStepMid" | "eta">;
 export async function studentSampleLatents<P extends Tree>(executor: Executor, student: Student<P>, params: P, steps: number, noise: Float32Array,
   cond: HostTensor, w: HostTensor, k: Key, sampler: StudentSampler, maxRows = 250): Promise<Float32Array> {
   const B = cond.shape[0], d = noise.length / B;
-  const timesteps = studentTimesteps(steps, sampler.twoStepMid);
+  const timesteps = studentTimesteps(steps, sampler.twoStepMid, undefined, sampler.multiStep);
   const program = inference(executor, params, (p, c, ww, ...ns) => {
     const x0 = sampleStudent(studentAsVelocity(student, p, ww), ns, timesteps, c, sampler.eta);
     tree.dispose(p); ww.dispose();

@@ -1,19 +1,25 @@
 /** The sCM sampler of the student (spec §6): denoise, re-noise, repeat; 1, 2 or N steps. */
 import { numpy as np, tree, type Array } from "@jax-js/jax";
-import { SIGMA_D, TWO_STEP_MID, ROUTE_SHIFT, RENOISE_ETA } from "../config/defaults.ts";
+import { SIGMA_D, TWO_STEP_MID, ROUTE_SHIFT, RENOISE_ETA, type MultiStepRule } from "../config/defaults.ts";
 import { shiftSigma } from "./route.ts";
 import type { TrigVelocity } from "./guidance.ts";
 import { denoise, noisy } from "./trigflow.ts";
 
 /**
  * Student timesteps, a decreasing list from π/2 to 0: 1 step `[π/2, 0]`, 2 steps
- * `[π/2, tMid, 0]` (tMid 1.0 in the reference validation), n ≥ 3 steps the teacher's shifted
- * schedule `t_i = atan(σ_i/(1−σ_i))`, `σ_i = shift(1 − i/n)`.
+ * `[π/2, tMid, 0]` (tMid 1.0 in the reference validation), n ≥ 3 steps by `rule`:
+ * - `shifted` (the spec's): the teacher's shifted schedule `t_i = atan(σ_i/(1−σ_i))`, `σ_i = shift(1 − i/n)`;
+ * - `from_mid`: `[π/2, tMid, …, 0]`, evenly spaced in angle below tMid, `t_i = tMid·(n − i)/(n − 1)`.
+ *   Every list then begins as the 2-step one and the extra steps re-noise less and less: each
+ *   re-noising of a guided student's sample guides it again (its accuracy rises and its spread
+ *   shrinks with every step), so late, small re-noisings keep n steps near the 2-step sample
+ *   (bench/RESULTS.md §27).
  */
-export function studentTimesteps(steps: number, tMid = TWO_STEP_MID, shift = ROUTE_SHIFT): number[] {
+export function studentTimesteps(steps: number, tMid = TWO_STEP_MID, shift = ROUTE_SHIFT, rule: MultiStepRule = "shifted"): number[] {
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`sampling steps must be an integer ≥ 1, got ${steps}`);
   if (steps === 1) return [Math.PI / 2, 0];
   if (steps === 2) return [Math.PI / 2, tMid, 0];
+  if (rule === "from_mid") return [Math.PI / 2, ...globalThis.Array.from({ length: steps }, (_, i) => (tMid * (steps - 1 - i)) / (steps - 1))];
   return globalThis.Array.from({ length: steps + 1 }, (_, i) => {
     const sigma = shiftSigma(1 - i / steps, shift);
     return i === 0 ? Math.PI / 2 : Math.atan(sigma / (1 - sigma));

@@ -47,7 +47,7 @@ export function exportStackStudent(config: StackDistillConfig, params: DitParams
     return encodeText(tree.ref(teacher.params.text), text, oneHot, mask);
   }, [[batch, L]], ["token_ids"], ["cond"]);
   const steps = o.steps ?? 1;
-  const timesteps = studentTimesteps(steps, config.eval.twoStepMid);
+  const timesteps = studentTimesteps(steps, config.eval.twoStepMid, undefined, config.eval.multiStep);
   const eta = o.eta ?? config.eval.eta ?? RENOISE_ETA;
   const laterNoiseNames = globalThis.Array.from({ length: steps - 1 }, (_, i) => `noise_step${i + 2}`);
   const student = ditStudent(dit);

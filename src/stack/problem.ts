@@ -16,6 +16,7 @@ import { inference, inChunks, type Inference } from "../executor/inference.ts";
 import { type DitParams, ditFlow, withStudentHeads } from "../models/dit.ts";
 import { vaeEncode, vaeDecode } from "../models/vae.ts";
 import { flowToTrigVelocity } from "../method/flowToTrig.ts";
+import { studentTimesteps } from "../method/sampler.ts";
 import { unknownWords, hasKnownWord } from "../data/tokenizer.ts";
 import { caption, captionLabel, CLASS_NAMES } from "../data/captions.ts";
 import { writeSampleGrids } from "../eval/report.ts";
@@ -157,6 +158,8 @@ async function evaluateStackStudent(cfg: StackDistillConfig, o: {
   if (warning) o.say?.(`warning: ${warning}`);
   const metrics: Record<string, number> = {
     fd_floor: floor, fd_floor_seed: floorSeed, fd_floor_samples: floorSamples, eval_samples: n, eval_guidance: cfg.eval.guidance, two_step_mid: cfg.eval.twoStepMid, renoise_eta: cfg.eval.eta,
+    // 4-step angles after π/2 (eval.multi_step): the metrics say which sampler made the 4-step numbers
+    ...Object.fromEntries(studentTimesteps(4, cfg.eval.twoStepMid, undefined, cfg.eval.multiStep).slice(1, 4).map((t, i) => [`four_step_angle_${i + 1}`, t])),
     guidance_interval_lo: cfg.guidanceInterval[0], guidance_interval_hi: cfg.guidanceInterval[1], guidance_ramp: cfg.guidanceRamp,
   };
   const measure = async (name: string, z: Float32Array, labels: readonly number[]) => {

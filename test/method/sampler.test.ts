@@ -30,6 +30,14 @@ test("student timesteps: 1, 2 and n steps from π/2 to 0", () => {
   const four = studentTimesteps(4);
   assert.equal(four.length, 5);
   checkTimesteps(four);
+  // from_mid: the 2-step list's middle angle, then evenly spaced in angle down to 0
+  const fromMid = studentTimesteps(4, 0.7, undefined, "from_mid");
+  assert.equal(fromMid.length, 5);
+  [Math.PI / 2, 0.7, 0.7 * 2 / 3, 0.7 / 3, 0].forEach((t, i) => assert.ok(Math.abs(fromMid[i] - t) < 1e-12, `${fromMid[i]} vs ${t}`));
+  checkTimesteps(fromMid);
+  assert.deepEqual(studentTimesteps(2, 0.7, undefined, "from_mid"), [Math.PI / 2, 0.7, 0]);
+  assert.deepEqual(studentTimesteps(3, 0.8, undefined, "from_mid"), [Math.PI / 2, 0.8, 0.4, 0]);
+  assert.deepEqual(studentTimesteps(4, 0.7, undefined, "shifted"), four);
   assert.throws(() => checkTimesteps([1.5, 0]), /start at π\/2/);
   assert.throws(() => checkTimesteps([Math.PI / 2, 1, 1.2, 0]), /decrease/);
 });
