@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { isGuidanceInterval, DEVICES, type Device, type ExecutorKind, checkExecutorDevice } from "../config/schema.ts";
-import { ROUTE_SHIFT, ROUTE_STEPS } from "../config/defaults.ts";
+import { ROUTE_SHIFT, ROUTE_STEPS, MULTI_STEP_RULES, type MultiStepRule } from "../config/defaults.ts";
 import * as L from "../config/limits.ts";
 
 /** Student steps baked into one exported generator: each is a whole network pass in the file. */
@@ -35,7 +35,7 @@ const USAGE = `usage:
                                                          prompt_embeddings.safetensors, vae_decoder.onnx): distil it with
                                                          teacher: { kind: onnx, dir: <dir> } (README "Distil your own teacher")
   tbcm serve --dir <export dir> [--port 8080]           a browser demo of an export (web/index.html, onnxruntime-web)
-  tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T] [--eta E] [--device D]: evaluate again)
+  tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T] [--eta E] [--multi-step shifted|from_mid] [--device D]: evaluate again)
   tbcm config [--config <yaml>]                         every distill config key: its value or default, what it accepts
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
 config key executor: onnx (default, ONNX Runtime) or jax (jax-js jit) runs the training step and teacher pass
@@ -57,7 +57,7 @@ function oneLine(message: string): string {
 type AllValues = {
   config?: string; out?: string; resume?: boolean; run?: string; json?: boolean; shift?: string; steps?: string; debug?: boolean;
   batch?: string; prompt?: string[]; model?: string; n?: string; guidance?: string; seed?: string; sampler?: string; recompute?: boolean;
-  int8?: boolean; samples?: string; "two-step-mid"?: string; eta?: string; "guidance-interval"?: string; "guidance-ramp"?: string;
+  int8?: boolean; samples?: string; "two-step-mid"?: string; eta?: string; "multi-step"?: string; "guidance-interval"?: string; "guidance-ramp"?: string;
   dir?: string; port?: string; device?: string;
 };
 
@@ -77,7 +77,7 @@ const COMMAND_OPTIONS = {
   export: { run: text, out: text, batch: text, int8: flag, steps: text, eta: text },
   "export-teacher": { out: text },
   serve: { dir: text, port: text },
-  eval: { run: text, json: flag, recompute: flag, samples: text, "two-step-mid": text, eta: text, device: text },
+  eval: { run: text, json: flag, recompute: flag, samples: text, "two-step-mid": text, eta: text, "multi-step": text, device: text },
   config: { config: text },
   schedule: { shift: text, steps: text, json: flag },
 } as const;
@@ -302,7 +302,14 @@ async function main(argv: string[]): Promise<number> {
         const samples = values.samples === undefined ? undefined : countOption("samples", values.samples, 1000, 2, L.MAX_EVAL_SAMPLES);
         const mid = values["two-step-mid"] === undefined ? undefined : numberOption("two-step-mid", values["two-step-mid"], 1);
         const eta = etaOption(values.eta);
-        await evaluateRun(values.run, { ...(samples === undefined ? {} : { samples }), ...(mid === undefined ? {} : { twoStepMid: mid }), ...(eta === undefined ? {} : { eta }) },
+        const rule = values["multi-step"];
+        if (rule !== undefined && !(MULTI_STEP_RULES as readonly string[]).includes(rule)) {
+          throw new UsageError(`--multi-step is one of ${MULTI_STEP_RULES.join(", ")}, got "${rule}"`);
+        }
+        await evaluateRun(values.run, {
+          ...(samples === undefined ? {} : { samples }), ...(mid === undefined ? {} : { twoStepMid: mid }), ...(eta === undefined ? {} : { eta }),
+          ...(rule === undefined ? {} : { multiStep: rule as MultiStepRule }),
+        },
           (line) => process.stderr.write(line + "\n"), deviceOption(values.device));
       }
       let text: string;
