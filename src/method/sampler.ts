@@ -19,7 +19,7 @@ export function studentTimesteps(steps: number, tMid = TWO_STEP_MID, shift = ROU
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`sampling steps must be an integer ≥ 1, got ${steps}`);
   if (steps === 1) return [Math.PI / 2, 0];
   if (steps === 2) return [Math.PI / 2, tMid, 0];
-  if (rule === "from_mid") return [Math.PI / 2, ...globalThis.Array.from({ length: steps }, (_, i) => (tMid * (steps - 1 - i)) / (steps - 1))];
+  if (rule === "from_mid") return [Math.PI / 2, ...globalThis.Array.from({ length: steps }, (_, i) => tMid * ((steps - 1 - i) / (steps - 1)))];
   return globalThis.Array.from({ length: steps + 1 }, (_, i) => {
     const sigma = shiftSigma(1 - i / steps, shift);
     return i === 0 ? Math.PI / 2 : Math.atan(sigma / (1 - sigma));
