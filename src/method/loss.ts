@@ -4,6 +4,7 @@
  */
 import { numpy as np, type Array } from "@jax-js/jax";
 import { SIGMA_D, TANGENT_NORM_EPS } from "../config/defaults.ts";
+import { denoise } from "./trigflow.ts";
 
 export type TangentSchedule = {
   /** Steps over which r rises linearly from 0 to 1. */
@@ -60,21 +61,14 @@ export function adaptiveWeight(t: Array): Array {
 }
 
 /**
- * The student's denoised estimate at (x_t, t): `x̂0 = cos t·x_t − sin t·σ_d·F` (TrigFlow; at
- * t = π/2 it is the 1-step sample −σ_d·F).
- */
-export function studentX0(F: Array, xt: Array, t: Array): Array {
-  return np.cos(t.ref).mul(xt).sub(np.sin(t).mul(F).mul(SIGMA_D));
-}
-
-/**
- * Squared distance of the student's x̂0 to the teacher's ODE endpoint x0 of the same trajectory,
+ * Squared distance of the student's x̂0 = `denoise(x_t, F, t)` = cos t·x_t − sin t·σ_d·F (at t = π/2
+ * the 1-step sample) to the teacher's ODE endpoint x0 of the same trajectory,
  * per sample in data units: `mean_j((x̂0 − x0)_j²)/σ_d²` [B, 1]. TBCM samples whole trajectories,
  * so for every state x_t on one the consistency function's exact value, f(x_t, t) = x0, comes for
  * free: this is the error the 1-step evaluation measures, available as a training signal.
  */
 export function endpointError(F: Array, xt: Array, t: Array, x0: Array): Array {
-  return np.mean(np.square(studentX0(F, xt, t).sub(x0)), 1, { keepdims: true }).div(SIGMA_D * SIGMA_D);
+  return np.mean(np.square(denoise(xt, F, t).sub(x0)), 1, { keepdims: true }).div(SIGMA_D * SIGMA_D);
 }
 
 /** The loss and what the spec says to log with it. */

@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { numpy as np } from "@jax-js/jax";
-import { consistencyTangent, normalizeTangent, scmLoss, tangentRatio, jvpTangents, studentX0, endpointError } from "../../src/method/loss.ts";
+import { consistencyTangent, normalizeTangent, scmLoss, tangentRatio, jvpTangents, endpointError } from "../../src/method/loss.ts";
+import { denoise } from "../../src/method/trigflow.ts";
 
 const close = (a: number, b: number, tol = 1e-5) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
 
@@ -51,12 +52,12 @@ test("endpoint error: x̂0 = cos t·x_t − sin t·σ_d·F by hand, zero at the 
   const t = 1.1, sd = 0.5, c = Math.cos(t), s = Math.sin(t);
   const xt = [0.4, -0.3, 0.2], F = [0.1, -0.6, 0.5], x0 = [0.05, 0.2, -0.1];
   const x0hat = xt.map((x, i) => c * x - s * sd * F[i]);
-  Array.from(studentX0(np.array([F]), np.array([xt]), np.array([[t]])).dataSync(), (v: number, i) => close(v, x0hat[i]));
+  Array.from(denoise(np.array([xt]), np.array([F]), np.array([[t]])).dataSync(), (v: number, i) => close(v, x0hat[i]));
   const expected = x0hat.reduce((acc, v, i) => acc + (v - x0[i]) ** 2, 0) / 3 / (sd * sd);
   close(endpointError(np.array([F]), np.array([xt]), np.array([[t]]), np.array([x0])).dataSync()[0], expected);
   // the F whose x̂0 is the endpoint: (cos t·x_t − x0)/(sin t·σ_d)
   const exact = xt.map((x, i) => (c * x - x0[i]) / (s * sd));
   close(endpointError(np.array([exact]), np.array([xt]), np.array([[t]]), np.array([x0])).dataSync()[0], 0);
   // at t = π/2 the estimate is the 1-step sample −σ_d·F, whatever x_t
-  Array.from(studentX0(np.array([F]), np.array([[9, 9, 9]]), np.array([[Math.PI / 2]])).dataSync(), (v: number, i) => close(v, -sd * F[i]));
+  Array.from(denoise(np.array([[9, 9, 9]]), np.array([F]), np.array([[Math.PI / 2]])).dataSync(), (v: number, i) => close(v, -sd * F[i]));
 });
