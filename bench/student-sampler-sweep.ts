@@ -8,7 +8,8 @@
  *     [--guidance '[[4.5],[4.5],[4,4.5,4.5,5]]'] [--eta 1,0.5,0] [--samples 1000] [--seed 1]
  *
  * `--eta`: the re-noising share of fresh noise of `scmStep` (1: the spec's sampler). Each schedule
- * with more than one step runs at each η.
+ * with more than one step runs at each η. An entry `0.9/1` gives one η per re-noising (the last
+ * repeats): 0.9 at the first, 1 at the rest.
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -31,7 +32,8 @@ const { values, positionals } = parseArgs({ options: { samples: { type: "string"
 const run = positionals[0] ?? "runs/fmnist-tbcm";
 const schedules: number[][] = JSON.parse(positionals[1] ?? "[[1.5707963,0],[1.5707963,1,0]]").map((ts: number[]) => ts.map((t, i) => (i === 0 ? Math.PI / 2 : t)));
 const guidances: number[][] = values.guidance ? JSON.parse(values.guidance) : schedules.map((ts) => ts.slice(1).map(() => 4.5));
-const etas = (values.eta ?? "1").split(",").map(Number);
+const etas = (values.eta ?? "1").split(",").map((e) => e.split("/").map(Number));
+const etaAt = (eta: number[], i: number) => eta[Math.min(i, eta.length - 1)];
 const n = Number(values.samples ?? 1000);
 const config = configOf(openRun(run).config, "stack");
 const pipe = StackPipeline.load({ teacher: config.teacher.model, vae: config.teacher.vae });
@@ -57,21 +59,22 @@ const col = (v: number): HostTensor => ({ data: new Float32Array(n).fill(v), sha
 console.log(`student ${run}, ${n} images on the eval prompts (noise seed ${values.seed ?? 1}); FD floor ${floor.toFixed(3)}`);
 console.log("| steps | timesteps | guidance per step | η | FD | FD / floor | prompt accuracy |");
 console.log("|---|---|---|---|---|---|---|");
-for (const [j, ts] of schedules.entries()) for (const eta of ts.length > 2 ? etas : [1]) {
+for (const [j, ts] of schedules.entries()) for (const eta of ts.length > 2 ? etas : [[1]]) {
   checkTimesteps(ts);
   const ws = guidances[j];
   if (ws.length !== ts.length - 1) throw new Error(`schedule ${j}: ${ts.length - 1} steps need as many guidance scales, got ${ws.length}`);
-  const kj = foldIn(k, ts.length);
-  let x: Float32Array = normal(foldIn(kj, 0), n * d).map((v) => v * SIGMA_D);
+  // every row starts from the same noises and re-noises with the same draws (as `tbcm eval` does), so
+  // rows of different step counts are compared image for image
+  let x: Float32Array = normal(foldIn(k, 0), n * d).map((v) => v * SIGMA_D);
   for (let i = 0; i + 1 < ts.length; i++) {
-    const program = stepProgram(ts[i], ts[i + 1], eta);
-    const fresh = ts[i + 1] === 0 ? new Float32Array(n * d) : normal(foldIn(kj, i + 1), n * d);
+    const program = stepProgram(ts[i], ts[i + 1], ts[i + 1] === 0 ? 1 : etaAt(eta, i));
+    const fresh = ts[i + 1] === 0 ? new Float32Array(n * d) : normal(foldIn(k, i + 1), n * d);
     [{ data: x }] = await inChunks(program, [{ data: x, shape: [n, d] }, cond, col(ws[i]), { data: fresh, shape: [n, d] }], n, Math.min(n, 250));
     await program.dispose();
   }
   const stats = await evaluator.statistics(await pipe.decode(x.map((v) => v / SIGMA_D)));
   const fd = stats.frechetDistance(test);
-  console.log(`| ${ts.length - 1} | ${ts.map((t) => t.toFixed(3)).join(", ")} | ${ws.join(", ")} | ${eta} | ${fd.toFixed(2)} | ${(fd / floor).toFixed(2)} | ${stats.accuracy(labels).toFixed(3)} |`);
+  console.log(`| ${ts.length - 1} | ${ts.map((t) => t.toFixed(3)).join(", ")} | ${ws.join(", ")} | ${eta.join("/")} | ${fd.toFixed(2)} | ${(fd / floor).toFixed(2)} | ${stats.accuracy(labels).toFixed(3)} |`);
 }
 tree.dispose(params);
 await evaluator.dispose();
