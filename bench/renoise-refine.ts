@@ -5,7 +5,12 @@
  * same noises. An exact consistency model of the teacher gives the teacher's column; the gap between
  * the two is the student's error on the states a multi-step sampler visits.
  *
+ * With `--ideal '<lists>'` it instead runs the student's multi-step sampler (`scmStep`'s rule,
+ * re-noising share η) with the teacher's ODE in place of the student: the sampler an exact student
+ * would give, for each angle list after π/2 and each `--eta`.
+ *
  *   npx tsx bench/renoise-refine.ts runs/fmnist-tbcm [--samples 1000] [--seed 1] [--angles 0.1,0.2,0.35,0.5,0.7]
+ *   npx tsx bench/renoise-refine.ts runs/fmnist-tbcm --ideal '[[0],[0.7,0],[0.7,0.467,0.233,0]]' --eta 1,0.9
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -26,7 +31,7 @@ import { openRun } from "../src/run/open.ts";
 import type { HostTensor } from "../src/executor/onnxRun.ts";
 import { key, foldIn, normal } from "../src/numerics/random.ts";
 
-const { values, positionals } = parseArgs({ options: { samples: { type: "string" }, seed: { type: "string" }, angles: { type: "string" } }, allowPositionals: true });
+const { values, positionals } = parseArgs({ options: { samples: { type: "string" }, seed: { type: "string" }, angles: { type: "string" }, ideal: { type: "string" }, eta: { type: "string" } }, allowPositionals: true });
 const run = positionals[0] ?? "runs/fmnist-tbcm";
 const n = Number(values.samples ?? 1000);
 const angles = (values.angles ?? "0.1,0.2,0.35,0.5,0.7").split(",").map(Number);
@@ -85,6 +90,26 @@ const relChange = (a: Float32Array, b: Float32Array) => {
   return (num / den).toFixed(4);
 };
 
+if (values.ideal) {
+  // the sampler with an exact consistency function: x0 = the teacher's ODE endpoint from (x, s)
+  const lists: number[][] = JSON.parse(values.ideal);
+  console.log(`the student's sampler with the teacher's ODE as its consistency function; ${n} eval-prompt images (seed ${values.seed ?? 1}), FD floor ${floor.toFixed(2)}`);
+  console.log("| steps | angles after π/2 | η | FD / accuracy |");
+  console.log("|---|---|---|---|");
+  for (const list of lists) for (const eta of list.length > 1 ? (values.eta ?? "1").split(",").map(Number) : [1]) {
+    let x: Float32Array = noise, s = Math.PI / 2, x0 = teacherSample;
+    for (const [i, t] of list.entries()) {
+      x0 = i === 0 ? teacherSample : await teacherFrom(s, x, 16);
+      if (t === 0) break;
+      const fresh = normal(foldIn(k, 100 + i), n * d);
+      const prev = x, cs = Math.cos(s), ss = Math.sin(s);
+      x = x0.map((v, j) => Math.cos(t) * v + Math.sin(t) * (eta * fresh[j] + Math.sqrt(1 - eta * eta) * (prev[j] - cs * v) / ss));
+      s = t;
+    }
+    console.log(`| ${list.length} | ${list.join(", ")} | ${eta} | ${await score(x0)} |`);
+  }
+  process.exit(0);
+}
 console.log(`student ${run}, ${n} eval-prompt images (seed ${values.seed ?? 1}); FD floor ${floor.toFixed(2)}; FD / accuracy, and relative change ‖out − sample‖²/‖sample‖²`);
 console.log(`teacher ODE endpoint (32 steps): ${await score(teacherSample)}; student 1 step: ${await score(studentSample)}`);
 console.log("| source | t | student from t | change | teacher ODE from t | change |");

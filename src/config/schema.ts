@@ -145,6 +145,14 @@ const SCHEMA = {
     sampling: oneOf(ROUTE_SAMPLINGS, "jittered"),
     logit_mean: num(D.LOGIT_NORMAL_MEAN, -L.MAX_LOGIT_MEAN, false, L.MAX_LOGIT_MEAN),
     logit_std: num(D.LOGIT_NORMAL_STD, 0, true, L.MAX_LOGIT_STD),
+    /**
+     * Re-noised legs: each step also re-noises its trajectories' endpoints to one angle drawn
+     * uniformly in `leg_range` (fresh noise) and runs the teacher from there to 0 in `leg_steps`
+     * even steps, training on those states too: the states a 2- or 4-step sampler visits, which
+     * no trajectory from pure noise passes through. 0 = off (the spec).
+     */
+    leg_steps: int(0, 0, L.MAX_ROUTE_STEPS),
+    leg_range: tuple(2, [0.1, D.TWO_STEP_MID]),
   },
   // each scale is a teacher pass per training pair, so a few hundred is already far past useful
   guidance: numbers(D.GUIDANCE_SCALES, 1000),
@@ -346,6 +354,13 @@ export function parseConfig(raw: unknown): TbcmConfig {
   checkGuidanceInterval("guidance_interval", c.guidanceInterval);
   if (c.method === "scm" && c.route.sampling !== "jittered") {
     throw new ConfigError(`config key "route.sampling": the sCM baseline draws its times from data, not along a route; remove the key or use method: tbcm`);
+  }
+  const [legLo, legHi] = c.route.legRange;
+  if (!(legLo > 0 && legLo <= legHi && legHi < Math.PI / 2)) {
+    throw new ConfigError(`config key "route.leg_range": expected two angles 0 < lo ≤ hi < π/2, e.g. [0.1, 0.7]; got ${JSON.stringify(c.route.legRange)}`);
+  }
+  if (c.method === "scm" && c.route.legSteps > 0) {
+    throw new ConfigError(`config key "route.leg_steps": the sCM baseline has no trajectories to re-noise; remove the key or use method: tbcm`);
   }
   if (c.method === "scm" && c.loss.endpointWeight > 0) {
     throw new ConfigError(`config key "loss.endpoint_weight": the sCM baseline's pairs lie on no teacher trajectory, so they have no endpoint; remove the key or use method: tbcm`);

@@ -85,3 +85,12 @@ export function drawRoute(k: Key, route: readonly number[], o: RouteOptions): nu
     case "logit_normal": return logitNormalRoute(k, route, o.logitMean, o.logitStd);
   }
 }
+
+/**
+ * A re-noised leg's angles: start t_r = lo + u·(hi − lo) (u uniform in [0, 1)), then `steps` even
+ * steps in angle to 0: `[t_r·(steps − i)/steps for i = 0..steps−1]` (0 itself is the endpoint).
+ */
+export function legRoute(u: number, [lo, hi]: readonly number[], steps: number): number[] {
+  const start = lo + u * (hi - lo);
+  return globalThis.Array.from({ length: steps }, (_, i) => (start * (steps - i)) / steps);
+}

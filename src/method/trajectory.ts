@@ -57,6 +57,15 @@ export function trainingPairs(traj: Trajectory): [Array, Array] {
 }
 
 /**
+ * Training pairs of a re-noised leg (a trajectory started from a finished sample re-noised to an
+ * angle below π/2): every point, its start included, stacked step-major like `trainingPairs`.
+ * Returns `[xt, dxdt, endpoint]`; the angle of row r is the leg's d[floor(r/B)].
+ */
+export function legPairs(traj: Trajectory): [Array, Array, Array] {
+  return [np.concatenate(traj.points, 0), np.concatenate(traj.velocities, 0), traj.endpoint];
+}
+
+/**
  * The black filter (spec §3): `m = mean((x0/σ_d − z_black)²)` per prompt; if m < 1, drop that
  * prompt's pairs with probability 1 − m. `endpoint` is [B·d] on the host. Returns keep ∈ {0, 1}
  * per prompt.

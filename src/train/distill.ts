@@ -9,8 +9,9 @@ import { SIGMA_D } from "../config/defaults.ts";
 import { type Key, key, foldIn, normal, uniform } from "../numerics/random.ts";
 import { type Tree, toHost, parameterCount } from "../numerics/tree.ts";
 import { saveParams } from "../numerics/params.ts";
-import { routeAngles, drawRoute } from "../method/route.ts";
-import { sampleTrajectory, trainingPairs, blackFilter } from "../method/trajectory.ts";
+import { routeAngles, drawRoute, legRoute } from "../method/route.ts";
+import { sampleTrajectory, trainingPairs, legPairs, blackFilter } from "../method/trajectory.ts";
+import { noisy } from "../method/trigflow.ts";
 import { scmPairs, scmTimes } from "../method/scmPairs.ts";
 import { tangentRatio } from "../method/loss.ts";
 import { learningRate } from "./schedule.ts";
@@ -58,6 +59,21 @@ export type Program = (inputs: Array[]) => Promise<Array[]>;
  */
 export function pairPass<P extends Tree>(cfg: TbcmConfig, problem: DistillProblem<P>): PairPass {
   const schedule = guidanceSchedule(cfg);
+  if (cfg.method === "tbcm" && cfg.route.legSteps > 0) {
+    return {
+      // the trajectory from noise, then the leg from its endpoint re-noised to angle legAngles[0]
+      f: (noise: Array, angles: Array, c: Array, u: Array, w: Array, legNoise: Array, legStart: Array, legAngles: Array) => {
+        const traj = sampleTrajectory(problem.teacher, noise.mul(SIGMA_D), angles, c.ref, u.ref, w.ref, schedule);
+        const endpoint = traj.endpoint.ref;
+        const [xt, dxdt] = trainingPairs(traj);
+        const start = noisy(endpoint.ref, legNoise.mul(SIGMA_D), legStart);
+        const [legXt, legDxdt, legEndpoint] = legPairs(sampleTrajectory(problem.teacher, start, legAngles, c, u, w, schedule));
+        return [np.concatenate([xt, legXt], 0), np.concatenate([dxdt, legDxdt], 0), endpoint, legEndpoint];
+      },
+      inputNames: ["noise", "angles", "cond", "uncond", "w", "leg_noise", "leg_start", "leg_angles"],
+      outputNames: ["xt", "dxdt", "endpoint", "leg_endpoint"],
+    };
+  }
   if (cfg.method === "tbcm") {
     return {
       f: (noise: Array, angles: Array, c: Array, u: Array, w: Array) => {
@@ -108,21 +124,26 @@ export async function drawPairs<P extends Tree>(cfg: TbcmConfig, problem: Distil
   if (cfg.method === "tbcm") {
     const angles = drawRoute(foldIn(k, 3), route, cfg.route);
     const noise = np.array(normal(foldIn(k, 4), B * d)).reshape([B, d]);
-    const [xt, dxdt, endpoint] = await pass([noise, np.array(angles), problem.conditions(prompts),
-      problem.conditions(prompts.map(() => -1)), column(scales)]);
+    const M = cfg.route.legSteps;
+    const legAngles = M > 0 ? legRoute(uniform(foldIn(k, 9), 1)[0], cfg.route.legRange, M) : [];
+    const leg = M > 0 ? [np.array(normal(foldIn(k, 10), B * d)).reshape([B, d]), np.full([1, 1], legAngles[0]), np.array(legAngles)] : [];
+    const [xt, dxdt, endpoint, legEndpoint] = await pass([noise, np.array(angles), problem.conditions(prompts),
+      problem.conditions(prompts.map(() => -1)), column(scales), ...leg]);
     const keepPrompt = problem.blackLatent.length
       ? blackFilter(foldIn(k, 5), toHost(endpoint), problem.blackLatent)
       : new Float32Array(B).fill(1);
     onFilter?.(keepPrompt.reduce((n, v) => n + v, 0), B);
-    const N = route.length;
-    const rows = (f: (b: number) => number) => globalThis.Array.from({ length: (N - 1) * B }, (_, r) => f(r % B));
+    // rows: the trajectory's points 1..N−1, then the leg's points 0..M−1, each step-major (row = step·B + prompt)
+    const rowAngles = [...angles.slice(1), ...legAngles];
+    const rows = (f: (b: number) => number) => globalThis.Array.from({ length: rowAngles.length * B }, (_, r) => f(r % B));
+    const x0 = np.tile(endpoint, [route.length - 1, 1]);
     return {
       xt, dxdt,
-      t: column(globalThis.Array.from({ length: (N - 1) * B }, (_, r) => angles[1 + Math.floor(r / B)])),
+      t: column(globalThis.Array.from({ length: rowAngles.length * B }, (_, r) => rowAngles[Math.floor(r / B)])),
       cond: problem.conditions(rows((b) => prompts[b])),
       w: column(rows((b) => scales[b])),
       keep: column(rows((b) => keepPrompt[b])),
-      x0: np.tile(endpoint, [N - 1, 1]), // row (i−1)·B + b is prompt b's endpoint
+      x0: M > 0 ? np.concatenate([x0, np.tile(legEndpoint, [M, 1])], 0) : x0, // each row's own trajectory's endpoint
     };
   }
   // sCM baseline: one pair per real sample, as many pairs per step as TBCM makes.
@@ -221,7 +242,7 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
   };
 
   say(`${cfg.method} on the ${cfg.teacher.kind} teacher (${cfg.executor} executor${cfg.device === "cpu" ? "" : ` on ${cfg.device}`}): ${parameterCount(weights.params as Tree).toLocaleString()} student parameters, `
-    + `${cfg.method === "tbcm" ? `${cfg.train.promptsPerStep} prompts × ${cfg.route.steps - 1} pairs` : `${cfg.train.promptsPerStep * (cfg.route.steps - 1)} real samples`} per step`);
+    + `${cfg.method === "tbcm" ? `${cfg.train.promptsPerStep} prompts × ${cfg.route.steps - 1 + cfg.route.legSteps} pairs${cfg.route.legSteps > 0 ? ` (${cfg.route.legSteps} on a re-noised leg)` : ""}` : `${cfg.train.promptsPerStep * (cfg.route.steps - 1)} real samples`} per step`);
   if (start === 0) run.appendLog({ step: 0, consistency_rel_mse_1step: await curve() });
   const decoderLoadsBefore = problem.decoderLoads();
   evalSeconds = 0; // the step-0 curve ran before the clock started

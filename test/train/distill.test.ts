@@ -3,7 +3,13 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig, parseConfig, type TbcmConfig } from "../../src/config/schema.ts";
+import { jit } from "@jax-js/jax";
+import { loadConfig, parseConfig, configToRaw, type TbcmConfig } from "../../src/config/schema.ts";
+import { SIGMA_D } from "../../src/config/defaults.ts";
+import { evalKeys, pairPass, drawPairs } from "../../src/train/distill.ts";
+import { teacherKind } from "../../src/run/kinds.ts";
+import { routeAngles, legRoute } from "../../src/method/route.ts";
+import { key, foldIn, normal, uniform } from "../../src/numerics/random.ts";
 import { distill } from "../../src/run/distill.ts";
 import { loadSafetensors } from "../../src/numerics/safetensors.ts";
 
@@ -93,4 +99,42 @@ test("train.snapshot_every keeps the student (the average when kept) at those st
   const early = loadSafetensors(join(dir, "snapshots", "student-000002.safetensors")).tensors;
   assert.deepEqual([...early.keys()].sort(), [...student.tensors.keys()].sort());
   assert.ok([...student.tensors].some(([name, t]) => t.data.some((v, i) => v !== early.get(name)!.data[i])));
+});
+
+test("route.leg_steps: each step also trains on a leg from its endpoints re-noised to t_r, with that leg's own endpoint", async () => {
+  const cfg = parseConfig({ ...configToRaw(base), route: { shift: 2.5, steps: 6, leg_steps: 3, leg_range: [0.2, 0.8] } });
+  const problem = await teacherKind(cfg.teacher.kind).problem(cfg, evalKeys(cfg.seed));
+  const pass = jit(pairPass(cfg, problem).f);
+  const route = routeAngles(2.5, 6), k = key(7), B = 2, d = 4, N = 6, M = 3;
+  const batch = await drawPairs(cfg, problem, k, route, async (xs) => pass(...xs));
+  const rows = (N - 1 + M) * B;
+  assert.deepEqual(batch.xt.shape, [rows, d]);
+  const host = (a: { dataSync(): unknown }) => Array.from(a.dataSync() as Float32Array);
+  const [xt, dxdt, t, x0] = [host(batch.xt), host(batch.dxdt), host(batch.t), host(batch.x0)];
+  // the leg's angles: t_r drawn in leg_range, then even steps to 0
+  const legT = t.slice((N - 1) * B).filter((_, r) => r % B === 0);
+  const tr = legRoute(uniform(foldIn(k, 9), 1)[0], [0.2, 0.8], M);
+  legT.forEach((a, i) => assert.ok(Math.abs(a - tr[i]) < 1e-6, `leg angle ${i}: ${a} vs ${tr[i]}`));
+  assert.ok(tr[0] >= 0.2 && tr[0] < 0.8);
+  const noise = normal(foldIn(k, 10), B * d);
+  for (let b = 0; b < B; b++) for (let j = 0; j < d; j++) {
+    const endpoint = x0[b * d + j]; // the trajectory rows carry their trajectory's endpoint
+    // the leg starts at its prompt's endpoint re-noised with fresh noise: cos t_r·x0 + sin t_r·σ_d·z
+    const start = xt[((N - 1) * B + b) * d + j];
+    assert.ok(Math.abs(start - (Math.cos(tr[0]) * endpoint + Math.sin(tr[0]) * SIGMA_D * noise[b * d + j])) < 1e-5, `leg start ${b},${j}`);
+    // the leg rows carry the leg's endpoint: one teacher step from its last state to 0
+    const last = ((N - 1 + M - 1) * B + b) * d + j;
+    const legEnd = Math.cos(tr[M - 1]) * xt[last] - Math.sin(tr[M - 1]) * dxdt[last];
+    for (let i = 0; i < M; i++) assert.ok(Math.abs(x0[((N - 1 + i) * B + b) * d + j] - legEnd) < 1e-5, `leg endpoint ${b},${j}, row ${i}`);
+  }
+  for (const a of [batch.cond, batch.w, batch.keep]) a.dispose(); // the rest were read (and consumed) above
+  pass.dispose();
+  problem.dispose();
+});
+
+test("route.leg_range is checked, and the sCM baseline refuses legs", () => {
+  for (const leg_range of [[0, 0.5], [0.6, 0.5], [0.2, 1.6]]) {
+    assert.throws(() => parseConfig({ ...configToRaw(base), route: { leg_steps: 2, leg_range } }), /"route.leg_range": expected two angles 0 < lo ≤ hi < π\/2/);
+  }
+  assert.throws(() => parseConfig({ ...configToRaw(base), method: "scm", route: { leg_steps: 2 } }), /"route.leg_steps": the sCM baseline has no trajectories to re-noise/);
 });
