@@ -149,7 +149,8 @@ const SCHEMA = {
      * Re-noised legs: each step also re-noises its trajectories' endpoints to one angle drawn
      * uniformly in `leg_range` (fresh noise) and runs the teacher from there to 0 in `leg_steps`
      * even steps, training on those states too: the states a 2- or 4-step sampler visits, which
-     * no trajectory from pure noise passes through. 0 = off (the spec).
+     * no trajectory from pure noise passes through. 0 = off (the spec); the range defaults to
+     * angles up to the spec's 2-step middle angle (bench/RESULTS.md §28).
      */
     leg_steps: int(0, 0, L.MAX_ROUTE_STEPS),
     leg_range: tuple(2, [0.1, D.TWO_STEP_MID]),

@@ -4,13 +4,13 @@ import { parseConfig, configToRaw, describeConfig, readYaml, ConfigError } from 
 
 test("route.sampling: default jittered (the spec), logit keys SD3's 0 and 1; round trip through config.json", () => {
   const c = parseConfig(readYaml("configs/fmnist-tbcm-everywhere.yaml"));
-  assert.deepEqual(c.route, { shift: 2.5, steps: 16, sampling: "jittered", logitMean: 0, logitStd: 1 });
+  assert.deepEqual(c.route, { shift: 2.5, steps: 16, sampling: "jittered", logitMean: 0, logitStd: 1, legSteps: 0, legRange: [0.1, 1] });
   const ln = parseConfig({ ...(readYaml("configs/fmnist-tbcm-everywhere.yaml") as object), route: { sampling: "logit_normal", logit_mean: -0.4, logit_std: 1.2 } });
-  assert.deepEqual(ln.route, { shift: 2.5, steps: 16, sampling: "logit_normal", logitMean: -0.4, logitStd: 1.2 });
+  assert.deepEqual(ln.route, { shift: 2.5, steps: 16, sampling: "logit_normal", logitMean: -0.4, logitStd: 1.2, legSteps: 0, legRange: [0.1, 1] });
   assert.deepEqual(parseConfig(JSON.parse(JSON.stringify(configToRaw(ln)))), ln);
   // a run's config.json written before the keys existed reads as the default sampling
   const old = configToRaw(c) as { route: Record<string, unknown> };
-  delete old.route.sampling; delete old.route.logit_mean; delete old.route.logit_std;
+  delete old.route.sampling; delete old.route.logit_mean; delete old.route.logit_std; delete old.route.leg_steps; delete old.route.leg_range;
   assert.deepEqual(parseConfig(old), c);
   assert.match(describeConfig({}), /^ {2}sampling: "jittered" +# jittered \| ordered \| logit_normal \| mixed$/m);
 });
