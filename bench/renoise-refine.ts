@@ -108,18 +108,18 @@ if (values.ideal) {
     }
     console.log(`| ${list.length} | ${list.join(", ")} | ${eta} | ${await score(x0)} |`);
   }
-  process.exit(0);
-}
-console.log(`student ${run}, ${n} eval-prompt images (seed ${values.seed ?? 1}); FD floor ${floor.toFixed(2)}; FD / accuracy, and relative change ‖out − sample‖²/‖sample‖²`);
-console.log(`teacher ODE endpoint (32 steps): ${await score(teacherSample)}; student 1 step: ${await score(studentSample)}`);
-console.log("| source | t | student from t | change | teacher ODE from t | change |");
-console.log("|---|---|---|---|---|---|");
-for (const [name, src] of [["teacher", teacherSample], ["student 1 step", studentSample]] as const) {
-  for (const [i, t] of angles.entries()) {
-    const fresh = normal(foldIn(k, 10 + i), n * d);
-    const xt = src.map((v, j) => Math.cos(t) * v + Math.sin(t) * fresh[j]);
-    const byStudent = await studentFrom(t, xt), byTeacher = await teacherFrom(t, xt);
-    console.log(`| ${name} | ${t} | ${await score(byStudent)} | ${relChange(byStudent, src)} | ${await score(byTeacher)} | ${relChange(byTeacher, src)} |`);
+} else {
+  console.log(`student ${run}, ${n} eval-prompt images (seed ${values.seed ?? 1}); FD floor ${floor.toFixed(2)}; FD / accuracy, and relative change ‖out − sample‖²/‖sample‖²`);
+  console.log(`teacher ODE endpoint (32 steps): ${await score(teacherSample)}; student 1 step: ${await score(studentSample)}`);
+  console.log("| source | t | student from t | change | teacher ODE from t | change |");
+  console.log("|---|---|---|---|---|---|");
+  for (const [name, src] of [["teacher", teacherSample], ["student 1 step", studentSample]] as const) {
+    for (const [i, t] of angles.entries()) {
+      const fresh = normal(foldIn(k, 10 + i), n * d);
+      const xt = src.map((v, j) => Math.cos(t) * v + Math.sin(t) * fresh[j]);
+      const byStudent = await studentFrom(t, xt), byTeacher = await teacherFrom(t, xt);
+      console.log(`| ${name} | ${t} | ${await score(byStudent)} | ${relChange(byStudent, src)} | ${await score(byTeacher)} | ${relChange(byTeacher, src)} |`);
+    }
   }
 }
 tree.dispose(params);
