@@ -23,7 +23,6 @@ import { initDit, withStudentHeads } from "../src/models/dit.ts";
 import { loadParams } from "../src/numerics/params.ts";
 import { ditStudent } from "../src/stack/student.ts";
 import { scmStep, studentAsVelocity } from "../src/method/sampler.ts";
-import { guidanceShare } from "../src/method/guidance.ts";
 import { studentSampleLatents } from "../src/eval/studentSamples.ts";
 import { SIGMA_D } from "../src/config/defaults.ts";
 import { configOf, guidanceSchedule } from "../src/config/schema.ts";
@@ -69,15 +68,8 @@ async function studentFrom(t: number, xt: Float32Array): Promise<Float32Array> {
 
 /** The teacher's guided flow ODE from angle t (flow time s = sin t/(sin t + cos t)) to 0 in `steps` Euler steps. */
 async function teacherFrom(t: number, xt: Float32Array, steps = 16): Promise<Float32Array> {
-  const s0 = Math.sin(t) / (Math.sin(t) + Math.cos(t));
-  let x: HostTensor = { data: xt.map((v) => v / (Math.sin(t) + Math.cos(t))), shape: [n, d] };
-  for (let i = 0; i < steps; i++) {
-    const s = s0 * (1 - i / steps), sNext = s0 * (1 - (i + 1) / steps);
-    const share = guidanceShare(s, schedule);
-    const guided = { data: w.data.map((v) => 1 + (v - 1) * share), shape: w.shape };
-    [x] = await inChunks(euler, [x, col(s), col(sNext), cond, uncond, guided], n, Math.min(n, 250));
-  }
-  return x.data;
+  const flowState = xt.map((v) => v / (Math.sin(t) + Math.cos(t)));
+  return eulerEndpoint(euler, flowState, cond, uncond, w, steps, { schedule, from: Math.sin(t) / (Math.sin(t) + Math.cos(t)) });
 }
 
 const score = async (z: Float32Array) => {

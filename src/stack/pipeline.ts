@@ -58,11 +58,12 @@ export function guidedEulerStep(teacher: LoadedTeacher, executor: Executor): Inf
 
 /**
  * Runs the flow ODE from noise (s = 1) to s = 0 with `steps` guided Euler steps; returns latents
- * [B·d]. The guidance of each step is `schedule`'s at the flow time the step starts from.
+ * [B·d]. The guidance of each step is `schedule`'s at the flow time the step starts from. With
+ * `from` < 1, `noise` is the state at flow time `from` and the times are scaled to start there.
  */
-export async function eulerEndpoint(step: Inference, noise: Float32Array, cond: HostTensor, uncond: HostTensor, w: HostTensor, steps: number, o: { shift?: number; schedule?: GuidanceSchedule } = {}): Promise<Float32Array> {
+export async function eulerEndpoint(step: Inference, noise: Float32Array, cond: HostTensor, uncond: HostTensor, w: HostTensor, steps: number, o: { shift?: number; schedule?: GuidanceSchedule; from?: number } = {}): Promise<Float32Array> {
   const B = cond.shape[0], d = noise.length / B;
-  const times = flowTimesteps(steps, o.shift ?? 1);
+  const times = flowTimesteps(steps, o.shift ?? 1).map((s) => s * (o.from ?? 1));
   let x: HostTensor = { data: noise, shape: [B, d] };
   const col = (v: number) => ({ data: new Float32Array(B).fill(v), shape: [B, 1] });
   for (let i = 0; i < steps; i++) {

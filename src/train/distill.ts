@@ -59,31 +59,27 @@ export type Program = (inputs: Array[]) => Promise<Array[]>;
  */
 export function pairPass<P extends Tree>(cfg: TbcmConfig, problem: DistillProblem<P>): PairPass {
   const schedule = guidanceSchedule(cfg);
-  if (cfg.method === "tbcm" && cfg.route.legSteps > 0) {
+  if (cfg.method === "tbcm") {
+    const fromNoise = (noise: Array, angles: Array, c: Array, u: Array, w: Array): Array[] => {
+      const traj = sampleTrajectory(problem.teacher, noise.mul(SIGMA_D), angles, c, u, w, schedule);
+      const endpoint = traj.endpoint.ref;
+      const [xt, dxdt] = trainingPairs(traj);
+      return [xt, dxdt, endpoint];
+    };
+    const inputNames = ["noise", "angles", "cond", "uncond", "w"];
+    if (cfg.route.legSteps === 0) return { f: fromNoise, inputNames, outputNames: ["xt", "dxdt", "endpoint"] };
     return {
-      // the trajectory from noise, then the leg from its endpoint re-noised to angle legAngles[0]
-      f: (noise: Array, angles: Array, c: Array, u: Array, w: Array, legNoise: Array, legStart: Array, legAngles: Array) => {
-        const traj = sampleTrajectory(problem.teacher, noise.mul(SIGMA_D), angles, c.ref, u.ref, w.ref, schedule);
-        const endpoint = traj.endpoint.ref;
-        const [xt, dxdt] = trainingPairs(traj);
-        const start = noisy(endpoint.ref, legNoise.mul(SIGMA_D), legStart);
+      // the trajectory from noise, then the leg from its endpoint re-noised to the leg's first angle
+      f: (noise: Array, angles: Array, c: Array, u: Array, w: Array, legNoise: Array, legAngles: Array) => {
+        const [xt, dxdt, endpoint] = fromNoise(noise, angles, c.ref, u.ref, w.ref);
+        const [first, ...later] = np.split(legAngles.ref, cfg.route.legSteps);
+        later.forEach((a) => a.dispose());
+        const start = noisy(endpoint.ref, legNoise.mul(SIGMA_D), first.reshape([1, 1]));
         const [legXt, legDxdt, legEndpoint] = legPairs(sampleTrajectory(problem.teacher, start, legAngles, c, u, w, schedule));
         return [np.concatenate([xt, legXt], 0), np.concatenate([dxdt, legDxdt], 0), endpoint, legEndpoint];
       },
-      inputNames: ["noise", "angles", "cond", "uncond", "w", "leg_noise", "leg_start", "leg_angles"],
+      inputNames: [...inputNames, "leg_noise", "leg_angles"],
       outputNames: ["xt", "dxdt", "endpoint", "leg_endpoint"],
-    };
-  }
-  if (cfg.method === "tbcm") {
-    return {
-      f: (noise: Array, angles: Array, c: Array, u: Array, w: Array) => {
-        const traj = sampleTrajectory(problem.teacher, noise.mul(SIGMA_D), angles, c, u, w, schedule);
-        const endpoint = traj.endpoint.ref;
-        const [xt, dxdt] = trainingPairs(traj);
-        return [xt, dxdt, endpoint];
-      },
-      inputNames: ["noise", "angles", "cond", "uncond", "w"],
-      outputNames: ["xt", "dxdt", "endpoint"],
     };
   }
   return {
@@ -126,7 +122,7 @@ export async function drawPairs<P extends Tree>(cfg: TbcmConfig, problem: Distil
     const noise = np.array(normal(foldIn(k, 4), B * d)).reshape([B, d]);
     const M = cfg.route.legSteps;
     const legAngles = M > 0 ? legRoute(uniform(foldIn(k, 9), 1)[0], cfg.route.legRange, M) : [];
-    const leg = M > 0 ? [np.array(normal(foldIn(k, 10), B * d)).reshape([B, d]), np.full([1, 1], legAngles[0]), np.array(legAngles)] : [];
+    const leg = M > 0 ? [np.array(normal(foldIn(k, 10), B * d)).reshape([B, d]), np.array(legAngles)] : [];
     const [xt, dxdt, endpoint, legEndpoint] = await pass([noise, np.array(angles), problem.conditions(prompts),
       problem.conditions(prompts.map(() => -1)), column(scales), ...leg]);
     const keepPrompt = problem.blackLatent.length
