@@ -35,7 +35,7 @@ const USAGE = `usage:
                                                          prompt_embeddings.safetensors, vae_decoder.onnx): distil it with
                                                          teacher: { kind: onnx, dir: <dir> } (README "Distil your own teacher")
   tbcm serve --dir <export dir> [--port 8080]           a browser demo of an export (web/index.html, onnxruntime-web)
-  tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T] [--eta E] [--multi-step shifted|from_mid] [--device D]: evaluate again)
+  tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T] [--eta E] [--multi-step shifted|from_mid|tail] [--device D]: evaluate again)
   tbcm config [--config <yaml>]                         every distill config key: its value or default, what it accepts
   tbcm schedule [--shift 2.5] [--steps 16] [--json]      print the teacher route (TrigFlow angles)
 config key executor: onnx (default, ONNX Runtime) or jax (jax-js jit) runs the training step and teacher pass

@@ -49,9 +49,13 @@ export const TWO_STEP_MID = 1.0;
 
 /**
  * Angles of n ≥ 3 student steps: `shifted` = the teacher's shifted schedule (spec §6), `from_mid` =
- * the 2-step list's middle angle, then evenly down to 0 (see `studentTimesteps`).
+ * the 2-step list's middle angle, then evenly down to 0, `tail` = the middle angle, then
+ * geometrically down to `TAIL_END` (see `studentTimesteps`).
  */
-export const MULTI_STEP_RULES = ["shifted", "from_mid"] as const;
+export const MULTI_STEP_RULES = ["shifted", "from_mid", "tail"] as const;
+
+/** The last re-noising angle of the `tail` rule: low enough that a re-noising there keeps the image's class. */
+export const TAIL_END = 0.1;
 export type MultiStepRule = (typeof MULTI_STEP_RULES)[number];
 
 /** Share of fresh noise when the student sampler re-noises (spec §6: all fresh, η = 1). */

@@ -202,7 +202,7 @@ const SCHEMA = {
     samples: int(1000, 2, L.MAX_EVAL_SAMPLES), guidance: num(4.5, 0),
     /** The middle angle of 2-step sampling (spec §6: 1.0 in the reference's validation). */
     two_step_mid: num(D.TWO_STEP_MID, 0, true, Math.PI / 2),
-    /** Angles of 3 or more steps: shifted (the teacher's schedule, spec §6) or from_mid (two_step_mid, then evenly to 0). */
+    /** Angles of 3 or more steps: shifted (the teacher's schedule, spec §6), from_mid (two_step_mid, then evenly to 0) or tail (two_step_mid, then geometrically to 0.1). */
     multi_step: oneOf(D.MULTI_STEP_RULES, "shifted"),
     /** Share of fresh noise when the student sampler re-noises (spec §6: 1; see `scmStep`). */
     eta: num(D.RENOISE_ETA, 0, false, 1),

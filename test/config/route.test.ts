@@ -43,10 +43,11 @@ test("loss.endpoint_weight: default 0 (the spec's loss); a run's config.json fro
   assert.equal(parseConfig({ method: "scm", loss: { endpoint_weight: 0 } }).loss.endpointWeight, 0);
 });
 
-test("eval.multi_step: default shifted (the spec's schedule), from_mid accepted, anything else refused naming the key", () => {
+test("eval.multi_step: default shifted (the spec's schedule), from_mid and tail accepted, anything else refused naming the key", () => {
   const stack = readYaml("configs/fmnist-tbcm-everywhere.yaml") as Record<string, unknown>;
   assert.equal(parseConfig(stack).eval.multiStep, "shifted");
   assert.equal(parseConfig({ ...stack, eval: { multi_step: "from_mid" } }).eval.multiStep, "from_mid");
+  assert.equal(parseConfig({ ...stack, eval: { multi_step: "tail" } }).eval.multiStep, "tail");
   assert.throws(() => parseConfig({ ...stack, eval: { multi_step: "linear" } }),
-    (e: Error) => e instanceof ConfigError && /"eval\.multi_step": expected one of shifted, from_mid, got "linear"/.test(e.message));
+    (e: Error) => e instanceof ConfigError && /"eval\.multi_step": expected one of shifted, from_mid, tail, got "linear"/.test(e.message));
 });

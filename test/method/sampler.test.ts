@@ -38,6 +38,14 @@ test("student timesteps: 1, 2 and n steps from π/2 to 0", () => {
   assert.deepEqual(studentTimesteps(2, 0.7, undefined, "from_mid"), [Math.PI / 2, 0.7, 0]);
   assert.deepEqual(studentTimesteps(3, 0.8, undefined, "from_mid"), [Math.PI / 2, 0.8, 0.4, 0]);
   assert.deepEqual(studentTimesteps(4, 0.7, undefined, "shifted"), four);
+  // tail: the middle angle, then geometrically down to 0.1 (0.7·(1/7)^(1/2) = 0.26458 at 4 steps)
+  const tail = studentTimesteps(4, 0.7, undefined, "tail");
+  [Math.PI / 2, 0.7, 0.7 / Math.sqrt(7), 0.1, 0].forEach((t, i) => assert.ok(Math.abs(tail[i] - t) < 1e-12, `${tail[i]} vs ${t}`));
+  assert.deepEqual(studentTimesteps(3, 0.7, undefined, "tail"), [Math.PI / 2, 0.7, 0.1, 0]);
+  assert.deepEqual(studentTimesteps(2, 0.7, undefined, "tail"), [Math.PI / 2, 0.7, 0]);
+  checkTimesteps(studentTimesteps(12, 1.2, undefined, "tail"));
+  // a middle angle at or below the tail's end: evenly to 0 as from_mid
+  assert.deepEqual(studentTimesteps(3, 0.08, undefined, "tail"), studentTimesteps(3, 0.08, undefined, "from_mid"));
   assert.throws(() => checkTimesteps([1.5, 0]), /start at π\/2/);
   assert.throws(() => checkTimesteps([Math.PI / 2, 1, 1.2, 0]), /decrease/);
 });
