@@ -14,3 +14,12 @@ test("tbcm config: every key as YAML that reads back to the same config, with wh
   // strings are quoted as they are (a comma in a path stays a comma)
   assert.match(describeConfig({ prompts_file: "a,b.txt" }), /^prompts_file: "a,b\.txt" +# string \(set\)$/m);
 });
+
+test("the bundle template distils with the main command's method settings: only the teacher and the evaluation's size differ", () => {
+  const main = parseConfig(readYaml("configs/fmnist-tbcm.yaml")), bundle = parseConfig(readYaml("configs/bundle-tbcm.yaml"));
+  assert.equal(bundle.teacher.kind, "onnx");
+  for (const k of ["method", "executor", "seed", "promptsFile", "route", "guidanceInterval", "guidanceRamp", "loss", "optim", "train"] as const) {
+    assert.deepEqual(bundle[k], main[k], k);
+  }
+  for (const k of ["twoStepMid", "eta", "multiStep", "curveNoises"] as const) assert.deepEqual(bundle.eval[k], main.eval[k], `eval.${k}`);
+});

@@ -53,7 +53,7 @@ test("resume keeps the log up to the checkpoint: a torn last line is dropped, an
 });
 
 test("config.json is the config in its YAML form: parseConfig reads it back to the same config, for every shipped config", () => {
-  for (const path of ["configs/gmm.yaml", "configs/fmnist-tbcm.yaml", "configs/fmnist-tbcm-everywhere.yaml", "configs/fmnist-tbcm-long.yaml", "configs/fmnist-scm.yaml", "test/fixtures/tiny.yaml"]) {
+  for (const path of ["configs/gmm.yaml", "configs/fmnist-tbcm.yaml", "configs/fmnist-tbcm-everywhere.yaml", "configs/fmnist-tbcm-long.yaml", "configs/fmnist-scm.yaml", "configs/bundle-tbcm.yaml", "test/fixtures/tiny.yaml"]) {
     const cfg = loadConfig(path);
     const raw = JSON.parse(JSON.stringify(configToRaw(cfg)));
     assert.deepEqual(parseConfig(raw), cfg, path);
