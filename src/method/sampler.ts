@@ -16,7 +16,7 @@ import { denoise, noisy } from "./trigflow.ts";
  *   (bench/RESULTS.md §27).
  * - `tail`: `[π/2, tMid, …, TAIL_END, 0]`, geometric in angle below tMid, `t_i = tMid·(TAIL_END/tMid)^((i−1)/(n−2))`
  *   (4 steps: 0.7, 0.265, 0.1). The extra re-noisings sit at low noise, where they sharpen texture
- *   without re-drawing the image; at 4 steps lower FD and higher accuracy than from_mid (§29).
+ *   without re-drawing the image; at 4 steps a lower FD than from_mid at equal accuracy (§29).
  *   Where tMid ≤ TAIL_END it is from_mid.
  */
 export function studentTimesteps(steps: number, tMid = TWO_STEP_MID, shift = ROUTE_SHIFT, rule: MultiStepRule = "shifted"): number[] {

@@ -53,7 +53,7 @@ test("bad configs and inputs are one-line errors and write nothing", () => {
   fails(["sample", "--model", "teacher", "--prompt", "a bag", "--eta", "0.5", "--out", png], /--eta is for a student/, png);
   fails(["sample", "--run", join(dir, "nothing"), "--prompt", "a bag", "--eta", "1.5", "--out", png], /--eta is a share of fresh noise in \[0, 1\]/, png);
   fails(["distill", "--config", file("k.yaml", "eval: {eta: 2}\n"), "--out", out], /"eval\.eta": expected a number .*≤ 1/, out);
-  fails(["eval", "--run", join(dir, "nothing"), "--recompute", "--multi-step", "linear"], /--multi-step is one of shifted, from_mid, got "linear"/);
+  fails(["eval", "--run", join(dir, "nothing"), "--recompute", "--multi-step", "linear"], /--multi-step is one of shifted, from_mid, tail, got "linear"/);
   fails(["eval", "--run", join(dir, "nothing")], /no metrics\.json/);
   fails(["serve", "--dir", join(dir, "nothing")], /no manifest\.json in .*: pass a directory written by tbcm export/);
   fails(["serve"], /serve needs --dir/);
