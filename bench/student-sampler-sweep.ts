@@ -63,7 +63,8 @@ for (const [j, ts] of schedules.entries()) for (const eta of ts.length > 2 ? eta
   checkTimesteps(ts);
   const ws = guidances[j];
   if (ws.length !== ts.length - 1) throw new Error(`schedule ${j}: ${ts.length - 1} steps need as many guidance scales, got ${ws.length}`);
-  // every row starts from the same noises and re-noises with the same draws (as `tbcm eval` does), so
+  // every row starts from the same noises and re-noises with the same draws (as `tbcm eval` does since
+  // RESULTS §29), so
   // rows of different step counts are compared image for image
   let x: Float32Array = normal(foldIn(k, 0), n * d).map((v) => v * SIGMA_D);
   for (let i = 0; i + 1 < ts.length; i++) {

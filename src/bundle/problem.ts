@@ -23,7 +23,7 @@ import { avalSpec } from "../executor/lower.ts";
 import type { DistillProblem, EvalKeys } from "../train/problem.ts";
 import { type LoadedBundle, loadBundle } from "./load.ts";
 import { readManifest } from "./manifest.ts";
-import { studentSampleLatents, curveInputs } from "../eval/studentSamples.ts";
+import { studentSampleLatents, curveInputs, renoiseStreams } from "../eval/studentSamples.ts";
 import { type BundleStudentParams, BUNDLE_STUDENT_KIND, bundleStudent, guidanceConditioned, initialBundleStudent } from "./student.ts";
 
 /** Flow-Euler steps of the teacher's ODE reference (the endpoint the 1-step student should hit). */
@@ -163,7 +163,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
       const metrics: Record<string, number> = { eval_samples: n, eval_guidance: cfg.eval.guidance, guidance_conditioned: conditioned ? 1 : 0 };
       for (const steps of [1, 2, 4]) {
         note(`the student, ${steps} step${steps > 1 ? "s" : ""}`);
-        const z = await studentSampleLatents(executorOf(cfg), student, params, steps, noise, cond, w, foldIn(keys.sampling, steps), cfg.eval, BUNDLE_ROWS);
+        const z = await studentSampleLatents(executorOf(cfg), student, params, steps, noise, cond, w, renoiseStreams(keys.sampling).metrics, cfg.eval, BUNDLE_ROWS);
         metrics[`consistency_rel_mse_${steps}step`] = relativeMse(z, ode);
       }
       const dec = m.vaeDecoder;
@@ -201,7 +201,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
         const teacherPx = await pixelsOf(await eulerEndpoint(euler, gnoise, gc, gu, gw, 16, schedule));
         const studentPx = new Map<number, Float32Array>();
         for (const steps of [1, 2, 4]) {
-          studentPx.set(steps, await pixelsOf(await studentSampleLatents(executorOf(cfg), student, params, steps, gnoise, gc, gw, foldIn(keys.sampling, 100 + steps), cfg.eval, BUNDLE_ROWS)));
+          studentPx.set(steps, await pixelsOf(await studentSampleLatents(executorOf(cfg), student, params, steps, gnoise, gc, gw, renoiseStreams(keys.sampling).grids, cfg.eval, BUNDLE_ROWS)));
         }
         const [height, width] = decodedShape(decoder.outputs[out].shape, side);
         writeSampleGrids(outDir, teacherPx, studentPx, { rows: rowsN, cols: GRID_COLUMNS, height, width });

@@ -36,6 +36,17 @@ export async function studentSampleLatents<P extends Tree>(executor: Executor, s
 }
 
 /**
+ * The re-noising streams of a run's evaluation (from its sampling key): one for the metrics' samples
+ * and one for the grids', each shared by every step count, so that the i-th re-noising draws the
+ * same noise at 2 and at 4 steps and step counts differ, image for image, only by their sampler
+ * (their first steps coincide). Each is the stream the 2-step samples have always used, so 2-step
+ * metrics and grids stay what they were.
+ */
+export function renoiseStreams(sampling: Key): { metrics: Key; grids: Key } {
+  return { metrics: foldIn(sampling, 2), grids: foldIn(sampling, 102) };
+}
+
+/**
  * The fixed inputs of the 1-step consistency curve: `curve_noises` rows cycling through the
  * prompts and the guidance scales, and their noise (key `k`); the same at every evaluation step.
  */

@@ -24,7 +24,7 @@ import type { DistillProblem, EvalKeys } from "../train/problem.ts";
 import type { Student } from "../method/student.ts";
 import { readPromptFile, quotePrompt } from "../data/prompts.ts";
 import { STACK_STUDENT_KIND, ditStudent } from "./student.ts";
-import { studentSampleLatents, curveInputs } from "../eval/studentSamples.ts";
+import { studentSampleLatents, curveInputs, renoiseStreams } from "../eval/studentSamples.ts";
 import { relativeMse } from "../eval/distance.ts";
 import { Evaluator } from "../eval/evaluator.ts";
 import { type LoadedTeacher, type LoadedVae, loadTeacher, loadVae } from "./load.ts";
@@ -181,7 +181,7 @@ async function evaluateStackStudent(cfg: StackDistillConfig, o: {
   const ode = await eulerEndpoint(o.euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS, guided);
   for (const steps of [1, 2, 4]) {
     say(`the student, ${steps} step${steps > 1 ? "s" : ""}`);
-    const z = await studentSampleLatents(executorOf(cfg), o.student, o.params, steps, noise, cond, w, foldIn(o.keys.sampling, steps), cfg.eval);
+    const z = await studentSampleLatents(executorOf(cfg), o.student, o.params, steps, noise, cond, w, renoiseStreams(o.keys.sampling).metrics, cfg.eval);
     await measure(`student_${steps}step`, z, labels);
     if (steps === 1) metrics.consistency_rel_mse_1step = relativeMse(z, ode);
   }
@@ -198,7 +198,7 @@ async function evaluateStackStudent(cfg: StackDistillConfig, o: {
   const teacherPx = await pixelsOf(await eulerEndpoint(o.euler, gnoise, gc, gu, gw, 16, guided));
   const studentPx = new Map<number, Float32Array>();
   for (const steps of [1, 2, 4]) {
-    studentPx.set(steps, await pixelsOf(await studentSampleLatents(executorOf(cfg), o.student, o.params, steps, gnoise, gc, gw, foldIn(o.keys.sampling, 100 + steps), cfg.eval)));
+    studentPx.set(steps, await pixelsOf(await studentSampleLatents(executorOf(cfg), o.student, o.params, steps, gnoise, gc, gw, renoiseStreams(o.keys.sampling).grids, cfg.eval)));
   }
   writeSampleGrids(o.outDir, teacherPx, studentPx, { rows: CLASS_NAMES.length, cols: GRID_COLUMNS, height: 28, width: 28 });
   await decode.dispose();
