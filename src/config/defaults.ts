@@ -53,10 +53,10 @@ export const TWO_STEP_MID = 1.0;
  * geometrically down to `TAIL_END` (see `studentTimesteps`).
  */
 export const MULTI_STEP_RULES = ["shifted", "from_mid", "tail"] as const;
+export type MultiStepRule = (typeof MULTI_STEP_RULES)[number];
 
 /** The last re-noising angle of the `tail` rule: low enough that a re-noising there keeps the image's class. */
 export const TAIL_END = 0.1;
-export type MultiStepRule = (typeof MULTI_STEP_RULES)[number];
 
 /** Share of fresh noise when the student sampler re-noises (spec §6: all fresh, η = 1). */
 export const RENOISE_ETA = 1.0;
