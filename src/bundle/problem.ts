@@ -158,12 +158,13 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
       const cond = hostConditions(idx), uncond = hostConditions(idx.map(() => -1));
       const w: HostTensor = { data: new Float32Array(n).fill(cfg.eval.guidance), shape: [n, 1] };
       const noise = normal(keys.eval, n * d);
+      const renoise = renoiseStreams(keys.sampling); // one re-noising stream for every step count: 2 and 4 steps on the same draws
       note(`the teacher's ODE endpoints (${ODE_REFERENCE_STEPS} Euler steps), ${n} samples`);
       const ode = await eulerEndpoint(euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS, schedule);
       const metrics: Record<string, number> = { eval_samples: n, eval_guidance: cfg.eval.guidance, guidance_conditioned: conditioned ? 1 : 0 };
       for (const steps of [1, 2, 4]) {
         note(`the student, ${steps} step${steps > 1 ? "s" : ""}`);
-        const z = await studentSampleLatents(executorOf(cfg), student, params, steps, noise, cond, w, renoiseStreams(keys.sampling).metrics, cfg.eval, BUNDLE_ROWS);
+        const z = await studentSampleLatents(executorOf(cfg), student, params, steps, noise, cond, w, renoise.metrics, cfg.eval, BUNDLE_ROWS);
         metrics[`consistency_rel_mse_${steps}step`] = relativeMse(z, ode);
       }
       const dec = m.vaeDecoder;
@@ -201,7 +202,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
         const teacherPx = await pixelsOf(await eulerEndpoint(euler, gnoise, gc, gu, gw, 16, schedule));
         const studentPx = new Map<number, Float32Array>();
         for (const steps of [1, 2, 4]) {
-          studentPx.set(steps, await pixelsOf(await studentSampleLatents(executorOf(cfg), student, params, steps, gnoise, gc, gw, renoiseStreams(keys.sampling).grids, cfg.eval, BUNDLE_ROWS)));
+          studentPx.set(steps, await pixelsOf(await studentSampleLatents(executorOf(cfg), student, params, steps, gnoise, gc, gw, renoise.grids, cfg.eval, BUNDLE_ROWS)));
         }
         const [height, width] = decodedShape(decoder.outputs[out].shape, side);
         writeSampleGrids(outDir, teacherPx, studentPx, { rows: rowsN, cols: GRID_COLUMNS, height, width });

@@ -174,6 +174,7 @@ async function evaluateStackStudent(cfg: StackDistillConfig, o: {
   const cond = await o.condition(prompts), uncond = await o.condition(prompts.map(() => ""));
   const w = col(n, cfg.eval.guidance);
   const noise = normal(o.keys.eval, n * d);
+  const renoise = renoiseStreams(o.keys.sampling); // one re-noising stream for every step count: 2 and 4 steps on the same draws
   const guided = { schedule: guidanceSchedule(cfg) };
   say(`the teacher, 16 steps, ${n} images`);
   await measure("teacher_16step", await eulerEndpoint(o.euler, noise, cond, uncond, w, 16, guided), labels);
@@ -181,7 +182,7 @@ async function evaluateStackStudent(cfg: StackDistillConfig, o: {
   const ode = await eulerEndpoint(o.euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS, guided);
   for (const steps of [1, 2, 4]) {
     say(`the student, ${steps} step${steps > 1 ? "s" : ""}`);
-    const z = await studentSampleLatents(executorOf(cfg), o.student, o.params, steps, noise, cond, w, renoiseStreams(o.keys.sampling).metrics, cfg.eval);
+    const z = await studentSampleLatents(executorOf(cfg), o.student, o.params, steps, noise, cond, w, renoise.metrics, cfg.eval);
     await measure(`student_${steps}step`, z, labels);
     if (steps === 1) metrics.consistency_rel_mse_1step = relativeMse(z, ode);
   }
@@ -198,7 +199,7 @@ async function evaluateStackStudent(cfg: StackDistillConfig, o: {
   const teacherPx = await pixelsOf(await eulerEndpoint(o.euler, gnoise, gc, gu, gw, 16, guided));
   const studentPx = new Map<number, Float32Array>();
   for (const steps of [1, 2, 4]) {
-    studentPx.set(steps, await pixelsOf(await studentSampleLatents(executorOf(cfg), o.student, o.params, steps, gnoise, gc, gw, renoiseStreams(o.keys.sampling).grids, cfg.eval)));
+    studentPx.set(steps, await pixelsOf(await studentSampleLatents(executorOf(cfg), o.student, o.params, steps, gnoise, gc, gw, renoise.grids, cfg.eval)));
   }
   writeSampleGrids(o.outDir, teacherPx, studentPx, { rows: CLASS_NAMES.length, cols: GRID_COLUMNS, height: 28, width: 28 });
   await decode.dispose();
