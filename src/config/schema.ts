@@ -175,12 +175,12 @@ const SCHEMA = {
   optim: variants({
     adamw: {
       lr: num(3e-5, 0, true), betas: tuple(2, [0.9, 0.999]), eps: num(1e-8, 0, true), weight_decay: num(0, 0),
-      schedule: oneOf(["constant", "cosine"], "constant"), warmup_steps: int(0, 0, L.MAX_STEPS),
+      schedule: oneOf(["constant", "cosine"], "constant"), warmup_steps: int(0, 0, L.MAX_STEPS), cooldown_steps: int(0, 0, L.MAX_STEPS),
     },
     came: {
       lr: num(3e-5, 0, true), betas: tuple(3, D.CAME_BETAS), eps: tuple(2, D.CAME_EPS), weight_decay: num(0, 0),
       clip_threshold: num(D.CAME_CLIP_THRESHOLD, 0, true),
-      schedule: oneOf(["constant", "cosine"], "constant"), warmup_steps: int(0, 0, L.MAX_STEPS),
+      schedule: oneOf(["constant", "cosine"], "constant"), warmup_steps: int(0, 0, L.MAX_STEPS), cooldown_steps: int(0, 0, L.MAX_STEPS),
     },
   }, "adamw"),
   train: {
@@ -383,7 +383,7 @@ export function parseConfig(raw: unknown): TbcmConfig {
 
 /** The learning-rate schedule of a config's optimiser section. */
 export function lrSchedule(o: TbcmConfig["optim"]): LrSchedule {
-  return { kind: o.schedule, warmup: o.warmupSteps };
+  return { kind: o.schedule, warmup: o.warmupSteps, cooldown: o.cooldownSteps };
 }
 
 function accepts(f: Field): string {
