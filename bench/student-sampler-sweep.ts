@@ -35,6 +35,17 @@ const guidances: number[][] = values.guidance ? JSON.parse(values.guidance) : sc
 const etas = (values.eta ?? "1").split(",").map((e) => e.split("/").map(Number));
 const etaAt = (eta: number[], i: number) => eta[Math.min(i, eta.length - 1)];
 const n = Number(values.samples ?? 1000);
+// every input is checked before the models load: a bad list is a one-line error, not a trace mid-run
+try {
+  for (const [j, ts] of schedules.entries()) {
+    checkTimesteps(ts);
+    if (guidances[j]?.length !== ts.length - 1) throw new Error(`schedule ${j}: ${ts.length - 1} steps need as many guidance scales, got ${guidances[j]?.length ?? 0}`);
+  }
+  if (!(Number.isInteger(n) && n >= 2) || etas.flat().some((e) => !(e >= 0 && e <= 1))) throw new Error("--samples must be an integer ≥ 2 and every η in [0, 1]");
+} catch (e) {
+  console.error(`student-sampler-sweep: ${(e as Error).message} (each list runs from π/2 to 0, e.g. '[[1.5708,0],[1.5708,0.7,0]]')`);
+  process.exit(2);
+}
 const config = configOf(openRun(run).config, "stack");
 const pipe = StackPipeline.load({ teacher: config.teacher.model, vae: config.teacher.vae });
 const evaluator = await Evaluator.load(config.teacher.evaluator, "onnx");
@@ -60,12 +71,9 @@ console.log(`student ${run}, ${n} images on the eval prompts (noise seed ${value
 console.log("| steps | timesteps | guidance per step | η | FD | FD / floor | prompt accuracy |");
 console.log("|---|---|---|---|---|---|---|");
 for (const [j, ts] of schedules.entries()) for (const eta of ts.length > 2 ? etas : [[1]]) {
-  checkTimesteps(ts);
   const ws = guidances[j];
-  if (ws.length !== ts.length - 1) throw new Error(`schedule ${j}: ${ts.length - 1} steps need as many guidance scales, got ${ws.length}`);
   // every row starts from the same noises and re-noises with the same draws (as `tbcm eval` does since
-  // RESULTS §29), so
-  // rows of different step counts are compared image for image
+  // RESULTS §29), so rows of different step counts are compared image for image
   let x: Float32Array = normal(foldIn(k, 0), n * d).map((v) => v * SIGMA_D);
   for (let i = 0; i + 1 < ts.length; i++) {
     const program = stepProgram(ts[i], ts[i + 1], ts[i + 1] === 0 ? 1 : etaAt(eta, i));
