@@ -11,7 +11,9 @@ import { featureMoments, frechetDistance } from "./frechet.ts";
 import { shippedPath } from "../paths.ts";
 
 export class ImageStatistics {
-  constructor(readonly mean: Float64Array, readonly cov: Float64Array, readonly predictions: Int32Array) {}
+  constructor(readonly mean: Float64Array, readonly cov: Float64Array, readonly predictions: Int32Array,
+    /** The images' features [n·D] (for paired comparisons, src/eval/paired.ts); none in a shipped reference. */
+    readonly features: Float32Array = new Float32Array(0)) {}
 
   frechetDistance(other: ImageStatistics): number {
     return frechetDistance(this.mean, this.cov, other.mean, other.cov);
@@ -59,7 +61,7 @@ export class Evaluator {
       for (let k = 1; k < K; k++) if (logits.data[i * K + k] > logits.data[i * K + best]) best = k;
       predictions[i] = best;
     }
-    return new ImageStatistics(mean, cov, predictions);
+    return new ImageStatistics(mean, cov, predictions, features.data);
   }
 
   async dispose(): Promise<void> {

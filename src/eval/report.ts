@@ -62,6 +62,24 @@ export function imageSummary(metrics: Record<string, unknown>): string[] {
     "| sampler | FD | prompt accuracy | FD / teacher's | accuracy / teacher's |", "|---|---|---|---|---|",
     ...steps.map((n) => row(`student, ${n} step${n === "1" ? "" : "s"}`, num(`fd_student_${n}step`), num(`accuracy_student_${n}step`))),
     row("teacher, 16 steps", teacherFd, teacherAcc), "",
+    ...pairedSummary(metrics),
+  ];
+}
+
+/** The paired differences (`src/eval/paired.ts`) as a table, when the run has them. */
+function pairedSummary(metrics: Record<string, unknown>): string[] {
+  const names = Object.keys(metrics).map((k) => /^fd_(\d+step_minus_\w+?)_se$/.exec(k)?.[1]).filter((x): x is string => x !== undefined);
+  if (names.length === 0) return [];
+  const pm = (k: string, digits: number) => {
+    const v = metrics[k] as number, se = metrics[`${k}_se`] as number;
+    return `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(digits)} ± ${se.toFixed(digits)}`;
+  };
+  const label = (name: string) => name.replace(/^(\d+)step_minus_/, (_, n: string) => `${n} step${n === "1" ? "" : "s"} − `).replace(/(\d+)step$/, (_, n: string) => `${n} step${n === "1" ? "" : "s"}`);
+  return [
+    "Paired differences: the same prompts and noises on both sides, so the draw's luck cancels; ± one standard error " +
+      "(accuracy: of the per-image hit differences; FD: over bootstrap resamples of the images).", "",
+    "| comparison | FD difference | accuracy difference |", "|---|---|---|",
+    ...names.map((n) => `| ${label(n)} | ${pm(`fd_${n}`, 2)} | ${pm(`accuracy_${n}`, 3)} |`), "",
   ];
 }
 

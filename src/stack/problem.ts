@@ -26,7 +26,8 @@ import { readPromptFile, quotePrompt } from "../data/prompts.ts";
 import { STACK_STUDENT_KIND, ditStudent } from "./student.ts";
 import { studentSampleLatents, curveInputs, renoiseStreams } from "../eval/studentSamples.ts";
 import { relativeMse } from "../eval/distance.ts";
-import { Evaluator } from "../eval/evaluator.ts";
+import { Evaluator, type ImageStatistics } from "../eval/evaluator.ts";
+import { pairedDifferences, PAIRED_RESAMPLES } from "../eval/paired.ts";
 import { type LoadedTeacher, type LoadedVae, loadTeacher, loadVae } from "./load.ts";
 import { loadSplit, allPixels } from "./common.ts";
 import { guidedEulerStep, eulerEndpoint, textEncoderProgram, encodeConditions } from "./pipeline.ts";
@@ -162,10 +163,12 @@ async function evaluateStackStudent(cfg: StackDistillConfig, o: {
     ...Object.fromEntries(studentTimesteps(4, cfg.eval.twoStepMid, undefined, cfg.eval.multiStep).slice(1, 4).map((t, i) => [`four_step_angle_${i + 1}`, t])),
     guidance_interval_lo: cfg.guidanceInterval[0], guidance_interval_hi: cfg.guidanceInterval[1], guidance_ramp: cfg.guidanceRamp,
   };
+  const measured = new Map<string, ImageStatistics>();
   const measure = async (name: string, z: Float32Array, labels: readonly number[]) => {
     const stats = await evaluator.statistics(await pixelsOf(z));
     metrics[`fd_${name}`] = stats.frechetDistance(test);
     metrics[`accuracy_${name}`] = stats.accuracy(labels);
+    measured.set(name, stats);
   };
   const col = (m: number, v: number): HostTensor => ({ data: new Float32Array(m).fill(v), shape: [m, 1] });
 
@@ -188,6 +191,8 @@ async function evaluateStackStudent(cfg: StackDistillConfig, o: {
   }
   metrics.fd_ratio_1step_vs_teacher = metrics.fd_student_1step / metrics.fd_teacher_16step;
   metrics.accuracy_ratio_1step_vs_teacher = metrics.accuracy_student_1step / metrics.accuracy_teacher_16step;
+  say(`paired differences (${PAIRED_RESAMPLES} bootstrap resamples)`);
+  Object.assign(metrics, pairedDifferences(measured, test, labels, evaluator.config.features, foldIn(o.keys.eval, 2)));
 
   say("sample grids");
   // grids: same prompts and noises for teacher and student

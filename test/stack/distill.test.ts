@@ -87,6 +87,13 @@ test("smoke distillation on the shipped teacher: loss and 1-step consistency err
   const ratio = (metrics.fd_student_1step / metrics.fd_teacher_16step).toFixed(2);
   assert.match(report, new RegExp(`\\| student, 1 step \\| ${metrics.fd_student_1step.toFixed(2)} \\([0-9.]+× floor\\) \\| ${metrics.accuracy_student_1step.toFixed(3)} \\| ${ratio}× \\|`));
   assert.match(report, /\| teacher, 16 steps \|/);
+  // paired differences are differences of the metrics on the same images, each with a finite error
+  for (const [name, a, b] of [["1step_minus_teacher", "student_1step", "teacher_16step"], ["2step_minus_1step", "student_2step", "student_1step"], ["4step_minus_2step", "student_4step", "student_2step"]]) {
+    assert.ok(Math.abs(metrics[`fd_${name}`] - (metrics[`fd_${a}`] - metrics[`fd_${b}`])) < 1e-9, name);
+    assert.ok(Math.abs(metrics[`accuracy_${name}`] - (metrics[`accuracy_${a}`] - metrics[`accuracy_${b}`])) < 1e-9, name);
+    assert.ok(metrics[`fd_${name}_se`] >= 0 && metrics[`accuracy_${name}_se`] >= 0, name);
+  }
+  assert.match(report, /\| 4 steps − 2 steps \| [+−][0-9.]+ ± [0-9.]+ \| [+−][0-9.]+ ± [0-9.]+ \|/);
 });
 
 test("sampling: deterministic by seed, different for another seed; the exported ONNX files reproduce it (onnxruntime-node and -web)", async () => {
