@@ -73,18 +73,19 @@ export const PAIRED_RESAMPLES = 25;
  * The run's paired comparisons, as metrics: each student step count against the teacher
  * (`fd_2step_minus_teacher`, `accuracy_2step_minus_teacher`) and against the step count before it
  * (`fd_4step_minus_2step`, …), each with its standard error (`…_se`). `measured` holds the image
- * sets by metric name (`teacher_16step`, `student_<n>step`), all of the same prompts and noises.
+ * sets by metric name (`teacher_16step`, `student_<n>step`), all of the same prompts and noises,
+ * with the FD to `reference` the evaluation already computed for each.
  */
-export function pairedDifferences(measured: ReadonlyMap<string, ImageStatistics>, reference: ImageStatistics, labels: ArrayLike<number>, D: number, k: Key): Record<string, number> {
+export function pairedDifferences(measured: ReadonlyMap<string, { statistics: ImageStatistics; fd: number }>, reference: ImageStatistics, labels: ArrayLike<number>, D: number, k: Key): Record<string, number> {
   const teacher = measured.get("teacher_16step");
   const steps = [...measured.keys()].map((name) => /^student_(\d+)step$/.exec(name)?.[1]).filter((s): s is string => s !== undefined).map(Number).sort((a, b) => a - b);
   if (!teacher || steps.length === 0) return {};
   const sets = [teacher, ...steps.map((s) => measured.get(`student_${s}step`)!)];
-  const boot = bootstrapFds(sets.map((x) => x.features), D, reference, PAIRED_RESAMPLES, k);
+  const boot = bootstrapFds(sets.map((x) => x.statistics.features), D, reference, PAIRED_RESAMPLES, k);
   const out: Record<string, number> = {};
   const compare = (name: string, a: number, b: number) => {
-    const fd = fdDifference(sets[a].frechetDistance(reference), sets[b].frechetDistance(reference), boot[a], boot[b]);
-    const acc = pairedAccuracy(sets[a].predictions, sets[b].predictions, labels);
+    const fd = fdDifference(sets[a].fd, sets[b].fd, boot[a], boot[b]);
+    const acc = pairedAccuracy(sets[a].statistics.predictions, sets[b].statistics.predictions, labels);
     Object.assign(out, { [`fd_${name}`]: fd.difference, [`fd_${name}_se`]: fd.se, [`accuracy_${name}`]: acc.difference, [`accuracy_${name}_se`]: acc.se });
   };
   steps.forEach((s, i) => {

@@ -60,11 +60,13 @@ export function imageSummary(metrics: Record<string, unknown>): string[] {
     `${num("eval_samples")} images from the held-out eval prompts at guidance ${num("eval_guidance")}; lower FD and higher accuracy are better. ` +
       `Multi-step sampling: middle angle ${num("two_step_mid")} for 2 steps${num("four_step_angle_1") === undefined ? "" : `, angles ${[1, 2, 3].map((i) => num(`four_step_angle_${i}`)?.toFixed(3)).join(", ")} for 4`}, re-noising share η ${num("renoise_eta") ?? 1}.`, "",
     "| sampler | FD | prompt accuracy | FD / teacher's | accuracy / teacher's |", "|---|---|---|---|---|",
-    ...steps.map((n) => row(`student, ${n} step${n === "1" ? "" : "s"}`, num(`fd_student_${n}step`), num(`accuracy_student_${n}step`))),
+    ...steps.map((n) => row(`student, ${stepCount(n)}`, num(`fd_student_${n}step`), num(`accuracy_student_${n}step`))),
     row("teacher, 16 steps", teacherFd, teacherAcc), "",
     ...pairedSummary(metrics),
   ];
 }
+
+const stepCount = (n: string) => `${n} step${n === "1" ? "" : "s"}`;
 
 /** The paired differences (`src/eval/paired.ts`) as a table, when the run has them. */
 function pairedSummary(metrics: Record<string, unknown>): string[] {
@@ -74,7 +76,8 @@ function pairedSummary(metrics: Record<string, unknown>): string[] {
     const v = metrics[k] as number, se = metrics[`${k}_se`] as number;
     return `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(digits)} ± ${se.toFixed(digits)}`;
   };
-  const label = (name: string) => name.replace(/^(\d+)step_minus_/, (_, n: string) => `${n} step${n === "1" ? "" : "s"} − `).replace(/(\d+)step$/, (_, n: string) => `${n} step${n === "1" ? "" : "s"}`);
+  // "4step_minus_2step" → "4 steps − 2 steps", "1step_minus_teacher" → "1 step − teacher"
+  const label = (name: string) => name.replace("_minus_", " − ").replace(/(\d+)step/g, (_, n: string) => stepCount(n));
   return [
     "Paired differences: the same prompts and noises on both sides, so the draw's luck cancels; ± one standard error " +
       "(accuracy: of the per-image hit differences; FD: over bootstrap resamples of the images).", "",

@@ -163,12 +163,13 @@ async function evaluateStackStudent(cfg: StackDistillConfig, o: {
     ...Object.fromEntries(studentTimesteps(4, cfg.eval.twoStepMid, undefined, cfg.eval.multiStep).slice(1, 4).map((t, i) => [`four_step_angle_${i + 1}`, t])),
     guidance_interval_lo: cfg.guidanceInterval[0], guidance_interval_hi: cfg.guidanceInterval[1], guidance_ramp: cfg.guidanceRamp,
   };
-  const measured = new Map<string, ImageStatistics>();
+  const measured = new Map<string, { statistics: ImageStatistics; fd: number }>();
   const measure = async (name: string, z: Float32Array, labels: readonly number[]) => {
-    const stats = await evaluator.statistics(await pixelsOf(z));
-    metrics[`fd_${name}`] = stats.frechetDistance(test);
-    metrics[`accuracy_${name}`] = stats.accuracy(labels);
-    measured.set(name, stats);
+    const statistics = await evaluator.statistics(await pixelsOf(z));
+    const fd = statistics.frechetDistance(test);
+    metrics[`fd_${name}`] = fd;
+    metrics[`accuracy_${name}`] = statistics.accuracy(labels);
+    measured.set(name, { statistics, fd });
   };
   const col = (m: number, v: number): HostTensor => ({ data: new Float32Array(m).fill(v), shape: [m, 1] });
 
