@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { frechetDistance, featureMoments, symmetricEigen, sqrtPsd } from "../../src/eval/frechet.ts";
+import { frechetDistance, featureMoments, symmetricEigen, symmetricEigenvalues, sqrtPsd } from "../../src/eval/frechet.ts";
 import { lineChart } from "../../src/eval/report.ts";
 import { key, normal } from "../../src/numerics/random.ts";
 
@@ -43,6 +43,26 @@ test("symmetric eigensolver and PSD square root reproduce the matrix", () => {
   const m = featureMoments(Float32Array.of(1, 2, 3, 6), 2, 2);
   assert.deepEqual(Array.from(m.mean), [2, 4]);
   assert.deepEqual(Array.from(m.cov), [2, 4, 4, 8]);
+});
+
+test("eigenvalues without vectors: closed forms, a rank-deficient matrix, and Jacobi's values", () => {
+  const sorted = (v: ArrayLike<number>) => Array.from(v).sort((a, b) => a - b);
+  // the second-difference matrix (2 on the diagonal, −1 beside it): λ_k = 2 − 2·cos(kπ/(D+1))
+  for (const D of [1, 2, 7, 40]) {
+    const A = new Float64Array(D * D);
+    for (let i = 0; i < D; i++) { A[i * D + i] = 2; if (i + 1 < D) A[i * D + i + 1] = A[(i + 1) * D + i] = -1; }
+    const expected = Array.from({ length: D }, (_, k) => 2 - 2 * Math.cos(((k + 1) * Math.PI) / (D + 1)));
+    sorted(symmetricEigenvalues(A, D)).forEach((v, k) => assert.ok(Math.abs(v - expected[k]) < 1e-12, `D ${D}: λ ${v} vs ${expected[k]}`));
+  }
+  // a dense covariance of rank 5 in 64 dimensions (59 zero eigenvalues), against Jacobi
+  const D = 64, n = 6;
+  const { cov } = featureMoments(normal(key(5), n * D), n, D);
+  const ql = sorted(symmetricEigenvalues(cov, D)), jacobi = sorted(symmetricEigen(cov, D).values);
+  const top = Math.max(...jacobi);
+  ql.forEach((v, k) => assert.ok(Math.abs(v - jacobi[k]) < 1e-12 * top, `λ ${v} vs ${jacobi[k]}`));
+  assert.ok(ql.slice(0, D - (n - 1)).every((v) => Math.abs(v) < 1e-12 * top));
+  // a diverged student's features give a NaN FD, not an exception
+  assert.ok(Array.from(symmetricEigenvalues(Float64Array.of(NaN, 1, 1, 0), 2)).every(Number.isNaN));
 });
 
 test("report curves: an SVG path through every finite point", () => {
