@@ -63,11 +63,11 @@ export function fdDifference(fdA: number, fdB: number, bootA: readonly number[],
 }
 
 /**
- * Bootstrap resamples behind each FD difference's error: the error itself to ≈ 14 % (1/√(2·24)), in
- * ≈ 15 s for the main command's four sets of 1,000 images (each resample costs one 128×128
- * eigensolve per set; 50 took 33 s).
+ * Bootstrap resamples behind each FD difference's error: the error itself to ≈ 10 % (1/√(2·49)).
+ * Each resample costs one covariance and one eigenvalue solve per set, ≈ 0.1 s for the main
+ * command's four sets of 1,000 images (bench/frechet.bench.ts).
  */
-export const PAIRED_RESAMPLES = 25;
+export const PAIRED_RESAMPLES = 50;
 
 /**
  * The run's paired comparisons, as metrics: each student step count against the teacher
