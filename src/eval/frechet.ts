@@ -58,7 +58,7 @@ export function symmetricEigen(matrix: Float64Array, D: number): { values: Float
 /**
  * Eigenvalues (unordered) of a symmetric matrix [D·D], without vectors: Householder reduction to
  * tridiagonal form, then implicit QL with Wilkinson-type shifts. About (4/3)·D³ operations
- * against Jacobi's ~10 sweeps of 3·D³ (a 128×128 FD term: ~3 ms against ~50 ms), so a bootstrap
+ * against Jacobi's ~10 sweeps of 3·D³ (a 128×128 FD term: ~7 ms against ~60 ms, bench/frechet.bench.ts), so a bootstrap
  * can afford many replicates; {@link symmetricEigen} stays for the one root that needs vectors.
  */
 export function symmetricEigenvalues(matrix: Float64Array, D: number): Float64Array {
