@@ -57,9 +57,10 @@ export function symmetricEigen(matrix: Float64Array, D: number): { values: Float
 
 /**
  * Eigenvalues (unordered) of a symmetric matrix [D·D], without vectors: Householder reduction to
- * tridiagonal form, then implicit QL with Wilkinson-type shifts. About (4/3)·D³ operations
- * against Jacobi's ~10 sweeps of 3·D³ (a 128×128 FD term: ~7 ms against ~60 ms, bench/frechet.bench.ts), so a bootstrap
- * can afford many replicates; {@link symmetricEigen} stays for the one root that needs vectors.
+ * tridiagonal form, then implicit QL with Wilkinson-type shifts. About (4/3)·D³ operations against
+ * Jacobi's ~10 sweeps of 3·D³ (a 128×128 FD term: ~7 ms against ~60 ms, bench/frechet.bench.ts),
+ * so a bootstrap can afford many replicates; {@link symmetricEigen} stays for the one root that
+ * needs vectors.
  */
 export function symmetricEigenvalues(matrix: Float64Array, D: number): Float64Array {
   // a diverged student's features: its FD is NaN, as the Jacobi path gave, not an exception
