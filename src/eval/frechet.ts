@@ -78,7 +78,7 @@ export function symmetricEigenvalues(matrix: Float64Array, D: number): Float64Ar
     let vNorm = 0;
     for (let i = k + 1; i < D; i++) { v[i] = A[i * D + k] - (i === k + 1 ? alpha : 0); vNorm += v[i] * v[i]; }
     e[k] = alpha;
-    if (vNorm === 0) { e[k] = x0; continue; } // already tridiagonal in this column
+    if (vNorm === 0) continue; // the column is already alpha·e₁: nothing to reflect
     vNorm = Math.sqrt(vNorm);
     for (let i = k + 1; i < D; i++) v[i] /= vNorm;
     // trailing block S ← H·S·H = S − 2·v·qᵀ − 2·q·vᵀ with p = S·v, q = p − (vᵀp)·v
@@ -92,8 +92,7 @@ export function symmetricEigenvalues(matrix: Float64Array, D: number): Float64Ar
     for (let i = k + 1; i < D; i++) for (let j = k + 1; j < D; j++) A[i * D + j] -= 2 * (v[i] * p[j] + p[i] * v[j]);
   }
   for (let i = 0; i < D; i++) d[i] = A[i * D + i];
-  if (D >= 2) e[D - 2] = A[(D - 1) * D + D - 2];
-  e[D - 1] = 0;
+  if (D >= 2) e[D - 2] = A[(D - 1) * D + D - 2]; // e[D − 1] stays 0: nothing below the last row
   // implicit QL on the tridiagonal (d, e): chase each off-diagonal entry to zero, l from the top.
   // An entry counts as zero at rounding level of the matrix's scale (an absolute accuracy, as
   // Jacobi's): relative to its neighbours alone, the near-zero eigenvalues of a rank-deficient
