@@ -5,11 +5,13 @@
  * made here is not fitted to the noises `tbcm eval` reports on.
  *
  *   npx tsx bench/student-sampler-sweep.ts runs/fmnist-tbcm '[[1.5708,0],[1.5708,1.3,0],[1.5708,1.4,1.2,1.0,0]]'
- *     [--guidance '[[4.5],[4.5],[4,4.5,4.5,5]]'] [--eta 1,0.5,0] [--samples 1000] [--seed 1]
+ *     [--guidance '[[4.5],[4.5],[4,4.5,4.5,5]]'] [--eta 1,0.5,0] [--samples 1000] [--seed 1] [--first STUDENT.safetensors]
  *
  * `--eta`: the re-noising share of fresh noise of `scmStep` (1: the spec's sampler). Each schedule
  * with more than one step runs at each η. An entry `0.9/1` gives one η per re-noising (the last
- * repeats): 0.9 at the first, 1 at the rest.
+ * repeats): 0.9 at the first, 1 at the rest. `--first`: another student file takes the first step
+ * (from pure noise), the run's student the later ones (RESULTS §32: an averaged student's layout, a
+ * single run's detail).
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -28,7 +30,7 @@ import { openRun } from "../src/run/open.ts";
 import type { HostTensor } from "../src/executor/onnxRun.ts";
 import { key, foldIn, normal } from "../src/numerics/random.ts";
 
-const { values, positionals } = parseArgs({ options: { samples: { type: "string" }, seed: { type: "string" }, guidance: { type: "string" }, eta: { type: "string" } }, allowPositionals: true });
+const { values, positionals } = parseArgs({ options: { samples: { type: "string" }, seed: { type: "string" }, guidance: { type: "string" }, eta: { type: "string" }, first: { type: "string" } }, allowPositionals: true });
 const run = positionals[0] ?? "runs/fmnist-tbcm";
 const schedules: number[][] = JSON.parse(positionals[1] ?? "[[1.5707963,0],[1.5707963,1,0]]").map((ts: number[]) => ts.map((t, i) => (i === 0 ? Math.PI / 2 : t)));
 const guidances: number[][] = values.guidance ? JSON.parse(values.guidance) : schedules.map((ts) => ts.slice(1).map(() => 4.5));
@@ -55,10 +57,12 @@ const k = foldIn(key(Number(values.seed ?? 1)), 77);
 const dc = pipe.teacher.dit;
 const like = withStudentHeads(key(0), initDit(key(0), dc), dc);
 const { params } = loadParams(join(run, "student.safetensors"), like);
+// `--first FILE`: another student file for the first step (from pure noise) only; the run's student takes the rest
+const firstParams = values.first ? loadParams(values.first, like).params : params;
 tree.dispose(like);
 
 /** One student step from angle s to t (TrigFlow scale), re-noising with share η (the product's `scmStep`). */
-const stepProgram = (s: number, t: number, eta: number) => inference("onnx", params, (p, x, cond, w, noise) => {
+const stepProgram = (s: number, t: number, eta: number) => inference("onnx", s === Math.PI / 2 ? firstParams : params, (p, x, cond, w, noise) => {
   const next = scmStep(studentAsVelocity(ditStudent(dc), p, w), x, s, t, cond, noise, eta);
   tree.dispose(p); w.dispose();
   return next;
@@ -67,7 +71,7 @@ const cond = await pipe.conditions(prompts);
 const d = pipe.latentDim;
 const col = (v: number): HostTensor => ({ data: new Float32Array(n).fill(v), shape: [n, 1] });
 
-console.log(`student ${run}, ${n} images on the eval prompts (noise seed ${values.seed ?? 1}); FD floor ${floor.toFixed(3)}`);
+console.log(`student ${run}${values.first ? ` (first step: ${values.first})` : ""}, ${n} images on the eval prompts (noise seed ${values.seed ?? 1}); FD floor ${floor.toFixed(3)}`);
 console.log("| steps | timesteps | guidance per step | η | FD | FD / floor | prompt accuracy |");
 console.log("|---|---|---|---|---|---|---|");
 for (const [j, ts] of schedules.entries()) for (const eta of ts.length > 2 ? etas : [[1]]) {
@@ -86,5 +90,6 @@ for (const [j, ts] of schedules.entries()) for (const eta of ts.length > 2 ? eta
   console.log(`| ${ts.length - 1} | ${ts.map((t) => t.toFixed(3)).join(", ")} | ${ws.join(", ")} | ${eta.join("/")} | ${fd.toFixed(2)} | ${(fd / floor).toFixed(2)} | ${stats.accuracy(labels).toFixed(3)} |`);
 }
 tree.dispose(params);
+if (firstParams !== params) tree.dispose(firstParams);
 await evaluator.dispose();
 await pipe.dispose();
