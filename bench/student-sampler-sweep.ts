@@ -62,7 +62,7 @@ const firstParams = values.first ? loadParams(values.first, like).params : param
 tree.dispose(like);
 
 /** One student step from angle s to t (TrigFlow scale), re-noising with share η (the product's `scmStep`). */
-const stepProgram = (s: number, t: number, eta: number) => inference("onnx", s === Math.PI / 2 ? firstParams : params, (p, x, cond, w, noise) => {
+const stepProgram = (weights: typeof params, s: number, t: number, eta: number) => inference("onnx", weights, (p, x, cond, w, noise) => {
   const next = scmStep(studentAsVelocity(ditStudent(dc), p, w), x, s, t, cond, noise, eta);
   tree.dispose(p); w.dispose();
   return next;
@@ -80,7 +80,7 @@ for (const [j, ts] of schedules.entries()) for (const eta of ts.length > 2 ? eta
   // RESULTS §29), so rows of different step counts are compared image for image
   let x: Float32Array = normal(foldIn(k, 0), n * d).map((v) => v * SIGMA_D);
   for (let i = 0; i + 1 < ts.length; i++) {
-    const program = stepProgram(ts[i], ts[i + 1], ts[i + 1] === 0 ? 1 : etaAt(eta, i));
+    const program = stepProgram(i === 0 ? firstParams : params, ts[i], ts[i + 1], ts[i + 1] === 0 ? 1 : etaAt(eta, i));
     const fresh = ts[i + 1] === 0 ? new Float32Array(n * d) : normal(foldIn(k, i + 1), n * d);
     [{ data: x }] = await inChunks(program, [{ data: x, shape: [n, d] }, cond, col(ws[i]), { data: fresh, shape: [n, d] }], n, Math.min(n, 250));
     await program.dispose();
