@@ -10,7 +10,7 @@
  * would give, for each angle list after π/2 and each `--eta`.
  *
  *   npx tsx bench/renoise-refine.ts runs/fmnist-tbcm [--samples 1000] [--seed 1] [--angles 0.1,0.2,0.35,0.5,0.7]
- *   npx tsx bench/renoise-refine.ts runs/fmnist-tbcm --ideal '[[0],[0.7,0],[0.7,0.467,0.233,0]]' --eta 1,0.9
+ *   npx tsx bench/renoise-refine.ts runs/fmnist-tbcm --ideal '[[0],[0.7,0],[0.7,0.467,0.233,0]]' --eta 1,0.9 [--later-guidance 1,2.5,4.5]
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -30,7 +30,7 @@ import { openRun } from "../src/run/open.ts";
 import type { HostTensor } from "../src/executor/onnxRun.ts";
 import { key, foldIn, normal } from "../src/numerics/random.ts";
 
-const { values, positionals } = parseArgs({ options: { samples: { type: "string" }, seed: { type: "string" }, angles: { type: "string" }, ideal: { type: "string" }, eta: { type: "string" } }, allowPositionals: true });
+const { values, positionals } = parseArgs({ options: { samples: { type: "string" }, seed: { type: "string" }, angles: { type: "string" }, ideal: { type: "string" }, eta: { type: "string" }, "later-guidance": { type: "string" } }, allowPositionals: true });
 const run = positionals[0] ?? "runs/fmnist-tbcm";
 const n = Number(values.samples ?? 1000);
 const angles = (values.angles ?? "0.1,0.2,0.35,0.5,0.7").split(",").map(Number);
@@ -67,9 +67,9 @@ async function studentFrom(t: number, xt: Float32Array): Promise<Float32Array> {
 }
 
 /** The teacher's guided flow ODE from angle t (flow time s = sin t/(sin t + cos t)) to 0 in `steps` Euler steps. */
-async function teacherFrom(t: number, xt: Float32Array, steps = 16): Promise<Float32Array> {
+async function teacherFrom(t: number, xt: Float32Array, steps = 16, scale = w): Promise<Float32Array> {
   const flowState = xt.map((v) => v / (Math.sin(t) + Math.cos(t)));
-  return eulerEndpoint(euler, flowState, cond, uncond, w, steps, { schedule, from: Math.sin(t) / (Math.sin(t) + Math.cos(t)) });
+  return eulerEndpoint(euler, flowState, cond, uncond, scale, steps, { schedule, from: Math.sin(t) / (Math.sin(t) + Math.cos(t)) });
 }
 
 const score = async (z: Float32Array) => {
@@ -86,19 +86,21 @@ if (values.ideal) {
   // the sampler with an exact consistency function: x0 = the teacher's ODE endpoint from (x, s)
   const lists: number[][] = JSON.parse(values.ideal);
   console.log(`the student's sampler with the teacher's ODE as its consistency function; ${n} eval-prompt images (seed ${values.seed ?? 1}), FD floor ${floor.toFixed(2)}`);
-  console.log("| steps | angles after π/2 | η | FD / accuracy |");
-  console.log("|---|---|---|---|");
-  for (const list of lists) for (const eta of list.length > 1 ? (values.eta ?? "1").split(",").map(Number) : [1]) {
+  // `--later-guidance 1,2.5`: the guidance scale of every pass after the first (default: the run's)
+  const laterScales = (values["later-guidance"] ?? String(config.eval.guidance)).split(",").map(Number);
+  console.log("| steps | angles after π/2 | η | later guidance | FD / accuracy |");
+  console.log("|---|---|---|---|---|");
+  for (const list of lists) for (const eta of list.length > 1 ? (values.eta ?? "1").split(",").map(Number) : [1]) for (const later of list.length > 1 ? laterScales : [config.eval.guidance]) {
     let x: Float32Array = noise, s = Math.PI / 2, x0 = teacherSample;
     for (const [i, t] of list.entries()) {
-      x0 = i === 0 ? teacherSample : await teacherFrom(s, x, 16);
+      x0 = i === 0 ? teacherSample : await teacherFrom(s, x, 16, col(later));
       if (t === 0) break;
       const fresh = normal(foldIn(k, 100 + i), n * d);
       const prev = x, cs = Math.cos(s), ss = Math.sin(s);
       x = x0.map((v, j) => Math.cos(t) * v + Math.sin(t) * (eta * fresh[j] + Math.sqrt(1 - eta * eta) * (prev[j] - cs * v) / ss));
       s = t;
     }
-    console.log(`| ${list.length} | ${list.join(", ")} | ${eta} | ${await score(x0)} |`);
+    console.log(`| ${list.length} | ${list.join(", ")} | ${eta} | ${later} | ${await score(x0)} |`);
   }
 } else {
   console.log(`student ${run}, ${n} eval-prompt images (seed ${values.seed ?? 1}); FD floor ${floor.toFixed(2)}; FD / accuracy, and relative change ‖out − sample‖²/‖sample‖²`);
