@@ -13,17 +13,14 @@ import { tree } from "@jax-js/jax";
 import { StackPipeline } from "../src/stack/pipeline.ts";
 import { Evaluator } from "../src/eval/evaluator.ts";
 import { evalPrompts, EVAL_PROMPTS, TEACHER_GUIDANCE, TEACHER_GUIDANCE_SCHEDULE } from "../src/stack/teacherReport.ts";
-import { inference, inChunks } from "../src/executor/inference.ts";
 import { initDit, withStudentHeads } from "../src/models/dit.ts";
 import { loadParams } from "../src/numerics/params.ts";
 import { ditStudent } from "../src/stack/student.ts";
-import { scmStep, studentAsVelocity } from "../src/method/sampler.ts";
-import { SIGMA_D } from "../src/config/defaults.ts";
+import { studentSampleLatents } from "../src/eval/studentSamples.ts";
 import { configOf } from "../src/config/schema.ts";
 import { openRun } from "../src/run/open.ts";
 import { CLASS_NAMES } from "../src/data/captions.ts";
 import { writeImagePanels } from "../src/data/png.ts";
-import type { HostTensor } from "../src/executor/onnxRun.ts";
 import { key, foldIn, normal } from "../src/numerics/random.ts";
 
 const { values, positionals } = parseArgs({ options: { samples: { type: "string" }, seed: { type: "string" }, mid: { type: "string" }, eta: { type: "string" }, prompts: { type: "string" }, png: { type: "string" } }, allowPositionals: true });
@@ -42,23 +39,10 @@ tree.dispose(like);
 // the teacher from the same starting noise as the student (normal(foldIn(k, 0)))
 const teacher = await pipe.sampleTeacher(prompts, { steps: 16, guidance: TEACHER_GUIDANCE, k: foldIn(k, 0), schedule: TEACHER_GUIDANCE_SCHEDULE });
 const cond = await pipe.conditions(prompts);
-const col = (v: number): HostTensor => ({ data: new Float32Array(n).fill(v), shape: [n, 1] });
-async function student(ts: number[]): Promise<Float32Array> {
-  let x: Float32Array = normal(foldIn(k, 0), n * d).map((v) => v * SIGMA_D);
-  for (let i = 0; i + 1 < ts.length; i++) {
-    const [s, t] = [ts[i], ts[i + 1]];
-    const program = inference("onnx", params, (p, xx, c, w, noise) => {
-      const next = scmStep(studentAsVelocity(ditStudent(dc), p, w), xx, s, t, c, noise, t === 0 ? 1 : eta);
-      tree.dispose(p); w.dispose();
-      return next;
-    }, `gap_${s}_${t}_${eta}`);
-    const fresh = t === 0 ? new Float32Array(n * d) : normal(foldIn(k, i + 1), n * d);
-    [{ data: x }] = await inChunks(program, [{ data: x, shape: [n, d] }, cond, col(TEACHER_GUIDANCE), { data: fresh, shape: [n, d] }], n, Math.min(n, 250));
-    await program.dispose();
-  }
-  return x.map((v) => v / SIGMA_D);
-}
-const sets = { teacher, "1 step": await student([Math.PI / 2, 0]), "2 steps": await student([Math.PI / 2, mid, 0]) };
+const w = { data: new Float32Array(n).fill(TEACHER_GUIDANCE), shape: [n, 1] };
+// the product's sampler (as `tbcm eval` draws): first noise normal(foldIn(k, 0)), re-noisings from k
+const student = (steps: number) => studentSampleLatents("onnx", ditStudent(dc), params, steps, normal(foldIn(k, 0), n * d), cond, w, k, { twoStepMid: mid, eta, multiStep: "tail" });
+const sets = { teacher, "1 step": await student(1), "2 steps": await student(2) };
 const preds: Record<string, Int32Array> = {};
 const pixels: Record<string, Float32Array> = {};
 for (const [name, lat] of Object.entries(sets)) {
