@@ -6,15 +6,15 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, writeFileSync, copyFileSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync, copyFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import "../../src/numerics/threads.ts";
 import { parseConfig } from "../../src/config/schema.ts";
 import { distill } from "../../src/run/distill.ts";
 import { saveSafetensors } from "../../src/numerics/safetensors.ts";
+import { tempDir } from "../tempDir.ts";
 
-const root = mkdtempSync(join(tmpdir(), "tbcm-bad-bundle-"));
+const root = tempDir("tbcm-bad-bundle-");
 const GOOD = {
   format: "tbcm-teacher-bundle-1",
   latent_shape: [4, 8, 8],

@@ -7,8 +7,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, writeFileSync, copyFileSync, readFileSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync, copyFileSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import "../../src/numerics/threads.ts";
@@ -22,9 +21,10 @@ import { loadBundle } from "../../src/bundle/load.ts";
 import { bundleStudent, bundleFlowStudent, initialBundleStudent } from "../../src/bundle/student.ts";
 import { key, normal } from "../../src/numerics/random.ts";
 import { loadParamTree } from "../../src/numerics/params.ts";
+import { tempDir } from "../tempDir.ts";
 
 const FIXTURE = "test/fixtures/onnx/denoiser.onnx";
-const dir = mkdtempSync(join(tmpdir(), "tbcm-fixture-bundle-"));
+const dir = tempDir("tbcm-fixture-bundle-");
 const bundle = join(dir, "bundle");
 const PROMPTS = ["", "a red square", "a blue circle", "two green lines"];
 

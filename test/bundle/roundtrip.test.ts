@@ -7,8 +7,7 @@
  */
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync, existsSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import "../../src/numerics/threads.ts";
@@ -28,8 +27,9 @@ import { toHost, type Tree } from "../../src/numerics/tree.ts";
 import { exportTeacherBundle } from "../../src/bundle/exportTeacher.ts";
 import { loadTeacher } from "../../src/stack/load.ts";
 import { ditFlow } from "../../src/models/dit.ts";
+import { tempDir } from "../tempDir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "tbcm-bundle-"));
+const dir = tempDir("tbcm-bundle-");
 const bundle = join(dir, "bundle");
 const promptsFile = join(dir, "prompts.txt");
 writeFileSync(promptsFile, "a photo of a sneaker\na bag\na photo of a dress\n");

@@ -1,12 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, existsSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { tempDir } from "../tempDir.ts";
 
 const bin = new URL("../../bin/tbcm.js", import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), "tbcm-cli-"));
+const dir = tempDir("tbcm-cli-");
 const file = (name: string, text: string) => { const p = join(dir, name); writeFileSync(p, text); return p; };
 const tbcm = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
 

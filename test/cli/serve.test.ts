@@ -2,13 +2,13 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "node:net";
-import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync, symlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Server } from "node:http";
 import { serveExport } from "../../src/cli/serve.ts";
+import { tempDir } from "../tempDir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "tbcm-serve-"));
+const dir = tempDir("tbcm-serve-");
 const exportDir = join(dir, "export");
 let server: Server;
 let port: number;

@@ -1,13 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, existsSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadSafetensors } from "../../src/numerics/safetensors.ts";
+import { tempDir } from "../tempDir.ts";
 
 const bin = new URL("../../bin/tbcm.js", import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), "tbcm-signals-"));
+const dir = tempDir("tbcm-signals-");
 const config = join(dir, "run.yaml");
 // the tiny analytic problem, long enough to be interrupted, a checkpoint every 20 steps
 writeFileSync(config, readFileSync(new URL("../fixtures/tiny.yaml", import.meta.url), "utf8")

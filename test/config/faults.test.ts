@@ -1,14 +1,14 @@
 /** The config reader refuses what would lose or corrupt work, with one-line ConfigErrors (issue 14). */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync, readFileSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, loadConfig, parseConfig, type TbcmConfig } from "../../src/config/schema.ts";
 import { loadStackConfig } from "../../src/config/stack.ts";
 import { MAX_CONFIG_BYTES, MAX_LIST } from "../../src/config/limits.ts";
+import { tempDir } from "../tempDir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "tbcm-config-"));
+const dir = tempDir("tbcm-config-");
 let n = 0;
 const file = (text: string | Buffer) => { const p = join(dir, `c${n++}.yaml`); writeFileSync(p, text); return p; };
 

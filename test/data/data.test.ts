@@ -5,6 +5,7 @@ import { loadFashionMnist } from "../../src/data/fashionMnist.ts";
 import { parseIdx, encodeIdx } from "../../src/data/idx.ts";
 import { captionSet, captionLabel, TRAIN_TEMPLATES, EVAL_TEMPLATES } from "../../src/data/captions.ts";
 import { buildTokenizer, encode, decode, unknownWords, UNKNOWN } from "../../src/data/tokenizer.ts";
+import { tempDir } from "../tempDir.ts";
 
 const fixture = new URL("../fixtures/fashion-mnist/", import.meta.url).pathname;
 
@@ -61,12 +62,10 @@ test("tokenizer: round trip over all captions, padding, unknown words, length li
 
 test("image panels: each grid lands in its panel, image by image, with a grey gap between panels", async () => {
   const { writeImagePanels, readGrey } = await import("../../src/data/png.ts");
-  const { mkdtempSync } = await import("node:fs");
-  const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
   // two panels of 2×3 images of 2×2 pixels; image i of panel p is the constant (p·6 + i + 1)/20
   const panel = (p: number) => Float32Array.from({ length: 6 * 4 }, (_, j) => (p * 6 + Math.floor(j / 4) + 1) / 20);
-  const path = join(mkdtempSync(join(tmpdir(), "tbcm-png-")), "panels.png");
+  const path = join(tempDir("tbcm-png-"), "panels.png");
   writeImagePanels(path, [panel(0), panel(1)], { rows: 2, cols: 3, height: 2, width: 2, pad: 1, zoom: 1 });
   const { width, height, pixels } = readGrey(readFileSync(path));
   const gridW = 3 * (2 + 1) + 1; // 10

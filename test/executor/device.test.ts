@@ -6,7 +6,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { tempDir } from "../tempDir.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
@@ -19,7 +20,7 @@ import { numpy as np } from "@jax-js/jax";
 
 const tiny = new URL("../fixtures/tiny.yaml", import.meta.url).pathname;
 const bin = new URL("../../bin/tbcm.js", import.meta.url).pathname;
-const tmp = (p = "tbcm-device-") => mkdtempSync(join(tmpdir(), p));
+const tmp = (p = "tbcm-device-") => tempDir(p);
 
 test("config key device: cpu by default, one of cpu/webgpu/cuda, and only with executor onnx", () => {
   assert.equal(parseConfig({}).device, "cpu");

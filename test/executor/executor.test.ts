@@ -1,8 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { inChunks, type Inference } from "../../src/executor/inference.ts";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import { ConfigError, loadConfig, parseConfig, type ExecutorKind, type TbcmConfig } from "../../src/config/schema.ts";
@@ -15,6 +14,7 @@ import { makeTrainStep, STEP_STATS, type PairBatch } from "../../src/train/step.
 import { makeOptimizer } from "../../src/train/optim.ts";
 import { saveCheckpoint } from "../../src/train/checkpoint.ts";
 import { key, normal } from "../../src/numerics/random.ts";
+import { tempDir } from "../tempDir.ts";
 
 /**
  * Tolerance between the executors, relative: float32 programs that sum in different orders.
@@ -24,7 +24,7 @@ const TOL = 1e-4;
 
 const tiny = loadConfig(new URL("../fixtures/tiny.yaml", import.meta.url).pathname);
 const tinyScm = parseConfig(JSON.parse(readFileSync(new URL("../fixtures/tiny.json", import.meta.url), "utf8")));
-const tmp = () => mkdtempSync(join(tmpdir(), "tbcm-exec-"));
+const tmp = () => tempDir("tbcm-exec-");
 const on = (cfg: TbcmConfig, executor: ExecutorKind, steps = cfg.train.steps): TbcmConfig => ({ ...cfg, executor, train: { ...cfg.train, steps } });
 
 const records = (dir: string) => readFileSync(join(dir, "log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));

@@ -1,7 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { loadConfig } from "../../src/config/schema.ts";
@@ -9,9 +8,10 @@ import { distill } from "../../src/run/distill.ts";
 import { exportStudent, loadStudent, sample } from "../../src/index.ts";
 import type { ExportManifest } from "../../src/gmm/export.ts";
 import { key, foldIn, normal } from "../../src/numerics/random.ts";
+import { tempDir } from "../tempDir.ts";
 
 test("the exported 1-step generator, run by onnxruntime-node from the file, reproduces sample()", async () => {
-  const run = mkdtempSync(join(tmpdir(), "tbcm-export-"));
+  const run = tempDir("tbcm-export-");
   await distill(loadConfig(new URL("../fixtures/tiny.yaml", import.meta.url).pathname), run);
   const out = join(run, "export");
   const manifest = exportStudent(run, out, 3) as ExportManifest;

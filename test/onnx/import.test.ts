@@ -6,8 +6,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { numpy as np, jvp, grad, jit, tree, type Array } from "@jax-js/jax";
@@ -15,6 +14,7 @@ import { importOnnx, OnnxImportError, SUPPORTED_OPS, type ImportedOnnx } from ".
 import { OnnxReadError } from "../../src/onnx/reader.ts";
 import { lowerFunction, avalSpec } from "../../src/executor/lower.ts";
 import { encodeModel, float32Tensor, DataType } from "../../src/executor/onnxProto.ts";
+import { tempDir } from "../tempDir.ts";
 
 const DIR = "test/fixtures/onnx";
 const FILE = `${DIR}/denoiser.onnx`;
@@ -180,7 +180,7 @@ test("apply runs under jit, and a function built on it lowers to ONNX (lower.ts)
 // ---------------------------------------------------------------------------------------------
 // Errors
 
-const tmp = mkdtempSync(join(tmpdir(), "tbcm-onnx-"));
+const tmp = tempDir("tbcm-onnx-");
 
 function oneLine(f: () => unknown, pattern: RegExp, type: Function = OnnxReadError): void {
   assert.throws(f, (e: Error) => {

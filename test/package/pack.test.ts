@@ -9,12 +9,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync, readFileSync, existsSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
+import { tempDir } from "../tempDir.ts";
 
 const repo = new URL("../../", import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), "tbcm-pack-"));
+const dir = tempDir("tbcm-pack-");
 // npm's script environment (npm_config_local_prefix, …) must not steer the npm commands below
 const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
 env.ONNXRUNTIME_NODE_INSTALL = "skip";

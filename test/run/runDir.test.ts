@@ -1,13 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync, readFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { RunDir } from "../../src/train/runDir.ts";
 import { configToRaw, configFromRun, parseConfig, loadConfig } from "../../src/config/schema.ts";
+import { tempDir } from "../tempDir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "tbcm-rundir-"));
+const dir = tempDir("tbcm-rundir-");
 const bin = new URL("../../bin/tbcm.js", import.meta.url).pathname;
 
 test("a run directory is locked while a process owns it; a lock whose process is gone is taken over", () => {

@@ -1,10 +1,9 @@
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import "../../src/numerics/threads.ts";
@@ -17,9 +16,10 @@ import { distill, sampleImages, loadStudent, exportStudent } from "../../src/ind
 import { encode } from "../../src/data/tokenizer.ts";
 import { loadTeacher } from "../../src/stack/load.ts";
 import { key, foldIn, normal } from "../../src/numerics/random.ts";
+import { tempDir } from "../tempDir.ts";
 
 const fixture = new URL("../fixtures/fashion-mnist/", import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), "tbcm-stack-"));
+const dir = tempDir("tbcm-stack-");
 const promptsFile = join(dir, "prompts.txt");
 writeFileSync(promptsFile, "a photo of a sneaker\na bag\nan ankle boot on a wooden floor\n");
 

@@ -1,14 +1,13 @@
 /** Loading the stack's weights refuses NaN/Inf values and damaged metadata (issue 14). */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { tree } from "@jax-js/jax";
 import { loadVae, loadTeacher } from "../../src/stack/load.ts";
 import { loadSafetensors, saveSafetensors } from "../../src/numerics/safetensors.ts";
+import { tempDir } from "../tempDir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "tbcm-load-"));
+const dir = tempDir("tbcm-load-");
 
 test("the shipped VAE and teacher load; a NaN weight or damaged metadata in a copy is a one-line error naming file and tensor", () => {
   const vae = loadVae("models/fmnist/vae.safetensors");

@@ -6,8 +6,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, copyFileSync, writeFileSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, copyFileSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import "../../src/numerics/threads.ts";
 import { parseConfig, loadConfig, configOf } from "../../src/config/schema.ts";
@@ -19,9 +18,10 @@ import { referenceStatistics } from "../../src/stack/teacherReport.ts";
 import { allPixels } from "../../src/stack/common.ts";
 import { loadFashionMnist } from "../../src/data/fashionMnist.ts";
 import { computeReference, writeReferenceFile, referencePath, readReferenceFile, planReference } from "../../src/stack/evaluatorReference.ts";
+import { tempDir } from "../tempDir.ts";
 
 const fixture = new URL("../fixtures/fashion-mnist/", import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), "tbcm-reference-"));
+const dir = tempDir("tbcm-reference-");
 const empty = join(dir, "no-data");
 mkdirSync(empty);
 const promptsFile = join(dir, "prompts.txt");

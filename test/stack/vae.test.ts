@@ -1,7 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import "../../src/numerics/threads.ts";
 import { tree } from "@jax-js/jax";
@@ -14,6 +13,7 @@ import { fit, type FitSpec } from "../../src/train/fit.ts";
 import { loadSafetensors } from "../../src/numerics/safetensors.ts";
 import { namedLeaves } from "../../src/numerics/tree.ts";
 import { key, foldIn, normal } from "../../src/numerics/random.ts";
+import { tempDir } from "../tempDir.ts";
 
 const fixture = new URL("../fixtures/fashion-mnist/", import.meta.url).pathname;
 
@@ -55,7 +55,7 @@ function tinySpec(dir: string, steps: number, extra: Partial<FitSpec<VaeParams>>
 
 test("fit: a few VAE steps on the fixture lower the loss; a stopped and resumed fit ends exactly where an uninterrupted one does", async () => {
   const c = { imageSize: 28, patch: 4, latentChannels: 4, width: 32, heads: 2, encoderDepth: 1, decoderDepth: 1 };
-  const a = mkdtempSync(join(tmpdir(), "tbcm-fit-a-")), b = mkdtempSync(join(tmpdir(), "tbcm-fit-b-"));
+  const a = tempDir("tbcm-fit-a-"), b = tempDir("tbcm-fit-b-");
   try {
     const losses: number[] = [];
     const whole = await fit(tinySpec(a, 12, { say: () => {} }), initVae(key(1), c));

@@ -1,8 +1,6 @@
 /** Everything read back from a checkpoint or a parameter file is validated (issue 14). */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { numpy as np, tree } from "@jax-js/jax";
 import { adamw } from "../../src/train/optim.ts";
@@ -10,8 +8,9 @@ import { saveCheckpoint, loadCheckpoint } from "../../src/train/checkpoint.ts";
 import { saveParams, loadParams } from "../../src/numerics/params.ts";
 import { loadSafetensors, saveSafetensors, type HostTensor } from "../../src/numerics/safetensors.ts";
 import type { Tree } from "../../src/numerics/tree.ts";
+import { tempDir } from "../tempDir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "tbcm-ckpt-"));
+const dir = tempDir("tbcm-ckpt-");
 const opt = adamw({ kind: "adamw", lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 });
 const like = () => ({ w: np.array([[1, 2, 3], [4, 5, 6]]), b: np.array([0.5, -0.5, 1]) });
 const stateOf = (p: ReturnType<typeof like>) => opt.init([p.w.ref, p.b.ref]);

@@ -1,7 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { jit } from "@jax-js/jax";
 import { loadConfig, parseConfig, configToRaw, type TbcmConfig } from "../../src/config/schema.ts";
@@ -12,10 +11,11 @@ import { routeAngles, legRoute } from "../../src/method/route.ts";
 import { key, foldIn, normal, uniform } from "../../src/numerics/random.ts";
 import { distill } from "../../src/run/distill.ts";
 import { loadSafetensors } from "../../src/numerics/safetensors.ts";
+import { tempDir } from "../tempDir.ts";
 
 const base = loadConfig(new URL("../fixtures/tiny.yaml", import.meta.url).pathname);
 const withSteps = (c: TbcmConfig, steps: number) => ({ ...c, train: { ...c.train, steps } });
-const tmp = () => mkdtempSync(join(tmpdir(), "tbcm-"));
+const tmp = () => tempDir("tbcm-");
 
 test("a resumed run ends with exactly the parameters of an uninterrupted one (and the same parameter average)", async () => {
   const withEma = { ...base, train: { ...base.train, ema: 0.9 } };
