@@ -2,7 +2,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "node:net";
-import { mkdirSync, writeFileSync, symlinkSync, rmSync } from "node:fs";
+import { mkdirSync, writeFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { Server } from "node:http";
 import { serveExport } from "../../src/cli/serve.ts";
@@ -28,7 +28,6 @@ before(async () => {
 });
 after(() => {
   server.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 /** Sends raw bytes and returns the whole answer (the server closes or we time out). */
