@@ -8,10 +8,10 @@
  *   npx tsx bench/bundle.bench.ts [--iters 5] [--prompts 4] [--route 16]
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, writeFileSync, copyFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { tempDir } from "../test/tempDir.ts"; // scratch, removed when the bench exits
 
 const { values } = parseArgs({ options: { iters: { type: "string" }, prompts: { type: "string" }, route: { type: "string" }, child: { type: "string" }, dir: { type: "string" } } });
 const iters = Number(values.iters ?? 5), prompts = Number(values.prompts ?? 4), route = Number(values.route ?? 16);
@@ -54,7 +54,7 @@ async function child(kind: string, dir: string) {
 
 if (values.child) await child(values.child, values.dir!);
 else {
-  const dir = mkdtempSync(join(tmpdir(), "tbcm-bundle-bench-"));
+  const dir = tempDir("tbcm-bundle-bench-");
   const { exportTeacherBundle } = await import("../src/bundle/exportTeacher.ts");
   await exportTeacherBundle(join(dir, "fmnist"));
   // the fixture as a bundle (as test/bundle/fixture.test.ts writes it)

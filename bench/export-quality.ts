@@ -8,8 +8,6 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import * as ort from "onnxruntime-node";
 import { exportStudent } from "../src/run/export.ts";
 import { StackPipeline } from "../src/stack/pipeline.ts";
@@ -17,6 +15,7 @@ import { Evaluator } from "../src/eval/evaluator.ts";
 import { referenceStatistics, evalPrompts, EVAL_PROMPTS } from "../src/stack/teacherReport.ts";
 import { normal } from "../src/numerics/random.ts";
 import { evalKeys } from "../src/train/distill.ts";
+import { tempDir } from "../test/tempDir.ts"; // scratch, removed when the bench exits
 
 const { values, positionals } = parseArgs({ options: { samples: { type: "string" } }, allowPositionals: true });
 const run = positionals[0] ?? "runs/fmnist-tbcm";
@@ -32,7 +31,7 @@ const noise = normal(evalKeys(0).eval, n * d); // the noises of a seed-0 run's e
 
 /** Latents from the exported generator and their images from the exported decoder. */
 async function generate(int8: boolean, int8Decoder: boolean): Promise<{ latents: Float32Array; images: Float32Array }> {
-  const dir = mkdtempSync(join(tmpdir(), "tbcm-export-quality-"));
+  const dir = tempDir("tbcm-export-quality-");
   exportStudent(run, dir, batch, { int8, int8Decoder });
   const session = await ort.InferenceSession.create(join(dir, "generator.onnx"), { intraOpNumThreads: 2 });
   const decoder = await ort.InferenceSession.create(join(dir, "vae_decoder.onnx"), { intraOpNumThreads: 2 });

@@ -10,11 +10,10 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import * as ort from "onnxruntime-node";
 import { exportStudent } from "../src/run/export.ts";
 import { DataType, encodeModel } from "../src/executor/onnxProto.ts";
+import { tempDir } from "../test/tempDir.ts"; // scratch, removed when the bench exits
 
 const { values, positionals } = parseArgs({ options: { batch: { type: "string" }, iters: { type: "string" }, threads: { type: "string" }, int8: { type: "boolean" }, spin: { type: "string" }, steps: { type: "string" } }, allowPositionals: true });
 const run = positionals[0] ?? "runs/fmnist-tbcm";
@@ -46,7 +45,7 @@ async function matmulPeak(N = 1536): Promise<number> {
 let flopsPerImage = 0;
 type Timing = { text: number; generator: number; decoder: number; pipeline: number };
 async function timeBatch(batch: number, int8: boolean): Promise<Timing> {
-  const dir = mkdtempSync(join(tmpdir(), "tbcm-export-bench-"));
+  const dir = tempDir("tbcm-export-bench-");
   const m = exportStudent(run, dir, batch, { int8, steps }) as unknown as { inputs: Record<string, { shape: number[] }>; tokenizer: { max_words: number }; matmul_flops: Record<string, number> };
   flopsPerImage = m.matmul_flops["generator.onnx"] / batch;
   const s = async (f: string) => ort.InferenceSession.create(join(dir, f), opts);

@@ -7,11 +7,11 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import * as ortWeb from "onnxruntime-web";
 import * as ortNode from "onnxruntime-node";
 import { exportStudent } from "../src/run/export.ts";
+import { tempDir } from "../test/tempDir.ts"; // scratch, removed when the bench exits
 
 const { values, positionals } = parseArgs({ options: { batch: { type: "string" }, iters: { type: "string" } }, allowPositionals: true });
 const run = positionals[0] ?? "runs/fmnist-tbcm";
@@ -29,7 +29,7 @@ console.log(`exported student of ${run}, 1 thread, median ms of ${iters} calls (
 console.log("| batch | matmuls | runtime | text encoder | generator | decoder | ms per image |");
 console.log("|---|---|---|---|---|---|---|");
 for (const batch of batches) for (const int8 of [false, true]) {
-  const dir = mkdtempSync(join(tmpdir(), "tbcm-web-bench-"));
+  const dir = tempDir("tbcm-web-bench-");
   exportStudent(run, dir, batch, { int8 });
   const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
   const d = m.inputs.noise.shape[1], L = m.tokenizer.max_words;
