@@ -28,6 +28,7 @@ import { initDit, withStudentHeads } from "../src/models/dit.ts";
 import { loadParams } from "../src/numerics/params.ts";
 import { ditStudent } from "../src/stack/student.ts";
 import { scmStep, studentAsVelocity, checkTimesteps } from "../src/method/sampler.ts";
+import { teacherCfgVelocity, type TrigVelocity } from "../src/method/guidance.ts";
 import { SIGMA_D } from "../src/config/defaults.ts";
 import { configOf } from "../src/config/schema.ts";
 import { openRun } from "../src/run/open.ts";
@@ -76,13 +77,12 @@ const stepProgram = (weights: typeof params, s: number, t: number, eta: number, 
     next = scmStep(studentAsVelocity(ditStudent(dc), p, w), x, s, t, cond, noise, eta);
     w.dispose();
   } else {
-    // one pass of 2B rows: the prompt's and the empty prompt's, at the same scale column
+    // F(c) + γ·(F(c) − F(∅)) is classifier-free guidance at scale 1 + γ: the teacher's combination
+    // (one pass of 2B rows), here on the student's velocity at the row's own scale column
     const w2 = np.concatenate([w.ref, w], 0);
     const both = studentAsVelocity(ditStudent(dc), p, w2);
-    next = scmStep((u, tt, c) => {
-      const [fc, fu] = np.split(both(np.concatenate([u.ref, u], 0), tt, np.concatenate([c, uncond], 0)), 2, 0);
-      return fc.ref.add(fc.sub(fu).mul(gamma));
-    }, x, s, t, cond, noise, eta);
+    const guided: TrigVelocity = (u, tt, c) => teacherCfgVelocity(both, u.mul(SIGMA_D), tt, c, uncond, np.full([1, 1], 1 + gamma)).div(SIGMA_D);
+    next = scmStep(guided, x, s, t, cond, noise, eta);
     w2.dispose();
   }
   tree.dispose(p);
@@ -119,16 +119,18 @@ for (const [j, ts] of schedules.entries()) for (const eta of ts.length > 2 ? eta
   // RESULTS §29), so rows of different step counts are compared image for image
   let x: Float32Array = normal(foldIn(k, 0), n * d).map((v) => v * SIGMA_D);
   for (let i = 0; i + 1 < ts.length; i++) {
-    const etaHere = ts[i + 1] === 0 ? 1 : etaAt(eta, i), first = `${ts[1]}|${etaHere}|${etaAt(gamma, 0)}|${ws[0]}`;
-    if (i === 0 && firstSteps.has(first)) {
-      x = firstSteps.get(first)!;
+    const etaHere = ts[i + 1] === 0 ? 1 : etaAt(eta, i);
+    const first = i === 0 ? `${ts[1]}|${etaHere}|${etaAt(gamma, 0)}|${ws[0]}` : undefined;
+    const cached = first === undefined ? undefined : firstSteps.get(first);
+    if (cached) {
+      x = cached;
       continue;
     }
     const program = stepProgram(i === 0 ? firstParams : params, ts[i], ts[i + 1], etaHere, etaAt(gamma, i));
     const fresh = ts[i + 1] === 0 ? new Float32Array(n * d) : normal(foldIn(k, i + 1), n * d);
     [{ data: x }] = await inChunks(program, [{ data: x, shape: [n, d] }, cond, uncond, col(ws[i]), { data: fresh, shape: [n, d] }], n, Math.min(n, 250));
     await program.dispose();
-    if (i === 0) firstSteps.set(first, x);
+    if (first !== undefined) firstSteps.set(first, x);
   }
   const stats = await evaluator.statistics(await pipe.decode(x.map((v) => v / SIGMA_D)));
   const fd = stats.frechetDistance(test), accuracy = stats.accuracy(labels);
