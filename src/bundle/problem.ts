@@ -178,14 +178,16 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
         if (out < 0) throw new ConfigError(`teacher.json key "vae_decoder.output": the decoder has no output "${dec.output}" (its outputs: ${outputs.join(", ")})`);
         const [lo, hi] = dec.outputRange;
         const decoderParams = decoder.paramArrays();
+        let channels: 1 | 3 = 1; // known once the program is traced
         const program = inference(executorOf(cfg), decoderParams, (p, z) => {
           const B = z.shape[0];
           const outs = decoder.apply(p, [z.reshape([B, ...m.latentShape]).div(m.latentScalingFactor).add(m.latentShiftFactor)]);
-          const img = outs[out];
+          let img = outs[out];
           outs.forEach((a, i) => i !== out && a.dispose());
-          // [B, C, H, W] → grey [B, H·W] in [0, 1]
-          const grey = np.mean(img, 1);
-          return np.clip(grey.sub(lo).div(hi - lo), 0, 1).reshape([B, -1]);
+          // [B, C, H, W] → [B, C·H·W] in [0, 1]: RGB kept, any other channel count shown grey (the channel mean)
+          if (img.shape.length === 4 && img.shape[1] === 3) channels = 3;
+          else img = np.mean(img, 1);
+          return np.clip(img.sub(lo).div(hi - lo), 0, 1).reshape([B, -1]);
         }, "bundle_vae_decoder");
         const rowsN = Math.min(GRID_ROWS, prompts.length), gm = rowsN * GRID_COLUMNS;
         // row r shows prompt ⌊r·P/rows⌋: a prompt file sorted by subject shows each subject once
@@ -204,8 +206,8 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
         for (const steps of [1, 2, 4]) {
           studentPx.set(steps, await pixelsOf(await studentSampleLatents(executorOf(cfg), student, params, steps, gnoise, gc, gw, renoise.grids, cfg.eval, BUNDLE_ROWS)));
         }
-        const [height, width] = decodedShape(decoder.outputs[out].shape, side);
-        writeSampleGrids(outDir, teacherPx, studentPx, { rows: rowsN, cols: GRID_COLUMNS, height, width });
+        const [height, width] = decodedShape(decoder.outputs[out].shape, side / channels);
+        writeSampleGrids(outDir, teacherPx, studentPx, { rows: rowsN, cols: GRID_COLUMNS, height, width, channels });
         await program.dispose();
         tree.dispose(decoderParams as never);
       }

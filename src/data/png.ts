@@ -1,13 +1,16 @@
-/** PNG output: image grids of grey images (pngjs). */
+/** PNG output: image grids of grey or colour images (pngjs). */
 import { PNG } from "pngjs";
 import { writeFileAtomic } from "../numerics/safetensors.ts";
 
-/** Layout of an image grid: `rows × cols` images of `height × width`, `pad` pixels apart, upscaled by `zoom`. */
-export type GridLayout = { rows: number; cols: number; height: number; width: number; pad?: number; zoom?: number };
+/**
+ * Layout of an image grid: `rows × cols` images of `height × width`, `pad` pixels apart, upscaled
+ * by `zoom`; `channels` 1 (grey, the default) or 3 (RGB, each image's channels one after another).
+ */
+export type GridLayout = { rows: number; cols: number; height: number; width: number; channels?: 1 | 3; pad?: number; zoom?: number };
 
 /**
- * Writes `rows × cols` grey images (pixels [n·h·w] in [0, 1], row-major, image i at row
- * floor(i/cols)) as one PNG with `pad` black pixels between images, each image upscaled by `zoom`.
+ * Writes `rows × cols` images (pixels [n·c·h·w] in [0, 1], row-major, image i at row floor(i/cols))
+ * as one PNG with `pad` black pixels between images, each image upscaled by `zoom`.
  */
 export function writeImageGrid(path: string, pixels: Float32Array, o: GridLayout): void {
   writeImagePanels(path, [pixels], o);
@@ -34,14 +37,15 @@ export function writeImagePanels(path: string, panels: readonly Float32Array[], 
       const at = 4 * (y * W + x);
       png.data[at] = png.data[at + 1] = png.data[at + 2] = 128;
     }
-    const n = Math.min(o.rows * o.cols, pixels.length / (o.height * o.width));
+    const C = o.channels ?? 1, plane = o.height * o.width;
+    const n = Math.min(o.rows * o.cols, Math.floor(pixels.length / (C * plane)));
+    const byte = (v: number) => Math.round(255 * Math.min(1, Math.max(0, v)));
     for (let i = 0; i < n; i++) {
       const top = pad + Math.floor(i / o.cols) * (h + pad), left = x0 + pad + (i % o.cols) * (w + pad);
       for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-        const v = pixels[i * o.height * o.width + Math.floor(y / zoom) * o.width + Math.floor(x / zoom)];
-        const g = Math.round(255 * Math.min(1, Math.max(0, v)));
+        const src = i * C * plane + Math.floor(y / zoom) * o.width + Math.floor(x / zoom);
         const at = 4 * ((top + y) * W + left + x);
-        png.data[at] = png.data[at + 1] = png.data[at + 2] = g;
+        for (let k = 0; k < 3; k++) png.data[at + k] = byte(pixels[src + (C === 3 ? k * plane : 0)]);
       }
     }
   });

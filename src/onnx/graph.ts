@@ -258,6 +258,33 @@ const UNARY: Record<string, Unary> = {
   HardSigmoid: { jax: (x, c) => np.clip(x.mul(c.float("alpha", 0.2)).add(c.float("beta", 0.5)), 0, 1) },
   // HardSwish: x · max(0, min(1, x/6 + 1/2))
   HardSwish: { jax: (x) => x.ref.mul(np.clip(x.mul(1 / 6).add(0.5), 0, 1)) },
+  Sign: { host: Math.sign, jax: (x) => np.sign(x) },
+  Atan: { host: Math.atan, jax: (x) => np.atan(x) },
+  Asin: { host: Math.asin, jax: (x) => np.asin(x) },
+  Acos: { host: Math.acos, jax: (x) => np.acos(x) },
+  Tan: { host: Math.tan, jax: (x) => np.tan(x) },
+  Sinh: { host: Math.sinh, jax: (x) => np.sinh(x) },
+  Cosh: { host: Math.cosh, jax: (x) => np.cosh(x) },
+  // Softsign: x / (1 + |x|)
+  Softsign: { jax: (x) => x.ref.div(np.abs(x).add(1)) },
+  // Mish: x · tanh(softplus(x))
+  Mish: { jax: (x) => x.ref.mul(np.tanh(nn.softplus(x))) },
+  // Elu: x if x ≥ 0 else alpha·(eᵡ − 1) (alpha 1); the exponent is clamped at 0 so that the branch not taken stays finite
+  Elu: { jax: (x, c) => np.where(np.less(x.ref, 0), np.exp(np.minimum(x.ref, 0)).sub(1).mul(c.float("alpha", 1)), x) },
+  // Selu: gamma·(x if x > 0 else alpha·(eᵡ − 1)), the self-normalising constants by default
+  Selu: {
+    jax: (x, c) => np.where(np.greater(x.ref, 0), x.ref, np.exp(np.minimum(x, 0)).sub(1).mul(c.float("alpha", 1.67326319217681884765625)))
+      .mul(c.float("gamma", 1.05070102214813232421875)),
+  },
+  // Celu: max(0, x) + min(0, alpha·(e^(x/alpha) − 1))
+  Celu: {
+    jax: (x, c) => {
+      const a = c.float("alpha", 1);
+      return np.maximum(x.ref, 0).add(np.minimum(np.exp(np.minimum(x, 0).mul(1 / a)).sub(1).mul(a), 0));
+    },
+  },
+  // ThresholdedRelu: x if x > alpha else 0 (alpha 1)
+  ThresholdedRelu: { jax: (x, c) => np.where(np.greater(x.ref, c.float("alpha", 1)), x, 0) },
   // Gelu (opset 20): 0.5·x·(1 + erf(x/√2)), or with approximate="tanh" 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³)))
   Gelu: {
     jax: (x, c) => c.str("approximate", "none") === "tanh"
@@ -313,6 +340,12 @@ function binaryOp(name: string): Op {
     return arr(acc);
   };
 }
+
+/** PRelu: x if x ≥ 0 else slope·x, the slope broadcast to x (a parameter when it is an initializer). */
+const PRelu: Op = (c) => {
+  if (c.allHost()) return hostMap(c.dtype(0), [c.host(0), c.host(1)], (x, a) => (x < 0 ? a * x : x));
+  return arr(np.where(np.less(c.x(0), 0), c.x(0).mul(c.x(1)), c.x(0)));
+};
 
 // ---------------------------------------------------------------------------------------------
 // Shape-changing helpers on arrays (lowerable primitives only)
@@ -691,7 +724,9 @@ function reduceAxes(c: Ctx, rank: number): number[] | null {
   return axes.map((a) => normAxis(a, rank));
 }
 
-function reduceOp(kind: "sum" | "mean" | "max" | "min" | "prod" | "sumsquare" | "l2"): Op {
+type Reduction = "sum" | "mean" | "max" | "min" | "prod" | "sumsquare" | "l2" | "l1" | "logsum" | "logsumexp";
+
+function reduceOp(kind: Reduction): Op {
   return (c) => {
     const s = c.shape(0);
     const axes = reduceAxes(c, s.length);
@@ -699,6 +734,7 @@ function reduceOp(kind: "sum" | "mean" | "max" | "min" | "prod" | "sumsquare" | 
     if (axes === null) return c.value(0);
     let x = c.x(0);
     if (kind === "sumsquare" || kind === "l2") x = x.ref.mul(x);
+    if (kind === "l1") x = np.abs(x);
     const opts = { keepdims };
     let y: Array;
     switch (kind) {
@@ -706,9 +742,10 @@ function reduceOp(kind: "sum" | "mean" | "max" | "min" | "prod" | "sumsquare" | 
       case "max": y = np.max(x, axes, opts); break;
       case "min": y = np.min(x, axes, opts); break;
       case "prod": y = np.prod(x, axes, opts); break;
+      case "logsumexp": y = nn.logsumexp(x, axes, opts); break;
       default: y = np.sum(x, axes, opts);
     }
-    return arr(kind === "l2" ? np.sqrt(y) : y);
+    return arr(kind === "l2" ? np.sqrt(y) : kind === "logsum" ? np.log(y) : y);
   };
 }
 
@@ -832,6 +869,25 @@ function convPads(c: Ctx, spatial: number[], kernel: number[], strides: number[]
 }
 
 /**
+ * The taps of every sliding window over the spatial axes of x [N, C, …] (consumed): one strided
+ * slice [N, C, …out] per kernel offset, in row-major kernel order. Conv and the pools are built on it.
+ */
+function windowTaps(x: Array, kernel: readonly number[], strides: readonly number[], dil: readonly number[], out: readonly number[]): Array[] {
+  const n = kernel.length, taps: Array[] = [];
+  for (let f = 0; f < prod(kernel); f++) {
+    let win = x.ref, rest = f;
+    for (let d = n - 1; d >= 0; d--) {
+      const kd = rest % kernel[d];
+      rest = Math.floor(rest / kernel[d]);
+      win = sliceAxis(win, 2 + d, kd * dil[d], out[d], strides[d]);
+    }
+    taps.push(win);
+  }
+  x.dispose();
+  return taps;
+}
+
+/**
  * Grouped N-d convolution by im2col: one strided window of x per kernel offset (slices, so that
  * lower.ts can translate it), stacked to [N, G, Cg·K, P], times the weights [G, Mg, Cg·K].
  * x [N, C, …], w [M, C/G, …k]; pads may be negative (crop).
@@ -856,18 +912,7 @@ function convCore(x: Array, w: Array, groups: number, strides: number[], dil: nu
   const out = range(n).map((d) => Math.floor((ext[d] - dil[d] * (k[d] - 1) - 1) / strides[d]) + 1);
   if (out.some((o) => o <= 0)) throw new Error(`Conv: output extent [${out}] is empty`);
   const K = prod(k), P = prod(out);
-  const windows: Array[] = [];
-  for (let f = 0; f < K; f++) {
-    let win = x.ref;
-    let rest = f;
-    for (let d = n - 1; d >= 0; d--) {
-      const kd = rest % k[d];
-      rest = Math.floor(rest / k[d]);
-      win = sliceAxis(win, 2 + d, kd * dil[d], out[d], strides[d]);
-    }
-    windows.push(win.reshape([N, C, 1, P]));
-  }
-  x.dispose();
+  const windows = windowTaps(x, k, strides, dil, out).map((win) => win.reshape([N, C, 1, P]));
   const cols = (K === 1 ? windows[0] : np.concatenate(windows, 2)).reshape([N, groups, Cg * K, P]);
   const wm = w.reshape([1, groups, M / groups, Cg * K]);
   return np.matmul(wm, cols).reshape([N, M, ...out]);
@@ -936,6 +981,330 @@ const ConvTranspose: Op = (c) => {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Resampling, pooling and rearranging (VAE decoders, upsampling blocks, pixel shuffles)
+
+/** x with the constant `m` [inLen, outLen] applied along `axis`: y[…, o, …] = Σ_i m[i, o]·x[…, i, …] (a matmul). */
+function alongAxis(x: Array, axis: number, m: Float32Array, outLen: number): Array {
+  const rank = x.shape.length, inLen = x.shape[axis];
+  const perm = [...range(rank).filter((a) => a !== axis), axis];
+  const back = range(rank).map((a) => (a < axis ? a : a === axis ? rank - 1 : a - 1));
+  const y = np.matmul(x.transpose(perm), np.array(m, { shape: [inLen, outLen] }));
+  return y.transpose(back);
+}
+
+type Sampling = {
+  readonly mode: string; // nearest | linear | cubic
+  readonly coord: string; // coordinate_transformation_mode
+  readonly nearest: string; // nearest_mode, or "simple" (Upsample, Resize-10)
+  readonly cubicA: number;
+  readonly excludeOutside: boolean;
+};
+
+/** ONNX Resize's map from an output coordinate to an input one, along an axis of inLen → outLen at `scale`. */
+function sourceCoordinate(o: number, inLen: number, outLen: number, scale: number, coord: string): number {
+  const f = Math.fround;
+  switch (coord) {
+    case "half_pixel": return f(f(o + 0.5) / scale) - 0.5;
+    case "half_pixel_symmetric": {
+      const adjustment = outLen / f(scale * inLen), centre = inLen / 2;
+      return centre * (1 - adjustment) + f(o + 0.5) / scale - 0.5;
+    }
+    case "pytorch_half_pixel": return outLen > 1 ? f(f(o + 0.5) / scale) - 0.5 : 0;
+    case "align_corners": return outLen === 1 ? 0 : f((o * (inLen - 1)) / (outLen - 1));
+    case "asymmetric": return f(o / scale);
+    case "tf_half_pixel_for_nn": return f(f(o + 0.5) / scale);
+    default: throw new Error(`coordinate_transformation_mode "${coord}" is not supported`);
+  }
+}
+
+function nearestIndex(x: number, mode: string, downsampling: boolean): number {
+  const half = x - Math.floor(x) === 0.5;
+  switch (mode) {
+    case "round_prefer_floor": return half ? Math.floor(x) : Math.round(x);
+    case "round_prefer_ceil": return half ? Math.ceil(x) : Math.round(x);
+    case "floor": return Math.floor(x);
+    case "ceil": return Math.ceil(x);
+    case "simple": return downsampling ? Math.ceil(x) : Math.trunc(x); // what onnxruntime does before opset 11
+    default: throw new Error(`nearest_mode "${mode}" is not supported`);
+  }
+}
+
+/** Keys' cubic convolution weights of the taps at ⌊x⌋ − 1 … ⌊x⌋ + 2, for x − ⌊x⌋ = r (ONNX's coefficient a). */
+function cubicWeights(r: number, a: number): number[] {
+  const far = (d: number) => ((a * d - 5 * a) * d + 8 * a) * d - 4 * a; // 1 ≤ |d| ≤ 2
+  const near = (d: number) => ((a + 2) * d - (a + 3)) * d * d + 1; // |d| ≤ 1
+  return [far(r + 1), near(r), near(1 - r), far(2 - r)];
+}
+
+/**
+ * The resampling of one axis as a [inLen, outLen] matrix: column o holds the weights of the input
+ * elements output o reads. Taps outside the axis read its edge element (or, with exclude_outside,
+ * get weight 0 and the rest is renormalised), as ONNX specifies.
+ */
+function samplingMatrix(inLen: number, outLen: number, scale: number, s: Sampling): Float32Array {
+  const m = new Float32Array(inLen * outLen);
+  const edge = (i: number) => Math.min(Math.max(i, 0), inLen - 1);
+  for (let o = 0; o < outLen; o++) {
+    const x = sourceCoordinate(o, inLen, outLen, scale, s.coord);
+    if (s.mode === "nearest") {
+      m[edge(nearestIndex(x, s.nearest, scale < 1)) * outLen + o] = 1;
+      continue;
+    }
+    const i0 = Math.floor(x), r = x - i0;
+    const taps: [number, number][] = s.mode === "linear" ? [[i0, 1 - r], [i0 + 1, r]]
+      : cubicWeights(r, s.cubicA).map((w, k) => [i0 - 1 + k, w]);
+    const kept = s.excludeOutside ? taps.filter(([i]) => i >= 0 && i < inLen) : taps;
+    const total = s.excludeOutside ? kept.reduce((t, [, w]) => t + w, 0) : 1;
+    for (const [i, w] of kept) m[edge(i) * outLen + o] += w / total;
+  }
+  return m;
+}
+
+const isIdentity = (m: Float32Array, n: number) => m.every((v, k) => v === (k % (n + 1) === 0 ? 1 : 0));
+
+/**
+ * Resize (opsets 10–19) and Upsample (7–9): nearest, linear and cubic sampling of any axes, each
+ * axis a matmul by its constant sampling matrix (exact for nearest; differentiable; lowerable).
+ * Output extents from `sizes`, or ⌊extent·scale⌋ from `scales`. Not supported: tf_crop_and_resize
+ * and antialiased downsampling (one-line errors).
+ */
+function resizeOp(upsample: boolean): Op {
+  return (c) => {
+    const shape = c.shape(0), rank = shape.length;
+    const legacy = upsample || c.opset < 11;
+    const present = (i: number) => c.has(i) && c.host(i).data.length > 0;
+    let mode = c.str("mode", "nearest");
+    if (mode === "bilinear" || mode === "trilinear") mode = "linear";
+    if (!["nearest", "linear", "cubic"].includes(mode) || (legacy && mode === "cubic")) throw new Error(`mode "${mode}" is not supported`);
+    const s: Sampling = {
+      mode,
+      coord: legacy ? "asymmetric" : c.str("coordinate_transformation_mode", "half_pixel"),
+      nearest: legacy ? "simple" : c.str("nearest_mode", "round_prefer_floor"),
+      cubicA: c.float("cubic_coeff_a", -0.75),
+      excludeOutside: c.int("exclude_outside", 0) === 1,
+    };
+    if (s.coord === "tf_crop_and_resize") throw new Error(`coordinate_transformation_mode "tf_crop_and_resize" is not supported`);
+    const axes = (c.intList("axes") ?? range(rank)).map((a) => normAxis(a, rank));
+    const scales = shape.map(() => 1), sizes = [...shape];
+    if (!legacy && present(3)) {
+      // Target sizes; keep_aspect_ratio_policy (opset 18) may turn them into one scale for all the axes.
+      const want = c.ints(3), policy = c.str("keep_aspect_ratio_policy", "stretch");
+      if (want.length !== axes.length) throw new Error(`sizes has ${want.length} entries for ${axes.length} axes`);
+      if (policy === "stretch") axes.forEach((a, k) => { sizes[a] = want[k]; scales[a] = want[k] / shape[a]; });
+      else {
+        const ratios = axes.map((a, k) => want[k] / shape[a]);
+        const r = policy === "not_larger" ? Math.min(...ratios) : policy === "not_smaller" ? Math.max(...ratios) : NaN;
+        if (Number.isNaN(r)) throw new Error(`keep_aspect_ratio_policy "${policy}" is not supported`);
+        axes.forEach((a) => { scales[a] = r; sizes[a] = Math.floor(r * shape[a] + 0.5); });
+      }
+    } else {
+      const given = upsample && c.opset < 9 ? c.attr("scales")?.floats : present(legacy ? 1 : 2) ? c.host(legacy ? 1 : 2).data : undefined;
+      if (!given) throw new Error("neither scales nor sizes is given");
+      if (given.length !== axes.length) throw new Error(`scales has ${given.length} entries for ${axes.length} axes`);
+      axes.forEach((a, k) => {
+        if (!(given[k] > 0)) throw new Error(`scale ${given[k]} of axis ${a} is not positive`);
+        scales[a] = Math.fround(given[k]);
+        sizes[a] = Math.floor(Math.fround(shape[a] * scales[a])); // in float32, as onnxruntime: 5 · 1.8 is 9
+      });
+    }
+    if (c.int("antialias", 0) === 1 && mode !== "nearest" && scales.some((r) => r < 1)) {
+      throw new Error("antialiased downsampling (antialias = 1 with a scale below 1) is not supported");
+    }
+    let x = c.x(0);
+    for (let a = 0; a < rank; a++) {
+      if (sizes[a] < 1) throw new Error(`axis ${a} would be resized to ${sizes[a]} elements`);
+      const m = samplingMatrix(shape[a], sizes[a], scales[a], s);
+      if (sizes[a] === shape[a] && isIdentity(m, shape[a])) continue;
+      x = alongAxis(x, a, m, sizes[a]);
+    }
+    return arr(x);
+  };
+}
+
+/** DepthToSpace: [N, C·b², H, W] → [N, C, H·b, W·b]; channels ordered depth-column-row (DCR) or column-row-depth (CRD). */
+const DepthToSpace: Op = (c) => {
+  const [N, C, H, W] = c.shape(0);
+  const b = c.int("blocksize", 0);
+  if (!(b > 0) || C % (b * b) !== 0) throw new Error(`blocksize ${b} does not divide the ${C} channels into b² blocks`);
+  const D = C / (b * b);
+  const y = c.str("mode", "DCR") === "CRD"
+    ? c.x(0).reshape([N, D, b, b, H, W]).transpose([0, 1, 4, 2, 5, 3])
+    : c.x(0).reshape([N, b, b, D, H, W]).transpose([0, 3, 4, 1, 5, 2]);
+  return arr(y.reshape([N, D, H * b, W * b]));
+};
+
+/** SpaceToDepth: [N, C, H·b, W·b] → [N, C·b², H, W], the inverse of DepthToSpace in DCR order. */
+const SpaceToDepth: Op = (c) => {
+  const [N, C, H, W] = c.shape(0);
+  const b = c.int("blocksize", 0);
+  if (!(b > 0) || H % b !== 0 || W % b !== 0) throw new Error(`blocksize ${b} does not divide [${H}, ${W}]`);
+  const y = c.x(0).reshape([N, C, H / b, b, W / b, b]).transpose([0, 3, 5, 1, 2, 4]);
+  return arr(y.reshape([N, C * b * b, H / b, W / b]));
+};
+
+type Labelled = { a: Array; l: string[] };
+
+/**
+ * Einsum in numpy's notation (spaces ignored; "..." and an implicit output allowed): labels in one
+ * operand only are summed out first, then the operands are multiplied pairwise as one batched
+ * matmul each — [shared and still needed, left only, contracted] × [shared, contracted, right
+ * only] — and the result is transposed to the output's order. A label repeated within one
+ * operand (a diagonal) is not supported.
+ */
+const Einsum: Op = (c) => {
+  const eq = c.str("equation", "").replace(/\s+/g, "");
+  const [lhs, rhs] = eq.split("->");
+  const terms = lhs.split(",");
+  const n = c.node.inputs.length;
+  if (terms.length !== n) throw new Error(`equation "${eq}" has ${terms.length} operands, the node ${n}`);
+  // "..." stands for the leading axes not labelled, right-aligned across operands (private labels).
+  const free = (t: string) => t.replace("...", "").length;
+  const ellRank = Math.max(0, ...terms.map((t, i) => (t.includes("...") ? c.shape(i).length - free(t) : 0)));
+  const ell = range(ellRank).map((k) => String.fromCharCode(0x100 + k));
+  const labelsOf = (t: string, rank: number): string[] => {
+    if (!t.includes("...")) return [...t];
+    const [pre, post] = t.split("...");
+    return [...pre, ...ell.slice(ellRank - (rank - free(t))), ...post];
+  };
+  const size = new Map<string, number>();
+  const ops: Labelled[] = terms.map((t, i) => {
+    const shape = c.shape(i), l = labelsOf(t, shape.length);
+    if (l.length !== shape.length) throw new Error(`operand ${i} has rank ${shape.length}, "${t}" labels ${l.length} axes`);
+    if (new Set(l).size !== l.length) throw new Error(`a label repeated within operand "${t}" (a diagonal) is not supported`);
+    l.forEach((x, a) => {
+      const was = size.get(x) ?? 1;
+      if (was !== 1 && shape[a] !== 1 && shape[a] !== was) throw new Error(`label ${x.charCodeAt(0) < 0x100 ? x : "..."} has extent ${was} in one operand and ${shape[a]} in operand ${i}`);
+      size.set(x, Math.max(was, shape[a]));
+    });
+    return { a: c.x(i), l };
+  });
+  const once = [...size.keys()].filter((x) => ops.filter((o) => o.l.includes(x)).length === 1);
+  const out = rhs !== undefined
+    ? labelsOf(rhs, (rhs.includes("...") ? ellRank : 0) + free(rhs))
+    : [...ell, ...once.filter((x) => !ell.includes(x)).sort()];
+  for (const o of ops) {
+    // Broadcast size-1 axes ("..." broadcasting), then sum out labels no one else needs.
+    const full = o.l.map((x) => size.get(x)!);
+    if (full.some((d, a) => d !== o.a.shape[a])) o.a = np.broadcastTo(o.a, full);
+    const gone = o.l.filter((x) => once.includes(x) && !out.includes(x));
+    if (gone.length) {
+      o.a = np.sum(o.a, gone.map((x) => o.l.indexOf(x)));
+      o.l = o.l.filter((x) => !gone.includes(x));
+    }
+  }
+  const sizes = (ls: string[]) => ls.map((x) => size.get(x)!);
+  const arrange = (o: Labelled, order: string[]) => o.a.transpose(order.map((x) => o.l.indexOf(x)));
+  while (ops.length > 1) {
+    const A = ops.shift()!, B = ops.shift()!;
+    const later = new Set([...out, ...ops.flatMap((o) => o.l)]);
+    const shared = A.l.filter((x) => B.l.includes(x));
+    const batch = shared.filter((x) => later.has(x)), contract = shared.filter((x) => !later.has(x));
+    const left = A.l.filter((x) => !B.l.includes(x)), right = B.l.filter((x) => !A.l.includes(x));
+    const [nb, nl, nk, nr] = [batch, left, contract, right].map((ls) => prod(sizes(ls)));
+    const a = arrange(A, [...batch, ...left, ...contract]).reshape([nb, nl, nk]);
+    const b = arrange(B, [...batch, ...contract, ...right]).reshape([nb, nk, nr]);
+    const l = [...batch, ...left, ...right];
+    ops.unshift({ a: np.matmul(a, b).reshape(sizes(l)), l });
+  }
+  const [last] = ops;
+  const extra = last.l.filter((x) => !out.includes(x));
+  if (extra.length) throw new Error(`internal: labels ${extra.join("")} left over`);
+  return arr(arrange(last, out));
+};
+
+/** Per spatial axis, how many of each output's window taps fall inside the input (for count_include_pad = 0). */
+function validTaps(inLen: number, outLen: number, k: number, stride: number, dil: number, lo: number): number[] {
+  return range(outLen).map((o) => range(k).filter((j) => {
+    const i = o * stride - lo + j * dil;
+    return i >= 0 && i < inLen;
+  }).length);
+}
+
+/**
+ * AveragePool / MaxPool: the window taps of the padded input (as in Conv), then
+ * their mean or maximum. MaxPool pads with the lowest float, added to a zero pad so that the
+ * input's values stay exact. ceil_mode and MaxPool's Indices output are not supported.
+ */
+function poolOp(kind: "average" | "max"): Op {
+  return (c) => {
+    const s = c.shape(0), n = s.length - 2;
+    const kernel = c.intList("kernel_shape");
+    if (!kernel || kernel.length !== n) throw new Error(`kernel_shape must give ${n} extents`);
+    if (c.int("ceil_mode", 0) !== 0) throw new Error("ceil_mode 1 is not supported");
+    if (c.node.outputs.length > 1 && c.node.outputs[1]) throw new Error("the Indices output is not supported");
+    const strides = c.intList("strides") ?? range(n).map(() => 1);
+    const dil = c.intList("dilations") ?? range(n).map(() => 1);
+    const [lo, hi] = convPads(c, s.slice(2), kernel, strides, dil);
+    const padded = s.slice(2).map((d, i) => d + lo[i] + hi[i]);
+    const out = range(n).map((i) => Math.floor((padded[i] - dil[i] * (kernel[i] - 1) - 1) / strides[i]) + 1);
+    if (out.some((o) => o <= 0)) throw new Error(`output extent [${out}] is empty`);
+    let x = c.x(0);
+    const widths = [[0, 0], [0, 0], ...range(n).map((i) => [lo[i], hi[i]])] as [number, number][];
+    if (lo.some((p) => p > 0) || hi.some((p) => p > 0)) {
+      x = np.pad(x, widths);
+      if (kind === "max") {
+        const inside = np.pad(np.ones([1, 1, ...s.slice(2)]), widths.map((w, a) => (a < 2 ? [0, 0] : w)) as [number, number][]);
+        x = x.add(np.equal(inside, 0).astype(np.float32).mul(-3.4028234663852886e38));
+      }
+    }
+    const K = prod(kernel);
+    const acc = windowTaps(x, kernel, strides, dil, out).reduce((a, win) => (kind === "max" ? np.maximum(a, win) : a.add(win)));
+    if (kind === "max") return arr(acc);
+    if (c.int("count_include_pad", 0) === 1) return arr(acc.mul(1 / K));
+    // The mean over the taps inside the input: a constant count per output position.
+    const counts = range(n).map((i) => validTaps(s[2 + i], out[i], kernel[i], strides[i], dil[i], lo[i]));
+    const total = new Float32Array(prod(out)).map((_, f) => {
+      let p = 1, rest = f;
+      for (let d = n - 1; d >= 0; d--) { p *= counts[d][rest % out[d]]; rest = Math.floor(rest / out[d]); }
+      return 1 / p;
+    });
+    return arr(acc.mul(np.array(total, { shape: [1, 1, ...out] })));
+  };
+}
+
+const GlobalAveragePool: Op = (c) => arr(np.mean(c.x(0), range(c.shape(0).length).slice(2), { keepdims: true }));
+const GlobalMaxPool: Op = (c) => arr(np.max(c.x(0), range(c.shape(0).length).slice(2), { keepdims: true }));
+
+/** CumSum along a constant axis; exclusive (each sum without its own element) and reverse (from the end) attributes. */
+const CumSum: Op = (c) => {
+  const s = c.shape(0);
+  const axis = normAxis(c.ints(1)[0], s.length), n = s[axis];
+  const exclusive = c.int("exclusive", 0) === 1, reverse = c.int("reverse", 0) === 1;
+  // m[i, o] = 1 where input i is summed into output o.
+  const m = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let o = 0; o < n; o++) {
+      const take = reverse ? (exclusive ? i > o : i >= o) : (exclusive ? i < o : i <= o);
+      if (take) m[i * n + o] = 1;
+    }
+  }
+  const v = c.value(0);
+  if (v.kind === "host") {
+    const st = strides(s);
+    return host(v.dtype, s, range(prod(s)).map((f) => {
+      const o = Math.floor(f / st[axis]) % n, base = f - o * st[axis];
+      let t = 0;
+      for (let i = 0; i < n; i++) if (m[i * n + o]) t += v.data[base + i * st[axis]];
+      return t;
+    }));
+  }
+  return arr(alongAxis(c.x(0), axis, m, n));
+};
+
+/** Trilu: the upper (upper = 1) or lower triangle of the last two axes, from diagonal k on; the rest 0. */
+const Trilu: Op = (c) => {
+  const s = c.shape(0), [R, C] = s.slice(-2);
+  const k = c.has(1) ? c.ints(1)[0] : 0, upper = c.int("upper", 1) === 1;
+  const keep = range(R * C).map((f) => {
+    const d = (f % C) - Math.floor(f / C);
+    return upper ? d >= k : d <= k;
+  });
+  const v = c.value(0);
+  if (v.kind === "host") return hostMap(v.dtype, [v, host("bool", [R, C], keep.map(Number))], (x, m) => (m ? x : 0));
+  return arr(np.where(lift(host("bool", [R, C], keep.map(Number))), c.x(0), 0));
+};
+
+// ---------------------------------------------------------------------------------------------
 // The op table
 
 const OPS: Record<string, Op> = {
@@ -946,9 +1315,12 @@ const OPS: Record<string, Op> = {
   Constant, Shape, Size, ConstantOfShape, Range,
   ReduceSum: reduceOp("sum"), ReduceMean: reduceOp("mean"), ReduceMax: reduceOp("max"), ReduceMin: reduceOp("min"),
   ReduceProd: reduceOp("prod"), ReduceSumSquare: reduceOp("sumsquare"), ReduceL2: reduceOp("l2"),
+  ReduceL1: reduceOp("l1"), ReduceLogSum: reduceOp("logsum"), ReduceLogSumExp: reduceOp("logsumexp"),
   Softmax: softmaxOp(false), LogSoftmax: softmaxOp(true),
   LayerNormalization, InstanceNormalization, GroupNormalization, BatchNormalization,
-  Conv, ConvTranspose,
+  Conv, ConvTranspose, PRelu,
+  Resize: resizeOp(false), Upsample: resizeOp(true), DepthToSpace, SpaceToDepth, Einsum,
+  AveragePool: poolOp("average"), MaxPool: poolOp("max"), GlobalAveragePool, GlobalMaxPool, CumSum, Trilu,
 };
 
 /** The ONNX op types `importOnnx` supports (default domain). */
@@ -958,6 +1330,7 @@ export const SUPPORTED_OPS: readonly string[] = Object.keys(OPS).sort();
 const STATIC_INPUTS: Record<string, number[]> = {
   Reshape: [1], Expand: [1], Tile: [1], Slice: [1, 2, 3, 4], Split: [1], Squeeze: [1], Unsqueeze: [1], Pad: [1, 2, 3],
   ReduceSum: [1], ReduceMean: [1], ReduceMax: [1], ReduceMin: [1], ReduceProd: [1], ReduceSumSquare: [1], ReduceL2: [1],
+  ReduceL1: [1], ReduceLogSum: [1], ReduceLogSumExp: [1], Resize: [1, 2, 3], Upsample: [1], CumSum: [1], Trilu: [1],
   ConstantOfShape: [0], Range: [0, 1, 2], Clip: [1, 2], Pow: [1], Dropout: [1, 2], Gather: [1],
 };
 

@@ -22,6 +22,10 @@ import { bundleStudent, bundleFlowStudent, initialBundleStudent } from "../../sr
 import { key, normal } from "../../src/numerics/random.ts";
 import { loadParamTree } from "../../src/numerics/params.ts";
 import { tempDir } from "../tempDir.ts";
+import { encodeModel, float32Tensor, attrInts, attrString, DataType } from "../../src/executor/onnxProto.ts";
+import { importOnnx } from "../../src/onnx/graph.ts";
+import { decodeOnnx } from "../../src/onnx/reader.ts";
+import { PNG } from "pngjs";
 
 const FIXTURE = "test/fixtures/onnx/denoiser.onnx";
 const dir = tempDir("tbcm-fixture-bundle-");
@@ -126,4 +130,45 @@ test("the bundle student's exact JVP (along u and t, with the guidance hook) mat
   assert.ok(e < 2e-3, `JVP vs central difference: relative error ${e.toExponential(2)}`);
   console.log(`# fixture student JVP vs central differences (ε = ${eps}): relative ${e.toExponential(2)}`);
   tree.dispose(p as never);
+});
+
+test("a decoder that upsamples (Resize, Conv) to RGB: the run's grids are in colour at the decoded size; the decoder agrees with onnxruntime", async () => {
+  // latent [B, 4, 8, 8] → nearest ×2 (half_pixel) → 3×3 Conv to 3 channels → Tanh: images [B, 3, 16, 16] in [−1, 1]
+  const wv = Float32Array.from({ length: 3 * 4 * 9 }, (_, i) => 0.4 * Math.sin(1.7 * i + 0.3));
+  const decoder = encodeModel({
+    opsetVersion: 17, irVersion: 8,
+    graph: {
+      name: "upsampling_decoder",
+      nodes: [
+        { opType: "Resize", inputs: ["latent", "", "scales"], outputs: ["up"], name: "up", attributes: [attrString("mode", "nearest")] },
+        { opType: "Conv", inputs: ["up", "w"], outputs: ["conv"], name: "conv", attributes: [attrInts("pads", [1, 1, 1, 1])] },
+        { opType: "Tanh", inputs: ["conv"], outputs: ["image"], name: "tanh", attributes: [] },
+      ],
+      initializers: [float32Tensor("scales", [4], Float32Array.of(1, 1, 2, 2)), float32Tensor("w", [3, 4, 3, 3], wv)],
+      inputs: [{ name: "latent", elemType: DataType.FLOAT, shape: ["batch", 4, 8, 8] }],
+      outputs: [{ name: "image", elemType: DataType.FLOAT, shape: ["batch", 3, 16, 16] }],
+    },
+  });
+  const colour = join(dir, "bundle-rgb");
+  mkdirSync(colour, { recursive: true });
+  for (const f of ["transformer.onnx", "prompt_embeddings.safetensors"]) copyFileSync(join(bundle, f), join(colour, f));
+  writeFileSync(join(colour, "vae_decoder.onnx"), decoder);
+  const manifest = JSON.parse(readFileSync(join(bundle, "teacher.json"), "utf8"));
+  writeFileSync(join(colour, "teacher.json"), JSON.stringify({ ...manifest, vae_decoder: { input: "latent", output: "image" } }));
+  const run = join(dir, "run-rgb");
+  await distill(config({ teacher: { kind: "onnx", dir: colour }, train: { steps: 1, prompts_per_step: 2, log_every: 1, eval_every: 1, checkpoint_every: 1 } }), run);
+  const png = PNG.sync.read(readFileSync(join(run, "grid-teacher-16step.png")));
+  // 3 prompts (the empty one is not drawn) × 8 columns of 16 × 16 images, zoom 2, pad 2
+  assert.deepEqual([png.width, png.height], [8 * 34 + 2, 3 * 34 + 2]);
+  let coloured = 0;
+  for (let i = 0; i < png.width * png.height; i++) if (png.data[4 * i] !== png.data[4 * i + 1]) coloured++;
+  assert.ok(coloured > 1000, `${coloured} pixels whose red and green differ`);
+  // the decoder as the bundle path imports it, against onnxruntime, on one latent
+  const session = await ort.InferenceSession.create(decoder);
+  const z = normal(key(77), 256);
+  const want = (await session.run({ latent: new ort.Tensor("float32", z, [1, 4, 8, 8]) })).image.data as Float32Array;
+  await session.release();
+  const imported = importOnnx(decodeOnnx(decoder, { file: "vae_decoder.onnx" }));
+  const [got] = imported.apply(imported.paramArrays(), [np.array(z).reshape([1, 4, 8, 8])]);
+  assert.ok(rel(got.dataSync() as Float32Array, want) < 1e-6);
 });

@@ -7,8 +7,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as ort from "onnxruntime-node";
-import { numpy as np, tree, type Array } from "@jax-js/jax";
-import { importOnnx } from "../../src/onnx/graph.ts";
+import { numpy as np, tree, jvp, type Array } from "@jax-js/jax";
+import { readFileSync } from "node:fs";
+import { importOnnx, OnnxImportError, SUPPORTED_OPS } from "../../src/onnx/graph.ts";
 import { decodeOnnx } from "../../src/onnx/reader.ts";
 import { lowerFunction, avalSpec } from "../../src/executor/lower.ts";
 import {
@@ -160,6 +161,205 @@ const CASES: Case[] = [
     inputs: [{ name: "x", shape: [3, 5] }],
     inits: [int64Tensor("one", [], [1]), int64Tensor("zero", [], [0]), int64Tensor("step", [], [1]), float32Tensor("two", [], [2])],
   },
+  // Resampling and rearranging, as VAE decoders and upsampling blocks use them.
+  {
+    name: "resize-nearest-x2-half-pixel",
+    opset: 13,
+    nodes: [node("Resize", ["x", "", "scales"])],
+    inputs: [{ name: "x", shape: [1, 2, 3, 4] }], inits: [float32Tensor("scales", [4], [1, 1, 2, 2])],
+  },
+  {
+    name: "resize-linear-sizes-align-corners",
+    opset: 13,
+    nodes: [node("Resize", ["x", "", "", "sizes"], [attrString("mode", "linear"), attrString("coordinate_transformation_mode", "align_corners")])],
+    inputs: [{ name: "x", shape: [2, 2, 3, 4] }], inits: [i64("sizes", [2, 2, 5, 7])],
+  },
+  {
+    name: "resize-linear-pytorch-half-pixel-down-and-up",
+    opset: 13,
+    nodes: [node("Resize", ["x", "", "scales"], [attrString("mode", "linear"), attrString("coordinate_transformation_mode", "pytorch_half_pixel")])],
+    inputs: [{ name: "x", shape: [1, 3, 6, 5] }], inits: [float32Tensor("scales", [4], [1, 1, 0.5, 1.6])],
+  },
+  {
+    name: "resize-cubic-exclude-outside",
+    opset: 13,
+    nodes: [node("Resize", ["x", "", "scales"], [attrString("mode", "cubic"), attrInt("exclude_outside", 1), attrFloat("cubic_coeff_a", -0.5)])],
+    inputs: [{ name: "x", shape: [1, 1, 5, 6] }], inits: [float32Tensor("scales", [4], [1, 1, 1.8, 0.5])],
+  },
+  {
+    name: "resize-cubic-asymmetric",
+    opset: 13,
+    nodes: [node("Resize", ["x", "", "scales"], [attrString("mode", "cubic"), attrString("coordinate_transformation_mode", "asymmetric")])],
+    inputs: [{ name: "x", shape: [1, 2, 4, 4] }], inits: [float32Tensor("scales", [4], [1, 1, 2, 3])],
+  },
+  {
+    name: "resize-nearest-asymmetric-floor-opset11",
+    opset: 11,
+    nodes: [node("Resize", ["x", "roi", "scales"], [attrString("coordinate_transformation_mode", "asymmetric"), attrString("nearest_mode", "floor")])],
+    inputs: [{ name: "x", shape: [1, 2, 6, 3] }], inits: [float32Tensor("roi", [0], []), float32Tensor("scales", [4], [1, 1, 0.5, 3])],
+  },
+  {
+    name: "resize-nearest-ceil-tf-half-pixel",
+    opset: 11,
+    nodes: [node("Resize", ["x", "roi", "scales"], [attrString("coordinate_transformation_mode", "tf_half_pixel_for_nn"), attrString("nearest_mode", "ceil")])],
+    inputs: [{ name: "x", shape: [1, 1, 4, 5] }], inits: [float32Tensor("roi", [0], []), float32Tensor("scales", [4], [1, 1, 2, 0.6])],
+  },
+  {
+    name: "resize-opset10-nearest",
+    opset: 10,
+    nodes: [node("Resize", ["x", "scales"])],
+    inputs: [{ name: "x", shape: [1, 2, 3, 4] }], inits: [float32Tensor("scales", [4], [1, 1, 2, 0.5])],
+  },
+  {
+    name: "resize-opset18-axes-not-larger",
+    opset: 18,
+    nodes: [node("Resize", ["x", "", "", "sizes"], [attrInts("axes", [2, 3]), attrString("keep_aspect_ratio_policy", "not_larger"), attrString("mode", "linear")])],
+    inputs: [{ name: "x", shape: [1, 2, 4, 6] }], inits: [i64("sizes", [9, 9])],
+  },
+  {
+    name: "upsample-opset9-linear",
+    opset: 9,
+    nodes: [node("Upsample", ["x", "scales"], [attrString("mode", "linear")])],
+    inputs: [{ name: "x", shape: [1, 2, 3, 4] }], inits: [float32Tensor("scales", [4], [1, 1, 2, 2])],
+  },
+  {
+    name: "depth-to-space-dcr-crd-space-to-depth",
+    opset: 13,
+    nodes: [
+      node("DepthToSpace", ["x"], [attrInt("blocksize", 2)], ["d"]),
+      node("SpaceToDepth", ["d"], [attrInt("blocksize", 2)], ["s"]),
+      node("DepthToSpace", ["s"], [attrInt("blocksize", 2), attrString("mode", "CRD")]),
+    ],
+    inputs: [{ name: "x", shape: [2, 8, 3, 2] }],
+  },
+  {
+    name: "einsum-attention-scores-and-outer",
+    opset: 13,
+    nodes: [
+      node("Einsum", ["q", "k"], [attrString("equation", "bhqd, bhkd -> bhqk")], ["s"]),
+      node("Einsum", ["s", "w"], [attrString("equation", "...k,d->...kd")], ["o"]),
+      node("Einsum", ["o"], [attrString("equation", "bhqkd->bhdq")]),
+    ],
+    inputs: [{ name: "q", shape: [2, 2, 3, 4] }, { name: "k", shape: [2, 2, 5, 4] }], inits: [w("w", [3])],
+  },
+  {
+    name: "einsum-three-operands-implicit-output",
+    opset: 13,
+    nodes: [
+      node("Einsum", ["a", "b", "v"], [attrString("equation", "ij,jk,kl->il")], ["m"]),
+      node("Einsum", ["m", "b"], [attrString("equation", "ij,kl")]),
+    ],
+    inputs: [{ name: "a", shape: [3, 4] }, { name: "v", shape: [5, 2] }], inits: [w("b", [4, 5])],
+  },
+  {
+    name: "average-pool-padded-exclusive",
+    nodes: [node("AveragePool", ["x"], [attrInts("kernel_shape", [3, 2]), attrInts("strides", [2, 1]), attrInts("pads", [1, 0, 1, 1])])],
+    inputs: [{ name: "x", shape: [2, 3, 7, 5] }],
+  },
+  {
+    name: "average-pool-count-include-pad-same",
+    nodes: [node("AveragePool", ["x"], [attrInts("kernel_shape", [3, 3]), attrInts("strides", [2, 2]), attrString("auto_pad", "SAME_UPPER"), attrInt("count_include_pad", 1)])],
+    inputs: [{ name: "x", shape: [1, 2, 6, 5] }],
+  },
+  {
+    name: "max-pool-padded-dilated-global",
+    nodes: [
+      node("MaxPool", ["x"], [attrInts("kernel_shape", [2, 3]), attrInts("pads", [1, 1, 0, 1]), attrInts("dilations", [2, 1])], ["m"]),
+      node("GlobalAveragePool", ["m"], [], ["g"]),
+      node("GlobalMaxPool", ["x"], [], ["h"]),
+      node("Add", ["g", "h"]),
+    ],
+    inputs: [{ name: "x", shape: [2, 3, 6, 5] }],
+  },
+  {
+    name: "activations-elu-selu-celu-mish-softsign-thresholded-prelu",
+    opset: 18,
+    nodes: [
+      node("Elu", ["x"], [attrFloat("alpha", 0.7)], ["a"]),
+      node("Selu", ["a"], [], ["b"]),
+      node("Celu", ["x"], [attrFloat("alpha", 1.5)], ["c"]),
+      node("Mish", ["c"], [], ["d"]),
+      node("Softsign", ["d"], [], ["e"]),
+      node("ThresholdedRelu", ["x"], [attrFloat("alpha", 0.3)], ["f"]),
+      node("PRelu", ["x", "slope"], [], ["g"]),
+      node("Sign", ["x"], [], ["h"]),
+      node("Atan", ["x"], [], ["i"]),
+      node("Sum", ["b", "e", "f", "g", "h", "i"]),
+    ],
+    inputs: [{ name: "x", shape: [2, 3, 4] }], inits: [w("slope", [3, 1])],
+  },
+  {
+    name: "cumsum-exclusive-reverse-trilu-reduce-logsumexp-l1",
+    opset: 14,
+    nodes: [
+      node("CumSum", ["x", "axis"], [attrInt("exclusive", 1), attrInt("reverse", 1)], ["c"]),
+      node("CumSum", ["c", "axis0"], [], ["c2"]),
+      node("Trilu", ["c2", "k"], [attrInt("upper", 0)], ["t"]),
+      node("ReduceLogSumExp", ["t"], [attrInts("axes", [1]), attrInt("keepdims", 1)], ["l"]),
+      node("ReduceL1", ["x"], [attrInts("axes", [1]), attrInt("keepdims", 1)], ["m"]),
+      node("Add", ["l", "m"]),
+    ],
+    inputs: [{ name: "x", shape: [2, 4, 5] }],
+    inits: [int64Tensor("axis", [], [2]), int64Tensor("axis0", [], [0]), int64Tensor("k", [], [1])],
+  },
 ];
 
 for (const c of CASES) test(`${c.name}: importer = onnxruntime-node (and lowered)`, () => check(c));
+
+test("what the importer does not do is a one-line error naming the node: crop-and-resize, antialiased downsampling, ceil_mode, MaxPool indices, an Einsum diagonal or mismatched extents", () => {
+  const refuse = (nodes: NodeProto[], inits: TensorProto[], opset: number, want: RegExp) => {
+    const m = importOnnx(decodeOnnx(encodeModel({
+      opsetVersion: opset, irVersion: 8,
+      graph: { name: "g", nodes, initializers: inits, inputs: [{ name: "x", elemType: DataType.FLOAT, shape: [1, 2, 4, 4] }], outputs: [{ name: "y", elemType: DataType.FLOAT, shape: [] }] },
+    }), { file: "refused.onnx" }));
+    assert.throws(() => m.apply(m.paramArrays(), [np.zeros([1, 2, 4, 4])]), (e: Error) => e instanceof OnnxImportError && !e.message.includes("\n") && want.test(e.message));
+  };
+  const scales = (v: number[]) => float32Tensor("scales", [4], Float32Array.from(v));
+  refuse([node("Resize", ["x", "", "scales"], [attrString("coordinate_transformation_mode", "tf_crop_and_resize")])], [scales([1, 1, 2, 2])], 13,
+    /node "\/Resize_y" \(Resize\): coordinate_transformation_mode "tf_crop_and_resize" is not supported/);
+  refuse([node("Resize", ["x", "", "scales"], [attrString("mode", "linear"), attrInt("antialias", 1)])], [scales([1, 1, 0.5, 0.5])], 18,
+    /antialiased downsampling/);
+  refuse([node("Resize", ["x", "", "scales"])], [scales([1, 1, 0, 2])], 13, /scale 0 of axis 2 is not positive/);
+  refuse([node("MaxPool", ["x"], [attrInts("kernel_shape", [2, 2]), attrInt("ceil_mode", 1)])], [], 13, /\(MaxPool\): ceil_mode 1 is not supported/);
+  refuse([node("MaxPool", ["x"], [attrInts("kernel_shape", [2, 2])], ["y", "idx"])], [], 13, /the Indices output is not supported/);
+  refuse([node("Einsum", ["x"], [attrString("equation", "biik->bk")])], [], 13, /a label repeated within operand "biik" \(a diagonal\) is not supported/);
+  refuse([node("Einsum", ["x", "m"], [attrString("equation", "bchw,hk->bck")])], [w("m", [3, 5])], 13, /\(Einsum\): label h has extent 4 in one operand and 3 in operand 1$/);
+});
+
+test("the README's list of supported ONNX ops is the importer's", () => {
+  const readme = readFileSync("README.md", "utf8");
+  const list = readme.slice(readme.indexOf("**Supported ONNX ops**"), readme.indexOf("(`src/onnx/graph.ts`"));
+  const listed = list.split("\n").slice(1).join(" ").split(/\s+/).filter(Boolean);
+  assert.deepEqual(listed, [...SUPPORTED_OPS]);
+});
+
+test("the resampling, pooling and Einsum ops are differentiable: the JVP through a chain of them matches central differences", () => {
+  const m = importOnnx(decodeOnnx(encodeModel({
+    opsetVersion: 18, irVersion: 8,
+    graph: {
+      name: "chain",
+      nodes: [
+        node("Resize", ["x", "", "scales"], [attrString("mode", "cubic")], ["r"]),
+        node("AveragePool", ["r"], [attrInts("kernel_shape", [3, 3]), attrInts("pads", [1, 1, 1, 1])], ["p"]),
+        node("Elu", ["p"], [], ["e"]),
+        node("DepthToSpace", ["e"], [attrInt("blocksize", 2)], ["d"]),
+        node("Einsum", ["d", "w"], [attrString("equation", "bchw,wk->bchk")], ["s"]),
+        node("Mish", ["s"]),
+      ],
+      initializers: [float32Tensor("scales", [4], Float32Array.of(1, 1, 1.5, 2)), w("w", [20, 3])],
+      inputs: [{ name: "x", elemType: DataType.FLOAT, shape: [2, 4, 4, 5] }],
+      outputs: [{ name: "y", elemType: DataType.FLOAT, shape: [] }],
+    },
+  }), { file: "chain.onnx" }));
+  const x0 = values(160, 1), dx = values(160, 2);
+  const f = (x: Array) => m.apply(m.paramArrays(), [x])[0];
+  const [out, tan] = jvp(f, [np.array(x0, { shape: [2, 4, 4, 5] })], [np.array(dx, { shape: [2, 4, 4, 5] })]);
+  out.dispose();
+  const eps = 1e-2;
+  const at = (sign: number) => f(np.array(x0.map((v, i) => v + sign * eps * dx[i]), { shape: [2, 4, 4, 5] })).dataSync() as Float32Array;
+  const [plus, minus] = [at(1), at(-1)];
+  const t = tan.dataSync() as Float32Array;
+  let num = 0, den = 0;
+  for (let i = 0; i < t.length; i++) { num += (t[i] - (plus[i] - minus[i]) / (2 * eps)) ** 2; den += t[i] ** 2; }
+  assert.ok(Math.sqrt(num / den) < 1e-3, `relative error ${Math.sqrt(num / den).toExponential(2)}`);
+});
