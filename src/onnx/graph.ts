@@ -785,6 +785,15 @@ const LayerNormalization: Op = (c) => {
   return outs;
 };
 
+/** RMSNormalization (opset 23): x / √(mean of x² over axes axis…rank−1 + ε) · scale. */
+const RMSNormalization: Op = (c) => {
+  const s = c.shape(0);
+  const axes = range(s.length).slice(normAxis(c.int("axis", -1), s.length));
+  const x = c.x(0);
+  const ms = np.mean(x.ref.mul(x.ref), axes, { keepdims: true });
+  return arr(x.mul(np.reciprocal(np.sqrt(ms.add(c.float("epsilon", 1e-5))))).mul(c.x(1)));
+};
+
 /** Per-channel [C] vector as [1, C, 1, …] for an NC… tensor of rank `rank`. */
 const channelShape = (C: number, rank: number) => [1, C, ...range(rank - 2).map(() => 1)];
 
@@ -1317,7 +1326,7 @@ const OPS: Record<string, Op> = {
   ReduceProd: reduceOp("prod"), ReduceSumSquare: reduceOp("sumsquare"), ReduceL2: reduceOp("l2"),
   ReduceL1: reduceOp("l1"), ReduceLogSum: reduceOp("logsum"), ReduceLogSumExp: reduceOp("logsumexp"),
   Softmax: softmaxOp(false), LogSoftmax: softmaxOp(true),
-  LayerNormalization, InstanceNormalization, GroupNormalization, BatchNormalization,
+  LayerNormalization, RMSNormalization, InstanceNormalization, GroupNormalization, BatchNormalization,
   Conv, ConvTranspose, PRelu,
   Resize: resizeOp(false), Upsample: resizeOp(true), DepthToSpace, SpaceToDepth, Einsum,
   AveragePool: poolOp("average"), MaxPool: poolOp("max"), GlobalAveragePool, GlobalMaxPool, CumSum, Trilu,

@@ -35,7 +35,7 @@ async function check(c: Case): Promise<void> {
   const opset = c.opset ?? 17;
   const encode = (outShape: number[]) => encodeModel({
     opsetVersion: opset,
-    irVersion: opset >= 21 ? 10 : opset >= 19 ? 9 : 8,
+    irVersion: opset >= 23 ? 11 : opset >= 21 ? 10 : opset >= 19 ? 9 : 8,
     graph: {
       name: c.name, nodes: c.nodes, initializers: c.inits ?? [],
       inputs: c.inputs.map((i) => ({ name: i.name, elemType: DataType.FLOAT, shape: i.shape })),
@@ -125,6 +125,12 @@ const CASES: Case[] = [
       node("InstanceNormalization", ["g", "is", "ib"]),
     ],
     inputs: [{ name: "x", shape: [2, 4, 3, 3] }], inits: [w("gs", [4], 1), w("gb", [4], 2), w("is", [4], 3), w("ib", [4], 4)],
+  },
+  {
+    name: "rms-normalization-opset23",
+    opset: 23,
+    nodes: [node("RMSNormalization", ["x", "scale"], [attrInt("axis", -2), attrFloat("epsilon", 1e-4)])],
+    inputs: [{ name: "x", shape: [2, 3, 4, 5] }], inits: [w("scale", [4, 5], 7)],
   },
   {
     name: "softmax-opset11-coerced",
