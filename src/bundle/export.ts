@@ -30,14 +30,17 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
   const flow = bundleFlowStudent(b);
   const specs = b.transformer.inputs;
   const B = TRACE_BATCH;
-  const role = (name: string) => (name === m.inputs.latent ? 0 : name === m.inputs.time ? 1 : 2);
+  // position in [latent, time, ...conditions]
+  const role = (name: string) => (name === m.inputs.latent ? 0 : name === m.inputs.time ? 1 : 2 + m.inputs.condition.indexOf(name));
   const shapeOf = (name: string) => role(name) === 0 ? [B, ...b.manifest.latentShape]
-    : role(name) === 1 ? (specs.find((s) => s.name === name)!.shape.length === 1 ? [B] : [B, 1]) : [B, ...b.table.shape];
+    : role(name) === 1 ? (specs.find((s) => s.name === name)!.shape.length === 1 ? [B] : [B, 1]) : [B, ...b.table.parts[role(name) - 2].shape];
   const guidance = cfg.eval.guidance;
   const lowered = lowerFunction((...xs: Array[]) => {
     const byRole: Array[] = [];
     specs.forEach((s, i) => { byRole[role(s.name)] = xs[i]; });
-    const [x, t, c] = byRole;
+    const [x, t, ...conds] = byRole;
+    // the condition inputs as one table row each (what the student takes), flattened and concatenated when several
+    const c = conds.length === 1 ? conds[0] : np.concatenate(conds.map((a) => a.reshape([B, -1])), 1);
     // w as one row, broadcast inside: a [B, 1] constant would fix the file's batch
     const [v, logvar] = flow(tree.ref(p), x.reshape([B, b.dim]), t.reshape([B, 1]).div(m.timeScale), c, np.full([1, 1], guidance));
     logvar.dispose();

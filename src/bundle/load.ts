@@ -15,8 +15,10 @@ import { type BundleManifest, readManifest, latentSize } from "./manifest.ts";
 /** The prompt-embeddings table: prompt text → one condition row. */
 export type EmbeddingTable = {
   readonly prompts: readonly string[];
-  /** Per-prompt condition shape (without the batch). */
+  /** Per-prompt condition shape (without the batch): the one condition tensor's, or [total size] for several. */
   readonly shape: readonly number[];
+  /** The condition tensors a row holds, in order: each one's per-prompt shape; a row is their flattened concatenation. */
+  readonly parts: readonly { readonly name: string; readonly shape: readonly number[] }[];
   readonly rows: Float32Array;
   /** Row index of each prompt (the first, if a prompt is listed twice). */
   readonly index: ReadonlyMap<string, number>;
@@ -37,7 +39,7 @@ export type LoadedBundle = {
   paramList(): Array[];
   /**
    * The denoiser as a flow velocity: xFlow [B, d] (flat rows of latent_shape), flow time s
-   * [B, 1] or [1, 1], cond [B, ...]; returns v [B, d] (then the time-embedding tensor [B, W] when
+   * [B, 1] or [1, 1], cond [B, ...table.shape] (table rows); returns v [B, d] (then the time-embedding tensor [B, W] when
    * `o.tapTimeEmbedding`). `o.addTimeEmbedding` is added to the time embedding first. Consumes
    * its arguments.
    */
@@ -46,12 +48,20 @@ export type LoadedBundle = {
 
 const fmt = (s: readonly OnnxDim[]) => `[${s.map((d) => d ?? "?").join(", ")}]`;
 
-/** Reads the prompt-embeddings table of a bundle. */
-export function loadEmbeddingTable(file: string, emptyPrompt: string): EmbeddingTable {
+/**
+ * Reads the prompt-embeddings table of a bundle: tensor "embeddings" [P, ...] for one condition
+ * input, or one tensor [P, ...] per condition input, named as the input, for several.
+ */
+export function loadEmbeddingTable(file: string, emptyPrompt: string, conditionInputs: readonly string[] = ["embeddings"]): EmbeddingTable {
   if (!existsSync(file)) throw new ConfigError(`no prompt-embeddings table at "${file}" (teacher.json: prompt_embeddings.file)`);
   const { tensors, metadata } = loadSafetensors(file);
-  const t = tensors.get("embeddings");
-  if (!t) throw new ConfigError(`"${file}" has no tensor "embeddings" [P, ...] (it has: ${[...tensors.keys()].slice(0, 5).join(", ") || "none"})`);
+  const names = conditionInputs.length === 1 ? ["embeddings"] : conditionInputs;
+  const parts = names.map((name) => {
+    const t = tensors.get(name);
+    if (!t) throw new ConfigError(`"${file}" has no tensor "${name}" [P, ...]${names.length > 1 ? " (one per condition input)" : ""} (it has: ${[...tensors.keys()].slice(0, 5).join(", ") || "none"})`);
+    return { name, t };
+  });
+  const t = parts[0].t;
   let prompts: unknown;
   try {
     prompts = JSON.parse(metadata.prompts ?? "");
@@ -59,12 +69,38 @@ export function loadEmbeddingTable(file: string, emptyPrompt: string): Embedding
     prompts = undefined;
   }
   if (!globalThis.Array.isArray(prompts) || !prompts.every((p) => typeof p === "string")) throw new ConfigError(`"${file}": metadata "prompts" is not a JSON list of prompt strings`);
-  if (t.shape.length < 2 || prompts.length !== t.shape[0]) throw new ConfigError(`"${file}": "embeddings" has shape [${t.shape}] for ${prompts.length} prompts; expected [${prompts.length}, ...]`);
+  for (const { name, t: u } of parts) {
+    if (u.shape.length < 2 || prompts.length !== u.shape[0]) throw new ConfigError(`"${file}": "${name}" has shape [${u.shape}] for ${prompts.length} prompts; expected [${prompts.length}, ...]`);
+  }
   const list = prompts as string[];
   const index = new Map<string, number>();
   list.forEach((p, i) => { if (!index.has(p)) index.set(p, i); });
   if (!index.has(emptyPrompt)) throw new ConfigError(`"${file}" has no entry for the empty prompt ${JSON.stringify(emptyPrompt)} (teacher.json: prompt_embeddings.empty_prompt); add it to the table`);
-  return { prompts: list, shape: t.shape.slice(1), rows: t.data, index };
+  if (parts.length === 1) return { prompts: list, shape: t.shape.slice(1), parts: [{ name: names[0], shape: t.shape.slice(1) }], rows: t.data, index };
+  // Several tensors: each prompt's row is their flattened concatenation.
+  const sizes = parts.map(({ t: u }) => u.data.length / list.length), total = sizes.reduce((a, b) => a + b, 0);
+  const rows = new Float32Array(list.length * total);
+  for (let p = 0; p < list.length; p++) {
+    let at = p * total;
+    parts.forEach(({ t: u }, k) => { rows.set(u.data.subarray(p * sizes[k], (p + 1) * sizes[k]), at); at += sizes[k]; });
+  }
+  return { prompts: list, shape: [total], parts: parts.map(({ name, t: u }) => ({ name, shape: u.shape.slice(1) })), rows, index };
+}
+
+/** A batch of table rows [B, ...table.shape] as the condition inputs' arrays [B, ...part shape], in `table.parts` order (consumes `c`). */
+export function splitConditions(table: EmbeddingTable, c: Array): Array[] {
+  if (table.parts.length === 1) return [c];
+  const B = c.shape[0];
+  const flat = c.reshape([B, -1]);
+  let at = 0;
+  const out = table.parts.map(({ shape }) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const piece = flat.ref.slice([], [at, at + size]).reshape([B, ...shape]);
+    at += size;
+    return piece;
+  });
+  flat.dispose();
+  return out;
 }
 
 /** Reads a bundle directory; every mismatch between the manifest, the ONNX file and the table is a one-line error. */
@@ -76,12 +112,14 @@ export function loadBundle(dir: string): LoadedBundle {
   const transformer = importOnnx(file);
   const where = `"${file}"`;
   const inputNames = transformer.inputs.map((i) => i.name);
-  for (const [role, name] of Object.entries(m.inputs)) {
+  const roles: [string, string][] = [["latent", m.inputs.latent], ["time", m.inputs.time], ...m.inputs.condition.map((n): [string, string] => ["condition", n])];
+  for (const [role, name] of roles) {
     if (!inputNames.includes(name)) throw new ConfigError(`teacher.json key "transformer.inputs.${role}": ${where} has no input "${name}" (its inputs: ${inputNames.join(", ")})`);
   }
-  const named = new Set(Object.values(m.inputs));
+  if (new Set(roles.map(([, n]) => n)).size !== roles.length) throw new ConfigError(`teacher.json key "transformer.inputs": an input is named for two roles (${roles.map(([r, n]) => `${r}: ${n}`).join(", ")})`);
+  const named = new Set(roles.map(([, n]) => n));
   const extra = inputNames.find((n) => !named.has(n));
-  if (extra !== undefined) throw new ConfigError(`${where} has an input "${extra}" that teacher.json does not name (transformer.inputs names latent, time, condition; other inputs are not supported yet)`);
+  if (extra !== undefined) throw new ConfigError(`${where} has an input "${extra}" that teacher.json does not name (transformer.inputs names latent, time and the condition inputs; other inputs are not supported yet)`);
   if (!transformer.outputs.some((o) => o.name === m.output)) throw new ConfigError(`teacher.json key "transformer.output": ${where} has no output "${m.output}" (its outputs: ${transformer.outputs.map((o) => o.name).join(", ")})`);
   const spec = (name: string) => transformer.inputs.find((i) => i.name === name)!;
   const batchFixed = (s: readonly OnnxDim[]) => typeof s[0] === "number";
@@ -94,15 +132,18 @@ export function loadBundle(dir: string): LoadedBundle {
   if (time.shape.length !== 1 && !(time.shape.length === 2 && (time.shape[1] === 1 || time.shape[1] === null || typeof time.shape[1] === "string"))) {
     throw new ConfigError(`${where}: time input "${time.name}" has shape ${fmt(time.shape)}; expected one time per sample, [batch] or [batch, 1]`);
   }
-  const cond = spec(m.inputs.condition);
-  for (const s of [lat, time, cond]) {
+  const conds = m.inputs.condition.map(spec);
+  for (const s of [lat, time, ...conds]) {
     if (batchFixed(s.shape)) throw new ConfigError(`${where}: input "${s.name}" has a fixed batch of ${s.shape[0]}; export the denoiser with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={"${s.name}": {0: "batch"}, ...}))`);
     if (s.dtype !== "float32" && s.dtype !== "float16" && s.dtype !== "bfloat16") throw new ConfigError(`${where}: input "${s.name}" is ${s.dtype}; the denoiser's inputs must be floating point`);
   }
-  const table = loadEmbeddingTable(join(dir, manifest.promptEmbeddings.file), manifest.promptEmbeddings.emptyPrompt);
-  if (cond.shape.length !== table.shape.length + 1 || table.shape.some((d, i) => typeof cond.shape[i + 1] === "number" && cond.shape[i + 1] !== d)) {
-    throw new ConfigError(`${where}: condition input "${cond.name}" has shape ${fmt(cond.shape)}, but the embeddings table's rows are [${table.shape}]`);
-  }
+  const table = loadEmbeddingTable(join(dir, manifest.promptEmbeddings.file), manifest.promptEmbeddings.emptyPrompt, m.inputs.condition);
+  conds.forEach((cond, k) => {
+    const shape = table.parts[k].shape, what = table.parts.length === 1 ? "the embeddings table's rows are" : `its table tensor "${table.parts[k].name}" has rows`;
+    if (cond.shape.length !== shape.length + 1 || shape.some((d, i) => typeof cond.shape[i + 1] === "number" && cond.shape[i + 1] !== d)) {
+      throw new ConfigError(`${where}: condition input "${cond.name}" has shape ${fmt(cond.shape)}, but ${what} [${shape}]`);
+    }
+  });
   if (m.timeEmbedding && !transformer.tensorNames.has(m.timeEmbedding)) {
     throw new ConfigError(`teacher.json key "transformer.time_embedding": no node of ${where} computes a tensor "${m.timeEmbedding}"`);
   }
@@ -115,7 +156,8 @@ export function loadBundle(dir: string): LoadedBundle {
   paramNames.forEach((n) => initial[n].dispose());
   const d = latentSize(manifest);
   const outIndex = transformer.outputs.findIndex((o) => o.name === m.output);
-  const order = transformer.inputs.map((i) => (i.name === m.inputs.latent ? 0 : i.name === m.inputs.time ? 1 : 2));
+  // position of each ONNX input in [latent, time, ...conditions]
+  const order = transformer.inputs.map((i) => (i.name === m.inputs.latent ? 0 : i.name === m.inputs.time ? 1 : 2 + m.inputs.condition.indexOf(i.name)));
   const timeRank = time.shape.length;
   return {
     dir, manifest, transformer, paramNames, frozenNames, dim: d, table,
@@ -125,7 +167,7 @@ export function loadBundle(dir: string): LoadedBundle {
       const ps = Object.fromEntries([...paramNames.map((n, i) => [n, params[i]]), ...frozenNames.map((n, i) => [n, frozen[i].ref])]);
       const sB = s.shape[0] === B ? s : np.broadcastTo(s, [B, 1]);
       const t = sB.mul(m.timeScale).reshape(timeRank === 1 ? [B] : [B, 1]);
-      const byRole = [xFlow.reshape([B, ...L]), t, c];
+      const byRole = [xFlow.reshape([B, ...L]), t, ...splitConditions(table, c)];
       const tap = o.tapTimeEmbedding && m.timeEmbedding ? [m.timeEmbedding] : [];
       const add = o.addTimeEmbedding && m.timeEmbedding ? { [m.timeEmbedding]: o.addTimeEmbedding } : {};
       const outs = transformer.apply(ps, order.map((r) => byRole[r]), { add, tap });

@@ -24,7 +24,8 @@ export type BundleManifest = {
   readonly latentShiftFactor: number;
   readonly transformer: {
     readonly file: string;
-    readonly inputs: { readonly latent: string; readonly time: string; readonly condition: string };
+    /** Input names; `condition` lists one or more inputs that together are a prompt's condition (one table tensor each). */
+    readonly inputs: { readonly latent: string; readonly time: string; readonly condition: readonly string[] };
     readonly output: string;
     /** The time input is `time_scale · s`, s ∈ [0, 1] the flow time (1 = pure noise). */
     readonly timeScale: number;
@@ -43,7 +44,7 @@ export type BundleManifest = {
   readonly vaeDecoder: { readonly file: string; readonly input: string; readonly output: string; readonly outputRange: readonly number[] } | null;
 };
 
-type Kind = "string" | "strings" | "name" | "number" | "positive" | "shape" | "numbers" | "range" | "prediction" | "format";
+type Kind = "string" | "strings" | "inputs" | "name" | "number" | "positive" | "shape" | "numbers" | "range" | "prediction" | "format";
 type Spec = { kind: Kind; required: boolean; default?: unknown; what: string } | { section: Record<string, Spec>; required: boolean; what: string };
 
 const req = (kind: Kind, what: string): Spec => ({ kind, required: true, what });
@@ -63,7 +64,7 @@ const SCHEMA: Record<string, Spec> = {
         section: {
           latent: req("string", "the input name of the noisy latent x_s [B, ...latent_shape]"),
           time: req("string", "the input name of the time (time_scale · s) [B] or [B, 1]"),
-          condition: req("string", "the input name of the prompt condition [B, ...] (a row of the embeddings table)"),
+          condition: req("inputs", "the input name of the prompt condition [B, ...] (a row of the embeddings table), or a list of up to 16 distinct input names when the condition is several tensors (e.g. token embeddings and pooled embeddings)"),
         },
       },
       output: req("string", "the output name of the prediction [B, ...latent_shape]"),
@@ -106,6 +107,12 @@ function check(file: string, key: string, s: Extract<Spec, { kind: Kind }>, v: u
     case "format": return v === BUNDLE_FORMAT ? v : fail();
     case "string": return typeof v === "string" && v.length > 0 && v.length <= 4096 ? v : typeof v === "string" && !s.required && v === "" ? v : fail();
     case "strings": return Array.isArray(v) && v.length <= 100000 && v.every((x) => typeof x === "string" && x.length <= 4096) ? v : fail();
+    case "inputs": {
+      const names = typeof v === "string" ? [v] : v;
+      const ok = Array.isArray(names) && names.length >= 1 && names.length <= 16 && new Set(names).size === names.length
+        && names.every((x) => typeof x === "string" && x.length > 0 && x.length <= 4096);
+      return ok ? names : fail();
+    }
     case "name": return typeof v === "string" && /^[A-Za-z0-9_.-]+$/.test(v) && v !== "." && v !== ".." ? v : fail(); // a file in the bundle, no path
     case "number": return finite(v) && v >= 0 ? v : fail();
     case "positive": return finite(v) && v > 0 ? v : fail();
