@@ -74,6 +74,21 @@ type Host = { readonly kind: "host"; readonly dtype: string; readonly shape: rea
 type Traced = { readonly kind: "array"; readonly a: Array };
 type Value = Host | Traced;
 
+/**
+ * The largest value a graph may compute: 2²⁴ elements on the host (JS numbers, shape arithmetic and
+ * constants), 2²⁸ in an array (1 GiB of float32). A hostile or mistaken shape (ConstantOfShape of
+ * [10⁹], an Expand to [10⁵, 10⁵]) is then a one-line error naming the node, not an out-of-memory abort.
+ */
+const MAX_HOST_ELEMENTS = 1 << 24;
+const MAX_ARRAY_ELEMENTS = 1 << 28;
+
+/** prod(shape), refused past `max` (before anything of that size is allocated). */
+function checkedSize(shape: readonly number[], max: number, what: string): number {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (!(n <= max)) throw new Error(`${what} of shape [${shape}] (${n} elements) is larger than the ${max} supported`);
+  return n;
+}
+
 const FLOATS = new Set(["float32", "float16", "bfloat16", "float64"]);
 const isFloat = (dtype: string) => FLOATS.has(dtype);
 const prod = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1);
@@ -81,6 +96,7 @@ const range = (n: number) => globalThis.Array.from({ length: n }, (_, i) => i);
 
 /** Host value; floats are rounded to float32 (what onnxruntime computes in). */
 function host(dtype: string, shape: readonly number[], data: ArrayLike<number>): Host {
+  checkedSize(shape, MAX_HOST_ELEMENTS, "a value computed on the host");
   const d = isFloat(dtype) ? "float32" : dtype;
   const out = globalThis.Array.from(data, d === "float32" ? Math.fround : d === "bool" ? (x: number) => (x ? 1 : 0) : (x: number) => x);
   if (out.length !== prod(shape)) throw new Error(`internal: ${out.length} values for shape [${shape}]`);
@@ -110,7 +126,7 @@ function strides(shape: readonly number[]): number[] {
 
 /** Host tensor of `shape` whose element at multi-index `idx` is source element `src(idx)`. */
 function hostGen(h: Host, shape: readonly number[], src: (idx: number[]) => number): Host {
-  const n = prod(shape), out = new globalThis.Array<number>(n), idx = shape.map(() => 0);
+  const n = checkedSize(shape, MAX_HOST_ELEMENTS, "a value computed on the host"), out = new globalThis.Array<number>(n), idx = shape.map(() => 0);
   for (let f = 0; f < n; f++) {
     out[f] = h.data[src(idx)];
     for (let a = shape.length - 1; a >= 0; a--) {
@@ -134,7 +150,7 @@ function broadcastIndex(shape: readonly number[], st: readonly number[], idx: re
 function hostMap(dtype: string, xs: Host[], fn: (...v: number[]) => number): Host {
   const shape = broadcastShapes(...xs.map((x) => x.shape));
   const sts = xs.map((x) => strides(x.shape));
-  const n = prod(shape), out = new globalThis.Array<number>(n), idx = shape.map(() => 0);
+  const n = checkedSize(shape, MAX_HOST_ELEMENTS, "a value computed on the host"), out = new globalThis.Array<number>(n), idx = shape.map(() => 0);
   for (let f = 0; f < n; f++) {
     out[f] = fn(...xs.map((x, i) => x.data[broadcastIndex(x.shape, sts[i], idx)]));
     for (let a = shape.length - 1; a >= 0; a--) {
@@ -639,12 +655,13 @@ const ConstantOfShape: Op = (c) => {
   const shape = c.ints(0);
   const t = c.attr("value")?.t;
   const fill = t ? t.data[0] : 0;
-  return host(t ? t.dtype : "float32", shape, new globalThis.Array(prod(shape)).fill(fill));
+  return host(t ? t.dtype : "float32", shape, new globalThis.Array(checkedSize(shape, MAX_HOST_ELEMENTS, "ConstantOfShape")).fill(fill));
 };
 
 const Range: Op = (c) => {
   const [start, limit, delta] = [0, 1, 2].map((i) => c.host(i).data[0]);
   const n = Math.max(Math.ceil((limit - start) / delta), 0);
+  checkedSize([n], MAX_HOST_ELEMENTS, "Range");
   return host(c.dtype(0), [n], range(n).map((i) => start + i * delta));
 };
 
@@ -1122,6 +1139,7 @@ function resizeOp(upsample: boolean): Op {
     let x = c.x(0);
     for (let a = 0; a < rank; a++) {
       if (sizes[a] < 1) throw new Error(`axis ${a} would be resized to ${sizes[a]} elements`);
+      checkedSize([shape[a], sizes[a]], MAX_ARRAY_ELEMENTS / 4, `the sampling matrix of axis ${a}`);
       const m = samplingMatrix(shape[a], sizes[a], scales[a], s);
       if (sizes[a] === shape[a] && isIdentity(m, shape[a])) continue;
       x = alongAxis(x, a, m, sizes[a]);
@@ -1466,6 +1484,7 @@ export function importOnnx(source: string | OnnxModel): ImportedOnnx {
         try {
           const r = OPS[n.opType](new Ctx(n, ins, opset));
           outs = globalThis.Array.isArray(r) ? r : [r];
+          outs.forEach((v, i) => v.kind === "array" && checkedSize(v.a.shape, MAX_ARRAY_ELEMENTS, `output ${i}`));
         } catch (e) {
           if (e instanceof OnnxImportError) throw e;
           throw new OnnxImportError(`${where}: node "${n.name || n.outputs[0]}" (${n.opType}): ${(e as Error).message.split("\n")[0]}`);

@@ -369,3 +369,18 @@ test("the resampling, pooling and Einsum ops are differentiable: the JVP through
   for (let i = 0; i < t.length; i++) { num += (t[i] - (plus[i] - minus[i]) / (2 * eps)) ** 2; den += t[i] ** 2; }
   assert.ok(Math.sqrt(num / den) < 1e-3, `relative error ${Math.sqrt(num / den).toExponential(2)}`);
 });
+
+test("an absurd size computed in a graph is a one-line error naming the node, before it is allocated", () => {
+  const run = (nodes: NodeProto[], inits: TensorProto[]) => {
+    const m = importOnnx(decodeOnnx(encodeModel({
+      opsetVersion: 17, irVersion: 8,
+      graph: { name: "g", nodes, initializers: inits, inputs: [{ name: "x", elemType: DataType.FLOAT, shape: [1, 4] }], outputs: [{ name: "y", elemType: DataType.FLOAT, shape: [] }] },
+    }), { file: "huge.onnx" }));
+    return () => m.apply(m.paramArrays(), [np.zeros([1, 4])]);
+  };
+  const oneLine = (f: () => unknown, want: RegExp) => assert.throws(f, (e: Error) => e instanceof OnnxImportError && !e.message.includes("\n") && want.test(e.message));
+  oneLine(run([node("ConstantOfShape", ["s"], [], ["z"]), node("Add", ["x", "z"])], [i64("s", [1000000000])]),
+    /node "\/ConstantOfShape_z" \(ConstantOfShape\): ConstantOfShape of shape \[1000000000\] \(1000000000 elements\) is larger than the 16777216 supported/);
+  oneLine(run([node("Expand", ["x", "s"])], [i64("s", [100000, 100000, 4])]), /node "\/Expand_y" \(Expand\): output 0 of shape \[100000,100000,4\] .* is larger than the 268435456 supported/);
+  oneLine(run([node("Range", ["a", "b", "d"])], [int64Tensor("a", [], [0]), int64Tensor("b", [], [2 ** 40]), int64Tensor("d", [], [1])]), /\(Range\): Range of shape \[1099511627776\]/);
+});
