@@ -8,7 +8,7 @@ export { distill, evaluateRun } from "./run/distill.ts";
 export { openRun, loadStudent, type OpenedRun } from "./run/open.ts";
 export { sampleImages } from "./run/sample.ts";
 export { exportStudent } from "./run/export.ts";
-export type { SampleImagesOptions, SampledImages } from "./stack/generate.ts";
+export type { SampleImagesOptions, SampledImages } from "./eval/images.ts";
 export { sample, type SampleOptions, type GmmStudent as Student } from "./gmm/sample.ts";
 export { pretrainTeacherCopy } from "./gmm/pretrain.ts";
 export { parseConfig, loadConfig, DEVICES, type TbcmConfig, type Device } from "./config/schema.ts";

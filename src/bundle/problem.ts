@@ -6,7 +6,6 @@
  * graph (student.ts). TBCM never loads the bundle's VAE decoder; evaluation decodes sample grids
  * with it when the bundle has one.
  */
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { numpy as np, tree, makeJaxpr, type Array } from "@jax-js/jax";
 import { type BundleConfig, ConfigError, guidanceSchedule, type Executor, executorOf } from "../config/schema.ts";
@@ -18,10 +17,10 @@ import { type GuidanceSchedule, GUIDE_EVERYWHERE, guidanceShare } from "../metho
 import { readPromptFile } from "../data/prompts.ts";
 import { relativeMse } from "../eval/distance.ts";
 import { writeSampleGrids } from "../eval/report.ts";
-import { importOnnx } from "../onnx/graph.ts";
 import { avalSpec } from "../executor/lower.ts";
 import type { DistillProblem, EvalKeys } from "../train/problem.ts";
 import { type LoadedBundle, loadBundle } from "./load.ts";
+import { hasDecoder, loadBundleDecoder } from "./decoder.ts";
 import { readManifest } from "./manifest.ts";
 import { studentSampleLatents, curveInputs, renoiseStreams } from "../eval/studentSamples.ts";
 import { type BundleStudentParams, BUNDLE_STUDENT_KIND, bundleStudent, guidanceConditioned, initialBundleStudent } from "./student.ts";
@@ -29,7 +28,7 @@ import { type BundleStudentParams, BUNDLE_STUDENT_KIND, bundleStudent, guidanceC
 /** Flow-Euler steps of the teacher's ODE reference (the endpoint the 1-step student should hit). */
 export const ODE_REFERENCE_STEPS = 32;
 /** Rows per sampling call (a foreign graph can be large). */
-const BUNDLE_ROWS = 64;
+export const BUNDLE_ROWS = 64;
 
 /** Columns (noises) of the sample grids; rows are prompts spread evenly over the prompt file. */
 const GRID_COLUMNS = 8, GRID_ROWS = 8;
@@ -167,49 +166,28 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
         const z = await studentSampleLatents(executorOf(cfg), student, params, steps, noise, cond, w, renoise.metrics, cfg.eval, BUNDLE_ROWS);
         metrics[`consistency_rel_mse_${steps}step`] = relativeMse(z, ode);
       }
-      const dec = m.vaeDecoder;
-      if (dec && existsSync(join(b.dir, dec.file))) {
+      if (hasDecoder(b)) {
         note("sample grids");
         decoderLoads++;
-        const decoder = importOnnx(join(b.dir, dec.file));
-        const inputs = decoder.inputs.map((i) => i.name), outputs = decoder.outputs.map((o) => o.name);
-        if (inputs.length !== 1 || inputs[0] !== dec.input) throw new ConfigError(`teacher.json key "vae_decoder.input": the decoder's inputs are ${inputs.join(", ")}; it must take one input, "${dec.input}"`);
-        const out = outputs.indexOf(dec.output);
-        if (out < 0) throw new ConfigError(`teacher.json key "vae_decoder.output": the decoder has no output "${dec.output}" (its outputs: ${outputs.join(", ")})`);
-        const [lo, hi] = dec.outputRange;
-        const decoderParams = decoder.paramArrays();
-        let channels: 1 | 3 = 1; // known once the program is traced
-        const program = inference(executorOf(cfg), decoderParams, (p, z) => {
-          const B = z.shape[0];
-          const outs = decoder.apply(p, [z.reshape([B, ...m.latentShape]).div(m.latentScalingFactor).add(m.latentShiftFactor)]);
-          let img = outs[out];
-          outs.forEach((a, i) => i !== out && a.dispose());
-          // [B, C, H, W] → [B, C·H·W] in [0, 1]: RGB kept, any other channel count shown grey (the channel mean)
-          if (img.shape.length === 4 && img.shape[1] === 3) channels = 3;
-          else img = np.mean(img, 1);
-          return np.clip(img.sub(lo).div(hi - lo), 0, 1).reshape([B, -1]);
-        }, "bundle_vae_decoder");
+        const decoder = loadBundleDecoder(b, executorOf(cfg));
         const rowsN = Math.min(GRID_ROWS, prompts.length), gm = rowsN * GRID_COLUMNS;
         // row r shows prompt ⌊r·P/rows⌋: a prompt file sorted by subject shows each subject once
         const gidx = globalThis.Array.from({ length: gm }, (_, i) => Math.floor((Math.floor(i / GRID_COLUMNS) * prompts.length) / rowsN));
         const gc = hostConditions(gidx), gu = hostConditions(gidx.map(() => -1));
         const gw: HostTensor = { data: new Float32Array(gm).fill(cfg.eval.guidance), shape: [gm, 1] };
         const gnoise = normal(foldIn(keys.eval, 1), gm * d);
-        let side = 0;
-        const pixelsOf = async (z: Float32Array) => {
-          const [px] = await inChunks(program, [{ data: z, shape: [gm, d] }], gm, Math.min(gm, 64));
-          side = px.shape[1];
-          return px.data;
-        };
-        const teacherPx = await pixelsOf(await eulerEndpoint(euler, gnoise, gc, gu, gw, 16, schedule));
-        const studentPx = new Map<number, Float32Array>();
-        for (const steps of [1, 2, 4]) {
-          studentPx.set(steps, await pixelsOf(await studentSampleLatents(executorOf(cfg), student, params, steps, gnoise, gc, gw, renoise.grids, cfg.eval, BUNDLE_ROWS)));
+        try {
+          const teacher = await decoder.decode(await eulerEndpoint(euler, gnoise, gc, gu, gw, 16, schedule), gm);
+          const studentPx = new Map<number, Float32Array>();
+          for (const steps of [1, 2, 4]) {
+            const z = await studentSampleLatents(executorOf(cfg), student, params, steps, gnoise, gc, gw, renoise.grids, cfg.eval, BUNDLE_ROWS);
+            studentPx.set(steps, (await decoder.decode(z, gm)).pixels);
+          }
+          const { height, width, channels } = teacher;
+          writeSampleGrids(outDir, teacher.pixels, studentPx, { rows: rowsN, cols: GRID_COLUMNS, height, width, channels });
+        } finally {
+          await decoder.dispose();
         }
-        const [height, width] = decodedShape(decoder.outputs[out].shape, side / channels);
-        writeSampleGrids(outDir, teacherPx, studentPx, { rows: rowsN, cols: GRID_COLUMNS, height, width, channels });
-        await program.dispose();
-        tree.dispose(decoderParams as never);
       }
       return metrics;
     },
@@ -218,13 +196,4 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
       tree.dispose(teacherParams);
     },
   };
-}
-
-/** Height and width of decoded images of `pixels` values each, from the decoder output's declared [B, C, H, W] (square if unknown). */
-function decodedShape(shape: readonly (number | string | null)[], pixels: number): [number, number] {
-  const h = shape[2], w = shape[3];
-  if (typeof h === "number" && typeof w === "number" && h * w === pixels) return [h, w];
-  const side = Math.round(Math.sqrt(pixels));
-  if (side * side !== pixels) throw new ConfigError(`the decoder's output (${pixels} pixels per image) is neither [B, C, H, W] with known H, W nor square`);
-  return [side, side];
 }

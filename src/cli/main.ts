@@ -290,7 +290,7 @@ async function main(argv: string[]): Promise<number> {
         device,
       });
       for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
-      writeImageGrid(values.out, r.pixels, { rows: values.prompt.length, cols: n, height: r.height, width: r.width });
+      writeImageGrid(values.out, r.pixels, { rows: values.prompt.length, cols: n, height: r.height, width: r.width, channels: r.channels });
       console.log(JSON.stringify({ out: values.out, images: prompts.length }));
       return 0;
     }

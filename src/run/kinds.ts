@@ -17,7 +17,10 @@ import { exportStackStudent } from "../stack/export.ts";
 import { STACK_STUDENT_KIND } from "../stack/student.ts";
 import { bundleConfig, bundleDistillProblem } from "../bundle/problem.ts";
 import { exportBundleStudent } from "../bundle/export.ts";
-import { BUNDLE_STUDENT_KIND } from "../bundle/student.ts";
+import { BUNDLE_STUDENT_KIND, type BundleStudentParams } from "../bundle/student.ts";
+import { sampleBundleImages } from "../bundle/generate.ts";
+import { sampleStackImages } from "../stack/generate.ts";
+import type { SampleImagesOptions, SampledImages } from "../eval/images.ts";
 
 /** What `tbcm export` writes into manifest.json, by teacher kind. */
 export type ExportManifest = GmmExportManifest | ReturnType<typeof exportStackStudent> | ReturnType<typeof exportBundleStudent>;
@@ -30,6 +33,8 @@ export interface TeacherKind {
   problem(cfg: TbcmConfig, keys: EvalKeys): Promise<DistillProblem<any>>;
   /** Writes the export of a student (`params` not consumed) into `outDir`; returns its manifest. */
   exportStudent(cfg: TbcmConfig, params: Tree, outDir: string, o: ExportOptions): ExportManifest;
+  /** Images from a student (`params` not consumed) of a run with config `cfg`; absent for a kind without images (the analytic teacher). */
+  sampleImages?(cfg: TbcmConfig, params: Tree, o: SampleImagesOptions): Promise<SampledImages>;
   /** The config a run of this kind trains with (e.g. a bundle's guidance scales from its teacher.json); default: as given. */
   resolveConfig?(cfg: TbcmConfig): TbcmConfig;
 }
@@ -44,11 +49,13 @@ const KINDS: Record<TbcmConfig["teacher"]["kind"], TeacherKind> = {
     studentKind: STACK_STUDENT_KIND,
     problem: (cfg, keys) => stackDistillProblem(configOf(cfg, "stack"), keys),
     exportStudent: (cfg, params, outDir, o) => exportStackStudent(configOf(cfg, "stack"), params as DitParams, outDir, o),
+    sampleImages: (cfg, params, o) => sampleStackImages(o, { config: configOf(cfg, "stack"), params: params as DitParams }),
   },
   onnx: {
     studentKind: BUNDLE_STUDENT_KIND,
     problem: (cfg, keys) => bundleDistillProblem(configOf(cfg, "onnx"), keys),
     exportStudent: (cfg, params, outDir, o) => exportBundleStudent(configOf(cfg, "onnx"), params, outDir, o),
+    sampleImages: (cfg, params, o) => sampleBundleImages(configOf(cfg, "onnx"), params as BundleStudentParams, o),
     resolveConfig: (cfg) => bundleConfig(configOf(cfg, "onnx")),
   },
 };

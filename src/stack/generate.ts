@@ -2,12 +2,12 @@
  * Text → images with the default stack: a distilled student in 1–4 steps, or the teacher itself
  * with CFG. The library's `sampleImages` (src/run/sample.ts) opens a run and calls these.
  */
-import { type StackDistillConfig, type ExecutorKind, type Device, executorOf } from "../config/schema.ts";
+import { type StackDistillConfig, executorOf } from "../config/schema.ts";
 import { ROUTE_STEPS } from "../config/defaults.ts";
 import { key, foldIn, normal } from "../numerics/random.ts";
 import type { DitParams } from "../models/dit.ts";
-import type { GuidanceSchedule } from "../method/guidance.ts";
-import { StackPipeline, type TeacherSampler } from "./pipeline.ts";
+import { StackPipeline } from "./pipeline.ts";
+import type { SampleImagesOptions, SampledImages } from "../eval/images.ts";
 import { ditStudent } from "./student.ts";
 import { studentSampleLatents } from "../eval/studentSamples.ts";
 import { TEACHER_GUIDANCE, TEACHER_GUIDANCE_SCHEDULE } from "./teacherReport.ts";
@@ -15,28 +15,6 @@ import { TEACHER_GUIDANCE, TEACHER_GUIDANCE_SCHEDULE } from "./teacherReport.ts"
 export const DEFAULT_TEACHER = "models/fmnist/teacher.safetensors";
 export const DEFAULT_VAE = "models/fmnist/vae.safetensors";
 
-export type SampleImagesOptions = {
-  /** A run directory of `tbcm distill` on the stack teacher; without it the teacher samples. */
-  run?: string;
-  /** Teacher and VAE files (defaults: the run's, else the shipped ones). */
-  teacher?: string;
-  vae?: string;
-  prompts: readonly string[];
-  /** Student: 1, 2 or 4 (any n ≥ 1); teacher: its sampler's steps (default 16). */
-  steps?: number;
-  guidance?: number;
-  /** Student only: the fresh-noise share when re-noising (default: the run's `eval.eta`). */
-  eta?: number;
-  /** Teacher only: where its guidance acts (default: the shipped teacher's, TEACHER_GUIDANCE_SCHEDULE). */
-  guidanceSchedule?: GuidanceSchedule;
-  seed?: number;
-  sampler?: TeacherSampler;
-  executor?: ExecutorKind;
-  /** ONNX Runtime's device (default "cpu"; webgpu and cuda need executor onnx, README "GPU"). */
-  device?: Device;
-};
-
-export type SampledImages = { pixels: Float32Array; height: number; width: number; warnings: string[] };
 
 /**
  * One 28×28 image per prompt, pixels [n·784] in [0, 1]; deterministic in `seed`. With `student`
@@ -64,7 +42,7 @@ export async function sampleStackImages(o: SampleImagesOptions, student?: { conf
         steps: o.steps ?? ROUTE_STEPS, guidance, k: foldIn(k, 0), sampler: o.sampler, schedule: o.guidanceSchedule ?? TEACHER_GUIDANCE_SCHEDULE,
       });
     }
-    return { pixels: await pipe.decode(latents), height: 28, width: 28, warnings };
+    return { pixels: await pipe.decode(latents), height: 28, width: 28, channels: 1, warnings };
   } finally {
     await pipe.dispose();
   }

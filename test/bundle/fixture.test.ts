@@ -26,6 +26,8 @@ import { encodeModel, float32Tensor, attrInts, attrString, DataType } from "../.
 import { importOnnx } from "../../src/onnx/graph.ts";
 import { decodeOnnx } from "../../src/onnx/reader.ts";
 import { PNG } from "pngjs";
+import { spawnSync } from "node:child_process";
+import { sampleImages } from "../../src/run/sample.ts";
 
 const FIXTURE = "test/fixtures/onnx/denoiser.onnx";
 const dir = tempDir("tbcm-fixture-bundle-");
@@ -132,7 +134,7 @@ test("the bundle student's exact JVP (along u and t, with the guidance hook) mat
   tree.dispose(p as never);
 });
 
-test("a decoder that upsamples (Resize, Conv) to RGB: the run's grids are in colour at the decoded size; the decoder agrees with onnxruntime", async () => {
+test("a decoder that upsamples (Resize, Conv) to RGB: the run's grids are in colour at the decoded size; the decoder agrees with onnxruntime; the student draws images (library and tbcm sample)", async () => {
   // latent [B, 4, 8, 8] → nearest ×2 (half_pixel) → 3×3 Conv to 3 channels → Tanh: images [B, 3, 16, 16] in [−1, 1]
   const wv = Float32Array.from({ length: 3 * 4 * 9 }, (_, i) => 0.4 * Math.sin(1.7 * i + 0.3));
   const decoder = encodeModel({
@@ -171,4 +173,18 @@ test("a decoder that upsamples (Resize, Conv) to RGB: the run's grids are in col
   const imported = importOnnx(decodeOnnx(decoder, { file: "vae_decoder.onnx" }));
   const [got] = imported.apply(imported.paramArrays(), [np.array(z).reshape([1, 4, 8, 8])]);
   assert.ok(rel(got.dataSync() as Float32Array, want) < 1e-6);
+
+  // the run's student draws images through the library and the CLI: RGB 16 × 16, deterministic by seed, table prompts only
+  const prompts = ["a red square", "two green lines"];
+  const a = await sampleImages({ run, prompts, steps: 2, seed: 3 }), again = await sampleImages({ run, prompts, steps: 2, seed: 3 });
+  assert.deepEqual([a.channels, a.height, a.width, a.pixels.length], [3, 16, 16, 2 * 3 * 256]);
+  assert.deepEqual(a.pixels, again.pixels);
+  assert.notDeepEqual((await sampleImages({ run, prompts, steps: 2, seed: 4 })).pixels, a.pixels);
+  await assert.rejects(sampleImages({ run, prompts: ["a purple cat"] }), /prompt "a purple cat" is not in the bundle's embeddings table/);
+  await assert.rejects(sampleImages({ run: join(dir, "run"), prompts }), /has no VAE decoder \(teacher\.json: vae_decoder\), so its student draws latents, not images/);
+  const out = join(dir, "rgb-sample.png");
+  const cli = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "sample", "--run", run, "--prompt", prompts[0], "--n", "3", "--steps", "1", "--out", out], { encoding: "utf8" });
+  assert.equal(cli.status, 0, cli.stderr);
+  const grid = PNG.sync.read(readFileSync(out));
+  assert.deepEqual([grid.width, grid.height], [3 * 34 + 2, 34 + 2]);
 });
