@@ -1088,9 +1088,44 @@ function samplingMatrix(inLen: number, outLen: number, scale: number, s: Samplin
 
 const isIdentity = (m: Float32Array, n: number) => m.every((v, k) => v === (k % (n + 1) === 0 ? 1 : 0));
 
+/** The input index each output reads, when `m` [inLen, outLen] is a nearest-neighbour selection (one 1 per column). */
+function selection(m: Float32Array, inLen: number, outLen: number): number[] | undefined {
+  const idx: number[] = [];
+  for (let o = 0; o < outLen; o++) {
+    let at = -1;
+    for (let i = 0; i < inLen; i++) {
+      const v = m[i * outLen + o];
+      if (v === 1 && at < 0) at = i;
+      else if (v !== 0) return undefined;
+    }
+    if (at < 0) return undefined;
+    idx.push(at);
+  }
+  return idx;
+}
+
+/**
+ * A nearest-neighbour selection of a regular form, done without the matmul: every step-th element
+ * from `start` (downsampling: a strided slice) or each element of a run r times (integer
+ * upsampling: a broadcast). Undefined for any other pattern.
+ */
+function regularSelection(idx: number[]): ((x: Array, axis: number) => Array) | undefined {
+  const n = idx.length, start = idx[0], step = n > 1 ? idx[1] - idx[0] : 1;
+  if (step >= 1 && idx.every((i, o) => i === start + o * step)) return (x, axis) => sliceAxis(x, axis, start, n, step);
+  let r = 1;
+  while (r < n && idx[r] === start) r++;
+  if (n % r !== 0 || !idx.every((i, o) => i === start + Math.floor(o / r))) return undefined;
+  return (x, axis) => {
+    const runs = sliceAxis(x, axis, start, n / r, 1), shp = [...runs.shape];
+    const one = [...shp.slice(0, axis + 1), 1, ...shp.slice(axis + 1)], up = [...shp.slice(0, axis + 1), r, ...shp.slice(axis + 1)];
+    return np.broadcastTo(runs.reshape(one), up).reshape([...shp.slice(0, axis), shp[axis] * r, ...shp.slice(axis + 1)]);
+  };
+}
+
 /**
  * Resize (opsets 10–19) and Upsample (7–9): nearest, linear and cubic sampling of any axes, each
- * axis a matmul by its constant sampling matrix (exact for nearest; differentiable; lowerable).
+ * axis a matmul by its constant sampling matrix (differentiable; lowerable), or, for a regular
+ * nearest-neighbour pattern (integer up- or downsampling), a broadcast or a strided slice.
  * Output extents from `sizes`, or ⌊extent·scale⌋ from `scales`. Not supported: tf_crop_and_resize
  * and antialiased downsampling (one-line errors).
  */
@@ -1142,7 +1177,9 @@ function resizeOp(upsample: boolean): Op {
       checkedSize([shape[a], sizes[a]], MAX_ARRAY_ELEMENTS / 4, `the sampling matrix of axis ${a}`);
       const m = samplingMatrix(shape[a], sizes[a], scales[a], s);
       if (sizes[a] === shape[a] && isIdentity(m, shape[a])) continue;
-      x = alongAxis(x, a, m, sizes[a]);
+      const idx = mode === "nearest" ? selection(m, shape[a], sizes[a]) : undefined;
+      const regular = idx && regularSelection(idx);
+      x = regular ? regular(x, a) : alongAxis(x, a, m, sizes[a]);
     }
     return arr(x);
   };
