@@ -1,0 +1,370 @@
+/**
+ * ONNX ops that move or select elements — reshapes, transposes, slices, gathers by constant
+ * indices, concatenation, tiling, pixel shuffles, triangles, cumulative sums — and the sources of
+ * constants (Constant, Shape, ConstantOfShape, Range). Host values stay on the host, so shape
+ * arithmetic folds; arrays use only primitives that lower.ts translates.
+ */
+import { numpy as np, type Array } from "@jax-js/jax";
+import { Ctx, type Host, MAX_HOST_ELEMENTS, type Op, type Value, arr, broadcastIndex, checkedSize, host, hostGen, hostMap, lift, normAxis, prod, range, strides } from "../values.ts";
+import type { OnnxTensor } from "../reader.ts";
+import { broadcastShapes } from "../../numerics/shapes.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Shape-changing helpers on arrays (lowerable primitives only)
+
+/** Elements start, start+step, … (count of them) along `axis`; step ≥ 1. Slices and reshapes only. */
+export function sliceAxis(x: Array, axis: number, start: number, count: number, step: number): Array {
+  const dim = x.shape[axis];
+  if (start === 0 && count === dim && step === 1) return x;
+  const idx = (lo: number, hi: number) => x.shape.map((_, a) => (a === axis ? [lo, hi] : [])) as [number, number][];
+  if (step === 1 || count <= 1) return x.slice(...idx(start, start + count));
+  // Strided: take [start, start + count·step) (zero-padded past the end), view as [count, step], keep column 0.
+  const need = start + count * step;
+  let y = need <= dim ? x.slice(...idx(start, need))
+    : np.pad(x.slice(...idx(start, dim)), x.shape.map((_, a) => (a === axis ? [0, need - dim] : [0, 0])) as [number, number][]);
+  const shp = [...y.shape];
+  y = y.reshape([...shp.slice(0, axis), count, step, ...shp.slice(axis + 1)]);
+  y = y.slice(...y.shape.map((_, a) => (a === axis + 1 ? [0, 1] : [])) as [number, number][]);
+  return y.reshape([...shp.slice(0, axis), count, ...shp.slice(axis + 1)]);
+}
+
+/** ONNX Slice bounds of one axis → (start, count, step), step may be negative. */
+function sliceBounds(dim: number, start: number, end: number, step: number): [number, number] {
+  if (step === 0) throw new Error("Slice step 0");
+  if (start < 0) start += dim;
+  if (end < 0) end += dim;
+  if (step > 0) {
+    start = Math.min(Math.max(start, 0), dim);
+    end = Math.min(Math.max(end, 0), dim);
+    return [start, Math.max(0, Math.ceil((end - start) / step))];
+  }
+  start = Math.min(Math.max(start, 0), dim - 1);
+  end = Math.min(Math.max(end, -1), dim - 1);
+  return [start, Math.max(0, Math.ceil((start - end) / -step))];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Structural ops (host and array)
+
+function reshapeTarget(inShape: readonly number[], spec: readonly number[], allowzero: boolean): number[] {
+  const out = spec.map((d, i) => (d === 0 && !allowzero ? inShape[i] : d));
+  const known = prod(out.filter((d) => d !== -1));
+  const n = prod(inShape);
+  const neg = out.filter((d) => d === -1).length;
+  if (neg > 1) throw new Error(`Reshape shape [${spec}] has more than one -1`);
+  if (neg === 1) {
+    if (known === 0 || n % known !== 0) throw new Error(`cannot reshape [${inShape}] to [${spec}]`);
+    out[out.indexOf(-1)] = n / known;
+  }
+  if (prod(out) !== n) throw new Error(`cannot reshape [${inShape}] (${n} elements) to [${spec}] → [${out}]`);
+  return out;
+}
+
+function reshapeValue(c: Ctx, i: number, shape: number[]): Value {
+  const v = c.value(i);
+  if (v.kind === "host") return { ...v, shape };
+  return arr(c.x(i).reshape(shape));
+}
+
+function transposeValue(v: Value, x: () => Array, perm: number[]): Value {
+  if (v.kind === "host") {
+    const st = strides(v.shape);
+    return hostGen(v, perm.map((p) => v.shape[p]), (idx) => idx.reduce((f, d, a) => f + d * st[perm[a]], 0));
+  }
+  return arr(x().transpose(perm));
+}
+
+const Reshape: Op = (c) => reshapeValue(c, 0, reshapeTarget(c.shape(0), c.ints(1), c.int("allowzero", 0) === 1));
+
+const Transpose: Op = (c) => {
+  const rank = c.shape(0).length;
+  const perm = c.intList("perm") ?? range(rank).reverse();
+  return transposeValue(c.value(0), () => c.x(0), perm.map((p) => normAxis(p, rank)));
+};
+
+const Flatten: Op = (c) => {
+  const s = c.shape(0);
+  const axis = normAxis(c.int("axis", 1), s.length);
+  return reshapeValue(c, 0, [prod(s.slice(0, axis)), prod(s.slice(axis))]);
+};
+
+const Squeeze: Op = (c) => {
+  const s = c.shape(0);
+  const axes = (c.listFrom(1, "axes") ?? range(s.length).filter((a) => s[a] === 1)).map((a) => normAxis(a, s.length));
+  for (const a of axes) if (s[a] !== 1) throw new Error(`cannot squeeze axis ${a} of extent ${s[a]}`);
+  return reshapeValue(c, 0, s.filter((_, a) => !axes.includes(a)));
+};
+
+const Unsqueeze: Op = (c) => {
+  const s = c.shape(0);
+  const axesRaw = c.listFrom(1, "axes");
+  if (!axesRaw) throw new Error("Unsqueeze without axes");
+  const rank = s.length + axesRaw.length;
+  const axes = axesRaw.map((a) => normAxis(a, rank));
+  const out: number[] = [];
+  let j = 0;
+  for (let a = 0; a < rank; a++) out.push(axes.includes(a) ? 1 : s[j++]);
+  return reshapeValue(c, 0, out);
+};
+
+const Concat: Op = (c) => {
+  const present = range(c.node.inputs.length).filter((i) => c.has(i) && prod(c.shape(i)) > 0);
+  const rank = c.shape(0).length;
+  const axis = normAxis(c.int("axis", 0), rank);
+  if (present.length === 0) return c.value(0);
+  if (c.allHost()) {
+    const parts = present.map((i) => c.host(i));
+    const shape = [...parts[0].shape];
+    shape[axis] = parts.reduce((s, p) => s + p.shape[axis], 0);
+    const outer = prod(shape.slice(0, axis)), data: number[] = [];
+    for (let o = 0; o < outer; o++) {
+      for (const p of parts) {
+        const chunk = prod(p.shape.slice(axis));
+        for (let k = 0; k < chunk; k++) data.push(p.data[o * chunk + k]);
+      }
+    }
+    return host(parts[0].dtype, shape, data);
+  }
+  if (present.length === 1) return arr(c.x(present[0]));
+  return arr(np.concatenate(present.map((i) => c.x(i)), axis));
+};
+
+const Split: Op = (c) => {
+  const s = c.shape(0);
+  const axis = normAxis(c.int("axis", 0), s.length);
+  const n = c.node.outputs.length;
+  let sizes = c.listFrom(1, "split");
+  if (!sizes) {
+    // Equal parts; with num_outputs (opset 18) the last may be smaller.
+    const part = Math.ceil(s[axis] / n);
+    sizes = range(n).map((i) => Math.min(part, s[axis] - i * part));
+  }
+  let at = 0;
+  return sizes.map((size) => {
+    const start = at;
+    at += size;
+    return sliceValue(c, 0, [axis], [start], [size], [1]);
+  });
+};
+
+/** Slice of input i on `axes` (start, count, step ≥ 1 or < 0). */
+function sliceValue(c: Ctx, i: number, axes: number[], starts: number[], counts: number[], steps: number[]): Value {
+  const v = c.value(i);
+  const shape = c.shape(i);
+  if (v.kind === "host") {
+    const st = strides(shape);
+    const out = [...shape];
+    axes.forEach((a, k) => (out[a] = counts[k]));
+    return hostGen(v, out, (idx) => idx.reduce((f, d, a) => {
+      const k = axes.indexOf(a);
+      return f + (k < 0 ? d : starts[k] + d * steps[k]) * st[a];
+    }, 0));
+  }
+  let x = c.x(i);
+  axes.forEach((a, k) => {
+    let start = starts[k], step = steps[k];
+    if (step < 0) {
+      // Reverse the axis, then slice forwards: element start − j·|step| is (dim−1−start) + j·|step| of the flipped axis.
+      x = np.flip(x, a);
+      start = shape[a] - 1 - start;
+      step = -step;
+    }
+    x = sliceAxis(x, a, start, counts[k], step);
+  });
+  return arr(x);
+}
+
+const Slice: Op = (c) => {
+  const s = c.shape(0);
+  const old = c.opset < 10;
+  const starts = old ? c.intList("starts")! : c.ints(1);
+  const ends = old ? c.intList("ends")! : c.ints(2);
+  const axes = ((old ? c.intList("axes") : c.has(3) ? c.ints(3) : undefined) ?? range(starts.length)).map((a) => normAxis(a, s.length));
+  const steps = !old && c.has(4) ? c.ints(4) : starts.map(() => 1);
+  const bounds = axes.map((a, k) => sliceBounds(s[a], starts[k], ends[k], steps[k]));
+  return sliceValue(c, 0, axes, bounds.map((b) => b[0]), bounds.map((b) => b[1]), steps);
+};
+
+const Gather: Op = (c) => {
+  const s = c.shape(0);
+  const axis = normAxis(c.int("axis", 0), s.length);
+  const iv = c.value(1);
+  if (iv.kind !== "host") {
+    // Indices computed at run time: jax-js's gather (not lowerable to ONNX by lower.ts).
+    const idx = c.x(1);
+    const fixed = np.where(np.less(idx.ref, 0), idx.ref.add(s[axis]), idx);
+    return arr(np.take(c.x(0), fixed, axis));
+  }
+  const idx = iv.data.map((i) => (i < 0 ? i + s[axis] : i));
+  for (const i of idx) if (i < 0 || i >= s[axis]) throw new Error(`Gather index ${i} out of range for axis ${axis} of extent ${s[axis]}`);
+  const outShape = [...s.slice(0, axis), ...iv.shape, ...s.slice(axis + 1)];
+  const v = c.value(0);
+  if (v.kind === "host") {
+    const st = strides(s), r = iv.shape.length;
+    return hostGen(v, outShape, (o) => {
+      let f = 0;
+      for (let a = 0; a < axis; a++) f += o[a] * st[a];
+      const flat = r === 0 ? 0 : o.slice(axis, axis + r).reduce((g, d, k) => g * iv.shape[k] + d, 0);
+      f += idx[flat] * st[axis];
+      for (let a = axis + 1; a < s.length; a++) f += o[a + r - 1] * st[a];
+      return f;
+    });
+  }
+  // Constant indices: runs of consecutive indices become slices, concatenated along the axis.
+  const pieces: Array[] = [];
+  let k = 0;
+  while (k < idx.length) {
+    let e = k + 1;
+    while (e < idx.length && idx[e] === idx[e - 1] + 1) e++;
+    pieces.push(sliceAxis(c.x(0), axis, idx[k], e - k, 1));
+    k = e;
+  }
+  const cat = pieces.length === 1 ? pieces[0] : np.concatenate(pieces, axis);
+  return arr(cat.reshape(outShape));
+};
+
+const Expand: Op = (c) => {
+  const shape = broadcastShapes(c.shape(0), c.ints(1));
+  const v = c.value(0);
+  if (v.kind === "host") {
+    const st = strides(v.shape);
+    return hostGen(v, shape, (idx) => broadcastIndex(v.shape, st, idx));
+  }
+  return arr(np.broadcastTo(c.x(0), shape));
+};
+
+const Tile: Op = (c) => {
+  const reps = c.ints(1);
+  const s = c.shape(0);
+  const v = c.value(0);
+  if (v.kind === "host") {
+    const st = strides(s);
+    return hostGen(v, s.map((d, a) => d * reps[a]), (idx) => idx.reduce((f, d, a) => f + (d % s[a]) * st[a], 0));
+  }
+  return arr(np.tile(c.x(0), reps));
+};
+
+// ---------------------------------------------------------------------------------------------
+// Sources of constants
+
+export function tensorValue(t: OnnxTensor): Host {
+  return host(t.dtype, t.dims, t.data);
+}
+
+const Constant: Op = (c) => {
+  const a = c.node.attributes;
+  if (a.value?.t) return tensorValue(a.value.t);
+  if (a.value_float) return host("float32", [], [a.value_float.f!]);
+  if (a.value_floats) return host("float32", [a.value_floats.floats!.length], a.value_floats.floats!);
+  if (a.value_int) return host("int64", [], [a.value_int.i!]);
+  if (a.value_ints) return host("int64", [a.value_ints.ints!.length], a.value_ints.ints!);
+  throw new Error("Constant without a supported value attribute");
+};
+
+const Shape: Op = (c) => {
+  const s = c.shape(0);
+  const r = s.length;
+  const clamp = (x: number) => Math.min(Math.max(x < 0 ? x + r : x, 0), r);
+  const start = clamp(c.int("start", 0)), end = clamp(c.attr("end")?.i ?? r);
+  const out = s.slice(start, Math.max(start, end));
+  return host("int64", [out.length], out);
+};
+
+const Size: Op = (c) => host("int64", [], [prod(c.shape(0))]);
+
+const ConstantOfShape: Op = (c) => {
+  const shape = c.ints(0);
+  const t = c.attr("value")?.t;
+  const fill = t ? t.data[0] : 0;
+  return host(t ? t.dtype : "float32", shape, new globalThis.Array(checkedSize(shape, MAX_HOST_ELEMENTS, "ConstantOfShape")).fill(fill));
+};
+
+const Range: Op = (c) => {
+  const [start, limit, delta] = [0, 1, 2].map((i) => c.host(i).data[0]);
+  const n = Math.max(Math.ceil((limit - start) / delta), 0);
+  checkedSize([n], MAX_HOST_ELEMENTS, "Range");
+  return host(c.dtype(0), [n], range(n).map((i) => start + i * delta));
+};
+
+const Identity: Op = (c) => c.value(0);
+
+/** Dropout at inference: the identity, and an all-true mask when asked for. */
+const Dropout: Op = (c) => {
+  const out: Value[] = [c.value(0)];
+  if (c.node.outputs.length > 1) out.push(host("bool", c.shape(0), new globalThis.Array(prod(c.shape(0))).fill(1)));
+  return out;
+};
+
+/** x with the constant `m` [inLen, outLen] applied along `axis`: y[…, o, …] = Σ_i m[i, o]·x[…, i, …] (a matmul). */
+export function alongAxis(x: Array, axis: number, m: Float32Array, outLen: number): Array {
+  const rank = x.shape.length, inLen = x.shape[axis];
+  const perm = [...range(rank).filter((a) => a !== axis), axis];
+  const back = range(rank).map((a) => (a < axis ? a : a === axis ? rank - 1 : a - 1));
+  const y = np.matmul(x.transpose(perm), np.array(m, { shape: [inLen, outLen] }));
+  return y.transpose(back);
+}
+
+/** DepthToSpace: [N, C·b², H, W] → [N, C, H·b, W·b]; channels ordered depth-column-row (DCR) or column-row-depth (CRD). */
+const DepthToSpace: Op = (c) => {
+  const [N, C, H, W] = c.shape(0);
+  const b = c.int("blocksize", 0);
+  if (!(b > 0) || C % (b * b) !== 0) throw new Error(`blocksize ${b} does not divide the ${C} channels into b² blocks`);
+  const D = C / (b * b);
+  const y = c.str("mode", "DCR") === "CRD"
+    ? c.x(0).reshape([N, D, b, b, H, W]).transpose([0, 1, 4, 2, 5, 3])
+    : c.x(0).reshape([N, b, b, D, H, W]).transpose([0, 3, 4, 1, 5, 2]);
+  return arr(y.reshape([N, D, H * b, W * b]));
+};
+
+/** SpaceToDepth: [N, C, H·b, W·b] → [N, C·b², H, W], the inverse of DepthToSpace in DCR order. */
+const SpaceToDepth: Op = (c) => {
+  const [N, C, H, W] = c.shape(0);
+  const b = c.int("blocksize", 0);
+  if (!(b > 0) || H % b !== 0 || W % b !== 0) throw new Error(`blocksize ${b} does not divide [${H}, ${W}]`);
+  const y = c.x(0).reshape([N, C, H / b, b, W / b, b]).transpose([0, 3, 5, 1, 2, 4]);
+  return arr(y.reshape([N, C * b * b, H / b, W / b]));
+};
+
+/** CumSum along a constant axis; exclusive (each sum without its own element) and reverse (from the end) attributes. */
+const CumSum: Op = (c) => {
+  const s = c.shape(0);
+  const axis = normAxis(c.ints(1)[0], s.length), n = s[axis];
+  const exclusive = c.int("exclusive", 0) === 1, reverse = c.int("reverse", 0) === 1;
+  // m[i, o] = 1 where input i is summed into output o.
+  const m = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let o = 0; o < n; o++) {
+      const take = reverse ? (exclusive ? i > o : i >= o) : (exclusive ? i < o : i <= o);
+      if (take) m[i * n + o] = 1;
+    }
+  }
+  const v = c.value(0);
+  if (v.kind === "host") {
+    const st = strides(s);
+    return host(v.dtype, s, range(prod(s)).map((f) => {
+      const o = Math.floor(f / st[axis]) % n, base = f - o * st[axis];
+      let t = 0;
+      for (let i = 0; i < n; i++) if (m[i * n + o]) t += v.data[base + i * st[axis]];
+      return t;
+    }));
+  }
+  return arr(alongAxis(c.x(0), axis, m, n));
+};
+
+/** Trilu: the upper (upper = 1) or lower triangle of the last two axes, from diagonal k on; the rest 0. */
+const Trilu: Op = (c) => {
+  const s = c.shape(0), [R, C] = s.slice(-2);
+  const k = c.has(1) ? c.ints(1)[0] : 0, upper = c.int("upper", 1) === 1;
+  const keep = range(R * C).map((f) => {
+    const d = (f % C) - Math.floor(f / C);
+    return upper ? d >= k : d <= k;
+  });
+  const v = c.value(0);
+  if (v.kind === "host") return hostMap(v.dtype, [v, host("bool", [R, C], keep.map(Number))], (x, m) => (m ? x : 0));
+  return arr(np.where(lift(host("bool", [R, C], keep.map(Number))), c.x(0), 0));
+};
+
+export const SHAPE_OPS: Record<string, Op> = {
+  Reshape, Transpose, Flatten, Squeeze, Unsqueeze, Concat, Split, Slice, Gather, Expand, Tile,
+  Constant, Shape, Size, ConstantOfShape, Range, Identity, Dropout, DepthToSpace, SpaceToDepth, CumSum, Trilu,
+};
