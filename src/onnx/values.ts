@@ -16,11 +16,12 @@ export type Value = Host | Traced;
 
 /**
  * The largest value a graph may compute: 2²⁴ elements on the host (JS numbers, shape arithmetic and
- * constants), 2²⁸ in an array (1 GiB of float32). A hostile or mistaken shape (ConstantOfShape of
- * [10⁹], an Expand to [10⁵, 10⁵]) is then a one-line error naming the node, not an out-of-memory abort.
+ * constants), 2³² in an array (16 GiB of float32; a real VAE decoder's im2col at 512² is ≈ 2²⁸). A
+ * hostile or mistaken shape (ConstantOfShape of [10⁹], an Expand to [10⁵, 10⁵, 4]) is then a
+ * one-line error naming the node, not an out-of-memory abort.
  */
 export const MAX_HOST_ELEMENTS = 1 << 24;
-export const MAX_ARRAY_ELEMENTS = 1 << 28;
+export const MAX_ARRAY_ELEMENTS = 2 ** 32;
 
 /** prod(shape), refused past `max` (before anything of that size is allocated). */
 export function checkedSize(shape: readonly number[], max: number, what: string): number {

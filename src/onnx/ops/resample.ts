@@ -1,6 +1,6 @@
 /** ONNX Resize and Upsample: nearest, linear and cubic resampling, one constant matrix (or a broadcast or strided slice) per axis. */
 import { numpy as np, type Array } from "@jax-js/jax";
-import { MAX_ARRAY_ELEMENTS, type Op, arr, checkedSize, normAxis, range } from "../values.ts";
+import { type Op, arr, checkedSize, normAxis, range } from "../values.ts";
 import { alongAxis, sliceAxis } from "./shape.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -162,7 +162,7 @@ function resizeOp(upsample: boolean): Op {
     let x = c.x(0);
     for (let a = 0; a < rank; a++) {
       if (sizes[a] < 1) throw new Error(`axis ${a} would be resized to ${sizes[a]} elements`);
-      checkedSize([shape[a], sizes[a]], MAX_ARRAY_ELEMENTS / 4, `the sampling matrix of axis ${a}`);
+      checkedSize([shape[a], sizes[a]], 1 << 26, `the sampling matrix of axis ${a}`); // a host Float32Array: ≤ 256 MB
       const m = samplingMatrix(shape[a], sizes[a], scales[a], s);
       if (sizes[a] === shape[a] && isIdentity(m, shape[a])) continue;
       const idx = mode === "nearest" ? selection(m, shape[a], sizes[a]) : undefined;
