@@ -146,8 +146,14 @@ function windowTaps(x: Array, kernel: readonly number[], strides: readonly numbe
 function convCore(x: Array, w: Array, groups: number, strides: number[], dil: number[], padsLo: number[], padsHi: number[]): Array {
   const [N, C, ...sp] = x.shape;
   const [M, Cg, ...k] = w.shape;
-  const n = sp.length;
+  const n = sp.length, spatial = range(n).map((d) => 2 + d);
   if (Cg * groups !== C) throw new Error(`Conv: weight [${w.shape}] with group ${groups} does not fit input channels ${C}`);
+  // Channels first, [C, N, …] (moved once, here, and made real by the pad where there is one): each
+  // window then flattens to [C, N·P] where it lies, the columns are the matmul's right operand as
+  // they are (the batch in its columns: one large product instead of N), and only the output is
+  // transposed back. With [N, C, …] the lowered program transposed the whole column matrix, K times
+  // the input (11× onnxruntime's own Conv on bench/decoder-ops.bench.ts's block).
+  x = x.transpose([1, 0, ...spatial]);
   // Crop negative pads, pad positive ones.
   for (let d = 0; d < n; d++) {
     const lo = padsLo[d], hi = padsHi[d];
@@ -163,10 +169,10 @@ function convCore(x: Array, w: Array, groups: number, strides: number[], dil: nu
   const out = range(n).map((d) => Math.floor((ext[d] - dil[d] * (k[d] - 1) - 1) / strides[d]) + 1);
   if (out.some((o) => o <= 0)) throw new Error(`Conv: output extent [${out}] is empty`);
   const K = prod(k), P = prod(out);
-  const windows = windowTaps(x, k, strides, dil, out).map((win) => win.reshape([N, C, 1, P]));
-  const cols = (K === 1 ? windows[0] : np.concatenate(windows, 2)).reshape([N, groups, Cg * K, P]);
-  const wm = w.reshape([1, groups, M / groups, Cg * K]);
-  return np.matmul(wm, cols).reshape([N, M, ...out]);
+  const windows = windowTaps(x, k, strides, dil, out).map((win) => win.reshape([C, 1, N * P]));
+  const cols = (K === 1 ? windows[0] : np.concatenate(windows, 1)).reshape([groups, Cg * K, N * P]);
+  const wm = w.reshape([groups, M / groups, Cg * K]);
+  return np.matmul(wm, cols).reshape([M, N, ...out]).transpose([1, 0, ...spatial]);
 }
 
 /** Conv: x [N, C, …], W [M, C/group, …k], optional B [M]; pads, strides, dilations, group, auto_pad. */
