@@ -130,7 +130,7 @@ test("the exported transformer.onnx runs in onnxruntime-node at other batch size
   tree.dispose(teacher.params as never);
 });
 
-test("a short run through the bundle: student, metrics, grids; the student exported in the teacher's contract", async () => {
+test("a short run through the bundle: student, metrics, grids; the student exported in the teacher's contract, with the bundle's table and decoder", async () => {
   const run = join(dir, "run");
   const lines: string[] = [];
   const r = await distill(tinyConfig("onnx"), run, { progress: (l) => lines.push(l) });
@@ -145,6 +145,10 @@ test("a short run through the bundle: student, metrics, grids; the student expor
 
   const out = join(dir, "export");
   exportStudent(run, out);
+  // the folder is self-contained: the bundle's table and decoder, byte for byte, listed in manifest.json
+  for (const f of ["prompt_embeddings.safetensors", "vae_decoder.onnx"]) assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(bundle, f))), f);
+  const manifest = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+  assert.deepEqual(manifest.models, { transformer: "transformer.onnx", vae_decoder: "vae_decoder.onnx" });
   const session = await ort.InferenceSession.create(join(out, "transformer.onnx"));
   assert.deepEqual(session.inputNames, ["latent", "timestep", "encoder_hidden_states"]);
   assert.deepEqual(session.outputNames, ["velocity"]);
