@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * Text → image with a student exported by `tbcm export`, in a browser (onnxruntime-web) or in
- * Node (onnxruntime-node or -web). Plain JavaScript, so a page can load it as is:
+ * Node (onnxruntime-node or -web): `loadGenerator` for the default stack's export, `loadBundleGenerator`
+ * for the student of your own teacher bundle. Plain JavaScript, so a page can load it as is:
  *
  *   import * as ort from "./ort/ort.min.mjs";
  *   import { loadGenerator, fromUrl, toRgba } from "./tbcm-generator.js";
@@ -97,12 +98,122 @@ export async function loadGenerator(/** @type {any} */ ort, /** @type {(name: st
   return { manifest, steps, width: side, height: side, batch, generate, release };
 }
 
-/** Image `i` of `images` as RGBA bytes for a canvas `ImageData`. */
-export function toRgba(/** @type {Float32Array} */ images, /** @type {number} */ i, /** @type {number} */ width, /** @type {number} */ height) {
+/**
+ * The tensors of a safetensors file (F32 only) and its metadata: `{ tensors: { name: { data, shape } },
+ * metadata }`. Enough for a bundle export's prompt-embeddings table.
+ */
+export function readSafetensors(/** @type {Uint8Array} */ bytes) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = Number(view.getBigUint64(0, true));
+  if (!(n > 1 && 8 + n <= bytes.length)) throw new Error("not a safetensors file (bad header length)");
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  /** @type {Record<string, { data: Float32Array, shape: number[] }>} */
+  const tensors = {};
+  for (const [name, t] of Object.entries(header)) {
+    if (name === "__metadata__") continue;
+    if (t.dtype !== "F32") throw new Error(`tensor "${name}" is ${t.dtype}; only F32 is read`);
+    const [lo, hi] = t.data_offsets;
+    const raw = Uint8Array.prototype.slice.call(bytes, 8 + n + lo, 8 + n + hi); // a copy, so aligned for Float32Array (a Node Buffer's own slice is a view)
+    tensors[name] = { data: new Float32Array(raw.buffer, raw.byteOffset, (hi - lo) / 4), shape: t.shape };
+  }
+  return { tensors, metadata: header.__metadata__ ?? {} };
+}
+
+/**
+ * Loads a teacher-bundle student exported by `tbcm export` (format "tbcm-bundle-student-1": the
+ * student in the teacher's own contract, the bundle's prompt-embeddings table and its decoder).
+ * `generate(prompts, { seed, steps })` takes prompts of the table and draws what `tbcm sample
+ * --run` draws for them (the same noises and re-noising; images to float tolerance), returning
+ * pixels in [0, 1], `channels·height·width` per image (channels 3: RGB; other decoders: grey).
+ */
+export async function loadBundleGenerator(/** @type {any} */ ort, /** @type {(name: string) => Promise<Uint8Array>} */ read, sessionOptions = {}) {
+  const manifest = JSON.parse(new TextDecoder().decode(await read("manifest.json")));
+  if (manifest.format !== "tbcm-bundle-student-1") throw new Error(`not a tbcm teacher-bundle student export (format "${manifest.format}")`);
+  if (!manifest.vae_decoder) throw new Error("this export has no decoder (its bundle had none): run transformer.onnx for latents");
+  const { tensors, metadata } = readSafetensors(await read(manifest.prompt_embeddings));
+  /** @type {string[]} */
+  const prompts = JSON.parse(metadata.prompts ?? "[]");
+  /** @type {Map<string, number>} */
+  const index = new Map();
+  prompts.forEach((p, i) => { if (!index.has(p)) index.set(p, i); }); // the first row of a repeated prompt, as tbcm
+  const transformer = await ort.InferenceSession.create(await read(manifest.models.transformer), sessionOptions);
+  const dec = manifest.vae_decoder;
+  const decoder = await ort.InferenceSession.create(await read(dec.file), sessionOptions);
+  const { roles, latent_shape: latentShape, time_scale: timeScale, eta } = manifest;
+  const d = latentShape.reduce((/** @type {number} */ a, /** @type {number} */ b) => a * b, 1);
+  const timeShape = (/** @type {number} */ n) => (manifest.inputs[roles.time].shape.length === 1 ? [n] : [n, 1]);
+  const tensor = (/** @type {Float32Array} */ data, /** @type {number[]} */ shape) => new ort.Tensor("float32", data, shape);
+
+  /** Each condition input's rows for `rows` (table row indices). */
+  function conditions(/** @type {number[]} */ rows) {
+    /** @type {Record<string, unknown>} */
+    const feeds = {};
+    for (const name of roles.condition) {
+      const t = tensors[manifest.condition_tensors[name]];
+      const size = t.data.length / t.shape[0], out = new Float32Array(rows.length * size);
+      rows.forEach((j, r) => out.set(t.data.subarray(j * size, (j + 1) * size), r * size));
+      feeds[name] = tensor(out, [rows.length, ...t.shape.slice(1)]);
+    }
+    return feeds;
+  }
+
+  async function generate(/** @type {readonly string[]} */ promptList, { seed = 0, steps = 1 } = {}) {
+    const n = promptList.length;
+    if (n === 0) throw new Error("no prompts given");
+    const rows = promptList.map((p) => {
+      const j = index.get(p);
+      if (j === undefined) throw new Error(`prompt ${JSON.stringify(p)} is not in the export's embeddings table`);
+      return j;
+    });
+    const times = manifest.flow_times[steps];
+    if (!times) throw new Error(`this export lists flow times for ${Object.keys(manifest.flow_times).join(", ")} steps, not ${steps}`);
+    const cond = conditions(rows);
+    // the draws of `tbcm sample`: the first noise from foldIn(k, 0), later ones from foldIn(foldIn(k, 1), i)
+    const k = key(seed);
+    let x = normal(foldIn(k, 0), n * d), x0 = x;
+    for (let i = 0; i + 1 < times.length; i++) {
+      const s = times[i], next = times[i + 1];
+      const outs = await transformer.run({
+        [roles.latent]: tensor(x, [n, ...latentShape]), [roles.time]: tensor(new Float32Array(n).fill(timeScale * s), timeShape(n)), ...cond,
+      });
+      const vel = /** @type {Float32Array} */ (outs[transformer.outputNames[0]].data);
+      x0 = x.map((xi, j) => xi - s * vel[j]);
+      if (next === 0) break;
+      const z = normal(foldIn(foldIn(k, 1), i + 1), n * d);
+      const keep = Math.sqrt(Math.max(0, 1 - eta * eta));
+      x = x0.map((a, j) => {
+        const implied = (x[j] - (1 - s) * a) / s;
+        return (1 - next) * a + next * (eta * z[j] + keep * implied);
+      });
+    }
+    const latent = x0.map((a) => a / dec.latent_scaling_factor + dec.latent_shift_factor);
+    const out = (await decoder.run({ [dec.input]: tensor(latent, [n, ...latentShape]) }))[dec.output];
+    const [, C, height, width] = out.dims, [lo, hi] = dec.output_range, plane = height * width;
+    const raw = /** @type {Float32Array} */ (out.data), channels = C === 3 ? 3 : 1;
+    const images = new Float32Array(n * channels * plane);
+    for (let i = 0; i < n; i++) for (let p = 0; p < plane; p++) {
+      if (channels === 3) for (let c = 0; c < 3; c++) images[(i * 3 + c) * plane + p] = Math.min(1, Math.max(0, (raw[(i * 3 + c) * plane + p] - lo) / (hi - lo)));
+      else {
+        let m = 0;
+        for (let c = 0; c < C; c++) m += raw[(i * C + c) * plane + p];
+        images[i * plane + p] = Math.min(1, Math.max(0, (m / C - lo) / (hi - lo)));
+      }
+    }
+    return { images, width, height, channels };
+  }
+
+  async function release() {
+    for (const s of [transformer, decoder]) await s.release();
+  }
+
+  return { manifest, prompts, generate, release };
+}
+
+/** Image `i` of `images` as RGBA bytes for a canvas `ImageData` (`channels` 3: RGB planes, 1: grey). */
+export function toRgba(/** @type {Float32Array} */ images, /** @type {number} */ i, /** @type {number} */ width, /** @type {number} */ height, channels = 1) {
   const n = width * height, out = new Uint8ClampedArray(4 * n);
   for (let p = 0; p < n; p++) {
-    const v = Math.round(255 * images[i * n + p]);
-    out[4 * p] = out[4 * p + 1] = out[4 * p + 2] = v;
+    for (let c = 0; c < 3; c++) out[4 * p + c] = Math.round(255 * images[(i * channels + (channels === 3 ? c : 0)) * n + p]);
     out[4 * p + 3] = 255;
   }
   return out;

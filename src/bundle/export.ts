@@ -67,8 +67,21 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     contract: `the teacher's (${join(b.dir, "teacher.json")}): inputs ${specs.map((s) => `${s.name} [${shapeOf(s.name).map((d, i) => (i === 0 ? "batch" : d)).join(", ")}]`).join(", ")}; output ${m.output}; time input = ${m.timeScale}·s`,
     inputs: Object.fromEntries(specs.map((s) => [s.name, { shape: shapeOf(s.name).map((d, i) => (i === 0 ? "batch" : d)) }])),
     output_meaning: "the student's flow velocity v at (x_s, s); its one-step estimate of the clean latent is x0 = x_s − s·v (one flow-Euler step from s to 0)",
-    sampling: "1 step: x0 = noise − v(noise, s = 1). n steps: at each flow time s_i of flow_times, x0 = x_s − s·v, then x_s(i+1) = (1 − s(i+1))·x0 + s(i+1)·fresh noise (re-noise; not an Euler step)",
+    sampling: "1 step: x0 = noise − v(noise, s = 1). n steps: at each flow time s_i of flow_times, x0 = x_s − s_i·v; then re-noise (not an Euler step): ε̂ = (x_s − (1 − s_i)·x0)/s_i, the noise x0 implies, n = eta·z + √(1 − eta²)·ε̂ with z fresh unit noise, x_s(i+1) = (1 − s(i+1))·x0 + s(i+1)·n (eta = 1: fresh noise only). web/tbcm-generator.js's loadBundleGenerator does this",
     flow_times: { 1: flowTimes(1), 2: flowTimes(2), 4: flowTimes(4) },
+    eta: cfg.eval.eta,
+    // what a program needs to run it without reading teacher.json (web/tbcm-generator.js)
+    roles: { latent: m.inputs.latent, time: m.inputs.time, condition: [...m.inputs.condition] },
+    latent_shape: [...b.manifest.latentShape],
+    time_scale: m.timeScale,
+    condition_tensors: Object.fromEntries(m.inputs.condition.map((name, k) => [name, b.table.parts[k].name])),
+    prompt_embeddings: table,
+    ...(decoder ? {
+      vae_decoder: {
+        file: decoder.file, input: decoder.input, output: decoder.output, output_range: [...decoder.outputRange],
+        latent_scaling_factor: b.manifest.latentScalingFactor, latent_shift_factor: b.manifest.latentShiftFactor,
+      },
+    } : {}),
     guidance: guidanceConditioned(b) ? `baked in: ${guidance} (the student was distilled over ${cfg.guidance.join(", ")})` : `the student was distilled at guidance ${guidance} only`,
     guidance_scale: guidance,
     trigflow_two_step_mid: cfg.eval.twoStepMid,

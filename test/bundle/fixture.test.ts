@@ -28,6 +28,7 @@ import { decodeOnnx } from "../../src/onnx/reader.ts";
 import { PNG } from "pngjs";
 import { spawnSync } from "node:child_process";
 import { sampleImages } from "../../src/run/sample.ts";
+import { loadBundleGenerator } from "../../web/tbcm-generator.js";
 
 const FIXTURE = "test/fixtures/onnx/denoiser.onnx";
 const dir = tempDir("tbcm-fixture-bundle-");
@@ -134,7 +135,7 @@ test("the bundle student's exact JVP (along u and t, with the guidance hook) mat
   tree.dispose(p as never);
 });
 
-test("a decoder that upsamples (Resize, Conv) to RGB: the run's grids are in colour at the decoded size; the decoder agrees with onnxruntime; the student draws images (library and tbcm sample)", async () => {
+test("a decoder that upsamples (Resize, Conv) to RGB: the run's grids are in colour at the decoded size; the decoder agrees with onnxruntime; the student draws images (library, tbcm sample, and the export in plain JavaScript)", async () => {
   // latent [B, 4, 8, 8] → nearest ×2 (half_pixel) → 3×3 Conv to 3 channels → Tanh: images [B, 3, 16, 16] in [−1, 1]
   const wv = Float32Array.from({ length: 3 * 4 * 9 }, (_, i) => 0.4 * Math.sin(1.7 * i + 0.3));
   const decoder = encodeModel({
@@ -158,7 +159,8 @@ test("a decoder that upsamples (Resize, Conv) to RGB: the run's grids are in col
   const manifest = JSON.parse(readFileSync(join(bundle, "teacher.json"), "utf8"));
   writeFileSync(join(colour, "teacher.json"), JSON.stringify({ ...manifest, vae_decoder: { input: "latent", output: "image" } }));
   const run = join(dir, "run-rgb");
-  await distill(config({ teacher: { kind: "onnx", dir: colour }, train: { steps: 1, prompts_per_step: 2, log_every: 1, eval_every: 1, checkpoint_every: 1 } }), run);
+  // η 0.9: later steps re-noise with part of the sample's own noise, which the web generator must repeat
+  await distill(config({ teacher: { kind: "onnx", dir: colour }, train: { steps: 1, prompts_per_step: 2, log_every: 1, eval_every: 1, checkpoint_every: 1 }, eval: { samples: 3, curve_noises: 2, eta: 0.9 } }), run);
   const png = PNG.sync.read(readFileSync(join(run, "grid-teacher-16step.png")));
   // 3 prompts (the empty one is not drawn) × 8 columns of 16 × 16 images, zoom 2, pad 2
   assert.deepEqual([png.width, png.height], [8 * 34 + 2, 3 * 34 + 2]);
@@ -182,6 +184,19 @@ test("a decoder that upsamples (Resize, Conv) to RGB: the run's grids are in col
   assert.notDeepEqual((await sampleImages({ run, prompts, steps: 2, seed: 4 })).pixels, a.pixels);
   await assert.rejects(sampleImages({ run, prompts: ["a purple cat"] }), /prompt "a purple cat" is not in the bundle's embeddings table/);
   await assert.rejects(sampleImages({ run: join(dir, "run"), prompts }), /has no VAE decoder \(teacher\.json: vae_decoder\), so its student draws latents, not images/);
+  // the export folder in plain JavaScript (web/tbcm-generator.js on onnxruntime-node): the images of sampleImages
+  const exported = join(dir, "export-rgb");
+  exportStudent(run, exported);
+  const g = await loadBundleGenerator(ort, async (name: string) => readFileSync(join(exported, name))); // a Node Buffer, as the README's example
+  for (const steps of [1, 2]) {
+    const want = await sampleImages({ run, prompts, steps, seed: 3 });
+    const got = await g.generate(prompts, { seed: 3, steps });
+    assert.deepEqual([got.channels, got.height, got.width], [3, 16, 16]);
+    const e = got.images.reduce((m, v, i) => Math.max(m, Math.abs(v - want.pixels[i])), 0);
+    assert.ok(e < 1e-3, `web generator at ${steps} steps: max |Δ| ${e.toExponential(2)}`);
+  }
+  await assert.rejects(g.generate(["a purple cat"]), /prompt "a purple cat" is not in the export's embeddings table/);
+  await g.release();
   const out = join(dir, "rgb-sample.png");
   const cli = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "sample", "--run", run, "--prompt", prompts[0], "--n", "3", "--steps", "1", "--out", out], { encoding: "utf8" });
   assert.equal(cli.status, 0, cli.stderr);
