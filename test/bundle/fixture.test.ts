@@ -28,7 +28,8 @@ import { decodeOnnx } from "../../src/onnx/reader.ts";
 import { PNG } from "pngjs";
 import { spawnSync } from "node:child_process";
 import { sampleImages } from "../../src/run/sample.ts";
-import { loadBundleGenerator } from "../../web/tbcm-generator.js";
+import { loadBundleGenerator, fromUrl } from "../../web/tbcm-generator.js";
+import { serveExport } from "../../src/cli/serve.ts";
 
 const FIXTURE = "test/fixtures/onnx/denoiser.onnx";
 const dir = tempDir("tbcm-fixture-bundle-");
@@ -197,6 +198,19 @@ test("a decoder that upsamples (Resize, Conv) to RGB: the run's grids are in col
   }
   await assert.rejects(g.generate(["a purple cat"]), /prompt "a purple cat" is not in the export's embeddings table/);
   await g.release();
+  // tbcm serve: the demo page knows bundle exports, and the module draws the same images over HTTP
+  const server = await serveExport(exported, 0);
+  try {
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+    assert.match(await (await fetch(base)).text(), /loadBundleGenerator/);
+    const overHttp = await loadBundleGenerator(ort, fromUrl(`${base}model/`));
+    const want = await sampleImages({ run, prompts, steps: 2, seed: 3 });
+    const got = (await overHttp.generate(prompts, { seed: 3, steps: 2 })).images;
+    assert.ok(got.every((v, i) => Math.abs(v - want.pixels[i]) < 1e-3));
+    await overHttp.release();
+  } finally {
+    server.close();
+  }
   const out = join(dir, "rgb-sample.png");
   const cli = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "sample", "--run", run, "--prompt", prompts[0], "--n", "3", "--steps", "1", "--out", out], { encoding: "utf8" });
   assert.equal(cli.status, 0, cli.stderr);
