@@ -16,6 +16,7 @@ import { flowToTrigVelocity } from "../method/flowToTrig.ts";
 import { type GuidanceSchedule, GUIDE_EVERYWHERE, guidanceShare } from "../method/guidance.ts";
 import { readPromptFile } from "../data/prompts.ts";
 import { relativeMse } from "../eval/distance.ts";
+import { latentFrechet } from "../eval/latentFrechet.ts";
 import { writeSampleGrids } from "../eval/report.ts";
 import { avalSpec } from "../executor/lower.ts";
 import type { DistillProblem, EvalKeys } from "../train/problem.ts";
@@ -27,6 +28,10 @@ import { type BundleStudentParams, BUNDLE_STUDENT_KIND, bundleStudent, guidanceC
 
 /** Flow-Euler steps of the teacher's ODE reference (the endpoint the 1-step student should hit). */
 export const ODE_REFERENCE_STEPS = 32;
+/** Principal directions of the teacher's samples in which the latent FD is measured. */
+const LATENT_FD_DIRECTIONS = 32;
+/** Fewer evaluation samples than this (tests' tiny configs) report no latent FD. */
+const MIN_LATENT_FD_SAMPLES = 16;
 /** Rows per sampling call (a foreign graph can be large). */
 export const BUNDLE_ROWS = 64;
 
@@ -161,10 +166,18 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
       note(`the teacher's ODE endpoints (${ODE_REFERENCE_STEPS} Euler steps), ${n} samples`);
       const ode = await eulerEndpoint(euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS, schedule);
       const metrics: Record<string, number> = { eval_samples: n, eval_guidance: cfg.eval.guidance, guidance_conditioned: conditioned ? 1 : 0 };
+      const samples: Float32Array[] = [];
       for (const steps of [1, 2, 4]) {
         note(`the student, ${steps} step${steps > 1 ? "s" : ""}`);
         const z = await studentSampleLatents(executorOf(cfg), student, params, steps, noise, cond, w, renoise.metrics, cfg.eval, BUNDLE_ROWS);
         metrics[`consistency_rel_mse_${steps}step`] = relativeMse(z, ode);
+        samples.push(z);
+      }
+      // A bundle carries no image evaluator: how far the student's samples are from the teacher's (the same noises)
+      // as distributions, in the teacher samples' leading latent directions. Lower is better; compare at equal eval.samples.
+      if (n >= MIN_LATENT_FD_SAMPLES) {
+        const fds = latentFrechet(ode, n, d, samples, LATENT_FD_DIRECTIONS);
+        [1, 2, 4].forEach((steps, i) => (metrics[`fd_latent_${steps}step_vs_teacher`] = fds[i]));
       }
       if (hasDecoder(b)) {
         note("sample grids");

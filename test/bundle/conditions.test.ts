@@ -129,10 +129,12 @@ test("several condition inputs: a short run, and the exported student takes them
     method: "tbcm", seed: 1, executor: "onnx", teacher: { kind: "onnx", dir: bundle },
     route: { shift: 2.5, steps: 4 }, loss: { warmup: 2 }, optim: { kind: "adamw", lr: 1e-3 },
     train: { steps: 2, prompts_per_step: 2, log_every: 1, eval_every: 2, checkpoint_every: 2 },
-    eval: { samples: 3, curve_noises: 2, eta: 0.8 },
+    eval: { samples: 16, curve_noises: 2, eta: 0.8 },
   });
   const r = await distill(cfg, run);
   assert.ok(Number.isFinite(r.metrics.consistency_rel_mse_1step));
+  // no image evaluator in a bundle: the latent FD of the student's samples to the teacher's, at each step count
+  for (const steps of [1, 2, 4]) assert.ok(r.metrics[`fd_latent_${steps}step_vs_teacher`] >= 0, `fd_latent_${steps}step_vs_teacher`);
   const out = join(dir, "export");
   exportStudent(run, out);
   const session = await ort.InferenceSession.create(join(out, "transformer.onnx"));
