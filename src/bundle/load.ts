@@ -87,6 +87,13 @@ export function loadEmbeddingTable(file: string, emptyPrompt: string, conditionI
   return { prompts: list, shape: [total], parts: parts.map(({ name, t: u }) => ({ name, shape: u.shape.slice(1) })), rows, index };
 }
 
+/** The rows of the table's entries `entries` (row indices), one after another: a host batch [entries.length, ...table.shape]. */
+export function tableRows(table: EmbeddingTable, entries: readonly number[]): Float32Array {
+  const size = table.rows.length / table.prompts.length, out = new Float32Array(entries.length * size);
+  entries.forEach((j, r) => out.set(table.rows.subarray(j * size, (j + 1) * size), r * size));
+  return out;
+}
+
 /** A batch of table rows [B, ...table.shape] as the condition inputs' arrays [B, ...part shape], in `table.parts` order (consumes `c`). */
 export function splitConditions(table: EmbeddingTable, c: Array): Array[] {
   if (table.parts.length === 1) return [c];

@@ -20,7 +20,7 @@ import { latentFrechet } from "../eval/latentFrechet.ts";
 import { writeSampleGrids } from "../eval/report.ts";
 import { avalSpec } from "../executor/lower.ts";
 import type { DistillProblem, EvalKeys } from "../train/problem.ts";
-import { type LoadedBundle, loadBundle } from "./load.ts";
+import { type LoadedBundle, loadBundle, tableRows } from "./load.ts";
 import { hasDecoder, loadBundleDecoder } from "./decoder.ts";
 import { readManifest } from "./manifest.ts";
 import { studentSampleLatents, curveInputs, renoiseStreams } from "../eval/studentSamples.ts";
@@ -110,14 +110,10 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
   const m = b.manifest;
   const prompts = bundlePrompts(cfg, b);
   const d = b.dim;
-  const rowSize = b.table.shape.reduce((x, y) => x * y, 1);
   const emptyRow = b.table.index.get(m.promptEmbeddings.emptyPrompt)!;
-  const tableRows = prompts.map((p) => b.table.index.get(p)!);
-  const rows = (idx: readonly number[]) => {
-    const out = new Float32Array(idx.length * rowSize);
-    idx.forEach((i, r) => { const j = i < 0 ? emptyRow : tableRows[i]; out.set(b.table.rows.subarray(j * rowSize, (j + 1) * rowSize), r * rowSize); });
-    return out;
-  };
+  const promptRows = prompts.map((p) => b.table.index.get(p)!);
+  // prompt i's condition row; −1: the empty prompt's
+  const rows = (idx: readonly number[]) => tableRows(b.table, idx.map((i) => (i < 0 ? emptyRow : promptRows[i])));
   const conditions = (idx: readonly number[]) => np.array(rows(idx)).reshape([idx.length, ...b.table.shape]);
   const hostConditions = (idx: readonly number[]): HostTensor => ({ data: rows(idx), shape: [idx.length, ...b.table.shape] });
 
