@@ -19,6 +19,17 @@ import { key, foldIn, normal } from "./random.js";
 
 export { key, foldIn, normal };
 
+/**
+ * The unit noises `tbcm sample` draws for n samples of size d at `seed`: the start from foldIn(k, 0),
+ * the re-noising before step i + 1 (i ≥ 1) from foldIn(foldIn(k, 1), i). One list per step.
+ */
+function sampleNoises(/** @type {number} */ seed, /** @type {number} */ steps, /** @type {number} */ size) {
+  const k = key(seed);
+  const noises = [normal(foldIn(k, 0), size)];
+  for (let i = 1; i < steps; i++) noises.push(normal(foldIn(foldIn(k, 1), i), size));
+  return noises;
+}
+
 /** Reads the export's files from a base URL (browser, or Node 20's fetch). */
 export function fromUrl(/** @type {string | URL} */ base) {
   return async (/** @type {string} */ name) => {
@@ -66,10 +77,7 @@ export async function loadGenerator(/** @type {any} */ ort, /** @type {(name: st
     if (n === 0) throw new Error("no prompts given");
     const unknown = new Set();
     const ids = prompts.map((p) => tokenize(p, unknown));
-    // the draws of `tbcm sample`: the first noise from foldIn(k, 0), later ones from foldIn(foldIn(k, 1), i)
-    const k = key(seed);
-    const noises = [normal(foldIn(k, 0), n * d)];
-    for (let i = 1; i < steps; i++) noises.push(normal(foldIn(foldIn(k, 1), i), n * d));
+    const noises = sampleNoises(seed, steps, n * d);
     const images = new Float32Array(n * side * side);
     for (let start = 0; start < n; start += batch) {
       const rows = Math.min(batch, n - start);
@@ -168,9 +176,8 @@ export async function loadBundleGenerator(/** @type {any} */ ort, /** @type {(na
     const times = manifest.flow_times[steps];
     if (!times) throw new Error(`this export lists flow times for ${Object.keys(manifest.flow_times).join(", ")} steps, not ${steps}`);
     const cond = conditions(rows);
-    // the draws of `tbcm sample`: the first noise from foldIn(k, 0), later ones from foldIn(foldIn(k, 1), i)
-    const k = key(seed);
-    let x = normal(foldIn(k, 0), n * d), x0 = x;
+    const noises = sampleNoises(seed, times.length - 1, n * d);
+    let x = noises[0], x0 = x;
     for (let i = 0; i + 1 < times.length; i++) {
       const s = times[i], next = times[i + 1];
       const outs = await transformer.run({
@@ -179,7 +186,7 @@ export async function loadBundleGenerator(/** @type {any} */ ort, /** @type {(na
       const vel = /** @type {Float32Array} */ (outs[transformer.outputNames[0]].data);
       x0 = x.map((xi, j) => xi - s * vel[j]);
       if (next === 0) break;
-      const z = normal(foldIn(foldIn(k, 1), i + 1), n * d);
+      const z = noises[i + 1];
       const keep = Math.sqrt(Math.max(0, 1 - eta * eta));
       x = x0.map((a, j) => {
         const implied = (x[j] - (1 - s) * a) / s;

@@ -7,7 +7,7 @@
  * the flow sampler from s = 1 to 0 (x0 = ε − v) is exactly the student's 1-step sample; for more
  * steps re-noise x0 (x_s' = (1 − s')·x0 + s'·ε') instead of Euler-stepping. A manifest.json
  * says so. The bundle's decoder and prompt-embeddings table are copied next to it, unchanged, so
- * the folder is all a program needs to draw images (manifest.json's `files`).
+ * the folder is all a program needs to draw images (manifest.json's `prompt_embeddings`, `vae_decoder`).
  */
 import { writeFileSync, mkdirSync, copyFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
@@ -60,10 +60,6 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
   const manifest = {
     format: "tbcm-bundle-student-1",
     models: { transformer: "transformer.onnx", ...(decoder ? { vae_decoder: decoder.file } : {}) },
-    files: {
-      prompt_embeddings: `${table}: the bundle's table (metadata "prompts"; ${b.table.parts.length === 1 ? `tensor "embeddings"` : `tensors ${b.table.parts.map((p) => `"${p.name}"`).join(", ")}`}): a prompt's condition input${b.table.parts.length === 1 ? " is its row" : "s are its rows"}`,
-      ...(decoder ? { vae_decoder: `${decoder.file}: the bundle's decoder, input "${decoder.input}" = latent / ${b.manifest.latentScalingFactor} + ${b.manifest.latentShiftFactor}, output "${decoder.output}" images in [${decoder.outputRange.join(", ")}]` } : {}),
-    },
     contract: `the teacher's (${join(b.dir, "teacher.json")}): inputs ${specs.map((s) => `${s.name} [${shapeOf(s.name).map((d, i) => (i === 0 ? "batch" : d)).join(", ")}]`).join(", ")}; output ${m.output}; time input = ${m.timeScale}·s`,
     inputs: Object.fromEntries(specs.map((s) => [s.name, { shape: shapeOf(s.name).map((d, i) => (i === 0 ? "batch" : d)) }])),
     output_meaning: "the student's flow velocity v at (x_s, s); its one-step estimate of the clean latent is x0 = x_s − s·v (one flow-Euler step from s to 0)",

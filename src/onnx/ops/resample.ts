@@ -50,20 +50,21 @@ function cubicWeights(r: number, a: number): number[] {
   return [far(r + 1), near(r), near(1 - r), far(2 - r)];
 }
 
+/** Nearest-neighbour resampling of one axis: the input index each output reads (clamped to the axis). */
+function nearestIndices(inLen: number, outLen: number, scale: number, s: Sampling): number[] {
+  return range(outLen).map((o) => Math.min(Math.max(nearestIndex(sourceCoordinate(o, inLen, outLen, scale, s.coord), s.nearest, scale < 1), 0), inLen - 1));
+}
+
 /**
- * The resampling of one axis as a [inLen, outLen] matrix: column o holds the weights of the input
- * elements output o reads. Taps outside the axis read its edge element (or, with exclude_outside,
- * get weight 0 and the rest is renormalised), as ONNX specifies.
+ * Linear or cubic resampling of one axis as a [inLen, outLen] matrix: column o holds the weights of
+ * the input elements output o reads. Taps outside the axis read its edge element (or, with
+ * exclude_outside, get weight 0 and the rest is renormalised), as ONNX specifies.
  */
 function samplingMatrix(inLen: number, outLen: number, scale: number, s: Sampling): Float32Array {
   const m = new Float32Array(inLen * outLen);
   const edge = (i: number) => Math.min(Math.max(i, 0), inLen - 1);
   for (let o = 0; o < outLen; o++) {
     const x = sourceCoordinate(o, inLen, outLen, scale, s.coord);
-    if (s.mode === "nearest") {
-      m[edge(nearestIndex(x, s.nearest, scale < 1)) * outLen + o] = 1;
-      continue;
-    }
     const i0 = Math.floor(x), r = x - i0;
     const taps: [number, number][] = s.mode === "linear" ? [[i0, 1 - r], [i0 + 1, r]]
       : cubicWeights(r, s.cubicA).map((w, k) => [i0 - 1 + k, w]);
@@ -74,23 +75,14 @@ function samplingMatrix(inLen: number, outLen: number, scale: number, s: Samplin
   return m;
 }
 
-const isIdentity = (m: Float32Array, n: number) => m.every((v, k) => v === (k % (n + 1) === 0 ? 1 : 0));
-
-/** The input index each output reads, when `m` [inLen, outLen] is a nearest-neighbour selection (one 1 per column). */
-function selection(m: Float32Array, inLen: number, outLen: number): number[] | undefined {
-  const idx: number[] = [];
-  for (let o = 0; o < outLen; o++) {
-    let at = -1;
-    for (let i = 0; i < inLen; i++) {
-      const v = m[i * outLen + o];
-      if (v === 1 && at < 0) at = i;
-      else if (v !== 0) return undefined;
-    }
-    if (at < 0) return undefined;
-    idx.push(at);
-  }
-  return idx;
+/** The [inLen, outLen] matrix that selects input idx[o] for output o. */
+function selectionMatrix(idx: readonly number[], inLen: number): Float32Array {
+  const m = new Float32Array(inLen * idx.length);
+  idx.forEach((i, o) => (m[i * idx.length + o] = 1));
+  return m;
 }
+
+const isIdentity = (m: Float32Array, n: number) => m.every((v, k) => v === (k % (n + 1) === 0 ? 1 : 0));
 
 /**
  * A nearest-neighbour selection of a regular form, done without the matmul: every step-th element
@@ -163,11 +155,16 @@ function resizeOp(upsample: boolean): Op {
     for (let a = 0; a < rank; a++) {
       if (sizes[a] < 1) throw new Error(`axis ${a} would be resized to ${sizes[a]} elements`);
       checkedSize([shape[a], sizes[a]], 1 << 26, `the sampling matrix of axis ${a}`); // a host Float32Array: ≤ 256 MB
+      if (mode === "nearest") {
+        const idx = nearestIndices(shape[a], sizes[a], scales[a], s);
+        if (idx.length === shape[a] && idx.every((i, o) => i === o)) continue;
+        const regular = regularSelection(idx);
+        x = regular ? regular(x, a) : alongAxis(x, a, selectionMatrix(idx, shape[a]), sizes[a]);
+        continue;
+      }
       const m = samplingMatrix(shape[a], sizes[a], scales[a], s);
       if (sizes[a] === shape[a] && isIdentity(m, shape[a])) continue;
-      const idx = mode === "nearest" ? selection(m, shape[a], sizes[a]) : undefined;
-      const regular = idx && regularSelection(idx);
-      x = regular ? regular(x, a) : alongAxis(x, a, m, sizes[a]);
+      x = alongAxis(x, a, m, sizes[a]);
     }
     return arr(x);
   };
