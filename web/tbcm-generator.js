@@ -107,8 +107,30 @@ export async function loadGenerator(/** @type {any} */ ort, /** @type {(name: st
 }
 
 /**
- * The tensors of a safetensors file (F32 only) and its metadata: `{ tensors: { name: { data, shape } },
- * metadata }`. Enough for a bundle export's prompt-embeddings table.
+ * Element readers of the safetensors dtypes read besides F32 (bytes, value as a number; tbcm's own reader checks more).
+ * @type {Record<string, [number, (v: DataView, i: number) => number]>}
+ */
+const SAFETENSORS_READ = {
+  F16: [2, (v, i) => halfToFloat(v.getUint16(2 * i, true))],
+  BF16: [2, (v, i) => new Float32Array(new Uint32Array([v.getUint16(2 * i, true) << 16]).buffer)[0]],
+  F64: [8, (v, i) => v.getFloat64(8 * i, true)],
+  I64: [8, (v, i) => Number(v.getBigInt64(8 * i, true))],
+  I32: [4, (v, i) => v.getInt32(4 * i, true)],
+  U8: [1, (v, i) => v.getUint8(i)],
+  BOOL: [1, (v, i) => (v.getUint8(i) ? 1 : 0)],
+};
+
+function halfToFloat(/** @type {number} */ h) {
+  const sign = h & 0x8000 ? -1 : 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/**
+ * The tensors of a safetensors file and its metadata: `{ tensors: { name: { data, shape } },
+ * metadata }`, data as Float32Array (F16, BF16, F64, I64, I32, U8 and BOOL converted). Enough for a
+ * bundle export's prompt-embeddings table.
  */
 export function readSafetensors(/** @type {Uint8Array} */ bytes) {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -119,10 +141,17 @@ export function readSafetensors(/** @type {Uint8Array} */ bytes) {
   const tensors = {};
   for (const [name, t] of Object.entries(header)) {
     if (name === "__metadata__") continue;
-    if (t.dtype !== "F32") throw new Error(`tensor "${name}" is ${t.dtype}; only F32 is read`);
     const [lo, hi] = t.data_offsets;
     const raw = Uint8Array.prototype.slice.call(bytes, 8 + n + lo, 8 + n + hi); // a copy, so aligned for Float32Array (a Node Buffer's own slice is a view)
-    tensors[name] = { data: new Float32Array(raw.buffer, raw.byteOffset, (hi - lo) / 4), shape: t.shape };
+    if (t.dtype === "F32") {
+      tensors[name] = { data: new Float32Array(raw.buffer, raw.byteOffset, (hi - lo) / 4), shape: t.shape };
+      continue;
+    }
+    const reader = SAFETENSORS_READ[t.dtype];
+    if (!reader) throw new Error(`tensor "${name}" is ${t.dtype}; F32, F16, BF16, F64, I64, I32, U8 and BOOL are read`);
+    const [size, read] = reader, v = new DataView(raw.buffer), data = new Float32Array((hi - lo) / size);
+    for (let i = 0; i < data.length; i++) data[i] = read(v, i);
+    tensors[name] = { data, shape: t.shape };
   }
   return { tensors, metadata: header.__metadata__ ?? {} };
 }
@@ -160,7 +189,12 @@ export async function loadBundleGenerator(/** @type {any} */ ort, /** @type {(na
       const t = tensors[manifest.condition_tensors[name]];
       const size = t.data.length / t.shape[0], out = new Float32Array(rows.length * size);
       rows.forEach((j, r) => out.set(t.data.subarray(j * size, (j + 1) * size), r * size));
-      feeds[name] = tensor(out, [rows.length, ...t.shape.slice(1)]);
+      const shape = [rows.length, ...t.shape.slice(1)], type = manifest.condition_types?.[name];
+      // an integer or boolean input (an attention mask) in its own type
+      feeds[name] = type === "int64" ? new ort.Tensor("int64", BigInt64Array.from(out, (v) => BigInt(Math.round(v))), shape)
+        : type === "int32" ? new ort.Tensor("int32", Int32Array.from(out), shape)
+        : type === "bool" ? new ort.Tensor("bool", Uint8Array.from(out, (v) => (v ? 1 : 0)), shape)
+        : tensor(out, shape);
     }
     return feeds;
   }

@@ -16,7 +16,7 @@ import type { BundleConfig } from "../config/schema.ts";
 import { lowerFunction, avalSpec } from "../executor/lower.ts";
 import { studentTimesteps } from "../method/sampler.ts";
 import type { Tree } from "../numerics/tree.ts";
-import { loadBundle } from "./load.ts";
+import { loadBundle, integerConditions } from "./load.ts";
 import { bundleConfig } from "./problem.ts";
 import { type BundleStudentParams, bundleFlowStudent, guidanceConditioned } from "./student.ts";
 
@@ -36,6 +36,8 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
   const shapeOf = (name: string) => role(name) === 0 ? [B, ...b.manifest.latentShape]
     : role(name) === 1 ? (specs.find((s) => s.name === name)!.shape.length === 1 ? [B] : [B, 1]) : [B, ...b.table.parts[role(name) - 2].shape];
   const guidance = cfg.eval.guidance;
+  // an integer or boolean condition (an attention mask) keeps its type in the file, cast to a table row's float32 inside
+  const integers = integerConditions(b);
   const lowered = lowerFunction((...xs: Array[]) => {
     const byRole: Array[] = [];
     specs.forEach((s, i) => { byRole[role(s.name)] = xs[i]; });
@@ -47,7 +49,7 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     logvar.dispose();
     return v.reshape([B, ...b.manifest.latentShape]);
   }, specs.map((s) => avalSpec(shapeOf(s.name))) as never, {
-    name: "tbcm_student", inputNames: specs.map((s) => s.name), outputNames: [m.output], batch: { size: B, name: "batch" },
+    name: "tbcm_student", inputNames: specs.map((s) => s.name), outputNames: [m.output], batch: { size: B, name: "batch" }, inputTypes: integers,
   });
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "transformer.onnx"), lowered.model);
@@ -61,7 +63,7 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     format: "tbcm-bundle-student-1",
     models: { transformer: "transformer.onnx", ...(decoder ? { vae_decoder: decoder.file } : {}) },
     contract: `the teacher's (${join(b.dir, "teacher.json")}): inputs ${specs.map((s) => `${s.name} [${shapeOf(s.name).map((d, i) => (i === 0 ? "batch" : d)).join(", ")}]`).join(", ")}; output ${m.output}; time input = ${m.timeScale}·s`,
-    inputs: Object.fromEntries(specs.map((s) => [s.name, { shape: shapeOf(s.name).map((d, i) => (i === 0 ? "batch" : d)) }])),
+    inputs: Object.fromEntries(specs.map((s) => [s.name, { shape: shapeOf(s.name).map((d, i) => (i === 0 ? "batch" : d)), ...(integers[s.name] ? { type: integers[s.name] } : {}) }])),
     output_meaning: "the student's flow velocity v at (x_s, s); its one-step estimate of the clean latent is x0 = x_s − s·v (one flow-Euler step from s to 0)",
     sampling: "1 step: x0 = noise − v(noise, s = 1). n steps: at each flow time s_i of flow_times, x0 = x_s − s_i·v; then re-noise (not an Euler step): ε̂ = (x_s − (1 − s_i)·x0)/s_i, the noise x0 implies, n = eta·z + √(1 − eta²)·ε̂ with z fresh unit noise, x_s(i+1) = (1 − s(i+1))·x0 + s(i+1)·n (eta = 1: fresh noise only). web/tbcm-generator.js's loadBundleGenerator does this",
     flow_times: { 1: flowTimes(1), 2: flowTimes(2), 4: flowTimes(4) },
@@ -71,6 +73,8 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     latent_shape: [...b.manifest.latentShape],
     time_scale: m.timeScale,
     condition_tensors: Object.fromEntries(m.inputs.condition.map((name, k) => [name, b.table.parts[k].name])),
+    // the element type of each condition input that is not float32 (a program builds those tensors so)
+    condition_types: integers,
     prompt_embeddings: table,
     ...(decoder ? {
       vae_decoder: {

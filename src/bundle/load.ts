@@ -46,6 +46,20 @@ export type LoadedBundle = {
   flow(params: Array[], xFlow: Array, s: Array, cond: Array, o?: { addTimeEmbedding?: Array; tapTimeEmbedding?: boolean }): Array[];
 };
 
+const FLOATS = ["float32", "float16", "bfloat16"];
+/** Condition inputs that are not floating point, and how a table row (float32) becomes one. */
+const INTEGER_CONDITIONS: Record<string, (a: Array) => Array> = {
+  int64: (a) => a.astype(np.int32), // the importer's integers are int32; table values are whole numbers (read exactly)
+  int32: (a) => a.astype(np.int32),
+  bool: (a) => np.notEqual(a, 0),
+};
+
+/** The element types of a bundle's condition inputs that are not floating point (an attention mask's), by input name. */
+export function integerConditions(b: LoadedBundle): Record<string, "int64" | "int32" | "bool"> {
+  const types = b.transformer.inputs.filter((i) => b.manifest.transformer.inputs.condition.includes(i.name) && Object.hasOwn(INTEGER_CONDITIONS, i.dtype));
+  return Object.fromEntries(types.map((i) => [i.name, i.dtype as "int64" | "int32" | "bool"]));
+}
+
 const fmt = (s: readonly OnnxDim[]) => `[${s.map((d) => d ?? "?").join(", ")}]`;
 
 /**
@@ -142,7 +156,9 @@ export function loadBundle(dir: string): LoadedBundle {
   const conds = m.inputs.condition.map(spec);
   for (const s of [lat, time, ...conds]) {
     if (batchFixed(s.shape)) throw new ConfigError(`${where}: input "${s.name}" has a fixed batch of ${s.shape[0]}; export the denoiser with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={"${s.name}": {0: "batch"}, ...}))`);
-    if (s.dtype !== "float32" && s.dtype !== "float16" && s.dtype !== "bfloat16") throw new ConfigError(`${where}: input "${s.name}" is ${s.dtype}; the denoiser's inputs must be floating point`);
+    // a condition may also be integer or boolean (an attention mask): its table tensor holds the values, cast on the way in
+    const allowed = conds.includes(s) ? [...FLOATS, ...Object.keys(INTEGER_CONDITIONS)] : FLOATS;
+    if (!allowed.includes(s.dtype)) throw new ConfigError(`${where}: input "${s.name}" is ${s.dtype}; ${conds.includes(s) ? `a condition input must be floating point, int64, int32 or bool` : "the latent and time inputs must be floating point"}`);
   }
   const table = loadEmbeddingTable(join(dir, manifest.promptEmbeddings.file), manifest.promptEmbeddings.emptyPrompt, m.inputs.condition);
   conds.forEach((cond, k) => {
@@ -166,6 +182,7 @@ export function loadBundle(dir: string): LoadedBundle {
   // position of each ONNX input in [latent, time, ...conditions]
   const order = transformer.inputs.map((i) => (i.name === m.inputs.latent ? 0 : i.name === m.inputs.time ? 1 : 2 + m.inputs.condition.indexOf(i.name)));
   const timeRank = time.shape.length;
+  const castCondition = conds.map((s) => INTEGER_CONDITIONS[s.dtype] ?? ((a: Array) => a));
   return {
     dir, manifest, transformer, paramNames, frozenNames, dim: d, table,
     paramList: () => paramNames.map((n) => { const t = transformer.params[n]; return np.array(t.data, { shape: [...t.shape] }); }),
@@ -174,7 +191,7 @@ export function loadBundle(dir: string): LoadedBundle {
       const ps = Object.fromEntries([...paramNames.map((n, i) => [n, params[i]]), ...frozenNames.map((n, i) => [n, frozen[i].ref])]);
       const sB = s.shape[0] === B ? s : np.broadcastTo(s, [B, 1]);
       const t = sB.mul(m.timeScale).reshape(timeRank === 1 ? [B] : [B, 1]);
-      const byRole = [xFlow.reshape([B, ...L]), t, ...splitConditions(table, c)];
+      const byRole = [xFlow.reshape([B, ...L]), t, ...splitConditions(table, c).map((a, k) => castCondition[k](a))];
       const tap = o.tapTimeEmbedding && m.timeEmbedding ? [m.timeEmbedding] : [];
       const add = o.addTimeEmbedding && m.timeEmbedding ? { [m.timeEmbedding]: o.addTimeEmbedding } : {};
       const outs = transformer.apply(ps, order.map((r) => byRole[r]), { add, tap });

@@ -71,6 +71,12 @@ export type LowerOptions = {
    */
   readonly batch?: { readonly size: number; readonly name: string };
   /**
+   * Graph inputs (by name) declared with another element type than they are traced with, so that
+   * the file keeps a contract (a teacher's int64 attention mask, traced as float32): each is cast
+   * to its traced type first.
+   */
+  readonly inputTypes?: Readonly<Record<string, "int64" | "int32" | "bool">>;
+  /**
    * Outputs (by name) that are not graph outputs but name the tensor they are computed in, so
    * that the file can be hooked there (importOnnx's `add`): e.g. a DiT's time embedding.
    */
@@ -121,6 +127,8 @@ const increasing = (xs: readonly number[]) => xs.every((x, i) => i === 0 || xs[i
 const range = (n: number) => globalThis.Array.from({ length: n }, (_, i) => i);
 const isVar = (a: Atom): a is Var => "id" in a;
 
+
+const DECLARED_TYPE: Record<"int64" | "int32" | "bool", DataTypeCode> = { int64: DataType.INT64, int32: DataType.INT32, bool: DataType.BOOL };
 
 const DTYPE_ORDER: ElemType[] = ["bool", "uint32", "int32", "float32"];
 
@@ -263,9 +271,11 @@ class Lowering {
       taken.add(n);
     }
     consts.forEach((c, i) => env.set(jaxpr.inBinders[i], this.constVal(c as unknown as ConstArray, options.constNames?.get(c))));
+    const declared = options.inputTypes ?? {};
     const inputs: TensorSpec[] = jaxpr.inBinders.slice(nConsts).map((v, i) => {
       const spec = { name: inputName(i), shape: [...v.aval.shape], dtype: elemType(v.aval.dtype, `input ${i}`) };
-      env.set(v, this.dense(spec.name, spec.shape, spec.dtype, spec.shape));
+      const cast = Object.hasOwn(declared, spec.name) ? this.g.node1("Cast", [spec.name], [attrInt("to", ONNX_TYPE[spec.dtype])]) : spec.name;
+      env.set(v, this.dense(cast, spec.shape, spec.dtype, spec.shape));
       return spec;
     });
     this.lowerEqns(jaxpr.eqns, env);
@@ -295,7 +305,7 @@ class Lowering {
         name: options.name ?? "jaxjs",
         nodes,
         initializers,
-        inputs: inputs.map((s) => ({ name: s.name, elemType: ONNX_TYPE[s.dtype], shape: this.symbolic(s.shape, options) })),
+        inputs: inputs.map((s) => ({ name: s.name, elemType: Object.hasOwn(declared, s.name) ? DECLARED_TYPE[declared[s.name]] : ONNX_TYPE[s.dtype], shape: this.symbolic(s.shape, options) })),
         outputs: outputs.map((s) => ({ name: s.name, elemType: ONNX_TYPE[s.dtype], shape: this.symbolic(s.shape, options) })),
       },
     });

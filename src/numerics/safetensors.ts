@@ -2,7 +2,9 @@
  * safetensors I/O (the format of Hugging Face's `safetensors`, readable from Python):
  * 8-byte little-endian header length, a JSON header `{name: {dtype, shape, data_offsets}}`
  * with an optional `__metadata__` of strings, then the raw little-endian tensor bytes.
- * Only float32 is written; float32 is read.
+ * Only float32 is written. Read: float32, and float16, bfloat16, float64, integer and boolean
+ * tensors converted to float32 (a table of prompt embeddings saved in half precision, an attention
+ * mask saved as int64); an integer beyond ±2^24, which float32 does not hold exactly, is refused.
  */
 import { readFileSync, writeFileSync, renameSync, mkdirSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
@@ -45,10 +47,42 @@ export class SafetensorsError extends Error {
   }
 }
 
-/** Bytes per element of every dtype the format defines (only F32 is read here). */
+/** Bytes per element of every dtype the format defines (all but the 8-bit floats are read). */
 const DTYPE_BYTES: Record<string, number> = {
   BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, I16: 2, U16: 2, F16: 2, BF16: 2, I32: 4, U32: 4, F32: 4, F64: 8, I64: 8, U64: 8,
 };
+/** The dtypes read, each element as a float32 value (F32 itself is copied whole). */
+const READ: Record<string, (v: DataView, i: number) => number> = {
+  F16: (v, i) => halfToFloat(v.getUint16(2 * i, true)),
+  BF16: (v, i) => bitsToFloat(v.getUint16(2 * i, true) << 16),
+  F64: (v, i) => v.getFloat64(8 * i, true),
+  I64: (v, i) => Number(v.getBigInt64(8 * i, true)),
+  U64: (v, i) => Number(v.getBigUint64(8 * i, true)),
+  I32: (v, i) => v.getInt32(4 * i, true),
+  U32: (v, i) => v.getUint32(4 * i, true),
+  I16: (v, i) => v.getInt16(2 * i, true),
+  U16: (v, i) => v.getUint16(2 * i, true),
+  I8: (v, i) => v.getInt8(i),
+  U8: (v, i) => v.getUint8(i),
+  BOOL: (v, i) => (v.getUint8(i) === 0 ? 0 : 1),
+};
+const INTEGER = new Set(["I64", "U64", "I32", "U32"]);
+/** float32 holds every integer of at most this magnitude exactly. */
+const EXACT_INTEGER = 2 ** 24;
+
+const scratch = new DataView(new ArrayBuffer(4));
+function bitsToFloat(bits: number): number {
+  scratch.setUint32(0, bits >>> 0);
+  return scratch.getFloat32(0);
+}
+/** IEEE half precision → number (subnormals, infinities and NaN included). */
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
 /** The reference implementation's bound on the JSON header (Hugging Face `safetensors`, MAX_HEADER_SIZE). */
 const MAX_HEADER_BYTES = 100_000_000;
 /** More dimensions than any model here uses by far; bounds the work a hostile header can ask for. */
@@ -64,11 +98,11 @@ const show = (v: unknown): string => {
  * Decodes safetensors bytes. Everything the header says is checked against the format and the
  * bytes before a value is read: header length within the file and ≤ 100 MB, the header UTF-8 JSON
  * and an object, `__metadata__` an object of strings, every tensor entry exactly
- * `{dtype, shape, data_offsets}` with a known dtype (only F32 is accepted), shape entries
+ * `{dtype, shape, data_offsets}` with a known dtype (all but the 8-bit floats are read, as float32), shape entries
  * non-negative integers, offsets non-negative integers with begin ≤ end and
  * end − begin = elements × bytes of the dtype, and the tensors' byte ranges tiling the data
  * section from 0 to the end of the file with no overlap, hole or trailing byte (the format's own
- * rule; with F32 only it also makes every offset 4-aligned). Any violation is a
+ * rule). Any violation is a
  * `SafetensorsError` naming the source and, where there is one, the tensor.
  */
 export function decodeSafetensors(bytes: Uint8Array, source = "safetensors data"): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
@@ -91,7 +125,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = "safetensors data"
   const dataLength = bytes.length - base;
 
   let metadata: Record<string, string> = {};
-  const entries: { name: string; shape: number[]; begin: number; end: number }[] = [];
+  const entries: { name: string; dtype: string; shape: number[]; begin: number; end: number }[] = [];
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
       if (typeof info !== "object" || info === null || Array.isArray(info)) fail(`__metadata__ is ${show(info)}, not an object of strings`);
@@ -104,7 +138,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = "safetensors data"
     const { dtype, shape, data_offsets: offsets, ...rest } = info as Record<string, unknown>;
     if (Object.keys(rest).length > 0) tensor(`has unknown field ${show(Object.keys(rest)[0])} (a tensor has dtype, shape, data_offsets)`);
     if (typeof dtype !== "string" || !(dtype in DTYPE_BYTES)) tensor(`has unknown dtype ${show(dtype)}`);
-    if (dtype !== "F32") tensor(`has dtype ${dtype}; only F32 is supported`);
+    if (dtype !== "F32" && !(dtype as string in READ)) tensor(`has dtype ${dtype}, which is not read (F32, F16, BF16, F64 and the integer and boolean dtypes are)`);
     if (!Array.isArray(shape) || shape.length > MAX_RANK || !shape.every(isIndex)) {
       tensor(`has shape ${show(shape)}; a shape is a list of at most ${MAX_RANK} non-negative integers`);
     }
@@ -118,7 +152,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = "safetensors data"
     if (elements * DTYPE_BYTES[dtype as string] !== end - begin) {
       tensor(`has shape [${shape}] of ${dtype} (${elements} × ${DTYPE_BYTES[dtype as string]} bytes) but data_offsets [${begin}, ${end}] hold ${end - begin} bytes`);
     }
-    entries.push({ name, shape: shape as number[], begin, end });
+    entries.push({ name, dtype: dtype as string, shape: shape as number[], begin, end });
   }
   // the byte ranges tile [0, dataLength): sorted by begin, each starts where the previous ended
   const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
@@ -133,7 +167,18 @@ export function decodeSafetensors(bytes: Uint8Array, source = "safetensors data"
   const tensors = new Map<string, HostTensor>();
   for (const e of entries) {
     const copy = new Uint8Array(bytes.subarray(base + e.begin, base + e.end)); // an aligned copy (Buffer.slice would be a view)
-    tensors.set(e.name, { shape: e.shape, data: new Float32Array(copy.buffer, 0, (e.end - e.begin) / 4) });
+    if (e.dtype === "F32") {
+      tensors.set(e.name, { shape: e.shape, data: new Float32Array(copy.buffer, 0, (e.end - e.begin) / 4) });
+      continue;
+    }
+    const read = READ[e.dtype], view = new DataView(copy.buffer);
+    const data = new Float32Array((e.end - e.begin) / DTYPE_BYTES[e.dtype]);
+    for (let i = 0; i < data.length; i++) {
+      const x = read(view, i);
+      if (INTEGER.has(e.dtype) && Math.abs(x) > EXACT_INTEGER) fail(`tensor ${show(e.name)} (${e.dtype}) holds ${x} at index ${i}, beyond ±2^24: float32 does not hold it exactly`);
+      data[i] = x;
+    }
+    tensors.set(e.name, { shape: e.shape, data });
   }
   return { tensors, metadata };
 }

@@ -23,6 +23,38 @@ test("truncated or foreign files are errors that say so", () => {
   assert.throws(() => decodeSafetensors(new TextEncoder().encode("\x05\0\0\0\0\0\0\0hello"), "f"), /not valid JSON/);
 });
 
+/** A file of one tensor with raw little-endian bytes `raw` of `dtype`. */
+function rawFile(dtype: string, shape: number[], raw: Uint8Array): Uint8Array {
+  const head = new TextEncoder().encode(JSON.stringify({ t: { dtype, shape, data_offsets: [0, raw.length] } }));
+  const out = new Uint8Array(8 + head.length + raw.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
+  out.set(head, 8);
+  out.set(raw, 8 + head.length);
+  return out;
+}
+const le = (n: number, write: (v: DataView) => void) => {
+  const b = new Uint8Array(n);
+  write(new DataView(b.buffer));
+  return b;
+};
+
+test("half, bfloat16, float64, integer and boolean tensors read as float32 (a table saved from PyTorch in fp16, an int64 mask)", () => {
+  const read = (dtype: string, raw: Uint8Array, n: number) => [...decodeSafetensors(rawFile(dtype, [n], raw), "t").tensors.get("t")!.data];
+  // half: 1, −2, 0.5, 65504 (the largest), 2^−24 (the smallest subnormal), 1/3 rounded to 11 bits
+  const halves = [0x3c00, 0xc000, 0x3800, 0x7bff, 0x0001, 0x3555];
+  assert.deepEqual(read("F16", le(12, (v) => halves.forEach((h, i) => v.setUint16(2 * i, h, true))), 6), [1, -2, 0.5, 65504, 2 ** -24, 0.333251953125]);
+  // bfloat16 is float32's upper half: 1, −3, π to 8 bits (0x4049 → 3.140625)
+  assert.deepEqual(read("BF16", le(6, (v) => [0x3f80, 0xc040, 0x4049].forEach((h, i) => v.setUint16(2 * i, h, true))), 3), [1, -3, 3.140625]);
+  assert.deepEqual(read("F64", le(16, (v) => { v.setFloat64(0, 0.1, true); v.setFloat64(8, -7, true); }), 2), [Math.fround(0.1), -7]);
+  assert.deepEqual(read("I64", le(24, (v) => [1n, 0n, -16777216n].forEach((x, i) => v.setBigInt64(8 * i, x, true))), 3), [1, 0, -16777216]);
+  assert.deepEqual(read("I32", le(8, (v) => { v.setInt32(0, -5, true); v.setInt32(4, 300, true); }), 2), [-5, 300]);
+  assert.deepEqual(read("BOOL", Uint8Array.from([1, 0, 1]), 3), [1, 0, 1]);
+  assert.deepEqual(read("U8", Uint8Array.from([255, 7]), 2), [255, 7]);
+  // an integer float32 cannot hold exactly is refused, not rounded
+  assert.throws(() => read("I64", le(16, (v) => { v.setBigInt64(0, 1n, true); v.setBigInt64(8, 16777217n, true); }), 2),
+    (e: Error) => e instanceof SafetensorsError && /tensor "t" \(I64\) holds 16777217 at index 1, beyond ±2\^24/.test(e.message) && !e.message.includes("\n"));
+});
+
 // ---- issue 14: every header claim is checked against the format and the bytes ----
 
 const sample = () => new Map([
@@ -62,7 +94,7 @@ test("bad offsets, shapes, dtypes and headers are one-line errors naming the fil
     ["fractional dimension", (h) => { h["a.w"].shape = [1.5, 4]; }, /tensor "a.w" has shape/],
     ["huge shape", (h) => { h["a.w"].shape = [2 ** 40, 2 ** 40, 0.5]; }, /tensor "a.w" has shape/],
     ["unknown dtype", (h) => { h.b.dtype = "F33"; }, /tensor "b" has unknown dtype "F33"/],
-    ["other dtype", (h) => { h.b.dtype = "F16"; h.b.shape = [2]; }, /tensor "b" has dtype F16; only F32 is supported/],
+    ["an 8-bit float", (h) => { h.b.dtype = "F8_E4M3"; h.b.shape = [4]; }, /tensor "b" has dtype F8_E4M3, which is not read/],
     ["unknown field", (h) => { h.b.extra = 1; }, /tensor "b" has unknown field "extra"/],
     ["entry not an object", (h) => { h.b = [1]; }, /tensor "b" is described by \[1\]/],
     ["header an array", () => [1, 2], /header is \[1,2\], not a JSON object/],
@@ -114,6 +146,9 @@ function rng(seed: number): () => number {
   };
 }
 
+/** Bytes per element of the dtypes the decoder reads. */
+const READ_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, U64: 8, I32: 4, U32: 4, I16: 2, U16: 2, I8: 1, U8: 1, BOOL: 1 };
+
 /** If the decoder accepted `bytes`, checks that what it returned is exactly what the header honestly describes. */
 function assertHonest(bytes: Uint8Array, got: ReturnType<typeof decodeSafetensors>, label: string): void {
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
@@ -125,12 +160,14 @@ function assertHonest(bytes: Uint8Array, got: ReturnType<typeof decodeSafetensor
   const ranges: [number, number][] = [];
   for (const name of names) {
     const { dtype, shape, data_offsets: [begin, end] } = header[name];
-    assert.equal(dtype, "F32", label);
+    assert.ok(dtype in READ_BYTES, `${label}: ${dtype}`);
     assert.ok(Number.isSafeInteger(begin) && Number.isSafeInteger(end) && begin >= 0 && begin <= end, label);
-    assert.equal(shape.reduce((a: number, b: number) => a * b, 1) * 4, end - begin, label);
+    const elements = shape.reduce((a: number, b: number) => a * b, 1);
+    assert.equal(elements * READ_BYTES[dtype], end - begin, label);
     const t = got.tensors.get(name)!;
     assert.deepEqual(t.shape, shape, label);
-    assert.deepEqual(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), bytes.subarray(base + begin, base + end), `${label}: ${name}`);
+    assert.equal(t.data.length, elements, label);
+    if (dtype === "F32") assert.deepEqual(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), bytes.subarray(base + begin, base + end), `${label}: ${name}`);
     ranges.push([begin, end]);
   }
   ranges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
