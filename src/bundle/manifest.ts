@@ -27,8 +27,13 @@ export type BundleManifest = {
     /** Input names; `condition` lists one or more inputs that together are a prompt's condition (one table tensor each). */
     readonly inputs: { readonly latent: string; readonly time: string; readonly condition: readonly string[] };
     readonly output: string;
-    /** The time input is `time_scale · s`, s ∈ [0, 1] the flow time (1 = pure noise). */
+    /** The time input is `time_scale · s`, s ∈ [0, 1] the flow time (1 = pure noise); `time_scale · (1 − s)` when `noiseAt` is 0. */
     readonly timeScale: number;
+    /**
+     * The model's own time at which x is pure noise: 1 (x_s = (1−s)·x0 + s·ε: diffusers, SD3, Flux,
+     * Sana) or 0 (x_t = t·x0 + (1−t)·ε: Meta's flow_matching, torchcfm), whose velocity d x/dt is then −v.
+     */
+    readonly noiseAt: 0 | 1;
     readonly prediction: (typeof PREDICTIONS)[number];
     /** Tensor (a node's output) where the time embedding [B, W] is formed: the student's guidance embedding is added there ("" = none). */
     readonly timeEmbedding: string;
@@ -44,7 +49,7 @@ export type BundleManifest = {
   readonly vaeDecoder: { readonly file: string; readonly input: string; readonly output: string; readonly outputRange: readonly number[] } | null;
 };
 
-type Kind = "string" | "strings" | "inputs" | "name" | "number" | "positive" | "shape" | "numbers" | "range" | "prediction" | "format";
+type Kind = "string" | "strings" | "inputs" | "name" | "number" | "positive" | "shape" | "numbers" | "range" | "prediction" | "format" | "endpoint";
 type Spec = { kind: Kind; required: boolean; default?: unknown; what: string } | { section: Record<string, Spec>; required: boolean; what: string };
 
 const req = (kind: Kind, what: string): Spec => ({ kind, required: true, what });
@@ -69,6 +74,7 @@ const SCHEMA: Record<string, Spec> = {
       },
       output: req("string", "the output name of the prediction [B, ...latent_shape]"),
       time_scale: opt("positive", 1, "the time input is time_scale · s (1 for s in [0, 1], 1000 for diffusers' timesteps)"),
+      noise_at: opt("endpoint", 1, "the model's time of pure noise: 1 (x_s = (1−s)·x0 + s·ε, diffusers) or 0 (x_t = t·x0 + (1−t)·ε, Meta's flow_matching, torchcfm)"),
       prediction: req("prediction", PREDICTIONS.join(" | ")),
       time_embedding: opt("string", "", "the tensor (a node's output) holding the time embedding [B, W], for a guidance embedding"),
       trainable: opt("strings", [], "a list of initializer-name prefixes the student trains (default: every floating initializer of more than one element)"),
@@ -105,6 +111,7 @@ function check(file: string, key: string, s: Extract<Spec, { kind: Kind }>, v: u
   const finite = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x);
   switch (s.kind) {
     case "format": return v === BUNDLE_FORMAT ? v : fail();
+    case "endpoint": return v === 0 || v === 1 ? v : fail();
     case "string": return typeof v === "string" && v.length > 0 && v.length <= 4096 ? v : typeof v === "string" && !s.required && v === "" ? v : fail();
     case "strings": return Array.isArray(v) && v.length <= 100000 && v.every((x) => typeof x === "string" && x.length <= 4096) ? v : fail();
     case "inputs": {

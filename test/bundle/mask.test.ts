@@ -19,7 +19,7 @@ import { loadBundle } from "../../src/bundle/load.ts";
 import { bundleFlowStudent } from "../../src/bundle/student.ts";
 import { key, normal } from "../../src/numerics/random.ts";
 import { loadParamTree } from "../../src/numerics/params.ts";
-import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType, type NodeProto } from "../../src/executor/onnxProto.ts";
+import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType, type DataTypeCode, type NodeProto } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
 import { sampleImages } from "../../src/run/sample.ts";
 import { loadBundleGenerator } from "../../web/tbcm-generator.js";
@@ -34,7 +34,7 @@ const values = (n: number, seed: number, scale = 0.3) => Float32Array.from({ len
 const node = (opType: string, inputs: string[], outputs: string[], attributes = [] as NodeProto["attributes"]): NodeProto => ({ opType, inputs, outputs, name: outputs[0], attributes });
 
 /** v(latent [B, 2, 4, 4], timestep [B], tokens [B, L, E], mask [B, L] of `maskType`): the tokens' masked mean conditions it. */
-function denoiser(maskType: number): Uint8Array {
+function denoiser(maskType: DataTypeCode): Uint8Array {
   return encodeModel({
     opsetVersion: 17, irVersion: 8,
     graph: {
