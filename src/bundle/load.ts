@@ -167,6 +167,23 @@ export function loadBundle(dir: string): LoadedBundle {
       throw new ConfigError(`${where}: condition input "${cond.name}" has shape ${fmt(cond.shape)}, but ${what} [${shape}]`);
     }
   });
+  // an integer or boolean input takes whole numbers (0 or 1 for bool): a table value in between would be silently truncated
+  const rowSize = table.rows.length / table.prompts.length;
+  let offset = 0;
+  conds.forEach((cond, k) => {
+    const size = table.parts[k].shape.reduce((a, b) => a * b, 1);
+    if (Object.hasOwn(INTEGER_CONDITIONS, cond.dtype)) {
+      for (let p = 0; p < table.prompts.length; p++) {
+        for (let i = 0; i < size; i++) {
+          const x = table.rows[p * rowSize + offset + i];
+          if (cond.dtype === "bool" ? x !== 0 && x !== 1 : !Number.isInteger(x)) {
+            throw new ConfigError(`${where}: condition input "${cond.name}" is ${cond.dtype}, but its table tensor "${table.parts[k].name}" holds ${x} (prompt ${p}, element ${i}); store ${cond.dtype === "bool" ? "0 and 1" : "whole numbers"}`);
+          }
+        }
+      }
+    }
+    offset += size;
+  });
   if (m.timeEmbedding && !transformer.tensorNames.has(m.timeEmbedding)) {
     throw new ConfigError(`teacher.json key "transformer.time_embedding": no node of ${where} computes a tensor "${m.timeEmbedding}"`);
   }

@@ -205,3 +205,19 @@ test("an int64 mask: a short run, and the exported student takes int64 as the te
   }
   await g.release();
 });
+
+test("a mask table that does not hold whole numbers (0/1 for bool) is a one-line error, not a silent truncation", () => {
+  for (const [maskType, value] of [["int64", 0.5], ["bool", 2]] as const) {
+    const b = bundle(`bad-${maskType}`, maskType);
+    // rewrite the table with the mask as F32 holding one bad value
+    const flat = MASK.flat().map((v, i) => (i === 5 ? value : v));
+    const tokRaw = new Uint8Array(halves.length * 2), tv = new DataView(tokRaw.buffer);
+    halves.forEach((h, i) => tv.setUint16(2 * i, h, true));
+    writeFileSync(join(b, "prompt_embeddings.safetensors"), typedSafetensors([
+      ["tokens", "F16", [PROMPTS.length, L, E], tokRaw],
+      ["mask", "F32", [PROMPTS.length, L], new Uint8Array(Float32Array.from(flat).buffer)],
+    ], { prompts: JSON.stringify(PROMPTS) }));
+    assert.throws(() => loadBundle(b), (e: Error) => !e.message.includes("\n")
+      && new RegExp(`condition input "mask" is ${maskType}, but its table tensor "mask" holds ${value} \\(prompt 1, element 1\\)`).test(e.message));
+  }
+});
