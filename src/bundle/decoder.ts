@@ -7,8 +7,9 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { numpy as np, tree } from "@jax-js/jax";
-import { ConfigError, type Executor } from "../config/schema.ts";
+import { ConfigError, type Executor, executorParts } from "../config/schema.ts";
 import { inference, inChunks } from "../executor/inference.ts";
+import { OnnxFile } from "../executor/onnxRun.ts";
 import { importOnnx } from "../onnx/graph.ts";
 import type { LoadedBundle } from "./load.ts";
 
@@ -35,6 +36,10 @@ export function loadBundleDecoder(b: LoadedBundle, executor: Executor): BundleDe
   const out = outputs.indexOf(dec.output);
   if (out < 0) throw new ConfigError(`teacher.json key "vae_decoder.output": the decoder has no output "${dec.output}" (its outputs: ${outputs.join(", ")})`);
   const [lo, hi] = dec.outputRange;
+  const { kind, device } = executorParts(executor);
+  if (kind === "onnx" && decoder.inputs[0].dtype === "float32" && decoder.outputs[out].dtype === "float32") {
+    return fileDecoder(join(b.dir, dec.file), b, decoder.outputs[out].shape, device);
+  }
   const params = decoder.paramArrays();
   let channels: 1 | 3 = 1; // known once the program is traced
   const program = inference(executor, params, (p, z) => {
@@ -56,6 +61,51 @@ export function loadBundleDecoder(b: LoadedBundle, executor: Executor): BundleDe
     async dispose() {
       await program.dispose();
       tree.dispose(params as never);
+    },
+  };
+}
+
+/** Rows per call of a decoder run as its own file: a real VAE's activations at 512² are ~100 MB a row per tensor. */
+const FILE_ROWS = 8;
+
+/**
+ * The ONNX Runtime executor's decoder: the file itself in an ONNX Runtime session (it is never
+ * differentiated, so nothing needs the importer), scaling and the image range applied here.
+ */
+function fileDecoder(file: string, b: LoadedBundle, declared: readonly (number | string | null)[], device: ReturnType<typeof executorParts>["device"]): BundleDecoder {
+  const m = b.manifest, dec = m.vaeDecoder!, [lo, hi] = dec.outputRange;
+  const session = OnnxFile.open(file, { device });
+  return {
+    async decode(latents, n, maxRows = FILE_ROWS) {
+      const f = await session, rows = Math.max(1, Math.min(maxRows, FILE_ROWS));
+      let pixels: Float32Array | undefined, channels: 1 | 3 = 1, per = 0;
+      for (let at = 0; at < n; at += rows) {
+        const k = Math.min(rows, n - at);
+        const z = latents.slice(at * b.dim, (at + k) * b.dim).map((v) => v / m.latentScalingFactor + m.latentShiftFactor);
+        const [img] = await f.run({ [dec.input]: { data: z, shape: [k, ...m.latentShape] } }, [dec.output]);
+        // [k, C, H, W] → [k, C·H·W] in [0, 1]: RGB kept, any other channel count shown grey (the channel mean)
+        const C = img.shape.length === 4 ? img.shape[1] : 1, plane = img.data.length / k / C;
+        channels = C === 3 ? 3 : 1;
+        per = channels * plane;
+        pixels ??= new Float32Array(n * per);
+        for (let i = 0; i < k; i++) {
+          for (let p = 0; p < per; p++) {
+            let v: number;
+            if (channels === 3) v = img.data[i * per + p];
+            else {
+              v = 0;
+              for (let c = 0; c < C; c++) v += img.data[(i * C + c) * plane + p];
+              v /= C;
+            }
+            pixels[(at + i) * per + p] = Math.min(1, Math.max(0, (v - lo) / (hi - lo)));
+          }
+        }
+      }
+      const [height, width] = decodedShape(declared, per / channels);
+      return { pixels: pixels ?? new Float32Array(0), height, width, channels };
+    },
+    async dispose() {
+      await (await session).release();
     },
   };
 }

@@ -136,6 +136,39 @@ export class OnnxProgram {
 }
 
 /**
+ * An ONNX file run as it is, for a model that is only ever evaluated (a bundle's VAE decoder): no
+ * import, no gradients, ONNX Runtime's own kernels (its Conv is ≈ 6× the importer's lowered one,
+ * bench/RESULTS.md §39, and needs no im2col buffer). Float32 inputs and outputs, fed by name.
+ */
+export class OnnxFile {
+  private constructor(private readonly session: ort.InferenceSession) {}
+
+  static async open(file: string, options: OnnxRunOptions = {}): Promise<OnnxFile> {
+    const device = options.device ?? "cpu";
+    try {
+      return new OnnxFile(await ort.InferenceSession.create(file, sessionOptions(options)));
+    } catch (e) {
+      const reason = deviceFailure(device, e);
+      throw reason === undefined ? e : new DeviceError(reason);
+    }
+  }
+
+  /** Runs the file on `feeds` and returns the outputs `names` asks for. */
+  async run(feeds: Readonly<Record<string, HostTensor>>, names: readonly string[]): Promise<HostTensor[]> {
+    const tensors = Object.fromEntries(Object.entries(feeds).map(([k, x]) => [k, new ort.Tensor("float32", x.data, [...x.shape])]));
+    const results = await this.session.run(tensors, [...names]);
+    return names.map((n) => {
+      const t = results[n];
+      return { data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>), shape: [...t.dims] };
+    });
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/**
  * Creates and runs one tiny session on `device`: a missing provider or adapter is a DeviceError
  * here, before a command writes anything.
  */

@@ -23,6 +23,7 @@ import { loadParamTree } from "../../src/numerics/params.ts";
 import { encodeModel, float32Tensor, int64Tensor, attrInt, attrInts, DataType, type NodeProto } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
 import { sampleImages } from "../../src/run/sample.ts";
+import { loadBundleDecoder } from "../../src/bundle/decoder.ts";
 import { loadBundleGenerator } from "../../web/tbcm-generator.js";
 
 const dir = tempDir("tbcm-conditions-");
@@ -181,4 +182,35 @@ test("several condition inputs: a missing table tensor, a misnamed input, a tens
   await fails(bad("wrong-shape", MANIFEST, [["tokens", [3, 3, 5]], ["pooled", [3, 7]]]), /condition input "pooled" has shape \[batch, 6\], but its table tensor "pooled" has rows \[7\]/);
   const twice = { ...MANIFEST, transformer: { ...MANIFEST.transformer, inputs: { ...MANIFEST.transformer.inputs, condition: ["tokens", "tokens"] } } };
   await fails(bad("twice", twice, [["tokens", [3, 3, 5]]]), /key "transformer\.inputs\.condition": expected .* a list of up to 16 distinct input names/);
+});
+
+test("the decoder run as its own file in onnxruntime (executor onnx) draws what the importer's program draws (colour, and grey from 2 channels)", async () => {
+  const grey = join(dir, "grey");
+  mkdirSync(grey);
+  for (const f of ["transformer.onnx", "prompt_embeddings.safetensors"]) writeFileSync(join(grey, f), readFileSync(join(bundle, f)));
+  writeFileSync(join(grey, "teacher.json"), JSON.stringify({ ...MANIFEST, latent_scaling_factor: 0.5, latent_shift_factor: 0.1, vae_decoder: { input: "z", output: "two", output_range: [-1, 1] } }));
+  writeFileSync(join(grey, "vae_decoder.onnx"), encodeModel({
+    opsetVersion: 17, irVersion: 8,
+    graph: {
+      name: "decoder2",
+      nodes: [node("Conv", ["z", "k"], ["c"]), node("Tanh", ["c"], ["two"])],
+      initializers: [float32Tensor("k", [2, 2, 1, 1], values(4, 3, 1))],
+      inputs: [{ name: "z", elemType: DataType.FLOAT, shape: ["batch", 2, 4, 4] }],
+      outputs: [{ name: "two", elemType: DataType.FLOAT, shape: ["batch", 2, 4, 4] }],
+    },
+  }));
+  const n = 11; // more than one chunk of the file's 8 rows
+  const z = normal(key(4), n * 32);
+  for (const [d, channels] of [[bundle, 3], [grey, 1]] as const) {
+    const b = loadBundle(d);
+    const file = loadBundleDecoder(b, "onnx"), program = loadBundleDecoder(b, "jax");
+    const [a, c] = [await file.decode(z, n), await program.decode(z, n)];
+    await file.dispose();
+    await program.dispose();
+    assert.equal(a.channels, channels);
+    assert.deepEqual([a.channels, a.height, a.width, a.pixels.length], [c.channels, c.height, c.width, c.pixels.length]);
+    const diff = a.pixels.reduce((m, v, i) => Math.max(m, Math.abs(v - c.pixels[i])), 0);
+    assert.ok(diff < 1e-5, `${channels} channels: max |Δ| ${diff.toExponential(2)}`);
+    assert.ok(a.pixels.some((v) => v > 0.05 && v < 0.95), "pixels inside the range, so the scaling is exercised");
+  }
 });
