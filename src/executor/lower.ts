@@ -523,6 +523,8 @@ class Lowering {
         return [this.pad(read(0), params.width as [number, number][], outLogical)];
       case "flip":
         return [this.flip(read(0), params.axis as number[])];
+      case "conv":
+        return [this.conv(read(0), read(1), params as unknown as ConvParams, outType(), outLogical)];
       case "jit": {
         const inner = params.jaxpr as Jaxpr;
         const innerEnv = new Map<Var, Val>();
@@ -821,6 +823,55 @@ class Lowering {
     return this.dense(this.g.node1("Pad", [m, this.g.int64s(pads)]), shape, x.dtype, outLogical);
   }
 
+  /**
+   * jax-js's `conv` as one ONNX Conv. lhs [...V, N, C, ...xs], rhs [...V, O, C, ...ks] → [...V, N, O, ...ys]:
+   * the leading vmap axes V (grouped convolutions, and convs under vmap) become Conv's groups;
+   * lhs dilation (the transposes of strided convs) is zeros inserted between the input's elements;
+   * negative padding (also from transposes) crops the input, ONNX's pads being non-negative.
+   */
+  conv(lhs: Val, rhs: Val, p: ConvParams, dtype: ElemType, outLogical: readonly number[]): Val {
+    if (dtype !== "float32") throw new UnsupportedPrimitiveError("conv", `dtype ${dtype}`);
+    if (lhs.zero || rhs.zero) return this.zeroVal(dtype, outLogical);
+    const v = p.vmapDims, Vdims = lhs.logical.slice(0, v), G = prod(Vdims);
+    const [N, C, ...xs] = lhs.logical.slice(v), [O, , ...ks] = rhs.logical.slice(v), ys = outLogical.slice(v + 2);
+    const n = xs.length;
+    this.matmulFlops += 2 * prod(outLogical) * C * prod(ks);
+    let x = this.expandTo(lhs, lhs.logical), w = this.expandTo(rhs, rhs.logical);
+    let xShape = [N, G * C, ...xs];
+    if (v > 0) {
+      // [...V, N, C, …] → [N, G·C, …]: group g reads channels g·C … (g+1)·C − 1
+      const t = this.g.node1("Transpose", [this.reshape(x, lhs.logical, [G, N, C, ...xs])], [attrInts("perm", [1, 0, ...range(n + 1).map((a) => a + 2)])]);
+      x = this.reshape(t, [N, G, C, ...xs], xShape);
+      w = this.reshape(w, rhs.logical, [G * O, C, ...ks]);
+    }
+    // lhs dilation: d − 1 zeros after each element along a spatial axis (then the trailing ones cut)
+    p.lhsDilation.forEach((d, i) => {
+      if (d === 1) return;
+      const ax = 2 + i, X = xShape[ax];
+      const withUnit = [...xShape.slice(0, ax + 1), 1, ...xShape.slice(ax + 1)];
+      const padded = this.g.node1("Pad", [this.reshape(x, xShape, withUnit), this.g.int64s([...withUnit.map(() => 0), ...withUnit.map((_, a) => (a === ax + 1 ? d - 1 : 0))])]);
+      const spread = [...xShape.slice(0, ax), X * d, ...xShape.slice(ax + 1)];
+      x = this.g.node1("Slice", [this.reshape(padded, [...withUnit.slice(0, ax + 1), d, ...withUnit.slice(ax + 2)], spread), this.g.int64s([0]), this.g.int64s([(X - 1) * d + 1]), this.g.int64s([ax])]);
+      xShape = [...xShape.slice(0, ax), (X - 1) * d + 1, ...xShape.slice(ax + 1)];
+    });
+    // negative padding crops
+    const crop = range(n).filter((i) => p.padding[i][0] < 0 || p.padding[i][1] < 0);
+    if (crop.length > 0) {
+      const starts = crop.map((i) => Math.max(0, -p.padding[i][0])), ends = crop.map((i) => xShape[2 + i] - Math.max(0, -p.padding[i][1]));
+      x = this.g.node1("Slice", [x, this.g.int64s(starts), this.g.int64s(ends), this.g.int64s(crop.map((i) => 2 + i))]);
+      crop.forEach((i, k) => (xShape[2 + i] = ends[k] - starts[k]));
+    }
+    const pads = [...range(n).map((i) => Math.max(0, p.padding[i][0])), ...range(n).map((i) => Math.max(0, p.padding[i][1]))];
+    let y = this.g.node1("Conv", [x, w], [
+      attrInts("strides", p.strides), attrInts("pads", pads), attrInts("dilations", p.rhsDilation), attrInt("group", G), attrInts("kernel_shape", ks),
+    ]);
+    if (v > 0) {
+      const t = this.g.node1("Transpose", [this.reshape(y, [N, G * O, ...ys], [N, G, O, ...ys])], [attrInts("perm", [1, 0, ...range(n + 1).map((a) => a + 2)])]);
+      y = this.reshape(t, [G, N, O, ...ys], outLogical);
+    }
+    return this.dense(y, outLogical, dtype, outLogical);
+  }
+
   flip(x: Val, axes: readonly number[]): Val {
     const real = axes.filter((a) => x.shape[a] > 1);
     if (x.zero || real.length === 0) return x;
@@ -832,6 +883,15 @@ class Lowering {
     return { ...x, base, materialised: undefined };
   }
 }
+
+/** The parameters of jax-js's `conv` primitive (per spatial axis, padding as [before, after]). */
+type ConvParams = {
+  readonly vmapDims: number;
+  readonly strides: readonly number[];
+  readonly padding: readonly (readonly [number, number])[];
+  readonly lhsDilation: readonly number[];
+  readonly rhsDilation: readonly number[];
+};
 
 /** What the lowering needs of a traced constant (a concrete jax-js Array). */
 type ConstArray = { readonly shape: number[]; readonly dtype: string; readonly ref: { dataSync(): ArrayLike<number> & { every(f: (x: number) => boolean): boolean } } };

@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as ort from "onnxruntime-node";
-import { numpy as np, tree, jvp, type Array } from "@jax-js/jax";
+import { numpy as np, tree, jvp, valueAndGrad, type Array } from "@jax-js/jax";
 import { readFileSync } from "node:fs";
 import { importOnnx, OnnxImportError, SUPPORTED_OPS } from "../../src/onnx/graph.ts";
 import { decodeOnnx } from "../../src/onnx/reader.ts";
@@ -383,4 +383,57 @@ test("an absurd size computed in a graph is a one-line error naming the node, be
     /node "\/ConstantOfShape_z" \(ConstantOfShape\): ConstantOfShape of shape \[1000000000\] \(1000000000 elements\) is larger than the 16777216 supported/);
   oneLine(run([node("Expand", ["x", "s"])], [i64("s", [100000, 100000, 4])]), /node "\/Expand_y" \(Expand\): output 0 of shape \[100000,100000,4\] .* is larger than the 4294967296 supported/);
   oneLine(run([node("Range", ["a", "b", "d"])], [int64Tensor("a", [], [0]), int64Tensor("b", [], [2 ** 40]), int64Tensor("d", [], [1])]), /\(Range\): Range of shape \[1099511627776\]/);
+});
+
+test("Conv and ConvTranspose are differentiable where training needs them: value and grad (input and weights) lowered to ONNX equal jax-js's, and match central differences", async () => {
+  // strided, dilated, grouped, asymmetrically padded: the transposes have lhs dilation and negative pads
+  const m = importOnnx(decodeOnnx(encodeModel({
+    opsetVersion: 17, irVersion: 8,
+    graph: {
+      name: "convs",
+      nodes: [
+        node("Conv", ["x", "w1", "b1"], [attrInts("strides", [2, 1]), attrInts("dilations", [1, 2]), attrInts("pads", [1, 0, 2, 1]), attrInt("group", 2)], ["c1"]),
+        node("Tanh", ["c1"], [], ["t"]),
+        node("ConvTranspose", ["t", "w2"], [attrInts("strides", [2, 2]), attrInts("pads", [0, 1, 1, 0]), attrInt("group", 2)], ["c2"]),
+        node("Conv", ["c2", "w3"], [attrInts("strides", [3, 2])]),
+      ],
+      initializers: [w("w1", [4, 2, 3, 2]), w("b1", [4]), w("w2", [4, 1, 3, 3]), w("w3", [3, 2, 2, 2])],
+      inputs: [{ name: "x", elemType: DataType.FLOAT, shape: [2, 4, 9, 7] }],
+      outputs: [{ name: "y", elemType: DataType.FLOAT, shape: [] }],
+    },
+  }), { file: "convs.onnx" }));
+  const names = Object.keys(m.params).sort();
+  const shapes = [...names.map((k) => [...m.params[k].shape]), [2, 4, 9, 7]];
+  const r = (y: Array) => np.array(values(prod(y.shape), 11), { shape: y.shape });
+  const loss = (...xs: Array[]) => {
+    const p = Object.fromEntries(names.map((k, i) => [k, xs[i]]));
+    const y = m.apply(p, [xs[names.length]])[0];
+    return y.mul(r(y.ref)).sum();
+  };
+  const argnums = shapes.map((_, i) => i);
+  const valueGrad = (...xs: Array[]) => {
+    const [v, g] = valueAndGrad(loss, { argnums } as never)(...xs) as unknown as [Array, Array[]];
+    return [v, ...g];
+  };
+  const point = shapes.map((s, i) => values(prod(s), 20 + i).map((v) => 0.5 * v));
+  const arrays = () => point.map((d, i) => np.array(d, { shape: shapes[i] }));
+  const eager = valueGrad(...arrays()).map((a) => a.dataSync() as Float32Array);
+  const lowered = lowerFunction(valueGrad, shapes.map((s) => avalSpec(s)) as never);
+  const session = await ort.InferenceSession.create(lowered.model);
+  const feeds = Object.fromEntries(lowered.inputs.map((spec, i) => [spec.name, new ort.Tensor("float32", point[i], [...spec.shape])]));
+  const outs = await session.run(feeds);
+  await session.release();
+  assert.ok((lowered.opCounts.Conv ?? 0) >= 3, `the convs are ONNX Conv nodes (${JSON.stringify(lowered.opCounts)})`);
+  lowered.outputs.forEach((spec, i) => {
+    const got = outs[spec.name].data as Float32Array, want = eager[i];
+    const scale = Math.max(...want.map(Math.abs)), e = got.reduce((mx, v, j) => Math.max(mx, Math.abs(v - want[j])), 0);
+    assert.ok(e <= 1e-4 * scale + 1e-6, `output ${i}: max |Δ| ${e.toExponential(2)} (scale ${scale.toFixed(3)})`);
+  });
+  // the gradient against central differences along one direction of every argument
+  const dir = shapes.map((s, i) => values(prod(s), 40 + i));
+  const eps = 1e-2;
+  const at = (sign: number) => (loss(...point.map((d, i) => np.array(d.map((v, j) => v + sign * eps * dir[i][j]), { shape: shapes[i] }))).dataSync() as Float32Array)[0];
+  const fd = (at(1) - at(-1)) / (2 * eps);
+  const dot = eager.slice(1).reduce((acc, g, i) => acc + g.reduce((a, v, j) => a + v * dir[i][j], 0), 0);
+  assert.ok(Math.abs(dot - fd) < 1e-3 * Math.abs(fd), `⟨grad, d⟩ ${dot} against the central difference ${fd}`);
 });

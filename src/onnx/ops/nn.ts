@@ -1,5 +1,5 @@
 /** ONNX network layers: normalisations, Pad, convolutions (im2col of slices and one matmul) and pooling. */
-import { numpy as np, type Array } from "@jax-js/jax";
+import { numpy as np, lax, type Array } from "@jax-js/jax";
 import { Ctx, type Op, type Value, arr, normAxis, prod, range } from "../values.ts";
 import { sliceAxis } from "./shape.ts";
 
@@ -139,40 +139,25 @@ function windowTaps(x: Array, kernel: readonly number[], strides: readonly numbe
 }
 
 /**
- * Grouped N-d convolution by im2col: one strided window of x per kernel offset (slices, so that
- * lower.ts can translate it), stacked to [N, G, Cg·K, P], times the weights [G, Mg, Cg·K].
- * x [N, C, …], w [M, C/G, …k]; pads may be negative (crop).
+ * Grouped N-d convolution: x [N, C, …], w [M, C/G, …k] → [N, M, …out], as jax-js's conv primitive
+ * (lax.convGeneralDilated), which lower.ts turns into one ONNX Conv and whose JVP and transposes are
+ * convs again. Pads may be negative (crop), cropped here first since the primitive's pads are not.
  */
 function convCore(x: Array, w: Array, groups: number, strides: number[], dil: number[], padsLo: number[], padsHi: number[]): Array {
-  const [N, C, ...sp] = x.shape;
-  const [M, Cg, ...k] = w.shape;
-  const n = sp.length, spatial = range(n).map((d) => 2 + d);
+  const [, C, ...sp] = x.shape;
+  const [, Cg, ...k] = w.shape;
+  const n = sp.length;
   if (Cg * groups !== C) throw new Error(`Conv: weight [${w.shape}] with group ${groups} does not fit input channels ${C}`);
-  // Channels first, [C, N, …] (moved once, here, and made real by the pad where there is one): each
-  // window then flattens to [C, N·P] where it lies, the columns are the matmul's right operand as
-  // they are (the batch in its columns: one large product instead of N), and only the output is
-  // transposed back. With [N, C, …] the lowered program transposed the whole column matrix, K times
-  // the input (11× onnxruntime's own Conv on bench/decoder-ops.bench.ts's block).
-  x = x.transpose([1, 0, ...spatial]);
-  // Crop negative pads, pad positive ones.
   for (let d = 0; d < n; d++) {
-    const lo = padsLo[d], hi = padsHi[d];
-    if (lo < 0 || hi < 0) {
-      const start = Math.max(0, -lo), end = x.shape[2 + d] - Math.max(0, -hi);
+    if (padsLo[d] < 0 || padsHi[d] < 0) {
+      const start = Math.max(0, -padsLo[d]), end = x.shape[2 + d] - Math.max(0, -padsHi[d]);
       x = sliceAxis(x, 2 + d, start, end - start, 1);
     }
   }
-  if (padsLo.some((p) => p > 0) || padsHi.some((p) => p > 0)) {
-    x = np.pad(x, [[0, 0], [0, 0], ...range(n).map((d) => [Math.max(padsLo[d], 0), Math.max(padsHi[d], 0)] as [number, number])]);
-  }
-  const ext = x.shape.slice(2);
-  const out = range(n).map((d) => Math.floor((ext[d] - dil[d] * (k[d] - 1) - 1) / strides[d]) + 1);
+  const pads = range(n).map((d) => [Math.max(padsLo[d], 0), Math.max(padsHi[d], 0)] as [number, number]);
+  const out = range(n).map((d) => Math.floor((x.shape[2 + d] + pads[d][0] + pads[d][1] - dil[d] * (k[d] - 1) - 1) / strides[d]) + 1);
   if (out.some((o) => o <= 0)) throw new Error(`Conv: output extent [${out}] is empty`);
-  const K = prod(k), P = prod(out);
-  const windows = windowTaps(x, k, strides, dil, out).map((win) => win.reshape([C, 1, N * P]));
-  const cols = (K === 1 ? windows[0] : np.concatenate(windows, 1)).reshape([groups, Cg * K, N * P]);
-  const wm = w.reshape([groups, M / groups, Cg * K]);
-  return np.matmul(wm, cols).reshape([M, N, ...out]).transpose([1, 0, ...spatial]);
+  return lax.convGeneralDilated(x, w, strides, pads, { rhsDilation: dil, featureGroupCount: groups });
 }
 
 /** Conv: x [N, C, …], W [M, C/group, …k], optional B [M]; pads, strides, dilations, group, auto_pad. */
