@@ -4,7 +4,9 @@
  * ONNX file itself and (b) as tbcm runs a bundle's decoder: imported (src/onnx/), lowered again
  * (src/executor/lower.ts) and run by onnxruntime-node (`inference`, executor onnx). Nearest
  * upsampling is a broadcast in (b), linear a matmul by each axis' sampling matrix. Prints a table
- * (ms per call, median) and the largest difference between (a) and (b).
+ * (ms per call, median) and the largest difference between (a) and (b). Then what training
+ * pays for such a block in a teacher: value and grad of ⟨y, r⟩ w.r.t. the input and every weight
+ * (the backward pass: the convs' transposes), lowered and run by onnxruntime-node.
  *
  *   npx tsx bench/decoder-ops.bench.ts [--batch 8] [--channels 64] [--side 32] [--iters 20]
  */
@@ -14,6 +16,8 @@ import "../src/numerics/threads.ts";
 import { importOnnx } from "../src/onnx/graph.ts";
 import { decodeOnnx } from "../src/onnx/reader.ts";
 import { inference } from "../src/executor/inference.ts";
+import { OnnxFunction } from "../src/executor/onnxRun.ts";
+import { numpy as np, valueAndGrad, tree, type Array } from "@jax-js/jax";
 import { encodeModel, float32Tensor, attrInt, attrString, attrInts, DataType, type NodeProto } from "../src/executor/onnxProto.ts";
 
 const { values } = parseArgs({ options: { batch: { type: "string" }, channels: { type: "string" }, side: { type: "string" }, iters: { type: "string" } } });
@@ -73,4 +77,28 @@ for (const mode of ["nearest", "linear"] as const) {
   await program.dispose();
   const diff = got.data.reduce((m, v, i) => Math.max(m, Math.abs(v - want[i])), 0);
   console.log(`| ${mode} | ${native.toFixed(1)} | ${ours.toFixed(1)} | ${(ours / native).toFixed(2)} | ${diff.toExponential(1)} |`);
+}
+
+console.log(`\nvalue and grad of ⟨y, r⟩ w.r.t. x and the block's weights, [${B}, ${C}, ${S}, ${S}], executor onnx, median ms`);
+console.log("| Resize mode | value and grad | forward alone (above) | ratio |");
+console.log("|---|---|---|---|");
+for (const mode of ["nearest", "linear"] as const) {
+  const imported = importOnnx(decodeOnnx(block(mode), { file: `up_${mode}.onnx` }));
+  const names = Object.keys(imported.params).sort();
+  const r = np.array(wave(B * C * 4 * S * S, 9, 1), { shape: [B, C, 2 * S, 2 * S] });
+  const loss = (...xs: Array[]) => imported.apply(Object.fromEntries(names.map((k, i) => [k, xs[i]])), [xs[names.length]])[0].mul(r.ref).sum();
+  const fn = new OnnxFunction(((...xs: Array[]) => {
+    const [v, g] = valueAndGrad(loss, { argnums: xs.map((_, i) => i) } as never)(...xs) as unknown as [Array, Array[]];
+    return [v, ...g];
+  }) as never, { name: `grad_${mode}` });
+  const inputs = [...names.map((k) => imported.params[k]), { data: x, shape: [B, C, S, S] }];
+  const ms = await median(() => fn.run(inputs));
+  const params = imported.paramArrays();
+  const fwd = inference("onnx", params, (p, z) => imported.apply(p as never, [z])[0], `fwd_${mode}`);
+  const input = [{ data: x, shape: [B, C, S, S] }];
+  const f = await median(() => fwd.run(input));
+  await fwd.dispose();
+  await fn.dispose();
+  tree.dispose(params as never);
+  console.log(`| ${mode} | ${ms.toFixed(1)} | ${f.toFixed(1)} | ${(ms / f).toFixed(2)} |`);
 }

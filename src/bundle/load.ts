@@ -84,7 +84,7 @@ export function loadEmbeddingTable(file: string, emptyPrompt: string, conditionI
   }
   if (!globalThis.Array.isArray(prompts) || !prompts.every((p) => typeof p === "string")) throw new ConfigError(`"${file}": metadata "prompts" is not a JSON list of prompt strings`);
   for (const { name, t: u } of parts) {
-    if (u.shape.length < 2 || prompts.length !== u.shape[0]) throw new ConfigError(`"${file}": "${name}" has shape [${u.shape}] for ${prompts.length} prompts; expected [${prompts.length}, ...]`);
+    if (u.shape.length < 1 || prompts.length !== u.shape[0]) throw new ConfigError(`"${file}": "${name}" has shape [${u.shape}] for ${prompts.length} prompts; expected [${prompts.length}, ...]`);
   }
   const list = prompts as string[];
   const index = new Map<string, number>();

@@ -14,9 +14,9 @@
  *   the folding cannot simply run through jax-js.
  * - Each op (ops/: elementwise, shape, linalg, nn, resample; values.ts holds what they compute
  *   with) is a function of a node's inputs and attributes. Every op on arrays is written with
- *   primitives that `src/executor/lower.ts` translates (no `conv` or `gather`: Conv is an im2col
- *   of slices and one batched matmul, Gather by constant indices is slices), so programs built on
- *   `apply` lower to ONNX again for onnxruntime.
+ *   primitives that `src/executor/lower.ts` translates (Conv is jax-js's conv primitive, one ONNX
+ *   Conv again, its JVP and transposes convs too; no `gather`: Gather by constant indices is
+ *   slices), so programs built on `apply` lower to ONNX again for onnxruntime.
  * - Arithmetic is float32 throughout (a float16 or bfloat16 model is computed in float32), as is
  *   everything else in this project; integer arrays are jax-js int32.
  *

@@ -16,7 +16,7 @@ export type Value = Host | Traced;
 
 /**
  * The largest value a graph may compute: 2²⁴ elements on the host (JS numbers, shape arithmetic and
- * constants), 2³² in an array (16 GiB of float32; a real VAE decoder's im2col at 512² is ≈ 2²⁸). A
+ * constants), 2³² in an array (16 GiB of float32; a real VAE decoder's largest activation at 512² is ≈ 2²⁵). A
  * hostile or mistaken shape (ConstantOfShape of [10⁹], an Expand to [10⁵, 10⁵, 4]) is then a
  * one-line error naming the node, not an out-of-memory abort.
  */

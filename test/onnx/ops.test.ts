@@ -437,3 +437,29 @@ test("Conv and ConvTranspose are differentiable where training needs them: value
   const dot = eager.slice(1).reduce((acc, g, i) => acc + g.reduce((a, v, j) => a + v * dir[i][j], 0), 0);
   assert.ok(Math.abs(dot - fd) < 1e-3 * Math.abs(fd), `⟨grad, d⟩ ${dot} against the central difference ${fd}`);
 });
+
+test("Gather with indices known at run time (negative ones too) along a middle axis equals onnxruntime's, lowered as well", async () => {
+  const model = encodeModel({
+    opsetVersion: 17, irVersion: 8,
+    graph: {
+      name: "gather_runtime",
+      nodes: [node("Gather", ["x", "i"], [attrInt("axis", 1)])],
+      initializers: [],
+      inputs: [{ name: "x", elemType: DataType.FLOAT, shape: [2, 5, 3] }, { name: "i", elemType: DataType.INT64, shape: [2, 2] }],
+      outputs: [{ name: "y", elemType: DataType.FLOAT, shape: [2, 2, 2, 3] }],
+    },
+  });
+  const x = values(30, 4), idx = [4, 0, -1, 2];
+  const session = await ort.InferenceSession.create(model);
+  const want = (await session.run({ x: new ort.Tensor("float32", x, [2, 5, 3]), i: new ort.Tensor("int64", BigInt64Array.from(idx, BigInt), [2, 2]) })).y.data as Float32Array;
+  await session.release();
+  const m = importOnnx(decodeOnnx(model, { file: "gather_runtime.onnx" }));
+  const f = (a: Array, b: Array) => m.apply({}, [a, b.astype(np.int32)])[0];
+  const got = f(np.array(x, { shape: [2, 5, 3] }), np.array(Float32Array.from(idx), { shape: [2, 2] })).dataSync() as Float32Array;
+  assert.deepEqual([...got], [...want]);
+  const lowered = lowerFunction(f, [avalSpec([2, 5, 3]), avalSpec([2, 2])] as never);
+  const s2 = await ort.InferenceSession.create(lowered.model);
+  const low = (await s2.run({ [lowered.inputs[0].name]: new ort.Tensor("float32", x, [2, 5, 3]), [lowered.inputs[1].name]: new ort.Tensor("float32", Float32Array.from(idx), [2, 2]) }))[lowered.outputs[0].name].data as Float32Array;
+  await s2.release();
+  assert.deepEqual([...low], [...want]);
+});

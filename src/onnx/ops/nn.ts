@@ -1,4 +1,4 @@
-/** ONNX network layers: normalisations, Pad, convolutions (im2col of slices and one matmul) and pooling. */
+/** ONNX network layers: normalisations, Pad, convolutions (jax-js's conv primitive) and pooling (window slices). */
 import { numpy as np, lax, type Array } from "@jax-js/jax";
 import { Ctx, type Op, type Value, arr, normAxis, prod, range } from "../values.ts";
 import { sliceAxis } from "./shape.ts";

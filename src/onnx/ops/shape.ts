@@ -185,15 +185,26 @@ const Slice: Op = (c) => {
   return sliceValue(c, 0, axes, bounds.map((b) => b[0]), bounds.map((b) => b[1]), steps);
 };
 
+/** The largest extent a run-time-index Gather contracts one-hot (a vocabulary of class labels; beyond: jax-js's gather). */
+const MAX_ONE_HOT = 1 << 16;
+
 const Gather: Op = (c) => {
   const s = c.shape(0);
   const axis = normAxis(c.int("axis", 0), s.length);
   const iv = c.value(1);
   if (iv.kind !== "host") {
-    // Indices computed at run time: jax-js's gather (not lowerable to ONNX by lower.ts).
+    // Indices known at run time only (a class label's embedding row): for float data, a one-hot
+    // contraction — exact (one product by 1, the rest by 0), differentiable in the data, and made of
+    // primitives lower.ts translates; otherwise jax-js's gather (not lowerable to ONNX).
     const idx = c.x(1);
     const fixed = np.where(np.less(idx.ref, 0), idx.ref.add(s[axis]), idx);
-    return arr(np.take(c.x(0), fixed, axis));
+    if (c.dtype(0) !== "float32" || s[axis] > MAX_ONE_HOT) return arr(np.take(c.x(0), fixed, axis));
+    const r = fixed.ndim;
+    const oneHot = np.equal(fixed.reshape([...fixed.shape, 1]), np.arange(s[axis]).astype(np.int32)).astype(np.float32);
+    // [...idx, V] · data over `axis` → [...idx, ...data without axis] → data's leading axes first
+    const picked = np.tensordot(oneHot, c.x(0), [[r], [axis]]);
+    const order = [...range(axis).map((a) => r + a), ...range(r), ...range(s.length - 1 - axis).map((a) => r + axis + a)];
+    return arr(picked.transpose(order));
   }
   const idx = iv.data.map((i) => (i < 0 ? i + s[axis] : i));
   for (const i of idx) if (i < 0 || i >= s[axis]) throw new Error(`Gather index ${i} out of range for axis ${axis} of extent ${s[axis]}`);
