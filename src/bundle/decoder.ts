@@ -30,13 +30,13 @@ export function hasDecoder(b: LoadedBundle): boolean {
 /** Loads the bundle's decoder (check `hasDecoder` first); a mismatch with teacher.json is a one-line error. */
 export function loadBundleDecoder(b: LoadedBundle, executor: Executor): BundleDecoder {
   const m = b.manifest, dec = m.vaeDecoder!;
-  const decoder = importOnnx(join(b.dir, dec.file));
+  const { kind, device } = executorParts(executor);
+  const decoder = importOnnx(join(b.dir, dec.file), { target: kind });
   const inputs = decoder.inputs.map((i) => i.name), outputs = decoder.outputs.map((o) => o.name);
   if (inputs.length !== 1 || inputs[0] !== dec.input) throw new ConfigError(`teacher.json key "vae_decoder.input": the decoder's inputs are ${inputs.join(", ")}; it must take one input, "${dec.input}"`);
   const out = outputs.indexOf(dec.output);
   if (out < 0) throw new ConfigError(`teacher.json key "vae_decoder.output": the decoder has no output "${dec.output}" (its outputs: ${outputs.join(", ")})`);
   const [lo, hi] = dec.outputRange;
-  const { kind, device } = executorParts(executor);
   if (kind === "onnx" && decoder.inputs[0].dtype === "float32" && decoder.outputs[out].dtype === "float32") {
     return fileDecoder(join(b.dir, dec.file), b, decoder.outputs[out].shape, device);
   }

@@ -4,7 +4,7 @@
  * The library's `sampleImages` (src/run/sample.ts) opens the run and calls this.
  */
 import { join } from "node:path";
-import { type BundleConfig, ConfigError, executorOf } from "../config/schema.ts";
+import { type BundleConfig, ConfigError, executorOf, executorParts } from "../config/schema.ts";
 import { key, foldIn, normal } from "../numerics/random.ts";
 import type { HostTensor } from "../executor/onnxRun.ts";
 import type { SampleImagesOptions, SampledImages } from "../eval/images.ts";
@@ -17,7 +17,8 @@ import { type BundleStudentParams, bundleStudent, guidanceConditioned } from "./
 /** One image per prompt from the student `params` (not consumed) of a run with config `cfg` (as the run resolved it). */
 export async function sampleBundleImages(cfg: BundleConfig, params: BundleStudentParams, o: SampleImagesOptions): Promise<SampledImages> {
   if (o.prompts.length === 0) throw new Error("give at least one prompt");
-  const b = loadBundle(cfg.teacher.dir);
+  const executor = executorOf({ executor: o.executor ?? cfg.executor, device: o.device ?? "cpu" });
+  const b = loadBundle(cfg.teacher.dir, executorParts(executor).kind);
   const table = join(b.dir, b.manifest.promptEmbeddings.file);
   if (!hasDecoder(b)) throw new ConfigError(`the teacher bundle "${b.dir}" has no VAE decoder (teacher.json: vae_decoder), so its student draws latents, not images: tbcm export writes the student for your own pipeline`);
   const missing = o.prompts.find((p) => !b.table.index.has(p));
@@ -28,7 +29,6 @@ export async function sampleBundleImages(cfg: BundleConfig, params: BundleStuden
   const n = o.prompts.length, d = b.dim;
   const cond: HostTensor = { data: tableRows(b.table, o.prompts.map((p) => b.table.index.get(p)!)), shape: [n, ...b.table.shape] };
   const w: HostTensor = { data: new Float32Array(n).fill(guidance), shape: [n, 1] };
-  const executor = executorOf({ executor: o.executor ?? cfg.executor, device: o.device ?? "cpu" });
   const k = key(o.seed ?? 0);
   const z = await studentSampleLatents(executor, bundleStudent(b), params, o.steps ?? 1, normal(foldIn(k, 0), n * d), cond, w, foldIn(k, 1),
     { ...cfg.eval, ...(o.eta === undefined ? {} : { eta: o.eta }) }, BUNDLE_ROWS);

@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { numpy as np, type Array } from "@jax-js/jax";
-import { ConfigError } from "../config/schema.ts";
+import { ConfigError, type ExecutorKind } from "../config/schema.ts";
 import { importOnnx, type ImportedOnnx } from "../onnx/graph.ts";
 import type { OnnxDim } from "../onnx/reader.ts";
 import { loadSafetensors } from "../numerics/safetensors.ts";
@@ -124,13 +124,17 @@ export function splitConditions(table: EmbeddingTable, c: Array): Array[] {
   return out;
 }
 
-/** Reads a bundle directory; every mismatch between the manifest, the ONNX file and the table is a one-line error. */
-export function loadBundle(dir: string): LoadedBundle {
+/**
+ * Reads a bundle directory; every mismatch between the manifest, the ONNX file and the table is a
+ * one-line error. `executor`: the kind that will run its programs (the importer picks each op's
+ * fastest form for it; the default, onnx, also for files that are lowered and exported).
+ */
+export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): LoadedBundle {
   const manifest = readManifest(dir);
   const m = manifest.transformer;
   const file = join(dir, m.file);
   if (!existsSync(file)) throw new ConfigError(`no denoiser at "${file}" (teacher.json: transformer.file)`);
-  const transformer = importOnnx(file);
+  const transformer = importOnnx(file, { target: executor });
   const where = `"${file}"`;
   const inputNames = transformer.inputs.map((i) => i.name);
   const roles: [string, string][] = [["latent", m.inputs.latent], ["time", m.inputs.time], ...m.inputs.condition.map((n): [string, string] => ["condition", n])];

@@ -106,7 +106,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
   if (!config.teacher.dir) throw new ConfigError(`config key "teacher.dir": teacher kind onnx needs the bundle folder (teacher.json, transformer.onnx, prompt_embeddings.safetensors)`);
   if (config.method === "scm") throw new ConfigError(`config key "method": the sCM baseline needs real data latents, which a teacher bundle has none of; use method: tbcm`);
   const cfg = bundleConfig(config);
-  const b = loadBundle(cfg.teacher.dir);
+  const b = loadBundle(cfg.teacher.dir, cfg.executor);
   const m = b.manifest;
   const prompts = bundlePrompts(cfg, b);
   const d = b.dim;

@@ -25,7 +25,7 @@
  * its last consumer.
  */
 import { numpy as np, type Array } from "@jax-js/jax";
-import { Ctx, type Host, MAX_ARRAY_ELEMENTS, type Op, type Value, arr, checkedSize, isFloat, lift } from "./values.ts";
+import { Ctx, type Host, type ImportTarget, MAX_ARRAY_ELEMENTS, type Op, type Value, arr, checkedSize, isFloat, lift } from "./values.ts";
 import { ELEMENTWISE_OPS } from "./ops/elementwise.ts";
 import { SHAPE_OPS, tensorValue } from "./ops/shape.ts";
 import { LINALG_OPS } from "./ops/linalg.ts";
@@ -94,7 +94,8 @@ const STATIC_INPUTS: Record<string, number[]> = {
 // Import
 
 /** Reads `file` (and its external data) and imports it. */
-export function importOnnx(source: string | OnnxModel): ImportedOnnx {
+export function importOnnx(source: string | OnnxModel, o: { target?: ImportTarget } = {}): ImportedOnnx {
+  const target = o.target ?? "onnx";
   const model = typeof source === "string" ? readOnnxFile(source) : source;
   const { file, graph } = model;
   const opset = model.opsets[""] ?? model.opsets["ai.onnx"] ?? 1;
@@ -211,7 +212,7 @@ export function importOnnx(source: string | OnnxModel): ImportedOnnx {
         });
         let outs: Value[];
         try {
-          const r = OPS[n.opType](new Ctx(n, ins, opset));
+          const r = OPS[n.opType](new Ctx(n, ins, opset, target));
           outs = globalThis.Array.isArray(r) ? r : [r];
           outs.forEach((v, i) => v.kind === "array" && checkedSize(v.a.shape, MAX_ARRAY_ELEMENTS, `output ${i}`));
         } catch (e) {

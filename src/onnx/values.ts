@@ -107,8 +107,15 @@ export const normAxis = (a: number, rank: number) => (a < 0 ? a + rank : a);
 // ---------------------------------------------------------------------------------------------
 // Node context: how an op reads its inputs and attributes
 
+/**
+ * Which executor runs the programs built on an imported graph: "onnx" (lowered to ONNX Runtime;
+ * the default) or "jax" (jax-js's own backend). Ops whose fastest form differs between them (Conv)
+ * choose by it; the values are the same.
+ */
+export type ImportTarget = "onnx" | "jax";
+
 export class Ctx {
-  constructor(readonly node: OnnxNode, readonly ins: (Value | undefined)[], readonly opset: number) {}
+  constructor(readonly node: OnnxNode, readonly ins: (Value | undefined)[], readonly opset: number, readonly target: ImportTarget = "onnx") {}
 
   has(i: number): boolean {
     return this.ins[i] !== undefined;

@@ -58,6 +58,13 @@ async function check(c: Case): Promise<void> {
   let e = 0;
   for (let i = 0; i < want.length; i++) e = Math.max(e, Math.abs(got[i] - want[i]));
   assert.ok(e < 1e-5, `${c.name}: max |Δ| ${e.toExponential(2)}`);
+  if (c.nodes.some((n) => n.opType === "Conv" || n.opType === "ConvTranspose")) {
+    // the form for jax-js's own backend (im2col) computes the same
+    const jaxForm = importOnnx(decodeOnnx(bytes, { file: `${c.name}.onnx` }), { target: "jax" });
+    const alt = jaxForm.apply(jaxForm.paramArrays(), arrays())[0].dataSync() as Float32Array;
+    const ej = alt.reduce((m, v, i) => Math.max(m, Math.abs(v - want[i])), 0);
+    assert.ok(ej < 1e-5, `${c.name} (target jax): max |Δ| ${ej.toExponential(2)}`);
+  }
 
   if (c.lower === false) return;
   const m = importOnnx(decodeOnnx(bytes, { file: `${c.name}.onnx` }));

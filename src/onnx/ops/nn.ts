@@ -139,13 +139,15 @@ function windowTaps(x: Array, kernel: readonly number[], strides: readonly numbe
 }
 
 /**
- * Grouped N-d convolution: x [N, C, …], w [M, C/G, …k] → [N, M, …out], as jax-js's conv primitive
- * (lax.convGeneralDilated), which lower.ts turns into one ONNX Conv and whose JVP and transposes are
- * convs again. Pads may be negative (crop), cropped here first since the primitive's pads are not.
+ * Grouped N-d convolution: x [N, C, …], w [M, C/G, …k] → [N, M, …out]; pads may be negative
+ * (crop). For the ONNX Runtime executor (`c.target` "onnx"), jax-js's conv primitive
+ * (lax.convGeneralDilated), which lower.ts turns into one ONNX Conv and whose JVP and transposes
+ * are convs again (3–4× the im2col form's speed forward, 1.6× with the gradient: RESULTS §41). For
+ * jax-js's own backend ("jax"), im2col: that backend's conv primitive is ~20× slower than a matmul.
  */
-function convCore(x: Array, w: Array, groups: number, strides: number[], dil: number[], padsLo: number[], padsHi: number[]): Array {
-  const [, C, ...sp] = x.shape;
-  const [, Cg, ...k] = w.shape;
+function convCore(c: Ctx, x: Array, w: Array, groups: number, strides: number[], dil: number[], padsLo: number[], padsHi: number[]): Array {
+  const [N, C, ...sp] = x.shape;
+  const [M, Cg, ...k] = w.shape;
   const n = sp.length;
   if (Cg * groups !== C) throw new Error(`Conv: weight [${w.shape}] with group ${groups} does not fit input channels ${C}`);
   for (let d = 0; d < n; d++) {
@@ -157,7 +159,17 @@ function convCore(x: Array, w: Array, groups: number, strides: number[], dil: nu
   const pads = range(n).map((d) => [Math.max(padsLo[d], 0), Math.max(padsHi[d], 0)] as [number, number]);
   const out = range(n).map((d) => Math.floor((x.shape[2 + d] + pads[d][0] + pads[d][1] - dil[d] * (k[d] - 1) - 1) / strides[d]) + 1);
   if (out.some((o) => o <= 0)) throw new Error(`Conv: output extent [${out}] is empty`);
-  return lax.convGeneralDilated(x, w, strides, pads, { rhsDilation: dil, featureGroupCount: groups });
+  if (c.target === "onnx") return lax.convGeneralDilated(x, w, strides, pads, { rhsDilation: dil, featureGroupCount: groups });
+  // im2col, channels first [C, N, …] (moved once): each window flattens to [C, N·P] where it lies,
+  // the columns are the matmul's right operand as they are, and only the output is transposed back
+  const spatial = range(n).map((d) => 2 + d);
+  x = x.transpose([1, 0, ...spatial]);
+  if (pads.some(([lo, hi]) => lo > 0 || hi > 0)) x = np.pad(x, [[0, 0], [0, 0], ...pads]);
+  const K = prod(k), P = prod(out);
+  const windows = windowTaps(x, k, strides, dil, out).map((win) => win.reshape([C, 1, N * P]));
+  const cols = (K === 1 ? windows[0] : np.concatenate(windows, 1)).reshape([groups, Cg * K, N * P]);
+  const wm = w.reshape([groups, M / groups, Cg * K]);
+  return np.matmul(wm, cols).reshape([M, N, ...out]).transpose([1, 0, ...spatial]);
 }
 
 /** Conv: x [N, C, …], W [M, C/group, …k], optional B [M]; pads, strides, dilations, group, auto_pad. */
@@ -168,7 +180,7 @@ const Conv: Op = (c) => {
   const strides = c.intList("strides") ?? range(n).map(() => 1);
   const dil = c.intList("dilations") ?? range(n).map(() => 1);
   const [lo, hi] = convPads(c, s.slice(2), kernel, strides, dil);
-  let y = convCore(c.x(0), c.x(1), c.int("group", 1), strides, dil, lo, hi);
+  let y = convCore(c, c.x(0), c.x(1), c.int("group", 1), strides, dil, lo, hi);
   if (c.has(2)) y = y.add(c.x(2).reshape(channelShape(ws[0], s.length)));
   return arr(y);
 };
@@ -216,7 +228,7 @@ const ConvTranspose: Op = (c) => {
   w = np.flip(w, range(n).map((d) => 2 + d));
   const lo = range(n).map((d) => dil[d] * (k[d] - 1) - padsLo[d]);
   const hi = range(n).map((d) => dil[d] * (k[d] - 1) - padsHi[d] + outPad[d]);
-  let y = convCore(x, w, G, range(n).map(() => 1), dil, lo, hi);
+  let y = convCore(c, x, w, G, range(n).map(() => 1), dil, lo, hi);
   if (c.has(2)) y = y.add(c.x(2).reshape(channelShape(G * Mg, s.length)));
   void N;
   return arr(y);
