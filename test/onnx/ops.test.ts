@@ -89,6 +89,40 @@ const i64 = (name: string, v: number[]) => int64Tensor(name, [v.length], v);
 
 const CASES: Case[] = [
   {
+    name: "isinf-isnan-castlike",
+    // ±∞ where the divisor is 0, NaN = ∞ − ∞ there; counted as floats (CastLike to the input's type)
+    nodes: [
+      node("Div", ["x", "z"], [], ["d"]), node("Sub", ["d", "d"], [], ["n"]),
+      node("IsInf", ["d"], [attrInt("detect_negative", 0)], ["pinf"]), node("IsInf", ["d"], [], ["inf"]), node("IsNaN", ["n"], [], ["nan"]),
+      node("CastLike", ["pinf", "x"], [], ["a"]), node("CastLike", ["inf", "x"], [], ["b"]), node("CastLike", ["nan", "x"], [], ["c"]),
+      node("Mul", ["b", "two"], [], ["b2"]), node("Mul", ["c", "four"], [], ["c4"]), node("Sum", ["a", "b2", "c4", "x"]),
+    ],
+    inputs: [{ name: "x", shape: [3, 4] }],
+    inits: [float32Tensor("z", [4], Float32Array.of(0, 1, 0, 2)), float32Tensor("two", [], [2]), float32Tensor("four", [], [4])],
+  },
+  {
+    name: "round-halves-to-even",
+    nodes: [node("Mul", ["x", "k"], [], ["m"]), node("Round", ["m"], [], ["r"]), node("Round", ["ties"], [], ["t"]), node("Add", ["r", "t"])],
+    inputs: [{ name: "x", shape: [2, 8] }],
+    inits: [float32Tensor("k", [], [4]), float32Tensor("ties", [8], Float32Array.of(0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4999, 3.5001))],
+  },
+  {
+    name: "lp-normalization-p1-and-p2",
+    nodes: [node("LpNormalization", ["x"], [attrInt("axis", 1), attrInt("p", 1)], ["a"]), node("LpNormalization", ["x"], [], ["b"]), node("Add", ["a", "b"])],
+    inputs: [{ name: "x", shape: [2, 3, 5] }],
+  },
+  {
+    name: "mean-variance-normalization",
+    nodes: [node("MeanVarianceNormalization", ["x"], [], ["a"]), node("MeanVarianceNormalization", ["x"], [attrInts("axes", [1])], ["b"]), node("Add", ["a", "b"])],
+    inputs: [{ name: "x", shape: [2, 3, 4, 5] }],
+  },
+  {
+    name: "swish-opset24",
+    opset: 24,
+    nodes: [node("Swish", ["x"], [attrFloat("alpha", 1.7)])],
+    inputs: [{ name: "x", shape: [3, 5] }],
+  },
+  {
     name: "conv-strided-dilated-grouped",
     nodes: [node("Conv", ["x", "w", "b"], [attrInts("strides", [2, 1]), attrInts("dilations", [1, 2]), attrInts("pads", [1, 0, 2, 1]), attrInt("group", 2)])],
     inputs: [{ name: "x", shape: [2, 4, 7, 6] }], inits: [w("w", [6, 2, 3, 2]), w("b", [6], 5)],

@@ -42,6 +42,27 @@ const UNARY: Record<string, Unary> = {
   Cosh: { host: Math.cosh, jax: (x) => np.cosh(x) },
   // Softsign: x / (1 + |x|)
   Softsign: { jax: (x) => x.ref.div(np.abs(x).add(1)) },
+  // Swish (opset 24): x · sigmoid(alpha·x), alpha 1
+  Swish: { jax: (x, c) => x.ref.mul(nn.sigmoid(x.mul(c.float("alpha", 1)))) },
+  // Round: to the nearest integer, halves to even (as ONNX and NumPy): floor(x + ½), less 1 where that tie landed on an odd number
+  Round: {
+    host: (x) => { const r = Math.floor(x + 0.5); return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r; },
+    jax: (x) => {
+      const r = np.floor(x.ref.add(0.5));
+      const odd = np.notEqual(r.ref.sub(np.floor(r.ref.mul(0.5)).mul(2)), 0);
+      return np.where(np.logicalAnd(np.equal(r.ref.sub(x), 0.5), odd), r.ref.sub(1), r);
+    },
+  },
+  IsNaN: { jax: (x) => np.notEqual(x.ref, x) },
+  // IsInf: ±∞, each sign counted where detect_positive / detect_negative (both 1 by default)
+  IsInf: {
+    jax: (x, c) => {
+      const pos = c.int("detect_positive", 1) === 1, neg = c.int("detect_negative", 1) === 1;
+      if (pos && neg) return np.equal(np.abs(x), Infinity);
+      if (pos || neg) return np.equal(x, pos ? Infinity : -Infinity);
+      return np.logicalAnd(np.equal(x.ref, Infinity), np.equal(x, -Infinity)); // neither counted: all false
+    },
+  },
   // Mish: x · tanh(softplus(x))
   Mish: { jax: (x) => x.ref.mul(np.tanh(nn.softplus(x))) },
   // Elu: x if x ≥ 0 else alpha·(eᵡ − 1) (alpha 1); the exponent is clamped at 0 so that the branch not taken stays finite
@@ -132,9 +153,16 @@ const CAST_TO: Record<number, string> = {
   11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16",
 };
 
+/** CastLike: Cast to the element type of the second input. */
+const CastLike: Op = (c) => castTo(c, c.dtype(1));
+
 const Cast: Op = (c) => {
   const to = CAST_TO[c.int("to", 1)];
   if (!to) throw new Error(`Cast to type ${c.int("to", 1)} is not supported`);
+  return castTo(c, to);
+};
+
+function castTo(c: Ctx, to: string) {
   const v = c.value(0);
   if (v.kind === "host") {
     const conv = isFloat(to) ? (x: number) => x : to === "bool" ? (x: number) => +(x !== 0) : Math.trunc;
@@ -145,7 +173,7 @@ const Cast: Op = (c) => {
   if ((x.dtype as string) === target) return arr(x);
   if (target === "bool") return arr(np.notEqual(x, 0));
   return arr(np.astype(x, target as never));
-};
+}
 
 // ---------------------------------------------------------------------------------------------
 // Arithmetic ops with attributes
@@ -195,5 +223,5 @@ const Mod: Op = (c) => {
 export const ELEMENTWISE_OPS: Record<string, Op> = {
   ...Object.fromEntries(Object.keys(UNARY).map((k) => [k, unaryOp(k)])),
   ...Object.fromEntries(Object.keys(BINARY).map((k) => [k, binaryOp(k)])),
-  Pow, Mean, Clip, Mod, Where, Cast, PRelu,
+  Pow, Mean, Clip, Mod, Where, Cast, CastLike, PRelu,
 };

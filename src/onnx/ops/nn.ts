@@ -36,6 +36,24 @@ const RMSNormalization: Op = (c) => {
   return arr(x.mul(np.reciprocal(np.sqrt(ms.add(c.float("epsilon", 1e-5))))).mul(c.x(1)));
 };
 
+/** LpNormalization: x / ‖x‖_p along `axis` (−1), p 1 or 2. */
+const LpNormalization: Op = (c) => {
+  const s = c.shape(0), axis = normAxis(c.int("axis", -1), s.length), p = c.int("p", 2);
+  const x = c.x(0);
+  if (p !== 1 && p !== 2) throw new Error(`LpNormalization: p ${p} (1 or 2 are defined)`);
+  const norm = p === 1 ? np.sum(np.abs(x.ref), [axis], { keepdims: true }) : np.sqrt(np.sum(x.ref.mul(x.ref), [axis], { keepdims: true }));
+  return arr(x.div(norm));
+};
+
+/** MeanVarianceNormalization: (x − mean)/√(var + 1e−9) over `axes` ([0, 2, 3]), the biased variance. */
+const MeanVarianceNormalization: Op = (c) => {
+  const s = c.shape(0);
+  const axes = (c.intList("axes") ?? [0, 2, 3]).map((a) => normAxis(a, s.length));
+  const [y, mean, inv] = normalize(c.x(0), axes, 1e-9);
+  mean.dispose(); inv.dispose();
+  return arr(y);
+};
+
 /** Per-channel [C] vector as [1, C, 1, …] for an NC… tensor of rank `rank`. */
 const channelShape = (C: number, rank: number) => [1, C, ...range(rank - 2).map(() => 1)];
 
@@ -288,6 +306,6 @@ const GlobalAveragePool: Op = (c) => arr(np.mean(c.x(0), range(c.shape(0).length
 const GlobalMaxPool: Op = (c) => arr(np.max(c.x(0), range(c.shape(0).length).slice(2), { keepdims: true }));
 
 export const NN_OPS: Record<string, Op> = {
-  LayerNormalization, RMSNormalization, InstanceNormalization, GroupNormalization, BatchNormalization, Pad,
+  LayerNormalization, RMSNormalization, InstanceNormalization, GroupNormalization, BatchNormalization, LpNormalization, MeanVarianceNormalization, Pad,
   Conv, ConvTranspose, AveragePool: poolOp("average"), MaxPool: poolOp("max"), GlobalAveragePool, GlobalMaxPool,
 };
