@@ -178,7 +178,7 @@ export async function loadBundleGenerator(/** @type {any} */ ort, /** @type {(na
   const decoder = await ort.InferenceSession.create(await read(dec.file), sessionOptions);
   const { roles, latent_shape: latentShape, time_scale: timeScale, eta } = manifest;
   // a teacher with noise at time 0 takes time_scale·(1 − s) and answers −v (tbcm's flow velocity v at flow time s)
-  const noiseAtZero = manifest.noise_at === 0;
+  const noiseAtZero = manifest.noise_at === 0, predictsX0 = manifest.prediction === "x0";
   const d = latentShape.reduce((/** @type {number} */ a, /** @type {number} */ b) => a * b, 1);
   const timeShape = (/** @type {number} */ n) => (manifest.inputs[roles.time].shape.length === 1 ? [n] : [n, 1]);
   const tensor = (/** @type {Float32Array} */ data, /** @type {number[]} */ shape) => new ort.Tensor("float32", data, shape);
@@ -220,7 +220,7 @@ export async function loadBundleGenerator(/** @type {any} */ ort, /** @type {(na
         [roles.latent]: tensor(x, [n, ...latentShape]), [roles.time]: tensor(new Float32Array(n).fill(timeScale * (noiseAtZero ? 1 - s : s)), timeShape(n)), ...cond,
       });
       const vel = /** @type {Float32Array} */ (outs[transformer.outputNames[0]].data);
-      x0 = x.map((xi, j) => xi - s * (noiseAtZero ? -vel[j] : vel[j]));
+      x0 = predictsX0 ? Float32Array.from(vel) : x.map((xi, j) => xi - s * (noiseAtZero ? -vel[j] : vel[j]));
       if (next === 0) break;
       const z = noises[i + 1];
       const keep = Math.sqrt(Math.max(0, 1 - eta * eta));

@@ -46,9 +46,12 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     const c = conds.length === 1 ? conds[0] : np.concatenate(conds.map((a) => a.reshape([B, -1])), 1);
     // w as one row, broadcast inside: a [B, 1] constant would fix the file's batch
     const own = t.reshape([B, 1]).div(m.timeScale); // the model's own time: s, or 1 − s (noise_at 0)
-    const [v, logvar] = flow(tree.ref(p), x.reshape([B, b.dim]), m.noiseAt === 1 ? own : own.mul(-1).add(1), c, np.full([1, 1], guidance));
+    const s = m.noiseAt === 1 ? own : own.mul(-1).add(1), xFlat = x.reshape([B, b.dim]);
+    const [v, logvar] = flow(tree.ref(p), xFlat.ref, s.ref, c, np.full([1, 1], guidance));
     logvar.dispose();
-    return (m.noiseAt === 1 ? v : v.mul(-1)).reshape([B, ...b.manifest.latentShape]);
+    // the teacher's own output: x0 = x_s − s·v, or the velocity in its own time (−v with noise at 0)
+    const out = m.prediction === "x0" ? xFlat.sub(v.mul(s)) : (xFlat.dispose(), s.dispose(), m.noiseAt === 1 ? v : v.mul(-1));
+    return out.reshape([B, ...b.manifest.latentShape]);
   }, specs.map((s) => avalSpec(shapeOf(s.name))) as never, {
     name: "tbcm_student", inputNames: specs.map((s) => s.name), outputNames: [m.output], batch: { size: B, name: "batch" }, inputTypes: integers,
   });
@@ -65,7 +68,8 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     models: { transformer: "transformer.onnx", ...(decoder ? { vae_decoder: decoder.file } : {}) },
     contract: `the teacher's (${join(b.dir, "teacher.json")}): inputs ${specs.map((s) => `${s.name} [${shapeOf(s.name).map((d, i) => (i === 0 ? "batch" : d)).join(", ")}]`).join(", ")}; output ${m.output}; time input = ${m.noiseAt === 1 ? `${m.timeScale}·s` : `${m.timeScale}·(1 − s)`}`,
     inputs: Object.fromEntries(specs.map((s) => [s.name, { shape: shapeOf(s.name).map((d, i) => (i === 0 ? "batch" : d)), ...(integers[s.name] ? { type: integers[s.name] } : {}) }])),
-    output_meaning: m.noiseAt === 1 ? "the student's flow velocity v at (x_s, s); its one-step estimate of the clean latent is x0 = x_s − s·v (one flow-Euler step from s to 0)"
+    output_meaning: m.prediction === "x0" ? "the student's one-step estimate of the clean latent x0 at (x_s, s) (its flow velocity is v = (x_s − x0)/s)"
+      : m.noiseAt === 1 ? "the student's flow velocity v at (x_s, s); its one-step estimate of the clean latent is x0 = x_s − s·v (one flow-Euler step from s to 0)"
       : "the student's velocity in the teacher's own time t = 1 − s (noise at t = 0), which is −v for the flow velocity v at (x_s, s); its one-step estimate of the clean latent is x0 = x_s − s·v",
     sampling: "1 step: x0 = noise − v(noise, s = 1). n steps: at each flow time s_i of flow_times, x0 = x_s − s_i·v; then re-noise (not an Euler step): ε̂ = (x_s − (1 − s_i)·x0)/s_i, the noise x0 implies, n = eta·z + √(1 − eta²)·ε̂ with z fresh unit noise, x_s(i+1) = (1 − s(i+1))·x0 + s(i+1)·n (eta = 1: fresh noise only). web/tbcm-generator.js's loadBundleGenerator does this",
     flow_times: { 1: flowTimes(1), 2: flowTimes(2), 4: flowTimes(4) },
@@ -76,6 +80,8 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     time_scale: m.timeScale,
     // 0: the time input is time_scale·(1 − s) and the output −v (a program converts, as web/tbcm-generator.js does)
     noise_at: m.noiseAt,
+    // "x0": the output is the clean latent itself
+    prediction: m.prediction,
     condition_tensors: Object.fromEntries(m.inputs.condition.map((name, k) => [name, b.table.parts[k].name])),
     // the element type of each condition input that is not float32 (a program builds those tensors so)
     condition_types: integers,

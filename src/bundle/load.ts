@@ -212,12 +212,14 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
       const ps = Object.fromEntries([...paramNames.map((n, i) => [n, params[i]]), ...frozenNames.map((n, i) => [n, frozen[i].ref])]);
       const sB = s.shape[0] === B ? s : np.broadcastTo(s, [B, 1]);
       // the model's own time: s, or 1 − s for a model with noise at 0 (whose velocity then points the other way)
-      const t = (m.noiseAt === 1 ? sB : sB.mul(-1).add(1)).mul(m.timeScale).reshape(timeRank === 1 ? [B] : [B, 1]);
-      const byRole = [xFlow.reshape([B, ...L]), t, ...splitConditions(table, c).map((a, k) => castCondition[k](a))];
+      const t = (m.noiseAt === 1 ? sB.ref : sB.ref.mul(-1).add(1)).mul(m.timeScale).reshape(timeRank === 1 ? [B] : [B, 1]);
+      const byRole = [xFlow.ref.reshape([B, ...L]), t, ...splitConditions(table, c).map((a, k) => castCondition[k](a))];
       const tap = o.tapTimeEmbedding && m.timeEmbedding ? [m.timeEmbedding] : [];
       const add = o.addTimeEmbedding && m.timeEmbedding ? { [m.timeEmbedding]: o.addTimeEmbedding } : {};
       const outs = transformer.apply(ps, order.map((r) => byRole[r]), { add, tap });
-      const v = m.noiseAt === 1 ? outs[outIndex].reshape([B, d]) : outs[outIndex].reshape([B, d]).mul(-1);
+      const out = outs[outIndex].reshape([B, d]);
+      // the flow velocity v: from the clean latent, (x_s − x̂0)/s; a velocity in a noise-at-0 model's own time is −v
+      const v = m.prediction === "x0" ? xFlow.sub(out).div(sB) : (xFlow.dispose(), sB.dispose(), m.noiseAt === 1 ? out : out.mul(-1));
       const tapped = outs.slice(transformer.outputs.length);
       outs.slice(0, transformer.outputs.length).forEach((a, i) => i !== outIndex && a.dispose());
       return [v, ...tapped];

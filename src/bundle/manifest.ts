@@ -10,8 +10,13 @@ import { ConfigError, showValue } from "../config/schema.ts";
 
 /** The manifest's `format`. */
 export const BUNDLE_FORMAT = "tbcm-teacher-bundle-1";
-/** What a denoiser may predict; only `flow_velocity` (v = ε − x0 for x_s = (1−s)·x0 + s·ε) is distilled so far. */
-export const PREDICTIONS = ["flow_velocity"] as const;
+/**
+ * What a denoiser may predict: `flow_velocity` (v = ε − x0 for x_s = (1−s)·x0 + s·ε; −v in a
+ * noise-at-0 model's own time), or `x0`, the clean latent itself (x-prediction), whose velocity
+ * is v = (x_s − x̂0)/s. ε-prediction is not distilled: its velocity (ε̂ − x_s)/(1 − s) is singular at
+ * pure noise, where the 1-step student starts.
+ */
+export const PREDICTIONS = ["flow_velocity", "x0"] as const;
 /** The largest teacher.json read (a manifest is a few hundred bytes; a black latent a few KB). */
 const MAX_MANIFEST_BYTES = 4 << 20;
 
@@ -127,7 +132,7 @@ function check(file: string, key: string, s: Extract<Spec, { kind: Kind }>, v: u
     case "numbers": return Array.isArray(v) && v.length <= 1 << 24 && v.every(finite) && (key !== "guidance_scales" || (v.length >= 1 && v.length <= 1000 && v.every((x) => x >= 0))) ? v : fail();
     case "range": return Array.isArray(v) && v.length === 2 && v.every(finite) && v[0] < v[1] ? v : fail();
     case "prediction": return typeof v === "string" && (PREDICTIONS as readonly string[]).includes(v) ? v
-      : typeof v === "string" ? (() => { throw new ConfigError(`${file}: key "${key}": prediction "${v}" is not supported yet (supported: ${PREDICTIONS.join(", ")}; v = ε − x0 for x_s = (1−s)·x0 + s·ε)`); })() : fail();
+      : typeof v === "string" ? (() => { throw new ConfigError(`${file}: key "${key}": prediction "${v}" is not supported (supported: ${PREDICTIONS.join(", ")}: v = ε − x0 for x_s = (1−s)·x0 + s·ε, or the clean latent x0)`); })() : fail();
   }
 }
 

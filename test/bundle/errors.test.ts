@@ -52,7 +52,7 @@ test("malformed teacher.json: unknown key, wrong type, missing field, unsupporte
   await rejects(bundle({ ...GOOD, transformer: { ...GOOD.transformer, noise_at: 0.5 } }), /key "transformer\.noise_at": expected the model's time of pure noise: 1 .* or 0 .*got 0\.5/);
   const { output: _, ...noOutput } = GOOD.transformer;
   await rejects(bundle({ ...GOOD, transformer: noOutput }), /missing key "transformer\.output" \(the output name of the prediction/);
-  await rejects(bundle({ ...GOOD, transformer: { ...GOOD.transformer, prediction: "epsilon" } }), /prediction "epsilon" is not supported yet \(supported: flow_velocity/);
+  await rejects(bundle({ ...GOOD, transformer: { ...GOOD.transformer, prediction: "epsilon" } }), /prediction "epsilon" is not supported \(supported: flow_velocity, x0/);
   await rejects(bundle("{ not json"), /teacher\.json is not valid JSON/);
   await rejects(bundle({ ...GOOD, latent_shape: [4, 16, 16] }), /input "x" has shape \[batch, 4, 8, 8\]; teacher\.json's latent_shape \[4,16,16\] needs \[batch, 4, 16, 16\]/);
   await rejects(bundle({ ...GOOD, transformer: { ...GOOD.transformer, inputs: { ...GOOD.transformer.inputs, time: "timestep" } } }), /"transformer\.inputs\.time": .* has no input "timestep" \(its inputs: x, t, cond\)/);

@@ -1,9 +1,10 @@
 /**
- * A teacher in the other flow convention (`transformer.noise_at: 0`, as Meta's flow_matching and
- * torchcfm train them): x_t = t·x0 + (1 − t)·ε, noise at t = 0, velocity d x/dt = x0 − ε. The
- * fixture is one network written both ways: A takes diffusers' time 1000·s and answers v; B takes
- * t = 1 − s and answers −v (the same network behind a Sub and a Neg). tbcm must see one teacher:
- * the same flow, the same distillation, and B's exported student answers in B's convention.
+ * Teachers in other conventions, each the same network written another way, which tbcm must see
+ * as one teacher (the same flow, the same distillation), and whose exported student must answer in
+ * the teacher's own convention:
+ * - `transformer.noise_at: 0` (Meta's flow_matching, torchcfm): x_t = t·x0 + (1 − t)·ε, noise at
+ *   t = 0, velocity d x/dt = x0 − ε. B takes t = 1 − s and answers −v (A behind a Sub and a Neg).
+ * - `prediction: "x0"` (x-prediction): C answers the clean latent x_s − s·v (A behind a Mul and a Sub).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -30,8 +31,9 @@ const PROMPTS = ["", "a red square", "a blue circle"];
 const values = (n: number, seed: number, scale = 0.3) => Float32Array.from({ length: n }, (_, i) => scale * Math.sin(1.3 * i + seed));
 const node = (opType: string, inputs: string[], outputs: string[], attributes = [] as NodeProto["attributes"]): NodeProto => ({ opType, inputs, outputs, name: outputs[0], attributes });
 
-/** The network v(latent [B, 2, 4, 4], 1000·s [B], cond [B, 6]); `reversed`: takes t = 1 − s and answers −v. */
-function denoiser(reversed: boolean): Uint8Array {
+/** The network v(latent [B, 2, 4, 4], 1000·s [B], cond [B, 6]); "reversed": takes t = 1 − s and answers −v; "x0": answers x_s − s·v. */
+function denoiser(form: "v" | "reversed" | "x0"): Uint8Array {
+  const reversed = form === "reversed";
   const body = [
     node("Flatten", ["latent"], ["h"], [attrInt("axis", 1)]),
     node("MatMul", ["h", "w_in"], ["a"]),
@@ -44,19 +46,20 @@ function denoiser(reversed: boolean): Uint8Array {
     node("MatMul", ["zz", "w_out"], ["o"]),
     node("Reshape", ["o", "shape"], [reversed ? "v" : "out"]),
   ];
-  const nodes = reversed
-    ? [node("Sub", ["one", "time"], ["s"]), node("Mul", ["s", "thousand"], ["ts"]), ...body, node("Neg", ["v"], ["out"])]
+  const nodes = reversed ? [node("Sub", ["one", "time"], ["s"]), node("Mul", ["s", "thousand"], ["ts"]), ...body, node("Neg", ["v"], ["out"])]
+    : form === "x0" ? [...body.slice(0, -1), node("Reshape", ["o", "shape"], ["v"]), node("Div", ["time", "thousand"], ["s"]), node("Reshape", ["s", "col4"], ["s4"]),
+      node("Mul", ["v", "s4"], ["sv"]), node("Sub", ["latent", "sv"], ["out"])]
     : body;
   return encodeModel({
     opsetVersion: 17, irVersion: 8,
     graph: {
-      name: reversed ? "noise_at_0" : "noise_at_1",
+      name: `form_${form}`,
       nodes,
       initializers: [
         float32Tensor("w_in", [32, 16], values(512, 1)), float32Tensor("w_c", [6, 16], values(96, 2)),
         float32Tensor("w_time", [1, 16], values(16, 4, 0.003)), float32Tensor("w_out", [16, 32], values(512, 5)),
         float32Tensor("one", [], [1]), float32Tensor("thousand", [], [1000]),
-        int64Tensor("axis1", [1], [1]), int64Tensor("shape", [4], [-1, 2, 4, 4]),
+        int64Tensor("axis1", [1], [1]), int64Tensor("shape", [4], [-1, 2, 4, 4]), int64Tensor("col4", [4], [-1, 1, 1, 1]),
       ],
       inputs: [
         { name: "latent", elemType: DataType.FLOAT, shape: ["batch", 2, 4, 4] },
@@ -69,16 +72,16 @@ function denoiser(reversed: boolean): Uint8Array {
 }
 
 const cond = values(PROMPTS.length * 6, 7, 1);
-function bundle(name: string, reversed: boolean): string {
+function bundle(name: string, form: "v" | "reversed" | "x0"): string {
   const b = join(dir, name);
   mkdirSync(b);
-  writeFileSync(join(b, "transformer.onnx"), denoiser(reversed));
+  writeFileSync(join(b, "transformer.onnx"), denoiser(form));
   saveSafetensors(join(b, "prompt_embeddings.safetensors"), new Map([["embeddings", { shape: [PROMPTS.length, 6], data: cond }]]), { prompts: JSON.stringify(PROMPTS) });
   writeFileSync(join(b, "teacher.json"), JSON.stringify({
     format: "tbcm-teacher-bundle-1", latent_shape: [2, 4, 4],
     transformer: {
-      inputs: { latent: "latent", time: "time", condition: "cond" }, output: "out", prediction: "flow_velocity", time_embedding: "temb",
-      ...(reversed ? { noise_at: 0 } : { time_scale: 1000 }),
+      inputs: { latent: "latent", time: "time", condition: "cond" }, output: "out", prediction: form === "x0" ? "x0" : "flow_velocity", time_embedding: "temb",
+      ...(form === "reversed" ? { noise_at: 0 } : { time_scale: 1000 }),
     },
     guidance_scales: [2, 3],
     vae_decoder: { input: "z", output: "img" },
@@ -94,20 +97,21 @@ function bundle(name: string, reversed: boolean): string {
   }));
   return b;
 }
-const A = bundle("noise-at-1", false), B = bundle("noise-at-0", true);
+const A = bundle("noise-at-1", "v"), B = bundle("noise-at-0", "reversed"), X = bundle("x0", "x0");
 const rowsOf = (idx: number[]) => Float32Array.from(idx.flatMap((p) => [...cond.subarray(6 * p, 6 * p + 6)]));
 const maxRel = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]) / (Math.abs(b[i]) + 1e-3)), 0);
 
-test("noise_at 0: the same network in the other convention is the same flow velocity", () => {
+test("noise_at 0 and x0 prediction: the same network in another convention is the same flow velocity", () => {
   const idx = [1, 2, 0], s = [0.95, 0.4, 0.1];
   const x = normal(key(3), 3 * 32);
   const flow = (dirName: string) => {
     const b = loadBundle(dirName);
     return b.flow(b.paramList(), np.array(x).reshape([3, 32]), np.array(Float32Array.from(s)).reshape([3, 1]), np.array(rowsOf(idx)).reshape([3, 6]))[0].dataSync() as Float32Array;
   };
-  const a = flow(A), b = flow(B);
-  const e = maxRel(b, a);
-  assert.ok(e < 1e-4, `relative difference ${e.toExponential(2)}`);
+  const a = flow(A), b = flow(B), x0 = flow(X);
+  const e = maxRel(b, a), ex = maxRel(x0, a);
+  assert.ok(e < 1e-4, `noise_at 0: relative difference ${e.toExponential(2)}`);
+  assert.ok(ex < 1e-4, `x0: relative difference ${ex.toExponential(2)}`);
   assert.ok(a.some((v) => Math.abs(v) > 0.1), "a velocity that is not ~0");
 });
 
@@ -150,6 +154,45 @@ test("noise_at 0: distils as its twin does, and its export answers in its own co
     assert.ok(d < 1e-4, `web generator at ${steps} steps: max |Δ| ${d.toExponential(2)}`);
     const dt = want.pixels.reduce((m, x, i) => Math.max(m, Math.abs(x - twin.pixels[i])), 0);
     assert.ok(dt < 1e-3, `against the twin's images at ${steps} steps: max |Δ| ${dt.toExponential(2)}`);
+  }
+  await g.release();
+});
+
+test("x0 prediction: distils as its twin does, and its export answers the clean latent (onnxruntime and plain JavaScript)", async () => {
+  const config = (b: string) => parseConfig({
+    method: "tbcm", seed: 1, executor: "onnx", teacher: { kind: "onnx", dir: b },
+    route: { shift: 2.5, steps: 4 }, loss: { warmup: 2 }, optim: { kind: "adamw", lr: 1e-3 },
+    train: { steps: 2, prompts_per_step: 2, log_every: 1, eval_every: 2, checkpoint_every: 2 },
+    eval: { samples: 16, curve_noises: 2, eta: 0.8 },
+  });
+  const runA = join(dir, "run-a2"), runX = join(dir, "run-x");
+  const ra = await distill(config(A), runA), rx = await distill(config(X), runX);
+  for (const k of ["consistency_rel_mse_1step", "consistency_rel_mse_2step", "fd_latent_1step_vs_teacher"]) {
+    assert.ok(Math.abs(rx.metrics[k] - ra.metrics[k]) <= 1e-3 * Math.abs(ra.metrics[k]) + 1e-6, `${k}: ${rx.metrics[k]} against ${ra.metrics[k]}`);
+  }
+  const out = join(dir, "export-x");
+  assert.equal((exportStudent(runX, out) as { prediction: string }).prediction, "x0");
+  const idx = [2, 1], s = [1, 0.3];
+  const x = normal(key(8), 2 * 32);
+  const session = await ort.InferenceSession.create(join(out, "transformer.onnx"));
+  const got = (await session.run({
+    latent: new ort.Tensor("float32", x, [2, 2, 4, 4]), time: new ort.Tensor("float32", Float32Array.from(s, (v) => 1000 * v), [2]),
+    cond: new ort.Tensor("float32", rowsOf(idx), [2, 6]),
+  })).out.data as Float32Array;
+  await session.release();
+  const student = loadParamTree(join(runX, "student.safetensors")).params as never;
+  const [v, lv] = bundleFlowStudent(loadBundle(X))(tree.ref(student), np.array(x).reshape([2, 32]), np.array(Float32Array.from(s)).reshape([2, 1]), np.array(rowsOf(idx)).reshape([2, 6]), np.full([2, 1], 2));
+  lv.dispose();
+  tree.dispose(student);
+  const vs = v.dataSync() as Float32Array;
+  const e = maxRel(got, x.map((xi, j) => xi - s[Math.floor(j / 32)] * vs[j]));
+  assert.ok(e < 1e-4, `exported student: relative error ${e.toExponential(2)}`);
+  const g = await loadBundleGenerator(ort, async (name: string) => readFileSync(join(out, name)));
+  for (const steps of [1, 2]) {
+    const want = await sampleImages({ run: runX, prompts: ["a blue circle", "a red square"], steps, seed: 5 });
+    const imgs = (await g.generate(["a blue circle", "a red square"], { seed: 5, steps })).images;
+    const d = imgs.reduce((m, y, i) => Math.max(m, Math.abs(y - want.pixels[i])), 0);
+    assert.ok(d < 1e-4, `web generator at ${steps} steps: max |Δ| ${d.toExponential(2)}`);
   }
   await g.release();
 });
