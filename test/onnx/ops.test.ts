@@ -13,7 +13,7 @@ import { importOnnx, OnnxImportError, SUPPORTED_OPS } from "../../src/onnx/graph
 import { decodeOnnx } from "../../src/onnx/reader.ts";
 import { lowerFunction, avalSpec } from "../../src/executor/lower.ts";
 import {
-  type Attribute, type NodeProto, type TensorProto, DataType, attrInt, attrInts, attrFloat, attrString, encodeModel, float32Tensor, int64Tensor,
+  type Attribute, type NodeProto, type TensorProto, DataType, attrInt, attrInts, attrFloat, attrString, encodeModel, float32Tensor, int64Tensor, boolTensor,
 } from "../../src/executor/onnxProto.ts";
 
 type Case = {
@@ -88,6 +88,26 @@ async function check(c: Case): Promise<void> {
 const i64 = (name: string, v: number[]) => int64Tensor(name, [v.length], v);
 
 const CASES: Case[] = [
+  {
+    name: "attention-4d-gqa-float-mask",
+    opset: 23,
+    nodes: [node("Attention", ["q", "k", "v", "mask"], [attrFloat("scale", 0.3)])],
+    inputs: [{ name: "q", shape: [2, 4, 5, 8] }, { name: "k", shape: [2, 2, 6, 8] }, { name: "v", shape: [2, 2, 6, 3] }],
+    inits: [float32Tensor("mask", [5, 6], values(30, 8).map((x) => 2 * x))],
+  },
+  {
+    name: "attention-3d-causal",
+    opset: 23,
+    nodes: [node("Attention", ["q", "k", "v"], [attrInt("q_num_heads", 4), attrInt("kv_num_heads", 4), attrInt("is_causal", 1)])],
+    inputs: [{ name: "q", shape: [2, 5, 32] }, { name: "k", shape: [2, 5, 32] }, { name: "v", shape: [2, 5, 32] }],
+  },
+  {
+    name: "attention-bool-mask-softcap",
+    opset: 23,
+    nodes: [node("Attention", ["q", "k", "v", "keep"], [attrFloat("softcap", 1.5)])],
+    inputs: [{ name: "q", shape: [1, 2, 3, 4] }, { name: "k", shape: [1, 2, 5, 4] }, { name: "v", shape: [1, 2, 5, 4] }],
+    inits: [boolTensor("keep", [1, 1, 3, 5], [1, 1, 0, 1, 0, 1, 0, 1, 1, 1, 0, 0, 1, 1, 1])],
+  },
   {
     name: "isinf-isnan-castlike",
     // ±∞ where the divisor is 0, NaN = ∞ − ∞ there; counted as floats (CastLike to the input's type)
@@ -503,4 +523,30 @@ test("Gather with indices known at run time (negative ones too) along a middle a
   const low = (await s2.run({ [lowered.inputs[0].name]: new ort.Tensor("float32", x, [2, 5, 3]), [lowered.inputs[1].name]: new ort.Tensor("float32", Float32Array.from(idx), [2, 2]) }))[lowered.outputs[0].name].data as Float32Array;
   await s2.release();
   assert.deepEqual([...low], [...want]);
+});
+
+test("Attention is differentiable: its JVP (shared heads, causal, a float mask, softcap) matches central differences", () => {
+  const m = importOnnx(decodeOnnx(encodeModel({
+    opsetVersion: 23, irVersion: 11,
+    graph: {
+      name: "attn",
+      nodes: [node("Attention", ["q", "k", "v", "mask"], [attrInt("is_causal", 1), attrFloat("softcap", 2)])],
+      initializers: [float32Tensor("mask", [4, 4], values(16, 9))],
+      inputs: [{ name: "q", elemType: DataType.FLOAT, shape: [1, 4, 4, 3] }, { name: "k", elemType: DataType.FLOAT, shape: [1, 2, 4, 3] }, { name: "v", elemType: DataType.FLOAT, shape: [1, 2, 4, 3] }],
+      outputs: [{ name: "y", elemType: DataType.FLOAT, shape: [] }],
+    },
+  }), { file: "attn.onnx" }));
+  const shapes = [[1, 4, 4, 3], [1, 2, 4, 3], [1, 2, 4, 3]];
+  const x0 = shapes.map((s, i) => values(prod(s), 30 + i)), dx = shapes.map((s, i) => values(prod(s), 40 + i));
+  const f = (q: Array, k: Array, v: Array) => m.apply(m.paramArrays(), [q, k, v])[0];
+  const arrays = (d: Float32Array[]) => d.map((a, i) => np.array(a, { shape: shapes[i] }));
+  const [out, tan] = jvp(f as never, arrays(x0) as never, arrays(dx) as never) as unknown as [Array, Array];
+  out.dispose();
+  const eps = 1e-3;
+  const at = (sign: number) => (f as (...a: Array[]) => Array)(...arrays(x0.map((a, i) => a.map((v, j) => v + sign * eps * dx[i][j])))).dataSync() as Float32Array;
+  const [plus, minus] = [at(1), at(-1)];
+  const t = tan.dataSync() as Float32Array;
+  let num = 0, den = 0;
+  for (let i = 0; i < t.length; i++) { num += (t[i] - (plus[i] - minus[i]) / (2 * eps)) ** 2; den += t[i] ** 2; }
+  assert.ok(Math.sqrt(num / den) < 1e-3, `relative error ${Math.sqrt(num / den).toExponential(2)}`);
 });

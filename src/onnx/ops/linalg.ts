@@ -131,8 +131,52 @@ const Einsum: Op = (c) => {
   return arr(arrange(last, out));
 };
 
+/**
+ * Attention (opset 23; torch's scaled_dot_product_attention at opset ≥ 23): softmax(Q·Kᵀ·scale +
+ * mask)·V per head. Q, K, V as [B, heads, seq, head size], or [B, seq, heads·head size] with
+ * q_num_heads / kv_num_heads; fewer key/value heads than query heads are shared (GQA); the mask
+ * bool (attend where true) or added; is_causal masks key j > query i; softcap c: c·tanh(·/c) of the scaled
+ * products, before the mask.
+ * No key/value cache (past_key, past_value) and no optional outputs: a denoiser has none.
+ */
+const Attention: Op = (c) => {
+  if (c.has(4) || c.has(5)) throw new Error("Attention with past_key / past_value (a key-value cache) is not supported");
+  if (c.node.outputs.slice(1).some((o) => o !== "")) throw new Error("Attention's present_key / present_value / qk_matmul_output outputs are not supported");
+  const threeD = c.shape(0).length === 3;
+  const heads = (i: number, attr: string) => {
+    const x = c.x(i), [B, S, W] = x.shape;
+    if (!threeD) return x;
+    const h = c.int(attr, 0);
+    if (!(h > 0) || W % h !== 0) throw new Error(`Attention with 3-D inputs needs ${attr} dividing the hidden size ${W}, got ${h}`);
+    return x.reshape([B, S, h, W / h]).transpose([0, 2, 1, 3]);
+  };
+  const q = heads(0, "q_num_heads");
+  let k = heads(1, "kv_num_heads"), v = heads(2, "kv_num_heads");
+  const [B, Hq, Sq, D] = q.shape, Hk = k.shape[1], Sk = k.shape[2];
+  if (Hq % Hk !== 0) throw new Error(`Attention: ${Hq} query heads are not a multiple of ${Hk} key/value heads`);
+  if (Hk !== Hq) {
+    // each key/value head serves Hq/Hk consecutive query heads
+    const share = (x: Array) => np.broadcastTo(x.reshape([B, Hk, 1, Sk, x.shape[3]]), [B, Hk, Hq / Hk, Sk, x.shape[3]]).reshape([B, Hq, Sk, x.shape[3]]);
+    k = share(k); v = share(v);
+  }
+  let scores = np.matmul(q, k.transpose([0, 1, 3, 2])).mul(c.float("scale", 1 / Math.sqrt(D)));
+  // the soft cap bounds the products before the mask (onnxruntime's order: a cap after it would let masked keys back in)
+  const cap = c.float("softcap", 0);
+  if (cap > 0) scores = np.tanh(scores.mul(1 / cap)).mul(cap);
+  if (c.has(3)) {
+    const m = c.x(3);
+    scores = (m.dtype as string) === "bool" ? np.where(m, scores, -Infinity) : scores.add(m);
+  }
+  if (c.int("is_causal", 0) === 1) {
+    const allowed = np.less(np.arange(Sk).reshape([1, Sk]), np.arange(Sq).reshape([Sq, 1]).add(1)); // key j ≤ query i
+    scores = np.where(allowed, scores, -Infinity);
+  }
+  const y = np.matmul(nn.softmax(scores, -1), v);
+  return arr(threeD ? y.transpose([0, 2, 1, 3]).reshape([B, Sq, -1]) : y);
+};
+
 export const LINALG_OPS: Record<string, Op> = {
-  MatMul, Gemm, Einsum,
+  MatMul, Gemm, Einsum, Attention,
   ReduceSum: reduceOp("sum"), ReduceMean: reduceOp("mean"), ReduceMax: reduceOp("max"), ReduceMin: reduceOp("min"),
   ReduceProd: reduceOp("prod"), ReduceSumSquare: reduceOp("sumsquare"), ReduceL2: reduceOp("l2"),
   ReduceL1: reduceOp("l1"), ReduceLogSum: reduceOp("logsum"), ReduceLogSumExp: reduceOp("logsumexp"),
