@@ -22,9 +22,8 @@ import { key, normal } from "../../src/numerics/random.ts";
 import { loadParamTree } from "../../src/numerics/params.ts";
 import { encodeModel, float32Tensor, int64Tensor, attrInt, attrInts, DataType, type NodeProto } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
-import { sampleImages } from "../../src/run/sample.ts";
+import { shortRunConfig, assertWebGeneratorMatches, rgbDecoder } from "./shortRun.ts";
 import { loadBundleDecoder } from "../../src/bundle/decoder.ts";
-import { loadBundleGenerator } from "../../web/tbcm-generator.js";
 
 const dir = tempDir("tbcm-conditions-");
 const PROMPTS = ["", "a red square", "a blue circle"];
@@ -88,17 +87,7 @@ const MANIFEST = {
   guidance_scales: [2, 3],
 };
 writeFileSync(join(bundle, "teacher.json"), JSON.stringify({ ...MANIFEST, vae_decoder: { input: "z", output: "rgb", output_range: [0, 1] } }));
-// a decoder: latent [B, 2, 4, 4] → 1×1 Conv to 3 channels → Sigmoid, images [B, 3, 4, 4] in [0, 1]
-writeFileSync(join(bundle, "vae_decoder.onnx"), encodeModel({
-  opsetVersion: 17, irVersion: 8,
-  graph: {
-    name: "decoder",
-    nodes: [node("Conv", ["z", "k"], ["c"]), node("Sigmoid", ["c"], ["rgb"])],
-    initializers: [float32Tensor("k", [3, 2, 1, 1], values(6, 9, 1))],
-    inputs: [{ name: "z", elemType: DataType.FLOAT, shape: ["batch", 2, 4, 4] }],
-    outputs: [{ name: "rgb", elemType: DataType.FLOAT, shape: ["batch", 3, 4, 4] }],
-  },
-}));
+writeFileSync(join(bundle, "vae_decoder.onnx"), rgbDecoder());
 
 /** Rows of prompts `idx` as the loop holds them: tokens then pooled, flattened. */
 const rowsOf = (idx: number[]) => Float32Array.from(idx.flatMap((p) => [...tokens.subarray(15 * p, 15 * p + 15), ...pooled.subarray(6 * p, 6 * p + 6)]));
@@ -126,12 +115,7 @@ test("several condition inputs: the table row of a prompt reaches each input in 
 
 test("several condition inputs: a short run, and the exported student takes them as the teacher does (in plain JavaScript too)", async () => {
   const run = join(dir, "run");
-  const cfg = parseConfig({
-    method: "tbcm", seed: 1, executor: "onnx", teacher: { kind: "onnx", dir: bundle },
-    route: { shift: 2.5, steps: 4 }, loss: { warmup: 2 }, optim: { kind: "adamw", lr: 1e-3 },
-    train: { steps: 2, prompts_per_step: 2, log_every: 1, eval_every: 2, checkpoint_every: 2 },
-    eval: { samples: 16, curve_noises: 2, eta: 0.8 },
-  });
+  const cfg = shortRunConfig(bundle);
   const r = await distill(cfg, run);
   assert.ok(Number.isFinite(r.metrics.consistency_rel_mse_1step));
   // no image evaluator in a bundle: the latent FD of the student's samples to the teacher's, at each step count
@@ -152,14 +136,7 @@ test("several condition inputs: a short run, and the exported student takes them
   assert.ok(e < 1e-4, `exported student: relative error ${e.toExponential(2)}`);
   tree.dispose(student);
   // the export in plain JavaScript feeds each condition input from its own table tensor: sampleImages' images
-  const g = await loadBundleGenerator(ort, async (name: string) => readFileSync(join(out, name)));
-  for (const steps of [1, 2]) {
-    const want = await sampleImages({ run, prompts: ["a blue circle", "a red square"], steps, seed: 5 });
-    const imgs = (await g.generate(["a blue circle", "a red square"], { seed: 5, steps })).images;
-    const d = imgs.reduce((m, x, i) => Math.max(m, Math.abs(x - want.pixels[i])), 0);
-    assert.ok(d < 1e-4, `web generator at ${steps} steps: max |Δ| ${d.toExponential(2)}`);
-  }
-  await g.release();
+  await assertWebGeneratorMatches(run, out, ["a blue circle", "a red square"]);
 });
 
 test("several condition inputs: a missing table tensor, a misnamed input, a tensor of the wrong shape are one line each", async () => {

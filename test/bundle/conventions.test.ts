@@ -8,12 +8,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import "../../src/numerics/threads.ts";
 import { numpy as np, tree } from "@jax-js/jax";
-import { parseConfig } from "../../src/config/schema.ts";
 import { distill } from "../../src/run/distill.ts";
 import { exportStudent } from "../../src/run/export.ts";
 import { loadBundle } from "../../src/bundle/load.ts";
@@ -23,8 +22,8 @@ import { loadParamTree } from "../../src/numerics/params.ts";
 import { saveSafetensors } from "../../src/numerics/safetensors.ts";
 import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType, type NodeProto } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
+import { shortRunConfig, assertWebGeneratorMatches } from "./shortRun.ts";
 import { sampleImages } from "../../src/run/sample.ts";
-import { loadBundleGenerator } from "../../web/tbcm-generator.js";
 
 const dir = tempDir("tbcm-noise-at-");
 const PROMPTS = ["", "a red square", "a blue circle"];
@@ -116,14 +115,8 @@ test("noise_at 0 and x0 prediction: the same network in another convention is th
 });
 
 test("noise_at 0: distils as its twin does, and its export answers in its own convention (onnxruntime and plain JavaScript)", async () => {
-  const config = (b: string) => parseConfig({
-    method: "tbcm", seed: 1, executor: "onnx", teacher: { kind: "onnx", dir: b },
-    route: { shift: 2.5, steps: 4 }, loss: { warmup: 2 }, optim: { kind: "adamw", lr: 1e-3 },
-    train: { steps: 2, prompts_per_step: 2, log_every: 1, eval_every: 2, checkpoint_every: 2 },
-    eval: { samples: 16, curve_noises: 2, eta: 0.8 },
-  });
   const runA = join(dir, "run-a"), runB = join(dir, "run-b");
-  const ra = await distill(config(A), runA), rb = await distill(config(B), runB);
+  const ra = await distill(shortRunConfig(A), runA), rb = await distill(shortRunConfig(B), runB);
   for (const k of ["consistency_rel_mse_1step", "consistency_rel_mse_2step", "fd_latent_1step_vs_teacher"]) {
     assert.ok(Math.abs(rb.metrics[k] - ra.metrics[k]) <= 1e-3 * Math.abs(ra.metrics[k]) + 1e-6, `${k}: ${rb.metrics[k]} against ${ra.metrics[k]}`);
   }
@@ -145,28 +138,18 @@ test("noise_at 0: distils as its twin does, and its export answers in its own co
   tree.dispose(student);
   const e = maxRel(got, (v.dataSync() as Float32Array).map((a) => -a));
   assert.ok(e < 1e-4, `exported student: relative error ${e.toExponential(2)}`);
-  const g = await loadBundleGenerator(ort, async (name: string) => readFileSync(join(out, name)));
+  await assertWebGeneratorMatches(runB, out, ["a blue circle", "a red square"]);
+  // and the twin's students draw the same images
   for (const steps of [1, 2]) {
-    const want = await sampleImages({ run: runB, prompts: ["a blue circle", "a red square"], steps, seed: 5 });
-    const twin = await sampleImages({ run: runA, prompts: ["a blue circle", "a red square"], steps, seed: 5 });
-    const imgs = (await g.generate(["a blue circle", "a red square"], { seed: 5, steps })).images;
-    const d = imgs.reduce((m, x, i) => Math.max(m, Math.abs(x - want.pixels[i])), 0);
-    assert.ok(d < 1e-4, `web generator at ${steps} steps: max |Δ| ${d.toExponential(2)}`);
-    const dt = want.pixels.reduce((m, x, i) => Math.max(m, Math.abs(x - twin.pixels[i])), 0);
+    const [b, a] = [await sampleImages({ run: runB, prompts: ["a blue circle"], steps, seed: 5 }), await sampleImages({ run: runA, prompts: ["a blue circle"], steps, seed: 5 })];
+    const dt = b.pixels.reduce((m, x, i) => Math.max(m, Math.abs(x - a.pixels[i])), 0);
     assert.ok(dt < 1e-3, `against the twin's images at ${steps} steps: max |Δ| ${dt.toExponential(2)}`);
   }
-  await g.release();
 });
 
 test("x0 prediction: distils as its twin does, and its export answers the clean latent (onnxruntime and plain JavaScript)", async () => {
-  const config = (b: string) => parseConfig({
-    method: "tbcm", seed: 1, executor: "onnx", teacher: { kind: "onnx", dir: b },
-    route: { shift: 2.5, steps: 4 }, loss: { warmup: 2 }, optim: { kind: "adamw", lr: 1e-3 },
-    train: { steps: 2, prompts_per_step: 2, log_every: 1, eval_every: 2, checkpoint_every: 2 },
-    eval: { samples: 16, curve_noises: 2, eta: 0.8 },
-  });
   const runA = join(dir, "run-a2"), runX = join(dir, "run-x");
-  const ra = await distill(config(A), runA), rx = await distill(config(X), runX);
+  const ra = await distill(shortRunConfig(A), runA), rx = await distill(shortRunConfig(X), runX);
   for (const k of ["consistency_rel_mse_1step", "consistency_rel_mse_2step", "fd_latent_1step_vs_teacher"]) {
     assert.ok(Math.abs(rx.metrics[k] - ra.metrics[k]) <= 1e-3 * Math.abs(ra.metrics[k]) + 1e-6, `${k}: ${rx.metrics[k]} against ${ra.metrics[k]}`);
   }
@@ -187,12 +170,5 @@ test("x0 prediction: distils as its twin does, and its export answers the clean 
   const vs = v.dataSync() as Float32Array;
   const e = maxRel(got, x.map((xi, j) => xi - s[Math.floor(j / 32)] * vs[j]));
   assert.ok(e < 1e-4, `exported student: relative error ${e.toExponential(2)}`);
-  const g = await loadBundleGenerator(ort, async (name: string) => readFileSync(join(out, name)));
-  for (const steps of [1, 2]) {
-    const want = await sampleImages({ run: runX, prompts: ["a blue circle", "a red square"], steps, seed: 5 });
-    const imgs = (await g.generate(["a blue circle", "a red square"], { seed: 5, steps })).images;
-    const d = imgs.reduce((m, y, i) => Math.max(m, Math.abs(y - want.pixels[i])), 0);
-    assert.ok(d < 1e-4, `web generator at ${steps} steps: max |Δ| ${d.toExponential(2)}`);
-  }
-  await g.release();
+  await assertWebGeneratorMatches(runX, out, ["a blue circle", "a red square"]);
 });

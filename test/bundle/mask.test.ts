@@ -7,12 +7,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import "../../src/numerics/threads.ts";
 import { numpy as np, tree } from "@jax-js/jax";
-import { parseConfig } from "../../src/config/schema.ts";
 import { distill } from "../../src/run/distill.ts";
 import { exportStudent } from "../../src/run/export.ts";
 import { loadBundle } from "../../src/bundle/load.ts";
@@ -21,8 +20,7 @@ import { key, normal } from "../../src/numerics/random.ts";
 import { loadParamTree } from "../../src/numerics/params.ts";
 import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType, type DataTypeCode, type NodeProto } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
-import { sampleImages } from "../../src/run/sample.ts";
-import { loadBundleGenerator } from "../../web/tbcm-generator.js";
+import { shortRunConfig, assertWebGeneratorMatches, rgbDecoder } from "./shortRun.ts";
 
 const dir = tempDir("tbcm-mask-");
 const PROMPTS = ["", "a red square", "a blue circle on a table"];
@@ -124,17 +122,8 @@ function bundle(name: string, maskType: "int64" | "bool"): string {
     guidance_scales: [2, 3],
     vae_decoder: { input: "z", output: "rgb", output_range: [0, 1] },
   }));
-  // a decoder: latent [B, 2, 4, 4] → 1×1 Conv to 3 channels → Sigmoid
-  writeFileSync(join(b, "vae_decoder.onnx"), encodeModel({
-    opsetVersion: 17, irVersion: 8,
-    graph: {
-      name: "decoder",
-      nodes: [node("Conv", ["z", "k"], ["c"]), node("Sigmoid", ["c"], ["rgb"])],
-      initializers: [float32Tensor("k", [3, 2, 1, 1], values(6, 9, 1))],
-      inputs: [{ name: "z", elemType: DataType.FLOAT, shape: ["batch", 2, 4, 4] }],
-      outputs: [{ name: "rgb", elemType: DataType.FLOAT, shape: ["batch", 3, 4, 4] }],
-    },
-  }));
+  writeFileSync(join(b, "vae_decoder.onnx"), rgbDecoder());
+
   return b;
 }
 
@@ -172,12 +161,7 @@ for (const maskType of ["int64", "bool"] as const) {
 test("an int64 mask: a short run, and the exported student takes int64 as the teacher does (in plain JavaScript too)", async () => {
   const b = bundle("run-int64", "int64");
   const run = join(dir, "run");
-  const cfg = parseConfig({
-    method: "tbcm", seed: 1, executor: "onnx", teacher: { kind: "onnx", dir: b },
-    route: { shift: 2.5, steps: 4 }, loss: { warmup: 2 }, optim: { kind: "adamw", lr: 1e-3 },
-    train: { steps: 2, prompts_per_step: 2, log_every: 1, eval_every: 2, checkpoint_every: 2 },
-    eval: { samples: 16, curve_noises: 2, eta: 0.8 },
-  });
+  const cfg = shortRunConfig(b);
   const r = await distill(cfg, run);
   assert.ok(Number.isFinite(r.metrics.consistency_rel_mse_1step));
   const out = join(dir, "export");
@@ -196,14 +180,7 @@ test("an int64 mask: a short run, and the exported student takes int64 as the te
   tree.dispose(student);
   const e = maxRel(got, v.dataSync() as Float32Array);
   assert.ok(e < 1e-4, `exported student: relative error ${e.toExponential(2)}`);
-  const g = await loadBundleGenerator(ort, async (name: string) => readFileSync(join(out, name)));
-  for (const steps of [1, 2]) {
-    const want = await sampleImages({ run, prompts: ["a blue circle on a table", "a red square"], steps, seed: 5 });
-    const imgs = (await g.generate(["a blue circle on a table", "a red square"], { seed: 5, steps })).images;
-    const d = imgs.reduce((m, x, i) => Math.max(m, Math.abs(x - want.pixels[i])), 0);
-    assert.ok(d < 1e-4, `web generator at ${steps} steps: max |Δ| ${d.toExponential(2)}`);
-  }
-  await g.release();
+  await assertWebGeneratorMatches(run, out, ["a blue circle on a table", "a red square"]);
 });
 
 test("a mask table that does not hold whole numbers (0/1 for bool) is a one-line error, not a silent truncation", () => {
