@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { numpy as np, tree, makeJaxpr, type Array } from "@jax-js/jax";
 import { type BundleConfig, ConfigError, guidanceSchedule, type Executor, executorOf } from "../config/schema.ts";
-import { foldIn, normal } from "../numerics/random.ts";
+import { key, foldIn, normal } from "../numerics/random.ts";
 import type { HostTensor } from "../executor/onnxRun.ts";
 import { inference, inChunks, type Inference } from "../executor/inference.ts";
 import { flowToTrigVelocity } from "../method/flowToTrig.ts";
@@ -102,6 +102,21 @@ async function eulerEndpoint(step: Inference, noise: Float32Array, cond: HostTen
   return x.data;
 }
 
+/**
+ * One guided Euler step of the teacher from noise for every prompt (and the empty one): a
+ * condition the network cannot take (a class label past its embedding, a mask of the wrong
+ * kind) shows as a non-finite velocity, named here by its prompt before any training step.
+ */
+async function checkTeacherFinite(euler: Inference, prompts: readonly string[], conditions: (idx: readonly number[]) => HostTensor, d: number, w: number): Promise<void> {
+  const n = prompts.length, idx = globalThis.Array.from({ length: n }, (_, i) => i);
+  const col = (v: number) => ({ data: new Float32Array(n).fill(v), shape: [n, 1] });
+  const [x] = await inChunks(euler, [{ data: normal(foldIn(key(0), 7), n * d), shape: [n, d] }, col(1), col(0.5), conditions(idx), conditions(idx.map(() => -1)), col(w)], n, Math.min(n, BUNDLE_ROWS));
+  const bad = idx.find((i) => !x.data.subarray(i * d, (i + 1) * d).every(Number.isFinite));
+  if (bad !== undefined) {
+    throw new ConfigError(`the teacher's velocity is not finite for prompt ${JSON.stringify(prompts[bad])} (or the empty prompt): check its condition in the embeddings table (a class label beyond the network's embedding? a mask of the wrong kind?)`);
+  }
+}
+
 export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys): Promise<DistillProblem<BundleStudentParams>> {
   if (!config.teacher.dir) throw new ConfigError(`config key "teacher.dir": teacher kind onnx needs the bundle folder (teacher.json, transformer.onnx, prompt_embeddings.safetensors)`);
   if (config.method === "scm") throw new ConfigError(`config key "method": the sCM baseline needs real data latents, which a teacher bundle has none of; use method: tbcm`);
@@ -126,6 +141,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
 
   let decoderLoads = 0;
   const euler = eulerStepProgram(executorOf(cfg), b, teacherParams);
+  await checkTeacherFinite(euler, prompts, hostConditions, d, cfg.eval.guidance);
   const schedule = guidanceSchedule(cfg);
   const curve = curveInputs(cfg, prompts.length, d, keys.curve);
   const curveCond = hostConditions(curve.prompts), curveUncond = hostConditions(curve.prompts.map(() => -1)); // built once

@@ -7,7 +7,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import "../../src/numerics/threads.ts";
@@ -115,4 +115,18 @@ test("a class label [B] (int64) as the condition: the lookup by a run-time index
   const e2 = maxRel(got, (sv.dataSync() as Float32Array).map((a) => -a));
   assert.ok(e2 < 1e-4, `exported student: relative error ${e2.toExponential(2)}`);
 
+});
+
+test("a class label the network's embedding does not have is a one-line error naming the prompt, before training (not a silent row of zeros)", async () => {
+  const bad = join(dir, "bad-labels");
+  mkdirSync(bad);
+  for (const f of ["transformer.onnx", "teacher.json"]) writeFileSync(join(bad, f), readFileSync(join(bundle, f)));
+  const head = new TextEncoder().encode(JSON.stringify({ __metadata__: { prompts: JSON.stringify(PROMPTS) }, embeddings: { dtype: "I64", shape: [PROMPTS.length], data_offsets: [0, 8 * PROMPTS.length] } }));
+  const t = new Uint8Array(8 + head.length + 8 * PROMPTS.length);
+  new DataView(t.buffer).setBigUint64(0, BigInt(head.length), true);
+  t.set(head, 8);
+  t.set(new Uint8Array(BigInt64Array.from([3, 7, 9, 12], BigInt).buffer), 8 + head.length); // classes 7, 9, 12 of 4
+  writeFileSync(join(bad, "prompt_embeddings.safetensors"), t);
+  const cfg = parseConfig({ method: "tbcm", executor: "onnx", teacher: { kind: "onnx", dir: bad }, route: { steps: 4 }, train: { steps: 40, prompts_per_step: 2, log_every: 1, eval_every: 40 }, eval: { samples: 16, curve_noises: 2 } });
+  await assert.rejects(distill(cfg, join(dir, "bad-run")), (e: Error) => !e.message.includes("\n") && /the teacher's velocity is not finite for prompt "t-shirt"/.test(e.message));
 });

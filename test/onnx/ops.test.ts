@@ -523,6 +523,15 @@ test("Gather with indices known at run time (negative ones too) along a middle a
   const low = (await s2.run({ [lowered.inputs[0].name]: new ort.Tensor("float32", x, [2, 5, 3]), [lowered.inputs[1].name]: new ort.Tensor("float32", Float32Array.from(idx), [2, 2]) }))[lowered.outputs[0].name].data as Float32Array;
   await s2.release();
   assert.deepEqual([...low], [...want]);
+  // an index out of range gives NaN (onnxruntime refuses it), not a silent row of zeros
+  const bad = [4, 5, 0, -6]; // 5 and −6 (−6 + 5 = −1) are out of range for an axis of 5
+  const got2 = f(np.array(x, { shape: [2, 5, 3] }), np.array(Float32Array.from(bad), { shape: [2, 2] })).dataSync() as Float32Array;
+  // y[a, p, k] = x[a, bad[p], k] (p the flat index position), or NaN
+  const expect = globalThis.Array.from({ length: 24 }, (_: unknown, i: number) => {
+    const a = Math.floor(i / 12), p = Math.floor(i / 3) % 4, k = i % 3, j = bad[p];
+    return j >= 0 && j < 5 ? x[a * 15 + j * 3 + k] : NaN;
+  });
+  assert.deepEqual([...got2], expect);
 });
 
 test("Attention is differentiable: its JVP (shared heads, causal, a float mask, softcap) matches central differences", () => {

@@ -200,9 +200,13 @@ const Gather: Op = (c) => {
     const fixed = np.where(np.less(idx.ref, 0), idx.ref.add(s[axis]), idx);
     if (c.dtype(0) !== "float32" || s[axis] > MAX_ONE_HOT) return arr(np.take(c.x(0), fixed, axis));
     const r = fixed.ndim;
-    const oneHot = np.equal(fixed.reshape([...fixed.shape, 1]), np.arange(s[axis]).astype(np.int32)).astype(np.float32);
+    const oneHot = np.equal(fixed.ref.reshape([...fixed.shape, 1]), np.arange(s[axis]).astype(np.int32)).astype(np.float32);
     // [...idx, V] · data over `axis` → [...idx, ...data without axis] → data's leading axes first
-    const picked = np.tensordot(oneHot, c.x(0), [[r], [axis]]);
+    // an index out of range (ONNX: an error) gives NaN, as JAX's take does, not a silent row of zeros:
+    // a class label the embedding does not have then stops training as non-finite
+    const inRange = np.logicalAnd(np.greaterEqual(fixed.ref, 0), np.less(fixed.ref, s[axis])).reshape([...fixed.shape, ...range(s.length - 1).map(() => 1)]);
+    const picked = np.where(inRange, np.tensordot(oneHot, c.x(0), [[r], [axis]]), NaN);
+    fixed.dispose();
     const order = [...range(axis).map((a) => r + a), ...range(r), ...range(s.length - 1 - axis).map((a) => r + axis + a)];
     return arr(picked.transpose(order));
   }
