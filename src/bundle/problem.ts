@@ -141,7 +141,13 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
 
   let decoderLoads = 0;
   const euler = eulerStepProgram(executorOf(cfg), b, teacherParams);
-  await checkTeacherFinite(euler, prompts, hostConditions, d, cfg.eval.guidance);
+  try {
+    await checkTeacherFinite(euler, prompts, hostConditions, d, cfg.eval.guidance);
+  } catch (e) {
+    await euler.dispose();
+    tree.dispose(teacherParams);
+    throw e;
+  }
   const schedule = guidanceSchedule(cfg);
   const curve = curveInputs(cfg, prompts.length, d, keys.curve);
   const curveCond = hostConditions(curve.prompts), curveUncond = hostConditions(curve.prompts.map(() => -1)); // built once
