@@ -218,6 +218,8 @@ export async function loadBundleGenerator(/** @type {any} */ ort, /** @type {(na
       const s = times[i], next = times[i + 1];
       const outs = await transformer.run({
         [roles.latent]: tensor(x, [n, ...latentShape]), [roles.time]: tensor(new Float32Array(n).fill(timeScale * (noiseAtZero ? 1 - s : s)), timeShape(n)), ...cond,
+        // a guidance-distilled teacher's student takes the scale as the teacher does
+        ...(roles.guidance ? { [roles.guidance]: tensor(new Float32Array(n).fill(manifest.guidance_input_scale * manifest.guidance_scale), manifest.inputs[roles.guidance].shape.length === 1 ? [n] : [n, 1]) } : {}),
       });
       const vel = /** @type {Float32Array} */ (outs[transformer.outputNames[0]].data);
       x0 = predictsX0 ? Float32Array.from(vel) : x.map((xi, j) => xi - s * (noiseAtZero ? -vel[j] : vel[j]));

@@ -31,23 +31,27 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
   const flow = bundleFlowStudent(b);
   const specs = b.transformer.inputs;
   const B = TRACE_BATCH;
-  // position in [latent, time, ...conditions]
-  const role = (name: string) => (name === m.inputs.latent ? 0 : name === m.inputs.time ? 1 : 2 + m.inputs.condition.indexOf(name));
+  // position in [latent, time, ...conditions, guidance]
+  const nc = m.inputs.condition.length;
+  const role = (name: string) => (name === m.inputs.latent ? 0 : name === m.inputs.time ? 1 : name === m.inputs.guidance ? 2 + nc : 2 + m.inputs.condition.indexOf(name));
+  const perSample = (name: string) => (specs.find((s) => s.name === name)!.shape.length === 1 ? [B] : [B, 1]);
   const shapeOf = (name: string) => role(name) === 0 ? [B, ...b.manifest.latentShape]
-    : role(name) === 1 ? (specs.find((s) => s.name === name)!.shape.length === 1 ? [B] : [B, 1]) : [B, ...b.table.parts[role(name) - 2].shape];
+    : role(name) === 1 || role(name) === 2 + nc ? perSample(name) : [B, ...b.table.parts[role(name) - 2].shape];
   const guidance = cfg.eval.guidance;
   // an integer or boolean condition (an attention mask) keeps its type in the file, cast to a table row's float32 inside
   const integers = integerConditions(b);
   const lowered = lowerFunction((...xs: Array[]) => {
     const byRole: Array[] = [];
     specs.forEach((s, i) => { byRole[role(s.name)] = xs[i]; });
-    const [x, t, ...conds] = byRole;
+    const [x, t, ...rest] = byRole;
+    const conds = rest.slice(0, nc);
     // the condition inputs as one table row each (what the student takes), flattened and concatenated when several
     const c = conds.length === 1 ? conds[0] : np.concatenate(conds.map((a) => a.reshape([B, -1])), 1);
-    // w as one row, broadcast inside: a [B, 1] constant would fix the file's batch
+    // the scale: the caller's, at the teacher's guidance input; else baked, as one row broadcast inside (a [B, 1] constant would fix the file's batch)
+    const w = m.inputs.guidance ? rest[nc].reshape([B, 1]).div(m.guidanceInputScale) : np.full([1, 1], guidance);
     const own = t.reshape([B, 1]).div(m.timeScale); // the model's own time: s, or 1 − s (noise_at 0)
     const s = m.noiseAt === 1 ? own : own.mul(-1).add(1), xFlat = x.reshape([B, b.dim]);
-    const [v, logvar] = flow(tree.ref(p), xFlat.ref, s.ref, c, np.full([1, 1], guidance));
+    const [v, logvar] = flow(tree.ref(p), xFlat.ref, s.ref, c, w);
     logvar.dispose();
     // the teacher's own output: x0 = x_s − s·v, or the velocity in its own time (−v with noise at 0)
     const out = m.prediction === "x0" ? xFlat.sub(v.mul(s)) : (xFlat.dispose(), s.dispose(), m.noiseAt === 1 ? v : v.mul(-1));
@@ -75,7 +79,9 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     flow_times: { 1: flowTimes(1), 2: flowTimes(2), 4: flowTimes(4) },
     eta: cfg.eval.eta,
     // what a program needs to run it without reading teacher.json (web/tbcm-generator.js)
-    roles: { latent: m.inputs.latent, time: m.inputs.time, condition: [...m.inputs.condition] },
+    roles: { latent: m.inputs.latent, time: m.inputs.time, condition: [...m.inputs.condition], ...(m.inputs.guidance ? { guidance: m.inputs.guidance } : {}) },
+    // the guidance input (if any) takes guidance_input_scale · w
+    guidance_input_scale: m.guidanceInputScale,
     latent_shape: [...b.manifest.latentShape],
     time_scale: m.timeScale,
     // 0: the time input is time_scale·(1 − s) and the output −v (a program converts, as web/tbcm-generator.js does)
@@ -92,7 +98,8 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
         latent_scaling_factor: b.manifest.latentScalingFactor, latent_shift_factor: b.manifest.latentShiftFactor,
       },
     } : {}),
-    guidance: guidanceConditioned(b) ? `baked in: ${guidance} (the student was distilled over ${cfg.guidance.join(", ")})` : `the student was distilled at guidance ${guidance} only`,
+    guidance: m.inputs.guidance ? `an input, as the teacher's: "${m.inputs.guidance}" = ${m.guidanceInputScale}·w (the student was distilled over ${cfg.guidance.join(", ")}; guidance_scale is the default)`
+      : guidanceConditioned(b) ? `baked in: ${guidance} (the student was distilled over ${cfg.guidance.join(", ")})` : `the student was distilled at guidance ${guidance} only`,
     guidance_scale: guidance,
     trigflow_two_step_mid: cfg.eval.twoStepMid,
     op_counts: lowered.opCounts,

@@ -40,10 +40,11 @@ export type LoadedBundle = {
   /**
    * The denoiser as a flow velocity: xFlow [B, d] (flat rows of latent_shape), flow time s
    * [B, 1] or [1, 1], cond [B, ...table.shape] (table rows); returns v [B, d] (then the time-embedding tensor [B, W] when
-   * `o.tapTimeEmbedding`). `o.addTimeEmbedding` is added to the time embedding first. Consumes
-   * its arguments.
+   * `o.tapTimeEmbedding`). `o.addTimeEmbedding` is added to the time embedding first; `o.guidance`
+   * [B, 1] is the scale a guidance-distilled model takes (required exactly when it has a guidance
+   * input). Consumes its arguments.
    */
-  flow(params: Array[], xFlow: Array, s: Array, cond: Array, o?: { addTimeEmbedding?: Array; tapTimeEmbedding?: boolean }): Array[];
+  flow(params: Array[], xFlow: Array, s: Array, cond: Array, o?: { addTimeEmbedding?: Array; tapTimeEmbedding?: boolean; guidance?: Array }): Array[];
 };
 
 const FLOATS = ["float32", "float16", "bfloat16"];
@@ -137,7 +138,8 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
   const transformer = importOnnx(file, { target: executor });
   const where = `"${file}"`;
   const inputNames = transformer.inputs.map((i) => i.name);
-  const roles: [string, string][] = [["latent", m.inputs.latent], ["time", m.inputs.time], ...m.inputs.condition.map((n): [string, string] => ["condition", n])];
+  const roles: [string, string][] = [["latent", m.inputs.latent], ["time", m.inputs.time], ...m.inputs.condition.map((n): [string, string] => ["condition", n]),
+    ...(m.inputs.guidance ? [["guidance", m.inputs.guidance] as [string, string]] : [])];
   for (const [role, name] of roles) {
     if (!inputNames.includes(name)) throw new ConfigError(`teacher.json key "transformer.inputs.${role}": ${where} has no input "${name}" (its inputs: ${inputNames.join(", ")})`);
   }
@@ -158,11 +160,15 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
     throw new ConfigError(`${where}: time input "${time.name}" has shape ${fmt(time.shape)}; expected one time per sample, [batch] or [batch, 1]`);
   }
   const conds = m.inputs.condition.map(spec);
-  for (const s of [lat, time, ...conds]) {
+  const guidance = m.inputs.guidance ? spec(m.inputs.guidance) : undefined;
+  if (guidance && guidance.shape.length !== 1 && !(guidance.shape.length === 2 && guidance.shape[1] !== undefined && (guidance.shape[1] === 1 || typeof guidance.shape[1] !== "number"))) {
+    throw new ConfigError(`${where}: guidance input "${guidance.name}" has shape ${fmt(guidance.shape)}; expected one scale per sample, [batch] or [batch, 1]`);
+  }
+  for (const s of [lat, time, ...conds, ...(guidance ? [guidance] : [])]) {
     if (batchFixed(s.shape)) throw new ConfigError(`${where}: input "${s.name}" has a fixed batch of ${s.shape[0]}; export the denoiser with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={"${s.name}": {0: "batch"}, ...}))`);
     // a condition may also be integer or boolean (an attention mask): its table tensor holds the values, cast on the way in
     const allowed = conds.includes(s) ? [...FLOATS, ...Object.keys(INTEGER_CONDITIONS)] : FLOATS;
-    if (!allowed.includes(s.dtype)) throw new ConfigError(`${where}: input "${s.name}" is ${s.dtype}; ${conds.includes(s) ? `a condition input must be floating point, int64, int32 or bool` : "the latent and time inputs must be floating point"}`);
+    if (!allowed.includes(s.dtype)) throw new ConfigError(`${where}: input "${s.name}" is ${s.dtype}; ${conds.includes(s) ? `a condition input must be floating point, int64, int32 or bool` : "the latent, time and guidance inputs must be floating point"}`);
   }
   const table = loadEmbeddingTable(join(dir, manifest.promptEmbeddings.file), manifest.promptEmbeddings.emptyPrompt, m.inputs.condition);
   conds.forEach((cond, k) => {
@@ -200,8 +206,10 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
   paramNames.forEach((n) => initial[n].dispose());
   const d = latentSize(manifest);
   const outIndex = transformer.outputs.findIndex((o) => o.name === m.output);
-  // position of each ONNX input in [latent, time, ...conditions]
-  const order = transformer.inputs.map((i) => (i.name === m.inputs.latent ? 0 : i.name === m.inputs.time ? 1 : 2 + m.inputs.condition.indexOf(i.name)));
+  // position of each ONNX input in [latent, time, ...conditions, guidance]
+  const nc = m.inputs.condition.length;
+  const order = transformer.inputs.map((i) => (i.name === m.inputs.latent ? 0 : i.name === m.inputs.time ? 1 : i.name === m.inputs.guidance ? 2 + nc : 2 + m.inputs.condition.indexOf(i.name)));
+  const guidanceRank = guidance?.shape.length ?? 0;
   const timeRank = time.shape.length;
   const castCondition = conds.map((s) => INTEGER_CONDITIONS[s.dtype] ?? ((a: Array) => a));
   return {
@@ -214,6 +222,11 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
       // the model's own time: s, or 1 − s for a model with noise at 0 (whose velocity then points the other way)
       const t = (m.noiseAt === 1 ? sB.ref : sB.ref.mul(-1).add(1)).mul(m.timeScale).reshape(timeRank === 1 ? [B] : [B, 1]);
       const byRole = [xFlow.ref.reshape([B, ...L]), t, ...splitConditions(table, c).map((a, k) => castCondition[k](a))];
+      if (guidance) {
+        if (!o.guidance) throw new Error(`the denoiser takes its guidance scale ("${guidance.name}"): flow needs o.guidance`);
+        const g = o.guidance.shape[0] === B ? o.guidance : np.broadcastTo(o.guidance, [B, 1]);
+        byRole.push(g.mul(m.guidanceInputScale).reshape(guidanceRank === 1 ? [B] : [B, 1]));
+      } else o.guidance?.dispose();
       const tap = o.tapTimeEmbedding && m.timeEmbedding ? [m.timeEmbedding] : [];
       const add = o.addTimeEmbedding && m.timeEmbedding ? { [m.timeEmbedding]: o.addTimeEmbedding } : {};
       const outs = transformer.apply(ps, order.map((r) => byRole[r]), { add, tap });

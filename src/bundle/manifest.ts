@@ -30,7 +30,10 @@ export type BundleManifest = {
   readonly transformer: {
     readonly file: string;
     /** Input names; `condition` lists one or more inputs that together are a prompt's condition (one table tensor each). */
-    readonly inputs: { readonly latent: string; readonly time: string; readonly condition: readonly string[] };
+    /** `guidance`: the input of a guidance-distilled model's scale (Flux-dev), "" for none (the teacher is guided by CFG). */
+    readonly inputs: { readonly latent: string; readonly time: string; readonly condition: readonly string[]; readonly guidance: string };
+    /** The guidance input is `guidanceInputScale · w`. */
+    readonly guidanceInputScale: number;
     readonly output: string;
     /** The time input is `time_scale · s`, s ∈ [0, 1] the flow time (1 = pure noise); `time_scale · (1 − s)` when `noiseAt` is 0. */
     readonly timeScale: number;
@@ -70,15 +73,17 @@ const SCHEMA: Record<string, Spec> = {
     section: {
       file: opt("name", "transformer.onnx", "the denoiser's ONNX file in the bundle"),
       inputs: {
-        required: true, what: "the denoiser's input names: latent, time, condition",
+        required: true, what: "the denoiser's input names: latent, time, condition (and guidance)",
         section: {
           latent: req("string", "the input name of the noisy latent x_s [B, ...latent_shape]"),
           time: req("string", "the input name of the time (time_scale · s) [B] or [B, 1]"),
           condition: req("inputs", "the input name of the prompt condition [B, ...] (a row of the embeddings table), or a list of up to 16 distinct input names when the condition is several tensors (e.g. token embeddings and pooled embeddings)"),
+          guidance: opt("string", "", "the input name of a guidance-distilled model's guidance scale [B] or [B, 1] (Flux-dev): tbcm guides in one pass with the scale there, not by CFG"),
         },
       },
       output: req("string", "the output name of the prediction [B, ...latent_shape]"),
       time_scale: opt("positive", 1, "the time input is time_scale · s (1 for s in [0, 1], 1000 for diffusers' timesteps)"),
+      guidance_input_scale: opt("positive", 1, "the guidance input is guidance_input_scale · w (1 for Flux, which scales it inside)"),
       noise_at: opt("endpoint", 1, "the model's time of pure noise: 1 (x_s = (1−s)·x0 + s·ε, diffusers) or 0 (x_t = t·x0 + (1−t)·ε, Meta's flow_matching, torchcfm)"),
       prediction: req("prediction", PREDICTIONS.join(" | ")),
       time_embedding: opt("string", "", "the tensor (a node's output) holding the time embedding [B, W], for a guidance embedding"),

@@ -13,7 +13,7 @@ import { key, foldIn, normal } from "../numerics/random.ts";
 import type { HostTensor } from "../executor/onnxRun.ts";
 import { inference, inChunks, type Inference } from "../executor/inference.ts";
 import { flowToTrigVelocity } from "../method/flowToTrig.ts";
-import { type GuidanceSchedule, GUIDE_EVERYWHERE, guidanceShare } from "../method/guidance.ts";
+import { type GuidanceSchedule, type Teacher, GUIDE_EVERYWHERE, guidanceShare } from "../method/guidance.ts";
 import { readPromptFile } from "../data/prompts.ts";
 import { relativeMse } from "../eval/distance.ts";
 import { latentFrechet } from "../eval/latentFrechet.ts";
@@ -44,7 +44,7 @@ const GRID_COLUMNS = 8, GRID_ROWS = 8;
  */
 export function bundleConfig(cfg: BundleConfig): BundleConfig {
   const m = readManifest(cfg.teacher.dir);
-  const conditioned = m.transformer.timeEmbedding !== "";
+  const conditioned = m.transformer.timeEmbedding !== "" || m.transformer.inputs.guidance !== "";
   return { ...cfg, guidance: conditioned ? [...m.guidanceScales] : [m.defaultGuidance], eval: { ...cfg.eval, guidance: m.defaultGuidance } };
 }
 
@@ -64,7 +64,8 @@ function bundlePrompts(cfg: BundleConfig, b: LoadedBundle): string[] {
 function timeEmbeddingWidth(b: LoadedBundle): number {
   const cond = b.table.shape;
   const f = (x: Array, s: Array, c: Array) => {
-    const [v, temb] = b.flow(b.paramList(), x, s, c, { tapTimeEmbedding: true });
+    const guidance = b.manifest.transformer.inputs.guidance ? np.ones([1, 1]) : undefined;
+    const [v, temb] = b.flow(b.paramList(), x, s, c, { tapTimeEmbedding: true, guidance });
     v.dispose();
     return temb;
   };
@@ -79,9 +80,14 @@ function timeEmbeddingWidth(b: LoadedBundle): number {
   return shape[1];
 }
 
-/** The teacher's guided flow-Euler step (cond and uncond as one batch), per-sample w. */
+/** The teacher's guided flow-Euler step (cond and uncond as one batch; one pass with the scale for a guidance-distilled teacher), per-sample w. */
 function eulerStepProgram(executor: Executor, b: LoadedBundle, params: Array[]): Inference {
   return inference(executor, params, (p, x, s, sNext, cond, uncond, w) => {
+    if (b.manifest.transformer.inputs.guidance) {
+      uncond.dispose();
+      const [v] = b.flow(p, x.ref, s.ref, cond, { guidance: w });
+      return x.add(v.mul(sNext.sub(s)));
+    }
     const [v] = b.flow(p, np.concatenate([x.ref, x.ref], 0), np.concatenate([s.ref, s.ref], 0), np.concatenate([cond, uncond], 0));
     const [vc, vu] = np.split(v, 2, 0);
     return x.add(vu.ref.add(w.mul(vc.sub(vu))).mul(sNext.sub(s)));
@@ -133,10 +139,14 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
   const hostConditions = (idx: readonly number[]): HostTensor => ({ data: rows(idx), shape: [idx.length, ...b.table.shape] });
 
   const conditioned = guidanceConditioned(b);
-  const width = conditioned ? timeEmbeddingWidth(b) : 0;
-  const warnings = conditioned ? [] : [`teacher.json names no transformer.time_embedding: the student has no guidance input and is distilled at the one guidance scale ${m.defaultGuidance} (default_guidance)`];
+  const width = m.transformer.timeEmbedding ? timeEmbeddingWidth(b) : 0;
+  const warnings = conditioned ? [] : [`teacher.json names no transformer.time_embedding (nor a guidance input): the student has no guidance input and is distilled at the one guidance scale ${m.defaultGuidance} (default_guidance)`];
   const teacherParams = b.paramList();
   const velocity = (u: Array, t: Array, cond: Array) => flowToTrigVelocity((x, s) => b.flow(tree.ref(teacherParams), x, s, cond)[0], u, t);
+  // a guidance-distilled teacher guides itself: one pass with the scale at its guidance input
+  const teacher: Teacher = m.transformer.inputs.guidance
+    ? { guided: (u, t, cond, w) => flowToTrigVelocity((x, s) => b.flow(tree.ref(teacherParams), x, s, cond, { guidance: w })[0], u, t) }
+    : velocity;
   const student = bundleStudent(b);
 
   let decoderLoads = 0;
@@ -155,7 +165,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
 
   return {
     dim: d,
-    teacher: velocity,
+    teacher,
     promptCount: prompts.length,
     conditions,
     student,

@@ -61,16 +61,27 @@ export function scaleAt(w: Array, t: Array, g: GuidanceSchedule): Array {
 export type TrigVelocity = (u: Array, t: Array, cond: Array) => Array;
 
 /**
+ * A teacher as the method sees it: a conditional velocity that classifier-free guidance combines
+ * with the empty prompt's (two passes), or a guidance-distilled model that takes the scale as an
+ * input (Flux-dev's kind: `guided`, one pass, F(u, t, cond, w) with w [B, 1]).
+ */
+export type Teacher = TrigVelocity | { readonly guided: (u: Array, t: Array, cond: Array, w: Array) => Array };
+
+/**
  * The teacher's guided velocity dx/dt at x_t (physical scale), from a conditional and an
- * empty-prompt pass, run as one batch of 2B rows (one network call: fewer, larger matmuls);
- * guidance w acts as `schedule` says.
+ * empty-prompt pass, run as one batch of 2B rows (one network call: fewer, larger matmuls), or
+ * from one pass of a teacher that takes the scale itself; guidance w acts as `schedule` says.
  */
 export function teacherCfgVelocity(
-  teacher: TrigVelocity, xt: Array, t: Array, cond: Array, uncond: Array, w: Array, schedule: GuidanceSchedule = GUIDE_EVERYWHERE,
+  teacher: Teacher, xt: Array, t: Array, cond: Array, uncond: Array, w: Array, schedule: GuidanceSchedule = GUIDE_EVERYWHERE,
 ): Array {
   const B = xt.shape[0];
   const u = xt.div(SIGMA_D);
   const scale = scaleAt(w, t.ref, schedule);
+  if (typeof teacher !== "function") {
+    uncond.dispose();
+    return teacher.guided(u, t, cond, scale.shape[0] === B ? scale : np.broadcastTo(scale, [B, 1])).mul(SIGMA_D);
+  }
   const tt = t.shape[0] === B && B > 1 ? np.concatenate([t.ref, t], 0) : t;
   const f = teacher(np.concatenate([u.ref, u], 0), tt, np.concatenate([cond, uncond], 0));
   const [fCond, fUncond] = np.split(f, 2, 0);

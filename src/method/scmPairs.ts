@@ -5,7 +5,7 @@
 import { type Array } from "@jax-js/jax";
 import { SIGMA_D, SCM_P_MEAN, SCM_P_STD } from "../config/defaults.ts";
 import { type Key, normal } from "../numerics/random.ts";
-import { type GuidanceSchedule, type TrigVelocity, GUIDE_EVERYWHERE, teacherCfgVelocity } from "./guidance.ts";
+import { type GuidanceSchedule, type Teacher, GUIDE_EVERYWHERE, teacherCfgVelocity } from "./guidance.ts";
 import { noisy } from "./trigflow.ts";
 
 /** `t = atan(exp(τ)/σ_d)`, `τ ~ N(P_mean, P_std²)`, n draws. */
@@ -18,7 +18,7 @@ export function scmTimes(k: Key, n: number, pMean = SCM_P_MEAN, pStd = SCM_P_STD
  * guided velocity at (x_t, t). z, noise [B, d] (unit scale), t [B, 1]. Returns `[xt, dxdt]`.
  */
 export function scmPairs(
-  teacher: TrigVelocity, z: Array, noise: Array, t: Array, cond: Array, uncond: Array, w: Array, schedule: GuidanceSchedule = GUIDE_EVERYWHERE,
+  teacher: Teacher, z: Array, noise: Array, t: Array, cond: Array, uncond: Array, w: Array, schedule: GuidanceSchedule = GUIDE_EVERYWHERE,
 ): [Array, Array] {
   const xt = noisy(z.mul(SIGMA_D), noise.mul(SIGMA_D), t.ref);
   const dxdt = teacherCfgVelocity(teacher, xt.ref, t, cond, uncond, w, schedule);

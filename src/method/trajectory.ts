@@ -6,7 +6,7 @@
 import { numpy as np, type Array } from "@jax-js/jax";
 import { SIGMA_D } from "../config/defaults.ts";
 import { type Key, uniform } from "../numerics/random.ts";
-import { type GuidanceSchedule, type TrigVelocity, GUIDE_EVERYWHERE, teacherCfgVelocity } from "./guidance.ts";
+import { type GuidanceSchedule, type Teacher, GUIDE_EVERYWHERE, teacherCfgVelocity } from "./guidance.ts";
 import { trigflowStep } from "./trigflow.ts";
 
 export type Trajectory = {
@@ -24,7 +24,7 @@ export type Trajectory = {
  * `route` [N] holds the angles d (an array so one compiled program serves every jitter).
  */
 export function sampleTrajectory(
-  teacher: TrigVelocity, x: Array, route: Array, cond: Array, uncond: Array, w: Array, schedule: GuidanceSchedule = GUIDE_EVERYWHERE,
+  teacher: Teacher, x: Array, route: Array, cond: Array, uncond: Array, w: Array, schedule: GuidanceSchedule = GUIDE_EVERYWHERE,
 ): Trajectory {
   const N = route.shape[0];
   const angles = np.split(route, N).map((a) => a.reshape([1, 1]));

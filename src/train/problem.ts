@@ -4,7 +4,7 @@
  * implements it; the loop knows nothing else of the teacher.
  */
 import { numpy as np, type Array } from "@jax-js/jax";
-import type { TrigVelocity } from "../method/guidance.ts";
+import type { Teacher } from "../method/guidance.ts";
 import type { Student } from "../method/student.ts";
 import type { Key } from "../numerics/random.ts";
 import type { Tree } from "../numerics/tree.ts";
@@ -19,7 +19,7 @@ export type EvalKeys = { curve: Key; eval: Key; sampling: Key };
 export interface DistillProblem<P extends Tree = Tree> {
   /** Latent dimension d (flat latents [B, d]). */
   readonly dim: number;
-  readonly teacher: TrigVelocity;
+  readonly teacher: Teacher;
   /** Number of training prompts; prompts are indices 0..n−1, −1 the empty prompt. */
   readonly promptCount: number;
   /** Condition rows of prompt indices (−1: the empty prompt). */

@@ -28,6 +28,7 @@ import { exportTeacherBundle } from "../../src/bundle/exportTeacher.ts";
 import { loadTeacher } from "../../src/stack/load.ts";
 import { ditFlow } from "../../src/models/dit.ts";
 import { tempDir } from "../tempDir.ts";
+import type { TrigVelocity } from "../../src/method/guidance.ts";
 
 const dir = tempDir("tbcm-bundle-");
 const bundle = join(dir, "bundle");
@@ -94,7 +95,7 @@ test("the bundle's teacher velocity, first pairs and first training losses equal
   const cond = onnx.problem.conditions([0, 1, -1]);
   const condStack = stack.problem.conditions([0, 1, -1]);
   assert.equal(maxAbs(toHost(cond), toHost(condStack)), 0, "the table's rows are the text encoder's conditions");
-  const f = (p: typeof onnx.problem, c: typeof cond) => p.teacher(np.array(u).reshape([B, d]), np.array(Float32Array.from(t)).reshape([B, 1]), c).dataSync() as Float32Array;
+  const f = (p: typeof onnx.problem, c: typeof cond) => (p.teacher as TrigVelocity)(np.array(u).reshape([B, d]), np.array(Float32Array.from(t)).reshape([B, 1]), c).dataSync() as Float32Array;
   const fb = f(onnx.problem, cond), fs = f(stack.problem, condStack);
   const dv = maxAbs(fb, fs);
   assert.ok(dv < 1e-5 * Math.max(1, maxOf(fs)), `teacher velocity max |Δ| ${dv.toExponential(2)} (max |F| ${maxOf(fs).toFixed(2)})`);
