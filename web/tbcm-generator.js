@@ -183,20 +183,29 @@ export async function loadBundleGenerator(/** @type {any} */ ort, /** @type {(na
   const timeShape = (/** @type {number} */ n) => (manifest.inputs[roles.time].shape.length === 1 ? [n] : [n, 1]);
   const tensor = (/** @type {Float32Array} */ data, /** @type {number[]} */ shape) => new ort.Tensor("float32", data, shape);
 
-  /** Each condition input's rows for `rows` (table row indices). */
+  /** A tensor of `type` (float32 when unset; int64, int32, bool as a teacher may declare an input). */
+  const typed = (/** @type {Float32Array} */ data, /** @type {number[]} */ shape, /** @type {string | undefined} */ type) => type === "int64"
+    ? new ort.Tensor("int64", BigInt64Array.from(data, (v) => BigInt(Math.round(v))), shape)
+    : type === "int32" ? new ort.Tensor("int32", Int32Array.from(data), shape)
+    : type === "bool" ? new ort.Tensor("bool", Uint8Array.from(data, (v) => (v ? 1 : 0)), shape)
+    : tensor(data, shape);
+
+  /** Each condition input's rows for `rows` (table row indices), and the constant inputs (repeated over the batch where they have one). */
   function conditions(/** @type {number[]} */ rows) {
     /** @type {Record<string, unknown>} */
     const feeds = {};
+    for (const [name, spec] of Object.entries(manifest.constant_inputs ?? {})) {
+      const t = tensors[name], batched = spec.shape[0] === "batch";
+      const data = batched ? new Float32Array(rows.length * t.data.length) : t.data;
+      if (batched) rows.forEach((_, r) => data.set(t.data, r * t.data.length));
+      feeds[name] = typed(data, batched ? [rows.length, ...t.shape] : t.shape, spec.type);
+    }
     for (const name of roles.condition) {
       const t = tensors[manifest.condition_tensors[name]];
       const size = t.data.length / t.shape[0], out = new Float32Array(rows.length * size);
       rows.forEach((j, r) => out.set(t.data.subarray(j * size, (j + 1) * size), r * size));
-      const shape = [rows.length, ...t.shape.slice(1)], type = manifest.condition_types?.[name];
       // an integer or boolean input (an attention mask) in its own type
-      feeds[name] = type === "int64" ? new ort.Tensor("int64", BigInt64Array.from(out, (v) => BigInt(Math.round(v))), shape)
-        : type === "int32" ? new ort.Tensor("int32", Int32Array.from(out), shape)
-        : type === "bool" ? new ort.Tensor("bool", Uint8Array.from(out, (v) => (v ? 1 : 0)), shape)
-        : tensor(out, shape);
+      feeds[name] = typed(out, [rows.length, ...t.shape.slice(1)], manifest.condition_types?.[name]);
     }
     return feeds;
   }

@@ -31,20 +31,34 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
   const flow = bundleFlowStudent(b);
   const specs = b.transformer.inputs;
   const B = TRACE_BATCH;
-  // position in [latent, time, ...conditions, guidance]
-  const nc = m.inputs.condition.length;
-  const role = (name: string) => (name === m.inputs.latent ? 0 : name === m.inputs.time ? 1 : name === m.inputs.guidance ? 2 + nc : 2 + m.inputs.condition.indexOf(name));
-  const perSample = (name: string) => (specs.find((s) => s.name === name)!.shape.length === 1 ? [B] : [B, 1]);
+  // position in [latent, time, ...conditions, guidance, ...constants]
+  const nc = m.inputs.condition.length, ng = m.inputs.guidance ? 1 : 0;
+  const role = (name: string) => (name === m.inputs.latent ? 0 : name === m.inputs.time ? 1 : name === m.inputs.guidance ? 2 + nc
+    : m.inputs.constant.includes(name) ? 2 + nc + ng + m.inputs.constant.indexOf(name) : 2 + m.inputs.condition.indexOf(name));
+  const specOf = (name: string) => specs.find((s) => s.name === name)!;
+  const perSample = (name: string) => (specOf(name).shape.length === 1 ? [B] : [B, 1]);
+  // a constant input as the teacher declares it: with the batch axis where that is dynamic
+  const constantShape = (name: string) => {
+    const value = b.table.constants.get(name)!.shape, declared = specOf(name).shape;
+    return declared.length > 0 && typeof declared[0] !== "number" ? [B, ...value] : [...value];
+  };
   const shapeOf = (name: string) => role(name) === 0 ? [B, ...b.manifest.latentShape]
-    : role(name) === 1 || role(name) === 2 + nc ? perSample(name) : [B, ...b.table.parts[role(name) - 2].shape];
+    : role(name) === 1 || (ng && role(name) === 2 + nc) ? perSample(name)
+    : m.inputs.constant.includes(name) ? constantShape(name) : [B, ...b.table.parts[role(name) - 2].shape];
   const guidance = cfg.eval.guidance;
   // an integer or boolean condition (an attention mask) keeps its type in the file, cast to a table row's float32 inside
   const integers = integerConditions(b);
+  const constantTypes = Object.fromEntries(m.inputs.constant.flatMap((name) => {
+    const dtype = specOf(name).dtype;
+    return dtype === "int64" || dtype === "int32" || dtype === "bool" ? [[name, dtype as "int64" | "int32" | "bool"]] : [];
+  }));
   const lowered = lowerFunction((...xs: Array[]) => {
     const byRole: Array[] = [];
     specs.forEach((s, i) => { byRole[role(s.name)] = xs[i]; });
     const [x, t, ...rest] = byRole;
     const conds = rest.slice(0, nc);
+    // the constant inputs are in the file's contract but not read: the student holds their values (the table's)
+    rest.slice(nc + ng).forEach((a) => a.dispose());
     // the condition inputs as one table row each (what the student takes), flattened and concatenated when several
     const c = conds.length === 1 ? conds[0] : np.concatenate(conds.map((a) => a.reshape([B, -1])), 1);
     // the scale: the caller's, at the teacher's guidance input; else baked, as one row broadcast inside (a [B, 1] constant would fix the file's batch)
@@ -57,7 +71,7 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     const out = m.prediction === "x0" ? xFlat.sub(v.mul(s)) : (xFlat.dispose(), s.dispose(), m.noiseAt === 1 ? v : v.mul(-1));
     return out.reshape([B, ...b.manifest.latentShape]);
   }, specs.map((s) => avalSpec(shapeOf(s.name))) as never, {
-    name: "tbcm_student", inputNames: specs.map((s) => s.name), outputNames: [m.output], batch: { size: B, name: "batch" }, inputTypes: integers,
+    name: "tbcm_student", inputNames: specs.map((s) => s.name), outputNames: [m.output], batch: { size: B, name: "batch" }, inputTypes: { ...integers, ...constantTypes },
   });
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "transformer.onnx"), lowered.model);
@@ -80,6 +94,11 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     eta: cfg.eval.eta,
     // what a program needs to run it without reading teacher.json (web/tbcm-generator.js)
     roles: { latent: m.inputs.latent, time: m.inputs.time, condition: [...m.inputs.condition], ...(m.inputs.guidance ? { guidance: m.inputs.guidance } : {}) },
+    // the constant inputs: each from the table tensor of its name, repeated over the batch where its shape starts with "batch"
+    constant_inputs: Object.fromEntries(m.inputs.constant.map((name) => [name, {
+      shape: constantShape(name).map((d, i) => (i === 0 && typeof specOf(name).shape[0] !== "number" && specOf(name).shape.length > 0 ? "batch" : d)),
+      ...(constantTypes[name] ? { type: constantTypes[name] } : {}),
+    }])),
     // the guidance input (if any) takes guidance_input_scale · w
     guidance_input_scale: m.guidanceInputScale,
     latent_shape: [...b.manifest.latentShape],

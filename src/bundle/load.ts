@@ -22,6 +22,8 @@ export type EmbeddingTable = {
   readonly rows: Float32Array;
   /** Row index of each prompt (the first, if a prompt is listed twice). */
   readonly index: ReadonlyMap<string, number>;
+  /** The values of the constant inputs (`transformer.inputs.constant`), by input name. */
+  readonly constants: ReadonlyMap<string, { readonly shape: readonly number[]; readonly data: Float32Array }>;
 };
 
 export type LoadedBundle = {
@@ -67,9 +69,14 @@ const fmt = (s: readonly OnnxDim[]) => `[${s.map((d) => d ?? "?").join(", ")}]`;
  * Reads the prompt-embeddings table of a bundle: tensor "embeddings" [P, ...] for one condition
  * input, or one tensor [P, ...] per condition input, named as the input, for several.
  */
-export function loadEmbeddingTable(file: string, emptyPrompt: string, conditionInputs: readonly string[] = ["embeddings"]): EmbeddingTable {
+export function loadEmbeddingTable(file: string, emptyPrompt: string, conditionInputs: readonly string[] = ["embeddings"], constantInputs: readonly string[] = []): EmbeddingTable {
   if (!existsSync(file)) throw new ConfigError(`no prompt-embeddings table at "${file}" (teacher.json: prompt_embeddings.file)`);
   const { tensors, metadata } = loadSafetensors(file);
+  const constants = new Map(constantInputs.map((name) => {
+    const t = tensors.get(name);
+    if (!t) throw new ConfigError(`"${file}" has no tensor "${name}" for the constant input of that name (teacher.json: transformer.inputs.constant)`);
+    return [name, t] as const;
+  }));
   const names = conditionInputs.length === 1 ? ["embeddings"] : conditionInputs;
   const parts = names.map((name) => {
     const t = tensors.get(name);
@@ -91,7 +98,7 @@ export function loadEmbeddingTable(file: string, emptyPrompt: string, conditionI
   const index = new Map<string, number>();
   list.forEach((p, i) => { if (!index.has(p)) index.set(p, i); });
   if (!index.has(emptyPrompt)) throw new ConfigError(`"${file}" has no entry for the empty prompt ${JSON.stringify(emptyPrompt)} (teacher.json: prompt_embeddings.empty_prompt); add it to the table`);
-  if (parts.length === 1) return { prompts: list, shape: t.shape.slice(1), parts: [{ name: names[0], shape: t.shape.slice(1) }], rows: t.data, index };
+  if (parts.length === 1) return { prompts: list, shape: t.shape.slice(1), parts: [{ name: names[0], shape: t.shape.slice(1) }], rows: t.data, index, constants };
   // Several tensors: each prompt's row is their flattened concatenation.
   const sizes = parts.map(({ t: u }) => u.data.length / list.length), total = sizes.reduce((a, b) => a + b, 0);
   const rows = new Float32Array(list.length * total);
@@ -99,7 +106,7 @@ export function loadEmbeddingTable(file: string, emptyPrompt: string, conditionI
     let at = p * total;
     parts.forEach(({ t: u }, k) => { rows.set(u.data.subarray(p * sizes[k], (p + 1) * sizes[k]), at); at += sizes[k]; });
   }
-  return { prompts: list, shape: [total], parts: parts.map(({ name, t: u }) => ({ name, shape: u.shape.slice(1) })), rows, index };
+  return { prompts: list, shape: [total], parts: parts.map(({ name, t: u }) => ({ name, shape: u.shape.slice(1) })), rows, index, constants };
 }
 
 /** The rows of the table's entries `entries` (row indices), one after another: a host batch [entries.length, ...table.shape]. */
@@ -139,14 +146,14 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
   const where = `"${file}"`;
   const inputNames = transformer.inputs.map((i) => i.name);
   const roles: [string, string][] = [["latent", m.inputs.latent], ["time", m.inputs.time], ...m.inputs.condition.map((n): [string, string] => ["condition", n]),
-    ...(m.inputs.guidance ? [["guidance", m.inputs.guidance] as [string, string]] : [])];
+    ...(m.inputs.guidance ? [["guidance", m.inputs.guidance] as [string, string]] : []), ...m.inputs.constant.map((n): [string, string] => ["constant", n])];
   for (const [role, name] of roles) {
     if (!inputNames.includes(name)) throw new ConfigError(`teacher.json key "transformer.inputs.${role}": ${where} has no input "${name}" (its inputs: ${inputNames.join(", ")})`);
   }
   if (new Set(roles.map(([, n]) => n)).size !== roles.length) throw new ConfigError(`teacher.json key "transformer.inputs": an input is named for two roles (${roles.map(([r, n]) => `${r}: ${n}`).join(", ")})`);
   const named = new Set(roles.map(([, n]) => n));
   const extra = inputNames.find((n) => !named.has(n));
-  if (extra !== undefined) throw new ConfigError(`${where} has an input "${extra}" that teacher.json does not name (transformer.inputs names latent, time and the condition inputs; other inputs are not supported yet)`);
+  if (extra !== undefined) throw new ConfigError(`${where} has an input "${extra}" that teacher.json does not name (transformer.inputs names latent, time, the condition inputs, a guidance input and constant inputs: name it as one of them)`);
   if (!transformer.outputs.some((o) => o.name === m.output)) throw new ConfigError(`teacher.json key "transformer.output": ${where} has no output "${m.output}" (its outputs: ${transformer.outputs.map((o) => o.name).join(", ")})`);
   const spec = (name: string) => transformer.inputs.find((i) => i.name === name)!;
   const batchFixed = (s: readonly OnnxDim[]) => typeof s[0] === "number";
@@ -170,7 +177,18 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
     const allowed = conds.includes(s) ? [...FLOATS, ...Object.keys(INTEGER_CONDITIONS)] : FLOATS;
     if (!allowed.includes(s.dtype)) throw new ConfigError(`${where}: input "${s.name}" is ${s.dtype}; ${conds.includes(s) ? `a condition input must be floating point, int64, int32 or bool` : "the latent, time and guidance inputs must be floating point"}`);
   }
-  const table = loadEmbeddingTable(join(dir, manifest.promptEmbeddings.file), manifest.promptEmbeddings.emptyPrompt, m.inputs.condition);
+  const table = loadEmbeddingTable(join(dir, manifest.promptEmbeddings.file), manifest.promptEmbeddings.emptyPrompt, m.inputs.condition, m.inputs.constant);
+  // a constant input: its tensor holds the input's shape, without the batch axis where that is dynamic (then repeated over the batch)
+  const constants = m.inputs.constant.map((name) => {
+    const s = spec(name), value = table.constants.get(name)!, batched = s.shape.length > 0 && typeof s.shape[0] !== "number";
+    const want = batched ? s.shape.slice(1) : s.shape;
+    if (want.length !== value.shape.length || want.some((dim, i) => typeof dim === "number" && dim !== value.shape[i])) {
+      throw new ConfigError(`${where}: constant input "${name}" has shape ${fmt(s.shape)}; its table tensor has shape [${value.shape}] (${batched ? "the input's shape without its batch axis" : "the input's shape"})`);
+    }
+    if (![...FLOATS, ...Object.keys(INTEGER_CONDITIONS)].includes(s.dtype)) throw new ConfigError(`${where}: constant input "${name}" is ${s.dtype}; floating point, int64, int32 or bool are fed`);
+    const cast = INTEGER_CONDITIONS[s.dtype] ?? ((a: Array) => a);
+    return { name, batched, shape: [...value.shape], data: value.data, cast };
+  });
   conds.forEach((cond, k) => {
     const shape = table.parts[k].shape, what = table.parts.length === 1 ? "the embeddings table's rows are" : `its table tensor "${table.parts[k].name}" has rows`;
     if (cond.shape.length !== shape.length + 1 || shape.some((d, i) => typeof cond.shape[i + 1] === "number" && cond.shape[i + 1] !== d)) {
@@ -206,9 +224,10 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
   paramNames.forEach((n) => initial[n].dispose());
   const d = latentSize(manifest);
   const outIndex = transformer.outputs.findIndex((o) => o.name === m.output);
-  // position of each ONNX input in [latent, time, ...conditions, guidance]
+  // position of each ONNX input in [latent, time, ...conditions, guidance, ...constants]
   const nc = m.inputs.condition.length;
-  const order = transformer.inputs.map((i) => (i.name === m.inputs.latent ? 0 : i.name === m.inputs.time ? 1 : i.name === m.inputs.guidance ? 2 + nc : 2 + m.inputs.condition.indexOf(i.name)));
+  const order = transformer.inputs.map((i) => (i.name === m.inputs.latent ? 0 : i.name === m.inputs.time ? 1 : i.name === m.inputs.guidance ? 2 + nc
+    : m.inputs.constant.includes(i.name) ? 2 + nc + (m.inputs.guidance ? 1 : 0) + m.inputs.constant.indexOf(i.name) : 2 + m.inputs.condition.indexOf(i.name)));
   const guidanceRank = guidance?.shape.length ?? 0;
   const timeRank = time.shape.length;
   const castCondition = conds.map((s) => INTEGER_CONDITIONS[s.dtype] ?? ((a: Array) => a));
@@ -227,6 +246,10 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
         const g = o.guidance.shape[0] === B ? o.guidance : np.broadcastTo(o.guidance, [B, 1]);
         byRole.push(g.mul(m.guidanceInputScale).reshape(guidanceRank === 1 ? [B] : [B, 1]));
       } else o.guidance?.dispose();
+      for (const k of constants) {
+        const a = np.array(k.data).reshape(k.shape);
+        byRole.push(k.cast(k.batched ? np.broadcastTo(a.reshape([1, ...k.shape]), [B, ...k.shape]) : a));
+      }
       const tap = o.tapTimeEmbedding && m.timeEmbedding ? [m.timeEmbedding] : [];
       const add = o.addTimeEmbedding && m.timeEmbedding ? { [m.timeEmbedding]: o.addTimeEmbedding } : {};
       const outs = transformer.apply(ps, order.map((r) => byRole[r]), { add, tap });

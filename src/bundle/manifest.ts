@@ -31,7 +31,7 @@ export type BundleManifest = {
     readonly file: string;
     /** Input names; `condition` lists one or more inputs that together are a prompt's condition (one table tensor each). */
     /** `guidance`: the input of a guidance-distilled model's scale (Flux-dev), "" for none (the teacher is guided by CFG). */
-    readonly inputs: { readonly latent: string; readonly time: string; readonly condition: readonly string[]; readonly guidance: string };
+    readonly inputs: { readonly latent: string; readonly time: string; readonly condition: readonly string[]; readonly guidance: string; readonly constant: readonly string[] };
     /** The guidance input is `guidanceInputScale · w`. */
     readonly guidanceInputScale: number;
     readonly output: string;
@@ -57,7 +57,7 @@ export type BundleManifest = {
   readonly vaeDecoder: { readonly file: string; readonly input: string; readonly output: string; readonly outputRange: readonly number[] } | null;
 };
 
-type Kind = "string" | "strings" | "inputs" | "name" | "number" | "positive" | "shape" | "numbers" | "range" | "prediction" | "format" | "endpoint";
+type Kind = "string" | "strings" | "names" | "inputs" | "name" | "number" | "positive" | "shape" | "numbers" | "range" | "prediction" | "format" | "endpoint";
 type Spec = { kind: Kind; required: boolean; default?: unknown; what: string } | { section: Record<string, Spec>; required: boolean; what: string };
 
 const req = (kind: Kind, what: string): Spec => ({ kind, required: true, what });
@@ -73,12 +73,13 @@ const SCHEMA: Record<string, Spec> = {
     section: {
       file: opt("name", "transformer.onnx", "the denoiser's ONNX file in the bundle"),
       inputs: {
-        required: true, what: "the denoiser's input names: latent, time, condition (and guidance)",
+        required: true, what: "the denoiser's input names: latent, time, condition (and guidance, constant)",
         section: {
           latent: req("string", "the input name of the noisy latent x_s [B, ...latent_shape]"),
           time: req("string", "the input name of the time (time_scale · s) [B] or [B, 1]"),
           condition: req("inputs", "the input name of the prompt condition [B, ...] (a row of the embeddings table), or a list of up to 16 distinct input names when the condition is several tensors (e.g. token embeddings and pooled embeddings)"),
           guidance: opt("string", "", "the input name of a guidance-distilled model's guidance scale [B] or [B, 1] (Flux-dev): tbcm guides in one pass with the scale there, not by CFG"),
+          constant: opt("names", [], "a list of input names fed the same value on every call (Flux's img_ids and txt_ids), each from the table file's tensor of that name"),
         },
       },
       output: req("string", "the output name of the prediction [B, ...latent_shape]"),
@@ -124,6 +125,7 @@ function check(file: string, key: string, s: Extract<Spec, { kind: Kind }>, v: u
     case "endpoint": return v === 0 || v === 1 ? v : fail();
     case "string": return typeof v === "string" && v.length > 0 && v.length <= 4096 ? v : typeof v === "string" && !s.required && v === "" ? v : fail();
     case "strings": return Array.isArray(v) && v.length <= 100000 && v.every((x) => typeof x === "string" && x.length <= 4096) ? v : fail();
+    case "names": return Array.isArray(v) && v.length <= 16 && new Set(v).size === v.length && v.every((x) => typeof x === "string" && x.length > 0 && x.length <= 4096) ? v : fail();
     case "inputs": {
       const names = typeof v === "string" ? [v] : v;
       const ok = Array.isArray(names) && names.length >= 1 && names.length <= 16 && new Set(names).size === names.length

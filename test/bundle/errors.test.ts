@@ -46,7 +46,7 @@ async function rejects(dir: string, pattern: RegExp, prompts = ""): Promise<void
 
 test("malformed teacher.json: unknown key, wrong type, missing field, unsupported prediction, not JSON", async () => {
   await rejects(bundle({ ...GOOD, latent_shap: [4, 8, 8] }), /unknown key "latent_shap" \(allowed: format, latent_shape/);
-  await rejects(bundle({ ...GOOD, transformer: { ...GOOD.transformer, inputs: { ...GOOD.transformer.inputs, mask: "m" } } }), /unknown key "transformer\.inputs\.mask" \(allowed in "transformer\.inputs": latent, time, condition, guidance\)/);
+  await rejects(bundle({ ...GOOD, transformer: { ...GOOD.transformer, inputs: { ...GOOD.transformer.inputs, mask: "m" } } }), /unknown key "transformer\.inputs\.mask" \(allowed in "transformer\.inputs": latent, time, condition, guidance, constant\)/);
   await rejects(bundle({ ...GOOD, latent_shape: "4x8x8" }), /key "latent_shape": expected the latent's per-sample shape, e\.g\. \[4, 32, 32\], got "4x8x8"/);
   await rejects(bundle({ ...GOOD, transformer: { ...GOOD.transformer, time_scale: -1 } }), /key "transformer\.time_scale": expected .*got -1/);
   await rejects(bundle({ ...GOOD, transformer: { ...GOOD.transformer, noise_at: 0.5 } }), /key "transformer\.noise_at": expected the model's time of pure noise: 1 .* or 0 .*got 0\.5/);
