@@ -30,6 +30,8 @@ export type NodeProto = {
   outputs: readonly string[];
   name?: string;
   attributes?: readonly Attribute[];
+  /** The operator's domain ("" or absent: the default ONNX domain). */
+  domain?: string;
 };
 
 /** A constant tensor; `raw` holds the elements little-endian, row-major. */
@@ -224,6 +226,7 @@ function encodeNode(n: NodeProto): Writer {
   if (n.name) w.string(3, n.name);
   w.string(4, n.opType);
   for (const a of n.attributes ?? []) w.message(5, encodeAttribute(a));
+  if (n.domain) w.string(7, n.domain);
   return w;
 }
 

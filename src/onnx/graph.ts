@@ -104,7 +104,10 @@ export function importOnnx(source: string | OnnxModel, o: { target?: ImportTarge
   for (const n of graph.nodes) {
     if ((n.domain !== "" || !(n.opType in OPS))) {
       const op = n.domain ? `${n.domain}.${n.opType}` : n.opType;
-      throw new OnnxImportError(`${where}: unsupported ONNX operator ${op} (node "${n.name || n.outputs[0]}"); supported: ${SUPPORTED_OPS.join(" ")}`);
+      // the usual causes of a node outside the default domain, and their remedies
+      const hint = n.domain === "com.microsoft" ? " (an onnxruntime-optimised file: export the model again without onnxruntime's graph optimisations)"
+        : n.domain ? " (a model-local function, as torch.onnx.export(dynamo=True) may leave them: inline them, onnx.inliner.inline_local_functions(model), and save again)" : "";
+      throw new OnnxImportError(`${where}: unsupported ONNX operator ${op} (node "${n.name || n.outputs[0]}")${hint}; supported: ${SUPPORTED_OPS.join(" ")}`);
     }
   }
 

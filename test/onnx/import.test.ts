@@ -219,6 +219,17 @@ test("an unsupported op names the op, the node and the file", () => {
     },
   }));
   oneLine(() => importOnnx(file), /^".*unsupported\.onnx": unsupported ONNX operator NonMaxSuppression \(node "\/nms\/NMS_3"\); supported: /, OnnxImportError);
+  // outside the default domain: the usual cause and its remedy
+  for (const [domain, remedy] of [["pkg.onnxscript.torch_lib", /a model-local function.*onnx\.inliner\.inline_local_functions\(model\)/], ["com.microsoft", /an onnxruntime-optimised file/]] as const) {
+    const f = join(tmp, `domain-${domain}.onnx`);
+    writeFileSync(f, encodeModel({
+      graph: {
+        name: "g", nodes: [{ opType: "aten_gelu", inputs: ["a"], outputs: ["y"], name: "g0", domain }], initializers: [],
+        inputs: [{ name: "a", elemType: DataType.FLOAT, shape: [2] }], outputs: [{ name: "y", elemType: DataType.FLOAT, shape: [2] }],
+      },
+    }));
+    oneLine(() => importOnnx(f), new RegExp(`unsupported ONNX operator ${domain.replace(/\./g, "\\.")}\\.aten_gelu \\(node "g0"\\) \\(${remedy.source}`), OnnxImportError);
+  }
   assert.ok(SUPPORTED_OPS.includes("Conv") && SUPPORTED_OPS.includes("LayerNormalization"));
 });
 
