@@ -120,6 +120,22 @@ const SAFETENSORS_READ = {
   BOOL: [1, (v, i) => (v.getUint8(i) ? 1 : 0)],
 };
 
+/** A number as the nearest float16's bits (round to nearest even; overflow to ±∞, subnormals kept). */
+function floatToHalf(/** @type {number} */ x) {
+  const f = new Float32Array([x]), u = new Uint32Array(f.buffer)[0];
+  const sign = (u >>> 16) & 0x8000, exp = (u >>> 23) & 0xff, man = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (man ? 0x200 : 0); // ∞, NaN
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00; // too large: ∞
+  if (e <= 0) {
+    if (e < -10) return sign; // below the smallest subnormal: ±0
+    const m = (man | 0x800000) >>> (1 - e), half = m >>> 13, rest = m & 0x1fff;
+    return sign | (half + (rest > 0x1000 || (rest === 0x1000 && (half & 1)) ? 1 : 0));
+  }
+  const half = (e << 10) | (man >>> 13), rest = man & 0x1fff;
+  return sign | (half + (rest > 0x1000 || (rest === 0x1000 && (half & 1)) ? 1 : 0)); // a carry into the exponent is right
+}
+
 function halfToFloat(/** @type {number} */ h) {
   const sign = h & 0x8000 ? -1 : 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
   if (exp === 0) return sign * frac * 2 ** -24;
@@ -179,12 +195,18 @@ export async function loadBundleGenerator(/** @type {any} */ ort, /** @type {(na
   const { roles, latent_shape: latentShape, time_scale: timeScale, eta } = manifest;
   // a teacher with noise at time 0 takes time_scale·(1 − s) and answers −v (tbcm's flow velocity v at flow time s)
   const noiseAtZero = manifest.noise_at === 0, predictsX0 = manifest.prediction === "x0";
+  /** @type {Record<string, string>} the inputs' element types other than float32 (a float16 teacher's, an int64 mask's) */
+  const types = manifest.input_types ?? {};
+  /** An output's values as floats (a float16 file answers float16). */
+  const floats = (/** @type {any} */ t) => (t.type === "float16" ? Float32Array.from(/** @type {Uint16Array} */ (t.data), halfToFloat) : /** @type {Float32Array} */ (t.data));
   const d = latentShape.reduce((/** @type {number} */ a, /** @type {number} */ b) => a * b, 1);
   const timeShape = (/** @type {number} */ n) => (manifest.inputs[roles.time].shape.length === 1 ? [n] : [n, 1]);
   const tensor = (/** @type {Float32Array} */ data, /** @type {number[]} */ shape) => new ort.Tensor("float32", data, shape);
 
-  /** A tensor of `type` (float32 when unset; int64, int32, bool as a teacher may declare an input). */
-  const typed = (/** @type {Float32Array} */ data, /** @type {number[]} */ shape, /** @type {string | undefined} */ type) => type === "int64"
+  /** A tensor of `type` (float32 when unset; float16, int64, int32, bool as a teacher may declare an input). */
+  const typed = (/** @type {Float32Array} */ data, /** @type {number[]} */ shape, /** @type {string | undefined} */ type) => type === "float16"
+    ? new ort.Tensor("float16", Uint16Array.from(data, floatToHalf), shape)
+    : type === "int64"
     ? new ort.Tensor("int64", BigInt64Array.from(data, (v) => BigInt(Math.round(v))), shape)
     : type === "int32" ? new ort.Tensor("int32", Int32Array.from(data), shape)
     : type === "bool" ? new ort.Tensor("bool", Uint8Array.from(data, (v) => (v ? 1 : 0)), shape)
@@ -205,7 +227,7 @@ export async function loadBundleGenerator(/** @type {any} */ ort, /** @type {(na
       const size = t.data.length / t.shape[0], out = new Float32Array(rows.length * size);
       rows.forEach((j, r) => out.set(t.data.subarray(j * size, (j + 1) * size), r * size));
       // an integer or boolean input (an attention mask) in its own type
-      feeds[name] = typed(out, [rows.length, ...t.shape.slice(1)], manifest.condition_types?.[name]);
+      feeds[name] = typed(out, [rows.length, ...t.shape.slice(1)], types[name]);
     }
     return feeds;
   }
@@ -226,11 +248,12 @@ export async function loadBundleGenerator(/** @type {any} */ ort, /** @type {(na
     for (let i = 0; i + 1 < times.length; i++) {
       const s = times[i], next = times[i + 1];
       const outs = await transformer.run({
-        [roles.latent]: tensor(x, [n, ...latentShape]), [roles.time]: tensor(new Float32Array(n).fill(timeScale * (noiseAtZero ? 1 - s : s)), timeShape(n)), ...cond,
+        [roles.latent]: typed(x, [n, ...latentShape], types[roles.latent]),
+        [roles.time]: typed(new Float32Array(n).fill(timeScale * (noiseAtZero ? 1 - s : s)), timeShape(n), types[roles.time]), ...cond,
         // a guidance-distilled teacher's student takes the scale as the teacher does
-        ...(roles.guidance ? { [roles.guidance]: tensor(new Float32Array(n).fill(manifest.guidance_input_scale * manifest.guidance_scale), manifest.inputs[roles.guidance].shape.length === 1 ? [n] : [n, 1]) } : {}),
+        ...(roles.guidance ? { [roles.guidance]: typed(new Float32Array(n).fill(manifest.guidance_input_scale * manifest.guidance_scale), manifest.inputs[roles.guidance].shape.length === 1 ? [n] : [n, 1], types[roles.guidance]) } : {}),
       });
-      const vel = /** @type {Float32Array} */ (outs[transformer.outputNames[0]].data);
+      const vel = floats(outs[transformer.outputNames[0]]);
       x0 = predictsX0 ? Float32Array.from(vel) : x.map((xi, j) => xi - s * (noiseAtZero ? -vel[j] : vel[j]));
       if (next === 0) break;
       const z = noises[i + 1];
@@ -241,9 +264,9 @@ export async function loadBundleGenerator(/** @type {any} */ ort, /** @type {(na
       });
     }
     const latent = x0.map((a) => a / dec.latent_scaling_factor + dec.latent_shift_factor);
-    const out = (await decoder.run({ [dec.input]: tensor(latent, [n, ...latentShape]) }))[dec.output];
+    const out = (await decoder.run({ [dec.input]: typed(latent, [n, ...latentShape], dec.input_type === "float16" ? "float16" : undefined) }))[dec.output];
     const [, C, height, width] = out.dims, [lo, hi] = dec.output_range, plane = height * width;
-    const raw = /** @type {Float32Array} */ (out.data), channels = C === 3 ? 3 : 1;
+    const raw = floats(out), channels = C === 3 ? 3 : 1;
     const images = new Float32Array(n * channels * plane);
     for (let i = 0; i < n; i++) for (let p = 0; p < plane; p++) {
       if (channels === 3) for (let c = 0; c < 3; c++) images[(i * 3 + c) * plane + p] = Math.min(1, Math.max(0, (raw[(i * 3 + c) * plane + p] - lo) / (hi - lo)));

@@ -13,14 +13,17 @@ import { writeFileSync, mkdirSync, copyFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import type { BundleConfig } from "../config/schema.ts";
-import { lowerFunction, avalSpec } from "../executor/lower.ts";
+import { lowerFunction, avalSpec, type DeclaredType } from "../executor/lower.ts";
 import { studentTimesteps } from "../method/sampler.ts";
 import type { Tree } from "../numerics/tree.ts";
-import { loadBundle, integerConditions } from "./load.ts";
+import { loadBundle } from "./load.ts";
+import { readOnnxFile } from "../onnx/reader.ts";
 import { bundleConfig } from "./problem.ts";
 import { type BundleStudentParams, bundleFlowStudent, guidanceConditioned } from "./student.ts";
 
 const TRACE_BATCH = 11;
+/** Element types the exported file keeps from the teacher's contract. */
+const DECLARABLE = ["int64", "int32", "bool", "float16"] as const;
 
 /** Writes transformer.onnx (the student in the teacher's contract) and manifest.json into `outDir`. */
 export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: string, o: { batch: number }) {
@@ -46,12 +49,11 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     : role(name) === 1 || (ng && role(name) === 2 + nc) ? perSample(name)
     : m.inputs.constant.includes(name) ? constantShape(name) : [B, ...b.table.parts[role(name) - 2].shape];
   const guidance = cfg.eval.guidance;
-  // an integer or boolean condition (an attention mask) keeps its type in the file, cast to a table row's float32 inside
-  const integers = integerConditions(b);
-  const constantTypes = Object.fromEntries(m.inputs.constant.flatMap((name) => {
-    const dtype = specOf(name).dtype;
-    return dtype === "int64" || dtype === "int32" || dtype === "bool" ? [[name, dtype as "int64" | "int32" | "bool"]] : [];
-  }));
+  // every input and the output keep the teacher's element type in the file (an int64 attention mask, a float16
+  // teacher's latent), cast to and from the float32 the student computes in; bfloat16 is declared float32
+  const declared = (dtype: string): DeclaredType | undefined => (DECLARABLE as readonly string[]).includes(dtype) ? dtype as DeclaredType : undefined;
+  const inputTypes = Object.fromEntries(specs.flatMap((s) => (declared(s.dtype) ? [[s.name, declared(s.dtype)!]] : [])));
+  const outputType = declared(b.transformer.outputs.find((o) => o.name === m.output)!.dtype);
   const lowered = lowerFunction((...xs: Array[]) => {
     const byRole: Array[] = [];
     specs.forEach((s, i) => { byRole[role(s.name)] = xs[i]; });
@@ -71,7 +73,8 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     const out = m.prediction === "x0" ? xFlat.sub(v.mul(s)) : (xFlat.dispose(), s.dispose(), m.noiseAt === 1 ? v : v.mul(-1));
     return out.reshape([B, ...b.manifest.latentShape]);
   }, specs.map((s) => avalSpec(shapeOf(s.name))) as never, {
-    name: "tbcm_student", inputNames: specs.map((s) => s.name), outputNames: [m.output], batch: { size: B, name: "batch" }, inputTypes: { ...integers, ...constantTypes },
+    name: "tbcm_student", inputNames: specs.map((s) => s.name), outputNames: [m.output], batch: { size: B, name: "batch" }, inputTypes,
+    outputTypes: outputType ? { [m.output]: outputType } : {},
   });
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "transformer.onnx"), lowered.model);
@@ -79,13 +82,21 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
   const table = b.manifest.promptEmbeddings.file, dec = b.manifest.vaeDecoder;
   copyFileSync(join(b.dir, table), join(outDir, table));
   const decoder = dec && existsSync(join(b.dir, dec.file)) ? dec : null;
+  // a float16 decoder takes and gives float16 (a program converts)
+  const decoderIo = decoder ? readOnnxFile(join(b.dir, decoder.file)).graph : null;
+  const decoderTypes = decoderIo ? {
+    input_type: decoderIo.inputs.find((i) => i.name === decoder!.input)?.dtype ?? "float32", output_type: decoderIo.outputs.find((o) => o.name === decoder!.output)?.dtype ?? "float32",
+  } : {};
   if (decoder) copyFileSync(join(b.dir, decoder.file), join(outDir, decoder.file));
   const flowTimes = (steps: number) => studentTimesteps(steps, cfg.eval.twoStepMid, undefined, cfg.eval.multiStep).map((t) => Math.sin(t) / (Math.sin(t) + Math.cos(t)));
   const manifest = {
     format: "tbcm-bundle-student-1",
     models: { transformer: "transformer.onnx", ...(decoder ? { vae_decoder: decoder.file } : {}) },
     contract: `the teacher's (${join(b.dir, "teacher.json")}): inputs ${specs.map((s) => `${s.name} [${shapeOf(s.name).map((d, i) => (i === 0 ? "batch" : d)).join(", ")}]`).join(", ")}; output ${m.output}; time input = ${m.noiseAt === 1 ? `${m.timeScale}·s` : `${m.timeScale}·(1 − s)`}`,
-    inputs: Object.fromEntries(specs.map((s) => [s.name, { shape: shapeOf(s.name).map((d, i) => (i === 0 ? "batch" : d)), ...(integers[s.name] ? { type: integers[s.name] } : {}) }])),
+    inputs: Object.fromEntries(specs.map((s) => [s.name, { shape: shapeOf(s.name).map((d, i) => (i === 0 ? "batch" : d)), ...(inputTypes[s.name] ? { type: inputTypes[s.name] } : {}) }])),
+    // the element type of each input and of the output that is not float32 (a program builds and reads those tensors so)
+    input_types: inputTypes,
+    ...(outputType ? { output_type: outputType } : {}),
     output_meaning: m.prediction === "x0" ? "the student's one-step estimate of the clean latent x0 at (x_s, s) (its flow velocity is v = (x_s − x0)/s)"
       : m.noiseAt === 1 ? "the student's flow velocity v at (x_s, s); its one-step estimate of the clean latent is x0 = x_s − s·v (one flow-Euler step from s to 0)"
       : "the student's velocity in the teacher's own time t = 1 − s (noise at t = 0), which is −v for the flow velocity v at (x_s, s); its one-step estimate of the clean latent is x0 = x_s − s·v",
@@ -97,7 +108,7 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     // the constant inputs: each from the table tensor of its name, repeated over the batch where its shape starts with "batch"
     constant_inputs: Object.fromEntries(m.inputs.constant.map((name) => [name, {
       shape: constantShape(name).map((d, i) => (i === 0 && typeof specOf(name).shape[0] !== "number" && specOf(name).shape.length > 0 ? "batch" : d)),
-      ...(constantTypes[name] ? { type: constantTypes[name] } : {}),
+      ...(inputTypes[name] ? { type: inputTypes[name] } : {}),
     }])),
     // the guidance input (if any) takes guidance_input_scale · w
     guidance_input_scale: m.guidanceInputScale,
@@ -108,12 +119,10 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     // "x0": the output is the clean latent itself
     prediction: m.prediction,
     condition_tensors: Object.fromEntries(m.inputs.condition.map((name, k) => [name, b.table.parts[k].name])),
-    // the element type of each condition input that is not float32 (a program builds those tensors so)
-    condition_types: integers,
     prompt_embeddings: table,
     ...(decoder ? {
       vae_decoder: {
-        file: decoder.file, input: decoder.input, output: decoder.output, output_range: [...decoder.outputRange],
+        file: decoder.file, input: decoder.input, output: decoder.output, output_range: [...decoder.outputRange], ...decoderTypes,
         latent_scaling_factor: b.manifest.latentScalingFactor, latent_shift_factor: b.manifest.latentShiftFactor,
       },
     } : {}),

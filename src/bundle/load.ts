@@ -57,12 +57,6 @@ const INTEGER_CONDITIONS: Record<string, (a: Array) => Array> = {
   bool: (a) => np.notEqual(a, 0),
 };
 
-/** The element types of a bundle's condition inputs that are not floating point (an attention mask's), by input name. */
-export function integerConditions(b: LoadedBundle): Record<string, "int64" | "int32" | "bool"> {
-  const types = b.transformer.inputs.filter((i) => b.manifest.transformer.inputs.condition.includes(i.name) && Object.hasOwn(INTEGER_CONDITIONS, i.dtype));
-  return Object.fromEntries(types.map((i) => [i.name, i.dtype as "int64" | "int32" | "bool"]));
-}
-
 const fmt = (s: readonly OnnxDim[]) => `[${s.map((d) => d ?? "?").join(", ")}]`;
 
 /**

@@ -75,7 +75,9 @@ export type LowerOptions = {
    * the file keeps a contract (a teacher's int64 attention mask, traced as float32): each is cast
    * to its traced type first.
    */
-  readonly inputTypes?: Readonly<Record<string, "int64" | "int32" | "bool">>;
+  readonly inputTypes?: Readonly<Record<string, DeclaredType>>;
+  /** Graph outputs (by name) declared with another element type than computed (a float16 teacher's output): cast last. */
+  readonly outputTypes?: Readonly<Record<string, DeclaredType>>;
   /**
    * Outputs (by name) that are not graph outputs but name the tensor they are computed in, so
    * that the file can be hooked there (importOnnx's `add`): e.g. a DiT's time embedding.
@@ -128,7 +130,9 @@ const range = (n: number) => globalThis.Array.from({ length: n }, (_, i) => i);
 const isVar = (a: Atom): a is Var => "id" in a;
 
 
-const DECLARED_TYPE: Record<"int64" | "int32" | "bool", DataTypeCode> = { int64: DataType.INT64, int32: DataType.INT32, bool: DataType.BOOL };
+/** Element types a graph input or output may be declared with besides its traced one (`inputTypes`, `outputTypes`). */
+export type DeclaredType = "int64" | "int32" | "bool" | "float16";
+const DECLARED_TYPE: Record<DeclaredType, DataTypeCode> = { int64: DataType.INT64, int32: DataType.INT32, bool: DataType.BOOL, float16: DataType.FLOAT16 };
 
 const DTYPE_ORDER: ElemType[] = ["bool", "uint32", "int32", "float32"];
 
@@ -284,7 +288,10 @@ class Lowering {
       const v = this.read(env, atom);
       const full = this.expandTo(v, v.logical);
       const spec = { name: outputName(i), shape: [...v.logical], dtype: v.dtype };
-      if (hidden.has(spec.name)) {
+      const declaredOut = options.outputTypes?.[spec.name];
+      if (declaredOut !== undefined) {
+        this.g.nodes.push({ opType: "Cast", inputs: [full], outputs: [spec.name], name: this.g.fresh("n"), attributes: [attrInt("to", DECLARED_TYPE[declaredOut])] });
+      } else if (hidden.has(spec.name)) {
         // rename the tensor itself (no Identity): hooks on the name reach its consumers
         if (!this.g.nodes.some((n) => n.outputs.includes(full))) throw new Error(`ONNX lowering: named tensor "${spec.name}" is not computed by a node`);
         const nodes = this.g.nodes.map((n) => ({ ...n, inputs: n.inputs.map((x) => (x === full ? spec.name : x)), outputs: n.outputs.map((x) => (x === full ? spec.name : x)) }));
@@ -306,7 +313,7 @@ class Lowering {
         nodes,
         initializers,
         inputs: inputs.map((s) => ({ name: s.name, elemType: Object.hasOwn(declared, s.name) ? DECLARED_TYPE[declared[s.name]] : ONNX_TYPE[s.dtype], shape: this.symbolic(s.shape, options) })),
-        outputs: outputs.map((s) => ({ name: s.name, elemType: ONNX_TYPE[s.dtype], shape: this.symbolic(s.shape, options) })),
+        outputs: outputs.map((s) => ({ name: s.name, elemType: options.outputTypes?.[s.name] ? DECLARED_TYPE[options.outputTypes[s.name]] : ONNX_TYPE[s.dtype], shape: this.symbolic(s.shape, options) })),
       },
     });
     return { model, inputs, outputs, opCounts, matmulFlops: this.matmulFlops };

@@ -13,6 +13,7 @@ export const DataType = {
   INT32: 6,
   INT64: 7,
   BOOL: 9,
+  FLOAT16: 10,
   DOUBLE: 11,
   UINT32: 12,
 } as const;

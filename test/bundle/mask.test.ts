@@ -165,8 +165,8 @@ test("an int64 mask: a short run, and the exported student takes int64 as the te
   const r = await distill(cfg, run);
   assert.ok(Number.isFinite(r.metrics.consistency_rel_mse_1step));
   const out = join(dir, "export");
-  const manifest = exportStudent(run, out) as { condition_types: Record<string, string>; inputs: Record<string, { type?: string }> };
-  assert.deepEqual(manifest.condition_types, { mask: "int64" });
+  const manifest = exportStudent(run, out) as unknown as { input_types: Record<string, string>; inputs: Record<string, { type?: string }> };
+  assert.deepEqual(manifest.input_types, { mask: "int64" });
   assert.equal(manifest.inputs.mask.type, "int64");
   const session = await ort.InferenceSession.create(join(out, "transformer.onnx"));
   assert.deepEqual(session.inputNames, ["latent", "timestep", "tokens", "mask"]);
