@@ -1,5 +1,5 @@
 /**
- * A class-conditional teacher, as research code writes one (torchcfm's and EDM's conditional
+ * A class-conditional teacher, as research code writes one (SiT's and torchcfm's conditional
  * nets): the condition is an int64 class label y [B] (no more axes), looked up in the network's
  * own embedding table (`nn.Embedding(y)`: an ONNX Gather whose indices arrive at run time), and
  * the "empty prompt" is the null class that CFG dropout trained. The prompt table holds one label

@@ -1,6 +1,6 @@
 /**
  * Inputs that are the same on every call (`transformer.inputs.constant`): Flux's position ids
- * (`img_ids` [seq, 3], no batch axis) and a per-sample constant with a dynamic batch (PixArt's
+ * (`img_ids` [seq, 3], no batch axis) and a per-sample constant with a dynamic batch (a fixed
  * resolution, int64 [batch, 2], stored once and repeated over the batch). Their values come from
  * the table file's tensors of the same names; the exported student keeps them as inputs.
  */

@@ -1,5 +1,5 @@
 /**
- * A teacher with an attention mask (Sana / PixArt shape): the token embeddings and an integer or
+ * A teacher with an attention mask (Sana's shape): the token embeddings and an integer or
  * boolean mask [B, L] that says which tokens are padding. The mask is a condition input like any
  * other: its table tensor (here int64 or bool, and the embeddings in float16, as PyTorch saves
  * them) holds each prompt's mask; the denoiser gets it in its own type, and the exported student
