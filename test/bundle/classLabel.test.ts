@@ -19,14 +19,13 @@ import { loadBundle } from "../../src/bundle/load.ts";
 import { bundleFlowStudent } from "../../src/bundle/student.ts";
 import { key, normal } from "../../src/numerics/random.ts";
 import { loadParamTree } from "../../src/numerics/params.ts";
-import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType, type NodeProto } from "../../src/executor/onnxProto.ts";
+import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
+import { values, node } from "./shortRun.ts";
 
 const dir = tempDir("tbcm-class-label-");
 const PROMPTS = ["", "t-shirt", "trousers", "sneaker"];
 const LABELS = [3, 0, 1, 2]; // the empty prompt is the null class 3
-const values = (n: number, seed: number, scale = 0.3) => Float32Array.from({ length: n }, (_, i) => scale * Math.sin(1.3 * i + seed));
-const node = (opType: string, inputs: string[], outputs: string[], attributes = [] as NodeProto["attributes"]): NodeProto => ({ opType, inputs, outputs, name: outputs[0], attributes });
 
 const bundle = join(dir, "bundle");
 mkdirSync(bundle);

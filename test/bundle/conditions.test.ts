@@ -20,17 +20,14 @@ import { loadBundle } from "../../src/bundle/load.ts";
 import { bundleFlowStudent } from "../../src/bundle/student.ts";
 import { key, normal } from "../../src/numerics/random.ts";
 import { loadParamTree } from "../../src/numerics/params.ts";
-import { encodeModel, float32Tensor, int64Tensor, attrInt, attrInts, DataType, type NodeProto } from "../../src/executor/onnxProto.ts";
+import { encodeModel, float32Tensor, int64Tensor, attrInt, attrInts, DataType } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
-import { shortRunConfig, assertWebGeneratorMatches, rgbDecoder } from "./shortRun.ts";
+import { shortRunConfig, assertWebGeneratorMatches, rgbDecoder, values, node } from "./shortRun.ts";
 import { loadBundleDecoder } from "../../src/bundle/decoder.ts";
 
 const dir = tempDir("tbcm-conditions-");
 const PROMPTS = ["", "a red square", "a blue circle"];
 const T = 1000; // diffusers' time convention: timestep = 1000·s
-
-const values = (n: number, seed: number, scale = 0.3) => Float32Array.from({ length: n }, (_, i) => scale * Math.sin(1.3 * i + seed));
-const node = (opType: string, inputs: string[], outputs: string[], attributes = [] as NodeProto["attributes"]): NodeProto => ({ opType, inputs, outputs, name: outputs[0], attributes });
 
 /** v(latent [B, 2, 4, 4], timestep [B], tokens [B, 3, 5], pooled [B, 6]), its time embedding at "temb". */
 function denoiser(): Uint8Array {

@@ -12,13 +12,12 @@ import { join } from "node:path";
 import "../../src/numerics/threads.ts";
 import { parseConfig } from "../../src/config/schema.ts";
 import { distill } from "../../src/run/distill.ts";
-import { encodeModel, float32Tensor, int64Tensor, attrInt, attrInts, DataType, type NodeProto } from "../../src/executor/onnxProto.ts";
+import { encodeModel, float32Tensor, int64Tensor, attrInt, attrInts, DataType } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
+import { values, node } from "./shortRun.ts";
 
 const dir = tempDir("tbcm-conv-teacher-");
 const PROMPTS = ["", "zero", "one", "two"];
-const values = (n: number, seed: number, scale = 0.3) => Float32Array.from({ length: n }, (_, i) => scale * Math.sin(1.3 * i + seed));
-const node = (opType: string, inputs: string[], outputs: string[], attributes = [] as NodeProto["attributes"]): NodeProto => ({ opType, inputs, outputs, name: outputs[0], attributes });
 
 const bundle = join(dir, "bundle");
 mkdirSync(bundle);

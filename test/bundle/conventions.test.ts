@@ -20,15 +20,13 @@ import { bundleFlowStudent } from "../../src/bundle/student.ts";
 import { key, normal } from "../../src/numerics/random.ts";
 import { loadParamTree } from "../../src/numerics/params.ts";
 import { saveSafetensors } from "../../src/numerics/safetensors.ts";
-import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType, type NodeProto } from "../../src/executor/onnxProto.ts";
+import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
-import { shortRunConfig, assertWebGeneratorMatches } from "./shortRun.ts";
+import { shortRunConfig, assertWebGeneratorMatches, values, node } from "./shortRun.ts";
 import { sampleImages } from "../../src/run/sample.ts";
 
 const dir = tempDir("tbcm-noise-at-");
 const PROMPTS = ["", "a red square", "a blue circle"];
-const values = (n: number, seed: number, scale = 0.3) => Float32Array.from({ length: n }, (_, i) => scale * Math.sin(1.3 * i + seed));
-const node = (opType: string, inputs: string[], outputs: string[], attributes = [] as NodeProto["attributes"]): NodeProto => ({ opType, inputs, outputs, name: outputs[0], attributes });
 
 /** The network v(latent [B, 2, 4, 4], 1000·s [B], cond [B, 6]); "reversed": takes t = 1 − s and answers −v; "x0": answers x_s − s·v. */
 function denoiser(form: "v" | "reversed" | "x0"): Uint8Array {

@@ -18,14 +18,12 @@ import { bundleFlowStudent } from "../../src/bundle/student.ts";
 import { key, normal } from "../../src/numerics/random.ts";
 import { loadParamTree } from "../../src/numerics/params.ts";
 import { saveSafetensors } from "../../src/numerics/safetensors.ts";
-import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType, type NodeProto } from "../../src/executor/onnxProto.ts";
+import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
-import { shortRunConfig, assertWebGeneratorMatches } from "./shortRun.ts";
+import { shortRunConfig, assertWebGeneratorMatches, values, node } from "./shortRun.ts";
 
 const dir = tempDir("tbcm-float16-");
 const PROMPTS = ["", "a red square", "a blue circle"];
-const values = (n: number, seed: number, scale = 0.3) => Float32Array.from({ length: n }, (_, i) => scale * Math.sin(1.3 * i + seed));
-const node = (opType: string, inputs: string[], outputs: string[], attributes = [] as NodeProto["attributes"]): NodeProto => ({ opType, inputs, outputs, name: outputs[0], attributes });
 const toFloat = (x: string, y: string) => node("Cast", [x], [y], [attrInt("to", DataType.FLOAT)]);
 const toHalf = (x: string, y: string) => node("Cast", [x], [y], [attrInt("to", DataType.FLOAT16)]);
 

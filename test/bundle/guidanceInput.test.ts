@@ -22,15 +22,13 @@ import { key, normal } from "../../src/numerics/random.ts";
 import { loadParamTree } from "../../src/numerics/params.ts";
 import { saveSafetensors } from "../../src/numerics/safetensors.ts";
 import { flowToTrigVelocity } from "../../src/method/flowToTrig.ts";
-import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType, type NodeProto } from "../../src/executor/onnxProto.ts";
+import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
-import { shortRunConfig, assertWebGeneratorMatches, rgbDecoder } from "./shortRun.ts";
+import { shortRunConfig, assertWebGeneratorMatches, rgbDecoder, values, node } from "./shortRun.ts";
 
 const dir = tempDir("tbcm-guidance-input-");
 const PROMPTS = ["", "a red square", "a blue circle"];
 const G = 10; // the network takes 10·w, as teacher.json says (guidance_input_scale)
-const values = (n: number, seed: number, scale = 0.3) => Float32Array.from({ length: n }, (_, i) => scale * Math.sin(1.3 * i + seed));
-const node = (opType: string, inputs: string[], outputs: string[], attributes = [] as NodeProto["attributes"]): NodeProto => ({ opType, inputs, outputs, name: outputs[0], attributes });
 
 const bundle = join(dir, "bundle");
 mkdirSync(bundle);

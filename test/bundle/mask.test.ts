@@ -18,18 +18,15 @@ import { loadBundle } from "../../src/bundle/load.ts";
 import { bundleFlowStudent } from "../../src/bundle/student.ts";
 import { key, normal } from "../../src/numerics/random.ts";
 import { loadParamTree } from "../../src/numerics/params.ts";
-import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType, type DataTypeCode, type NodeProto } from "../../src/executor/onnxProto.ts";
+import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType, type DataTypeCode } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
-import { shortRunConfig, assertWebGeneratorMatches, rgbDecoder } from "./shortRun.ts";
+import { shortRunConfig, assertWebGeneratorMatches, rgbDecoder, values, node } from "./shortRun.ts";
 
 const dir = tempDir("tbcm-mask-");
 const PROMPTS = ["", "a red square", "a blue circle on a table"];
 /** Each prompt's mask over L = 4 tokens (1 = a real token): padding differs by prompt. */
 const MASK = [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1]];
 const L = 4, E = 5;
-
-const values = (n: number, seed: number, scale = 0.3) => Float32Array.from({ length: n }, (_, i) => scale * Math.sin(1.3 * i + seed));
-const node = (opType: string, inputs: string[], outputs: string[], attributes = [] as NodeProto["attributes"]): NodeProto => ({ opType, inputs, outputs, name: outputs[0], attributes });
 
 /** v(latent [B, 2, 4, 4], timestep [B], tokens [B, L, E], mask [B, L] of `maskType`): the tokens' masked mean conditions it. */
 function denoiser(maskType: DataTypeCode): Uint8Array {

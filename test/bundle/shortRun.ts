@@ -1,5 +1,5 @@
 /**
- * What the bundle tests share: a colour decoder, a distillation of a few steps on a tiny teacher
+ * What the bundle tests share: deterministic values and nodes for their ONNX graphs, a colour decoder, a distillation of a few steps on a tiny teacher
  * bundle, and the check that the plain-JavaScript generator of its export draws what `sampleImages` draws.
  */
 import assert from "node:assert/strict";
@@ -9,7 +9,12 @@ import * as ort from "onnxruntime-node";
 import { parseConfig } from "../../src/config/schema.ts";
 import { sampleImages } from "../../src/run/sample.ts";
 import { loadBundleGenerator } from "../../web/tbcm-generator.js";
-import { encodeModel, float32Tensor, DataType } from "../../src/executor/onnxProto.ts";
+import { encodeModel, float32Tensor, DataType, type NodeProto } from "../../src/executor/onnxProto.ts";
+
+/** Deterministic test values: scale·sin(1.3·i + seed). */
+export const values = (n: number, seed: number, scale = 0.3) => Float32Array.from({ length: n }, (_, i) => scale * Math.sin(1.3 * i + seed));
+/** A node named after its first output. */
+export const node = (opType: string, inputs: string[], outputs: string[], attributes = [] as NodeProto["attributes"]): NodeProto => ({ opType, inputs, outputs, name: outputs[0], attributes });
 
 /** A colour decoder for latents [B, 2, 4, 4]: a 1×1 Conv to 3 channels, then Sigmoid (images in [0, 1], teacher.json `{ input: "z", output: "rgb", output_range: [0, 1] }`). */
 export function rgbDecoder(): Uint8Array {
@@ -17,8 +22,8 @@ export function rgbDecoder(): Uint8Array {
     opsetVersion: 17, irVersion: 8,
     graph: {
       name: "decoder",
-      nodes: [{ opType: "Conv", inputs: ["z", "k"], outputs: ["c"], name: "c" }, { opType: "Sigmoid", inputs: ["c"], outputs: ["rgb"], name: "rgb" }],
-      initializers: [float32Tensor("k", [3, 2, 1, 1], Float32Array.from({ length: 6 }, (_, i) => Math.sin(1.3 * i + 9)))],
+      nodes: [node("Conv", ["z", "k"], ["c"]), node("Sigmoid", ["c"], ["rgb"])],
+      initializers: [float32Tensor("k", [3, 2, 1, 1], values(6, 9, 1))],
       inputs: [{ name: "z", elemType: DataType.FLOAT, shape: ["batch", 2, 4, 4] }],
       outputs: [{ name: "rgb", elemType: DataType.FLOAT, shape: ["batch", 3, 4, 4] }],
     },
