@@ -175,8 +175,9 @@ export function readSafetensors(/** @type {Uint8Array} */ bytes) {
 /**
  * Loads a teacher-bundle student exported by `tbcm export` (format "tbcm-bundle-student-1": the
  * student in the teacher's own contract, the bundle's prompt-embeddings table and its decoder).
- * `generate(prompts, { seed, steps })` takes prompts of the table and draws what `tbcm sample
- * --run` draws for them (the same noises and re-noising; images to float tolerance), returning
+ * `generate(prompts, { seed, steps, guidance })` takes prompts of the table and draws what `tbcm
+ * sample --run` draws for them (the same noises and re-noising; images to float tolerance; `guidance`
+ * only for a student that takes the scale as an input, a guidance-distilled teacher's), returning
  * pixels in [0, 1], `channels·height·width` per image (channels 3: RGB; other decoders: grey).
  */
 export async function loadBundleGenerator(/** @type {any} */ ort, /** @type {(name: string) => Promise<Uint8Array>} */ read, sessionOptions = {}) {
@@ -232,9 +233,12 @@ export async function loadBundleGenerator(/** @type {any} */ ort, /** @type {(na
     return feeds;
   }
 
-  async function generate(/** @type {readonly string[]} */ promptList, { seed = 0, steps = 1 } = {}) {
+  async function generate(/** @type {readonly string[]} */ promptList, { seed = 0, steps = 1, guidance = manifest.guidance_scale } = {}) {
     const n = promptList.length;
     if (n === 0) throw new Error("no prompts given");
+    // the scale is the caller's only where the student takes it as an input (a guidance-distilled teacher's); else it is baked in
+    if (!roles.guidance && guidance !== manifest.guidance_scale) throw new Error(`this export's guidance is baked in at ${manifest.guidance_scale}; its teacher takes no guidance input`);
+    if (!(Number.isFinite(guidance) && guidance >= 0)) throw new Error(`guidance must be a number ≥ 0, got ${guidance}`);
     const rows = promptList.map((p) => {
       const j = index.get(p);
       if (j === undefined) throw new Error(`prompt ${JSON.stringify(p)} is not in the export's embeddings table`);
@@ -251,7 +255,7 @@ export async function loadBundleGenerator(/** @type {any} */ ort, /** @type {(na
         [roles.latent]: typed(x, [n, ...latentShape], types[roles.latent]),
         [roles.time]: typed(new Float32Array(n).fill(timeScale * (noiseAtZero ? 1 - s : s)), timeShape(n), types[roles.time]), ...cond,
         // a guidance-distilled teacher's student takes the scale as the teacher does
-        ...(roles.guidance ? { [roles.guidance]: typed(new Float32Array(n).fill(manifest.guidance_input_scale * manifest.guidance_scale), manifest.inputs[roles.guidance].shape.length === 1 ? [n] : [n, 1], types[roles.guidance]) } : {}),
+        ...(roles.guidance ? { [roles.guidance]: typed(new Float32Array(n).fill(manifest.guidance_input_scale * guidance), manifest.inputs[roles.guidance].shape.length === 1 ? [n] : [n, 1], types[roles.guidance]) } : {}),
       });
       const vel = floats(outs[transformer.outputNames[0]]);
       x0 = predictsX0 ? Float32Array.from(vel) : x.map((xi, j) => xi - s * (noiseAtZero ? -vel[j] : vel[j]));

@@ -7,7 +7,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import "../../src/numerics/threads.ts";
@@ -24,6 +24,8 @@ import { saveSafetensors } from "../../src/numerics/safetensors.ts";
 import { flowToTrigVelocity } from "../../src/method/flowToTrig.ts";
 import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
+import { sampleImages } from "../../src/run/sample.ts";
+import { loadBundleGenerator } from "../../web/tbcm-generator.js";
 import { shortRunConfig, assertWebGeneratorMatches, rgbDecoder, values, node } from "./shortRun.ts";
 
 const dir = tempDir("tbcm-guidance-input-");
@@ -136,4 +138,32 @@ test("a guidance-distilled teacher: a short run, and the exported student takes 
   await session.release();
   tree.dispose(student);
   await assertWebGeneratorMatches(runDir, out, ["a blue circle", "a red square"]);
+  // the web generator takes the scale too, as sampleImages does
+  const g = await loadBundleGenerator(ort, async (name: string) => readFileSync(join(out, name)));
+  const want = await sampleImages({ run: runDir, prompts: ["a red square"], steps: 1, seed: 2, guidance: 5 });
+  const at5 = (await g.generate(["a red square"], { seed: 2, steps: 1, guidance: 5 })).images;
+  const at2 = (await g.generate(["a red square"], { seed: 2, steps: 1, guidance: 2 })).images;
+  await g.release();
+  const d = at5.reduce((m, x, i) => Math.max(m, Math.abs(x - want.pixels[i])), 0);
+  assert.ok(d < 1e-4, `web generator at guidance 5: max |Δ| ${d.toExponential(2)}`);
+  assert.ok(at2.some((x, i) => Math.abs(x - at5[i]) > 1e-3), "the scale changes the images");
+});
+
+test("an export whose guidance is baked in refuses another scale in plain JavaScript (one line), rather than ignoring it", async () => {
+  const conds = join(dir, "baked");
+  mkdirSync(conds);
+  for (const f of ["transformer.onnx", "prompt_embeddings.safetensors", "vae_decoder.onnx"]) writeFileSync(join(conds, f), readFileSync(join(bundle, f)));
+  // the same network, its guidance input fed a constant: a teacher without a guidance input is guided by CFG, its scale baked into the export
+  const m = JSON.parse(readFileSync(join(bundle, "teacher.json"), "utf8"));
+  delete m.transformer.inputs.guidance;
+  m.transformer.inputs.constant = ["guidance"];
+  writeFileSync(join(conds, "teacher.json"), JSON.stringify(m));
+  saveSafetensors(join(conds, "prompt_embeddings.safetensors"), new Map([["embeddings", { shape: [PROMPTS.length, 6], data: cond }], ["guidance", { shape: [], data: Float32Array.of(30) }]]), { prompts: JSON.stringify(PROMPTS) });
+  const run2 = join(dir, "run-baked"), out2 = join(dir, "export-baked");
+  await distill(shortRunConfig(conds), run2);
+  exportStudent(run2, out2);
+  const g = await loadBundleGenerator(ort, async (name: string) => readFileSync(join(out2, name)));
+  await assert.rejects(g.generate(["a red square"], { guidance: 7 }), (e: Error) => /guidance is baked in at 3\.5/.test(e.message) && !e.message.includes("\n"));
+  assert.equal((await g.generate(["a red square"], { guidance: 3.5 })).images.length, 48);
+  await g.release();
 });
