@@ -25,6 +25,22 @@ export type Attribute =
   | { name: string; type: "float"; value: number }
   | { name: string; type: "string"; value: string };
 
+/** Inside a function body: the value of the calling node's attribute `ref` (AttributeProto.ref_attr_name). */
+export type RefAttribute = { name: string; type: "ref"; of: "int" | "ints" | "float" | "string"; ref: string };
+/** A node of a function body: its attributes may refer to the caller's. */
+export type FunctionNode = Omit<NodeProto, "attributes"> & { attributes?: readonly (Attribute | RefAttribute)[] };
+
+/** A model-local function (FunctionProto), as exporters that keep modules as functions write them. */
+export type FunctionProto = {
+  name: string;
+  domain: string;
+  inputs: readonly string[];
+  outputs: readonly string[];
+  /** Attribute names the body may refer to. */
+  attributes?: readonly string[];
+  nodes: readonly FunctionNode[];
+};
+
 export type NodeProto = {
   opType: string;
   inputs: readonly string[];
@@ -57,6 +73,8 @@ export type ModelProto = {
   irVersion?: number;
   producerName?: string;
   producerVersion?: string;
+  /** Model-local functions, and the opset version of each of their domains. */
+  functions?: readonly FunctionProto[];
 };
 
 export const attrInt = (name: string, value: number): Attribute => ({ name, type: "int", value });
@@ -199,9 +217,14 @@ class Writer {
 
 const ATTR_TYPE = { float: 1, int: 2, string: 3, ints: 7 } as const;
 
-function encodeAttribute(a: Attribute): Writer {
+function encodeAttribute(a: Attribute | RefAttribute): Writer {
   const w = new Writer();
   w.string(1, a.name);
+  if (a.type === "ref") {
+    w.int(20, ATTR_TYPE[a.of]);
+    w.string(21, a.ref);
+    return w;
+  }
   w.int(20, ATTR_TYPE[a.type]);
   switch (a.type) {
     case "float":
@@ -220,7 +243,7 @@ function encodeAttribute(a: Attribute): Writer {
   return w;
 }
 
-function encodeNode(n: NodeProto): Writer {
+function encodeNode(n: NodeProto | FunctionNode): Writer {
   const w = new Writer();
   for (const i of n.inputs) w.string(1, i);
   for (const o of n.outputs) w.string(2, o);
@@ -280,5 +303,28 @@ export function encodeModel(m: ModelProto): Uint8Array {
   opset.string(1, ""); // the default domain (ai.onnx)
   opset.int(2, m.opsetVersion ?? 17);
   w.message(8, opset);
+  for (const domain of new Set((m.functions ?? []).map((f) => f.domain))) {
+    const d = new Writer();
+    d.string(1, domain);
+    d.int(2, 1);
+    w.message(8, d);
+  }
+  for (const f of m.functions ?? []) {
+    const fw = new Writer();
+    fw.string(1, f.name);
+    for (const i of f.inputs) fw.string(4, i);
+    for (const o of f.outputs) fw.string(5, o);
+    for (const a of f.attributes ?? []) fw.string(6, a);
+    for (const n of f.nodes) fw.message(7, encodeNode(n));
+    // the body's opsets: the default domain's, and the functions' own (a body may call another function)
+    for (const [domain, version] of [["", m.opsetVersion ?? 17], ...[...new Set((m.functions ?? []).map((g) => g.domain))].map((d) => [d, 1])] as [string, number][]) {
+      const imp = new Writer();
+      imp.string(1, domain);
+      imp.int(2, version);
+      fw.message(9, imp);
+    }
+    fw.string(10, f.domain);
+    w.message(25, fw);
+  }
   return w.finish();
 }

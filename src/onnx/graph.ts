@@ -106,7 +106,7 @@ export function importOnnx(source: string | OnnxModel, o: { target?: ImportTarge
       const op = n.domain ? `${n.domain}.${n.opType}` : n.opType;
       // the usual causes of a node outside the default domain, and their remedies
       const hint = n.domain === "com.microsoft" ? " (an onnxruntime-optimised file: export the model again without onnxruntime's graph optimisations)"
-        : n.domain ? " (a model-local function, as torch.onnx.export(dynamo=True) may leave them: inline them, onnx.inliner.inline_local_functions(model), and save again)" : "";
+        : n.domain ? " (a custom operator; the model's own functions are inlined, so this one is not among them)" : "";
       throw new OnnxImportError(`${where}: unsupported ONNX operator ${op} (node "${n.name || n.outputs[0]}")${hint}; supported: ${SUPPORTED_OPS.join(" ")}`);
     }
   }

@@ -33,6 +33,8 @@ export type OnnxTensor = {
 
 export type OnnxAttribute = {
   readonly name: string;
+  /** In a function body: the calling node's attribute this one takes its value from (ref_attr_name). */
+  readonly ref?: string;
   readonly type: "float" | "int" | "string" | "tensor" | "graph" | "floats" | "ints" | "strings" | "tensors" | "graphs" | "other";
   readonly f?: number;
   readonly i?: number;
@@ -124,6 +126,8 @@ export function decodeOnnx(bytes: Uint8Array, where: { file: string; dir?: strin
   let graph: OnnxGraph;
   try {
     graph = decodeGraph(m.graph!, external);
+    const functions = m.functions.map((f) => decodeFunction(f, external));
+    if (functions.length > 0) graph = { ...graph, nodes: inlineFunctions(graph.nodes, functions) };
   } catch (e) {
     if (e instanceof WireError) fail(e.message);
     throw e;
@@ -221,7 +225,12 @@ class Reader {
   skip(wire: number): void {
     if (wire === 0) this.varintBig();
     else if (wire === 1) this.fixed64();
-    else if (wire === 2) this.pos += this.length();
+    else if (wire === 2) {
+      // the length first: `this.pos += this.length()` would add it to the position from before its own varint
+      const n = this.length();
+      if (this.pos + n > this.end) throw new WireError(`truncated: a field at byte ${this.pos} needs ${n} bytes, ${this.end - this.pos} left`);
+      this.pos += n;
+    }
     else if (wire === 5) this.fixed32();
   }
 
@@ -259,6 +268,7 @@ function skipField(r: Reader, wire: number): void {
 function decodeModelFields(r: Reader) {
   let irVersion: number | undefined, producer = "", graph: Reader | undefined;
   const opsets: Record<string, number> = {};
+  const functions: Reader[] = [];
   while (!r.done) {
     const [f, w] = r.tag();
     if (f === 1 && w === 0) irVersion = r.int();
@@ -274,9 +284,10 @@ function decodeModelFields(r: Reader) {
         else skipField(o, v);
       }
       opsets[domain] = version;
-    } else skipField(r, w);
+    } else if (f === 25 && w === 2) functions.push(r.sub());
+    else skipField(r, w);
   }
-  return { irVersion, producer, graph, opsets };
+  return { irVersion, producer, graph, opsets, functions };
 }
 
 function decodeGraph(r: Reader, external: ExternalData): OnnxGraph {
@@ -329,12 +340,85 @@ function decodeNode(r: Reader, external: ExternalData): OnnxNode {
   return { name, opType, domain: domain === "ai.onnx" ? "" : domain, inputs, outputs, attributes };
 }
 
+/** A model-local function (FunctionProto): its body is inlined where the graph calls it. */
+type OnnxFunction = {
+  readonly name: string;
+  readonly domain: string;
+  readonly overload: string;
+  readonly inputs: readonly string[];
+  readonly outputs: readonly string[];
+  readonly nodes: readonly OnnxNode[];
+  /** Default values of its attributes (attribute_proto). */
+  readonly defaults: Readonly<Record<string, OnnxAttribute>>;
+};
+
+function decodeFunction(r: Reader, external: ExternalData): OnnxFunction {
+  let name = "", domain = "", overload = "";
+  const inputs: string[] = [], outputs: string[] = [], nodes: OnnxNode[] = [];
+  const defaults: Record<string, OnnxAttribute> = {};
+  while (!r.done) {
+    const [f, w] = r.tag();
+    if (w !== 2) {
+      skipField(r, w);
+      continue;
+    }
+    switch (f) {
+      case 1: name = r.string(); break;
+      case 4: inputs.push(r.string()); break;
+      case 5: outputs.push(r.string()); break;
+      case 7: nodes.push(decodeNode(r.sub(), external)); break;
+      case 10: domain = r.string(); break;
+      case 11: { const a = decodeAttribute(r.sub(), external); defaults[a.name] = a; break; }
+      case 13: overload = r.string(); break;
+      default: skipField(r, w);
+    }
+  }
+  return { name, domain: domain === "ai.onnx" ? "" : domain, overload, inputs, outputs, nodes, defaults };
+}
+
+/** Calls nested deeper than this are refused (a function that calls itself would never end). */
+const MAX_FUNCTION_DEPTH = 32;
+
+/**
+ * The graph's nodes with every call of a model-local function replaced by its body: formal inputs
+ * and outputs renamed to the call's, the body's own values to names unique to the call, and each
+ * attribute that refers to the caller's (ref_attr_name) given the caller's value (or the
+ * function's default; else left out, as the op's own default applies).
+ */
+function inlineFunctions(nodes: readonly OnnxNode[], functions: readonly OnnxFunction[]): OnnxNode[] {
+  const byKey = new Map(functions.map((f) => [`${f.domain}|${f.name}|${f.overload}`, f]));
+  let calls = 0;
+  const expand = (list: readonly OnnxNode[], depth: number): OnnxNode[] => list.flatMap((n) => {
+    const f = byKey.get(`${n.domain}|${n.opType}|`);
+    if (f === undefined) return [n];
+    if (depth >= MAX_FUNCTION_DEPTH) throw new WireError(`function ${n.domain}.${n.opType} calls itself, or nests deeper than ${MAX_FUNCTION_DEPTH}`);
+    const call = `${n.name || n.outputs[0] || f.name}#${calls++}`;
+    const rename = new Map<string, string>();
+    f.inputs.forEach((x, i) => rename.set(x, n.inputs[i] ?? ""));
+    f.outputs.forEach((x, i) => rename.set(x, n.outputs[i] ?? ""));
+    const named = (x: string) => (x === "" ? "" : rename.get(x) ?? `${call}/${x}`);
+    const body = f.nodes.map((b): OnnxNode => {
+      const attributes: Record<string, OnnxAttribute> = {};
+      for (const [k, a] of Object.entries(b.attributes)) {
+        if (a.ref === undefined) attributes[k] = a;
+        else {
+          const given = n.attributes[a.ref] ?? f.defaults[a.ref];
+          if (given !== undefined) attributes[k] = { ...given, name: k };
+        }
+      }
+      return { ...b, name: `${call}/${b.name || b.outputs[0]}`, inputs: b.inputs.map(named), outputs: b.outputs.map(named), attributes };
+    });
+    return expand(body, depth + 1);
+  });
+  return expand(nodes, 0);
+}
+
 const ATTR_TYPES: Record<number, OnnxAttribute["type"]> = {
   1: "float", 2: "int", 3: "string", 4: "tensor", 5: "graph", 6: "floats", 7: "ints", 8: "strings", 9: "tensors", 10: "graphs",
 };
 
 function decodeAttribute(r: Reader, external: ExternalData): OnnxAttribute {
-  let name = "", type = 0, f: number | undefined, i: number | undefined, s: string | undefined, t: OnnxTensor | undefined;
+  let name = "", type = 0, f: number | undefined, i: number | undefined, s: string | undefined, t: OnnxTensor | undefined, ref: string | undefined;
   const floats: number[] = [], ints: number[] = [], strings: string[] = [];
   while (!r.done) {
     const [field, w] = r.tag();
@@ -347,12 +431,13 @@ function decodeAttribute(r: Reader, external: ExternalData): OnnxAttribute {
     else if (field === 7) r.floats(w, floats);
     else if (field === 8) r.ints(w, ints);
     else if (field === 9 && w === 2) strings.push(r.string());
+    else if (field === 21 && w === 2) ref = r.string();
     else skipField(r, w);
   }
   // Old writers may omit `type`; infer it from the field that is set.
   const kind = ATTR_TYPES[type] ?? (f !== undefined ? "float" : i !== undefined ? "int" : s !== undefined ? "string"
     : t !== undefined ? "tensor" : ints.length ? "ints" : floats.length ? "floats" : strings.length ? "strings" : "other");
-  return { name, type: kind, f, i, s, t, floats, ints, strings };
+  return { name, type: kind, f, i, s, t, floats, ints, strings, ...(ref !== undefined ? { ref } : {}) };
 }
 
 function decodeValueInfo(r: Reader): OnnxValueInfo {

@@ -11,9 +11,9 @@ import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { numpy as np, jvp, grad, jit, tree, type Array } from "@jax-js/jax";
 import { importOnnx, OnnxImportError, SUPPORTED_OPS, type ImportedOnnx } from "../../src/onnx/graph.ts";
-import { OnnxReadError } from "../../src/onnx/reader.ts";
+import { OnnxReadError, decodeOnnx } from "../../src/onnx/reader.ts";
 import { lowerFunction, avalSpec } from "../../src/executor/lower.ts";
-import { encodeModel, float32Tensor, DataType } from "../../src/executor/onnxProto.ts";
+import { encodeModel, float32Tensor, DataType, attrFloat, type NodeProto } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
 
 const DIR = "test/fixtures/onnx";
@@ -220,7 +220,7 @@ test("an unsupported op names the op, the node and the file", () => {
   }));
   oneLine(() => importOnnx(file), /^".*unsupported\.onnx": unsupported ONNX operator NonMaxSuppression \(node "\/nms\/NMS_3"\); supported: /, OnnxImportError);
   // outside the default domain: the usual cause and its remedy
-  for (const [domain, remedy] of [["pkg.onnxscript.torch_lib", /a model-local function.*onnx\.inliner\.inline_local_functions\(model\)/], ["com.microsoft", /an onnxruntime-optimised file/]] as const) {
+  for (const [domain, remedy] of [["pkg.onnxscript.torch_lib", /a custom operator; the model's own functions are inlined/], ["com.microsoft", /an onnxruntime-optimised file/]] as const) {
     const f = join(tmp, `domain-${domain}.onnx`);
     writeFileSync(f, encodeModel({
       graph: {
@@ -240,4 +240,61 @@ test("an input of the wrong shape names the tensor, its shape and the expected o
   const [x2, t2, c2] = inputArrays();
   oneLine(() => model.apply(model.paramArrays(), [x2, t2.slice([0, 1]), c2]),
     /input "t" has shape \[1\], expected \[batch\]$/, OnnxImportError);
+});
+
+test("model-local functions (as torch.onnx.export(dynamo=True) may leave them) are inlined: nested calls, attributes from the caller, defaults — equal to onnxruntime", async () => {
+  const file = join(tmp, "functions.onnx");
+  const n = (opType: string, inputs: string[], outputs: string[], attributes: NodeProto["attributes"] = [], domain?: string): NodeProto => ({ opType, inputs, outputs, name: outputs[0], attributes, ...(domain ? { domain } : {}) });
+  writeFileSync(file, encodeModel({
+    opsetVersion: 17,
+    functions: [
+      // act(X) = LeakyRelu(X, alpha from the caller)
+      { name: "act", domain: "pkg.test", inputs: ["X"], outputs: ["Y"], attributes: ["alpha"],
+        nodes: [{ opType: "LeakyRelu", inputs: ["X"], outputs: ["Y"], name: "lr", attributes: [{ name: "alpha", type: "ref", of: "float", ref: "alpha" }] }] },
+      // block(X, W) = act(X·W) + X·W, the call inside passing its own alpha on
+      { name: "block", domain: "pkg.test", inputs: ["X", "W"], outputs: ["Y"], attributes: ["alpha"],
+        nodes: [
+          { opType: "MatMul", inputs: ["X", "W"], outputs: ["h"], name: "mm" },
+          { opType: "act", domain: "pkg.test", inputs: ["h"], outputs: ["a"], name: "call", attributes: [{ name: "alpha", type: "ref", of: "float", ref: "alpha" }] },
+          { opType: "Add", inputs: ["a", "h"], outputs: ["Y"], name: "add" },
+        ] },
+    ],
+    graph: {
+      name: "with_functions",
+      nodes: [
+        n("block", ["x", "w1"], ["y1"], [attrFloat("alpha", 0.3)], "pkg.test"),
+        n("block", ["y1", "w2"], ["y2"], [attrFloat("alpha", 0.05)], "pkg.test"),
+        n("Tanh", ["y2"], ["y"]),
+      ],
+      initializers: [float32Tensor("w1", [4, 4], Float32Array.from({ length: 16 }, (_, i) => Math.sin(i + 1))), float32Tensor("w2", [4, 4], Float32Array.from({ length: 16 }, (_, i) => Math.cos(2 * i)))],
+      inputs: [{ name: "x", elemType: DataType.FLOAT, shape: [3, 4] }],
+      outputs: [{ name: "y", elemType: DataType.FLOAT, shape: [3, 4] }],
+    },
+  }));
+  const x = Float32Array.from({ length: 12 }, (_, i) => Math.sin(0.7 * i) * 2);
+  const session = await ort.InferenceSession.create(file);
+  const want = (await session.run({ x: new ort.Tensor("float32", x, [3, 4]) })).y.data as Float32Array;
+  await session.release();
+  const m = importOnnx(file);
+  const got = m.apply(m.paramArrays(), [np.array(x).reshape([3, 4])])[0].dataSync() as Float32Array;
+  const e = got.reduce((mx, v, i) => Math.max(mx, Math.abs(v - want[i])), 0);
+  assert.ok(e < 1e-6, `max |Δ| ${e.toExponential(2)}`);
+  assert.ok(want.some((v) => v < -0.01), "negative values, so the two alphas matter");
+});
+
+test("fields the reader does not use are skipped, whatever their length: doc strings and metadata on the model, its graph and a node", () => {
+  const plain = encodeModel({
+    graph: {
+      name: "g", nodes: [{ opType: "Relu", inputs: ["a"], outputs: ["y"], name: "r" }], initializers: [],
+      inputs: [{ name: "a", elemType: DataType.FLOAT, shape: [2] }], outputs: [{ name: "y", elemType: DataType.FLOAT, shape: [2] }],
+    },
+  });
+  // protobuf: fields may come in any order, so these are appended as bytes (tag, length, value)
+  const field = (no: number, body: Uint8Array) => Uint8Array.from([(no << 3) | 2, body.length, ...body]);
+  const text = (s: string) => new TextEncoder().encode(s);
+  const meta = field(14, Uint8Array.from([...field(1, text("source")), ...field(2, text("a test"))])); // ModelProto.metadata_props
+  const withDocs = Uint8Array.from([...plain, ...field(6, text("the model's doc string")), ...meta]);
+  const m = importOnnx(decodeOnnx(withDocs, { file: "docs.onnx" }));
+  const y = m.apply({}, [np.array(Float32Array.of(-1, 2))])[0].dataSync() as Float32Array;
+  assert.deepEqual([...y], [0, 2]);
 });
