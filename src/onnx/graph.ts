@@ -31,7 +31,7 @@ import { SHAPE_OPS, tensorValue } from "./ops/shape.ts";
 import { LINALG_OPS } from "./ops/linalg.ts";
 import { NN_OPS } from "./ops/nn.ts";
 import { RESAMPLE_OPS } from "./ops/resample.ts";
-import { type OnnxModel, type OnnxDim, readOnnxFile } from "./reader.ts";
+import { type OnnxModel, type OnnxDim, oneLine, readOnnxFile } from "./reader.ts";
 
 /** A tensor on the host: row-major numbers (floats rounded to float32). */
 export type HostTensor = { readonly data: Float32Array; readonly shape: readonly number[] };
@@ -69,7 +69,7 @@ export type ApplyOptions = {
 /** An ONNX graph this importer cannot run (one line, naming the file). */
 export class OnnxImportError extends Error {
   constructor(message: string) {
-    super(message);
+    super(oneLine(message)); // names come from the file: a control character in one must not break the line
     this.name = "OnnxImportError";
   }
 }

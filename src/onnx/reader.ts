@@ -85,9 +85,14 @@ export type OnnxModel = {
 };
 
 /** A file that is not a readable ONNX model (one line, naming the file). */
+/** A message with the control characters a file's own names may hold (a newline in a tensor name) escaped: one printable line. */
+export function oneLine(message: string): string {
+  return message.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 export class OnnxReadError extends Error {
   constructor(file: string, reason: string) {
-    super(`"${file}" is not a readable ONNX model: ${reason}`);
+    super(oneLine(`"${file}" is not a readable ONNX model: ${reason}`));
     this.name = "OnnxReadError";
   }
 }

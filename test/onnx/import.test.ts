@@ -13,7 +13,7 @@ import { numpy as np, jvp, grad, jit, tree, type Array } from "@jax-js/jax";
 import { importOnnx, OnnxImportError, SUPPORTED_OPS, type ImportedOnnx } from "../../src/onnx/graph.ts";
 import { OnnxReadError, decodeOnnx } from "../../src/onnx/reader.ts";
 import { lowerFunction, avalSpec } from "../../src/executor/lower.ts";
-import { encodeModel, float32Tensor, DataType, attrFloat, type NodeProto } from "../../src/executor/onnxProto.ts";
+import { encodeModel, float32Tensor, int64Tensor, DataType, attrFloat, type NodeProto } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
 
 const DIR = "test/fixtures/onnx";
@@ -297,4 +297,57 @@ test("fields the reader does not use are skipped, whatever their length: doc str
   const m = importOnnx(decodeOnnx(withDocs, { file: "docs.onnx" }));
   const y = m.apply({}, [np.array(Float32Array.of(-1, 2))])[0].dataSync() as Float32Array;
   assert.deepEqual([...y], [0, 2]);
+});
+
+/** A seeded generator (mulberry32), so every fuzz case is reproducible from its index. */
+function seeded(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test("fuzz: 500 seeded mutations of a model either decode (then import and run, or fail with a one-line OnnxImportError) or fail with a one-line OnnxReadError", () => {
+  const good = encodeModel({
+    functions: [{ name: "f", domain: "pkg.x", inputs: ["X"], outputs: ["Y"], nodes: [{ opType: "Relu", inputs: ["X"], outputs: ["Y"], name: "r" }] }],
+    graph: {
+      name: "g",
+      nodes: [
+        { opType: "MatMul", inputs: ["a", "w"], outputs: ["h"], name: "m" }, { opType: "f", inputs: ["h"], outputs: ["r"], name: "call", domain: "pkg.x" },
+        { opType: "Reshape", inputs: ["r", "shape"], outputs: ["y"], name: "s", attributes: [attrFloat("unused", 1)] },
+      ],
+      initializers: [float32Tensor("w", [3, 4], Float32Array.from({ length: 12 }, (_, i) => i / 7)), int64Tensor("shape", [2], [2, 2])],
+      inputs: [{ name: "a", elemType: DataType.FLOAT, shape: ["batch", 3] }], outputs: [{ name: "y", elemType: DataType.FLOAT, shape: [2, 2] }],
+    },
+  });
+  let decoded = 0, refused = 0;
+  for (let i = 0; i < 500; i++) {
+    const r = seeded(7000 + i);
+    let bytes = good.slice();
+    const kind = i % 3;
+    if (kind === 0) for (let k = 1 + Math.floor(r() * 4); k > 0; k--) bytes[Math.floor(r() * bytes.length)] ^= 1 + Math.floor(r() * 255);
+    else if (kind === 1) bytes = bytes.slice(0, Math.floor(r() * bytes.length));
+    else { const at = Math.floor(r() * bytes.length); bytes[at] = [0x7f, 0xff, 0x80, 0x00][Math.floor(r() * 4)]; }
+    try {
+      const model = decodeOnnx(bytes, { file: "fuzz.onnx" });
+      decoded++;
+      // what decodes, imports and runs, or is a one-line import error
+      try {
+        const m = importOnnx(model);
+        m.apply(m.paramArrays(), [np.array(Float32Array.of(1, 2, 3, 4, 5, 6)).reshape([2, 3])]).forEach((a) => a.dispose());
+      } catch (e) {
+        assert.ok(e instanceof OnnxImportError, `case ${i} (import): ${(e as Error).name}: ${(e as Error).message}`);
+        assert.ok(!(e as Error).message.includes("\n"), `case ${i} (import): one line: ${JSON.stringify((e as Error).message.slice(0, 400))}`);
+      }
+    } catch (e) {
+      if (e instanceof assert.AssertionError) throw e;
+      assert.ok(e instanceof OnnxReadError, `case ${i}: ${(e as Error).name}: ${(e as Error).message}`);
+      assert.ok(!(e as Error).message.includes("\n"), `case ${i}: one line`);
+      refused++;
+    }
+  }
+  console.log(`# fuzz: ${decoded} decoded, ${refused} refused`);
+  assert.ok(refused > 100, "the mutations reach the checks");
 });
