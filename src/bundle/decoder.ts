@@ -1,15 +1,15 @@
 /**
- * A teacher bundle's VAE decoder (teacher.json `vae_decoder`), imported like the denoiser and run
- * by the run's executor: latent rows [n, d] → images in [0, 1], RGB when the decoder gives 3
- * channels, else grey (the channel mean). Used for the evaluation's sample grids and for
- * `sampleImages`; training never loads it.
+ * A teacher bundle's VAE decoder (teacher.json `vae_decoder`): latent rows [n, d] → images in
+ * [0, 1], RGB when the decoder gives 3 channels, else grey (the channel mean). With the ONNX
+ * Runtime executor it runs as its own file; otherwise imported like the denoiser and run by the
+ * executor. Used for the evaluation's sample grids and for `sampleImages`; training never loads it.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { numpy as np, tree } from "@jax-js/jax";
+import { tree } from "@jax-js/jax";
 import { ConfigError, type Executor, executorParts } from "../config/schema.ts";
-import { inference, inChunks } from "../executor/inference.ts";
-import { OnnxFile } from "../executor/onnxRun.ts";
+import { inference } from "../executor/inference.ts";
+import { OnnxFile, type HostTensor } from "../executor/onnxRun.ts";
 import { importOnnx } from "../onnx/graph.ts";
 import type { LoadedBundle } from "./load.ts";
 
@@ -36,55 +36,55 @@ export function loadBundleDecoder(b: LoadedBundle, executor: Executor): BundleDe
   if (inputs.length !== 1 || inputs[0] !== dec.input) throw new ConfigError(`teacher.json key "vae_decoder.input": the decoder's inputs are ${inputs.join(", ")}; it must take one input, "${dec.input}"`);
   const out = outputs.indexOf(dec.output);
   if (out < 0) throw new ConfigError(`teacher.json key "vae_decoder.output": the decoder has no output "${dec.output}" (its outputs: ${outputs.join(", ")})`);
-  const [lo, hi] = dec.outputRange;
+  const declared = decoder.outputs[out].shape;
   if (kind === "onnx" && decoder.inputs[0].dtype === "float32" && decoder.outputs[out].dtype === "float32") {
-    return fileDecoder(join(b.dir, dec.file), b, decoder.outputs[out].shape, device);
+    // only ever run forward: the file itself in an ONNX Runtime session, no import needed
+    const session = OnnxFile.open(join(b.dir, dec.file), { device });
+    return imagesOf(b, declared, {
+      rows: FILE_ROWS,
+      run: async (z) => (await (await session).run({ [dec.input]: z }, [dec.output]))[0],
+      dispose: async () => (await session).release(),
+    });
   }
   const params = decoder.paramArrays();
-  let channels: 1 | 3 = 1; // known once the program is traced
   const program = inference(executor, params, (p, z) => {
-    const B = z.shape[0];
-    const outs = decoder.apply(p, [z.reshape([B, ...m.latentShape]).div(m.latentScalingFactor).add(m.latentShiftFactor)]);
-    let img = outs[out];
+    const outs = decoder.apply(p, [z]);
     outs.forEach((a, i) => i !== out && a.dispose());
-    // [B, C, H, W] → [B, C·H·W] in [0, 1]: RGB kept, any other channel count shown grey (the channel mean)
-    if (img.shape.length === 4 && img.shape[1] === 3) channels = 3;
-    else img = np.mean(img, 1);
-    return np.clip(img.sub(lo).div(hi - lo), 0, 1).reshape([B, -1]);
+    return outs[out];
   }, "bundle_vae_decoder");
-  return {
-    async decode(latents, n, maxRows = 64) {
-      const [px] = await inChunks(program, [{ data: latents, shape: [n, b.dim] }], n, Math.min(n, maxRows));
-      const [height, width] = decodedShape(decoder.outputs[out].shape, px.shape[1] / channels);
-      return { pixels: px.data, height, width, channels };
-    },
-    async dispose() {
+  return imagesOf(b, declared, {
+    rows: PROGRAM_ROWS,
+    run: async (z) => (await program.run([z]))[0],
+    dispose: async () => {
       await program.dispose();
       tree.dispose(params as never);
     },
-  };
+  });
 }
 
-/** Rows per call of a decoder run as its own file: a real VAE's activations at 512² are ~100 MB a row per tensor. */
-const FILE_ROWS = 8;
+/** Rows per decoder call: the file in ONNX Runtime (a real VAE's activations at 512² are ~100 MB a row per tensor), or the importer's program. */
+const FILE_ROWS = 8, PROGRAM_ROWS = 64;
+
+/** A decoder as a function of scaled latents [k, ...latent_shape] (k ≤ `rows`) to its raw output [k, C, H, W]. */
+type RawDecoder = { rows: number; run(z: HostTensor): Promise<HostTensor>; dispose(): Promise<void> };
 
 /**
- * The ONNX Runtime executor's decoder: the file itself in an ONNX Runtime session (it is never
- * differentiated, so nothing needs the importer), scaling and the image range applied here.
+ * Latent rows → images in [0, 1], in calls of at most `rows` (the last one padded, so that a
+ * compiled program serves every call): latents unscaled to the decoder's units, and its output
+ * [C, H, W] kept in colour for C = 3, else shown grey (the channel mean).
  */
-function fileDecoder(file: string, b: LoadedBundle, declared: readonly (number | string | null)[], device: ReturnType<typeof executorParts>["device"]): BundleDecoder {
-  const m = b.manifest, dec = m.vaeDecoder!, [lo, hi] = dec.outputRange;
-  const session = OnnxFile.open(file, { device });
+function imagesOf(b: LoadedBundle, declared: readonly (number | string | null)[], raw: RawDecoder): BundleDecoder {
+  const m = b.manifest, [lo, hi] = m.vaeDecoder!.outputRange;
   return {
-    async decode(latents, n, maxRows = FILE_ROWS) {
-      const f = await session, rows = Math.max(1, Math.min(maxRows, FILE_ROWS));
+    async decode(latents, n, maxRows = raw.rows) {
+      const rows = Math.max(1, Math.min(maxRows, raw.rows, n));
       let pixels: Float32Array | undefined, channels: 1 | 3 = 1, per = 0;
       for (let at = 0; at < n; at += rows) {
         const k = Math.min(rows, n - at);
-        const z = latents.slice(at * b.dim, (at + k) * b.dim).map((v) => v / m.latentScalingFactor + m.latentShiftFactor);
-        const [img] = await f.run({ [dec.input]: { data: z, shape: [k, ...m.latentShape] } }, [dec.output]);
-        // [k, C, H, W] → [k, C·H·W] in [0, 1]: RGB kept, any other channel count shown grey (the channel mean)
-        const C = img.shape.length === 4 ? img.shape[1] : 1, plane = img.data.length / k / C;
+        const z = new Float32Array(rows * b.dim);
+        z.set(latents.subarray(at * b.dim, (at + k) * b.dim).map((v) => v / m.latentScalingFactor + m.latentShiftFactor));
+        const img = await raw.run({ data: z, shape: [rows, ...m.latentShape] });
+        const C = img.shape.length === 4 ? img.shape[1] : 1, plane = img.data.length / rows / C;
         channels = C === 3 ? 3 : 1;
         per = channels * plane;
         pixels ??= new Float32Array(n * per);
@@ -104,9 +104,7 @@ function fileDecoder(file: string, b: LoadedBundle, declared: readonly (number |
       const [height, width] = decodedShape(declared, per / channels);
       return { pixels: pixels ?? new Float32Array(0), height, width, channels };
     },
-    async dispose() {
-      await (await session).release();
-    },
+    dispose: () => raw.dispose(),
   };
 }
 

@@ -13,7 +13,7 @@ import { writeFileSync, mkdirSync, copyFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { numpy as np, tree, type Array } from "@jax-js/jax";
 import type { BundleConfig } from "../config/schema.ts";
-import { lowerFunction, avalSpec, type DeclaredType } from "../executor/lower.ts";
+import { lowerFunction, avalSpec, DECLARED_TYPES, type DeclaredType } from "../executor/lower.ts";
 import { studentTimesteps } from "../method/sampler.ts";
 import type { Tree } from "../numerics/tree.ts";
 import { loadBundle } from "./load.ts";
@@ -22,8 +22,6 @@ import { bundleConfig } from "./problem.ts";
 import { type BundleStudentParams, bundleFlowStudent, guidanceConditioned } from "./student.ts";
 
 const TRACE_BATCH = 11;
-/** Element types the exported file keeps from the teacher's contract. */
-const DECLARABLE = ["int64", "int32", "bool", "float16"] as const;
 
 /** Writes transformer.onnx (the student in the teacher's contract) and manifest.json into `outDir`. */
 export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: string, o: { batch: number }) {
@@ -51,7 +49,7 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
   const guidance = cfg.eval.guidance;
   // every input and the output keep the teacher's element type in the file (an int64 attention mask, a float16
   // teacher's latent), cast to and from the float32 the student computes in; bfloat16 is declared float32
-  const declared = (dtype: string): DeclaredType | undefined => (DECLARABLE as readonly string[]).includes(dtype) ? dtype as DeclaredType : undefined;
+  const declared = (dtype: string): DeclaredType | undefined => (DECLARED_TYPES as readonly string[]).includes(dtype) ? dtype as DeclaredType : undefined;
   const inputTypes = Object.fromEntries(specs.flatMap((s) => (declared(s.dtype) ? [[s.name, declared(s.dtype)!]] : [])));
   const outputType = declared(b.transformer.outputs.find((o) => o.name === m.output)!.dtype);
   const lowered = lowerFunction((...xs: Array[]) => {

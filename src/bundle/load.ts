@@ -50,8 +50,8 @@ export type LoadedBundle = {
 };
 
 const FLOATS = ["float32", "float16", "bfloat16"];
-/** Condition inputs that are not floating point, and how a table row (float32) becomes one. */
-const INTEGER_CONDITIONS: Record<string, (a: Array) => Array> = {
+/** Inputs (conditions, constants) that are not floating point, and how the table's float32 values become one. */
+const INTEGER_INPUTS: Record<string, (a: Array) => Array> = {
   int64: (a) => a.astype(np.int32), // the importer's integers are int32; table values are whole numbers (read exactly)
   int32: (a) => a.astype(np.int32),
   bool: (a) => np.notEqual(a, 0),
@@ -168,7 +168,7 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
   for (const s of [lat, time, ...conds, ...(guidance ? [guidance] : [])]) {
     if (batchFixed(s.shape)) throw new ConfigError(`${where}: input "${s.name}" has a fixed batch of ${s.shape[0]}; export the denoiser with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={"${s.name}": {0: "batch"}, ...}))`);
     // a condition may also be integer or boolean (an attention mask): its table tensor holds the values, cast on the way in
-    const allowed = conds.includes(s) ? [...FLOATS, ...Object.keys(INTEGER_CONDITIONS)] : FLOATS;
+    const allowed = conds.includes(s) ? [...FLOATS, ...Object.keys(INTEGER_INPUTS)] : FLOATS;
     if (!allowed.includes(s.dtype)) throw new ConfigError(`${where}: input "${s.name}" is ${s.dtype}; ${conds.includes(s) ? `a condition input must be floating point, int64, int32 or bool` : "the latent, time and guidance inputs must be floating point"}`);
   }
   const table = loadEmbeddingTable(join(dir, manifest.promptEmbeddings.file), manifest.promptEmbeddings.emptyPrompt, m.inputs.condition, m.inputs.constant);
@@ -179,8 +179,8 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
     if (want.length !== value.shape.length || want.some((dim, i) => typeof dim === "number" && dim !== value.shape[i])) {
       throw new ConfigError(`${where}: constant input "${name}" has shape ${fmt(s.shape)}; its table tensor has shape [${value.shape}] (${batched ? "the input's shape without its batch axis" : "the input's shape"})`);
     }
-    if (![...FLOATS, ...Object.keys(INTEGER_CONDITIONS)].includes(s.dtype)) throw new ConfigError(`${where}: constant input "${name}" is ${s.dtype}; floating point, int64, int32 or bool are fed`);
-    const cast = INTEGER_CONDITIONS[s.dtype] ?? ((a: Array) => a);
+    if (![...FLOATS, ...Object.keys(INTEGER_INPUTS)].includes(s.dtype)) throw new ConfigError(`${where}: constant input "${name}" is ${s.dtype}; floating point, int64, int32 or bool are fed`);
+    const cast = INTEGER_INPUTS[s.dtype] ?? ((a: Array) => a);
     return { name, batched, shape: [...value.shape], data: value.data, cast };
   });
   conds.forEach((cond, k) => {
@@ -194,7 +194,7 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
   let offset = 0;
   conds.forEach((cond, k) => {
     const size = table.parts[k].shape.reduce((a, b) => a * b, 1);
-    if (Object.hasOwn(INTEGER_CONDITIONS, cond.dtype)) {
+    if (Object.hasOwn(INTEGER_INPUTS, cond.dtype)) {
       for (let p = 0; p < table.prompts.length; p++) {
         for (let i = 0; i < size; i++) {
           const x = table.rows[p * rowSize + offset + i];
@@ -224,7 +224,7 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
     : m.inputs.constant.includes(i.name) ? 2 + nc + (m.inputs.guidance ? 1 : 0) + m.inputs.constant.indexOf(i.name) : 2 + m.inputs.condition.indexOf(i.name)));
   const guidanceRank = guidance?.shape.length ?? 0;
   const timeRank = time.shape.length;
-  const castCondition = conds.map((s) => INTEGER_CONDITIONS[s.dtype] ?? ((a: Array) => a));
+  const castCondition = conds.map((s) => INTEGER_INPUTS[s.dtype] ?? ((a: Array) => a));
   return {
     dir, manifest, transformer, paramNames, frozenNames, dim: d, table,
     paramList: () => paramNames.map((n) => { const t = transformer.params[n]; return np.array(t.data, { shape: [...t.shape] }); }),

@@ -131,7 +131,8 @@ const isVar = (a: Atom): a is Var => "id" in a;
 
 
 /** Element types a graph input or output may be declared with besides its traced one (`inputTypes`, `outputTypes`). */
-export type DeclaredType = "int64" | "int32" | "bool" | "float16";
+export const DECLARED_TYPES = ["int64", "int32", "bool", "float16"] as const;
+export type DeclaredType = (typeof DECLARED_TYPES)[number];
 const DECLARED_TYPE: Record<DeclaredType, DataTypeCode> = { int64: DataType.INT64, int32: DataType.INT32, bool: DataType.BOOL, float16: DataType.FLOAT16 };
 
 const DTYPE_ORDER: ElemType[] = ["bool", "uint32", "int32", "float32"];

@@ -9,6 +9,7 @@
 import { readFileSync, writeFileSync, renameSync, mkdirSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { shippedPath } from "../paths.ts";
+import { halfToFloat, bfloatToFloat } from "./float16.ts";
 
 export type HostTensor = { shape: number[]; data: Float32Array };
 
@@ -54,7 +55,7 @@ const DTYPE_BYTES: Record<string, number> = {
 /** The dtypes read, each element as a float32 value (F32 itself is copied whole). */
 const READ: Record<string, (v: DataView, i: number) => number> = {
   F16: (v, i) => halfToFloat(v.getUint16(2 * i, true)),
-  BF16: (v, i) => bitsToFloat(v.getUint16(2 * i, true) << 16),
+  BF16: (v, i) => bfloatToFloat(v.getUint16(2 * i, true)),
   F64: (v, i) => v.getFloat64(8 * i, true),
   I64: (v, i) => Number(v.getBigInt64(8 * i, true)),
   U64: (v, i) => Number(v.getBigUint64(8 * i, true)),
@@ -69,19 +70,6 @@ const READ: Record<string, (v: DataView, i: number) => number> = {
 const INTEGER = new Set(["I64", "U64", "I32", "U32"]);
 /** float32 holds every integer of at most this magnitude exactly. */
 const EXACT_INTEGER = 2 ** 24;
-
-const scratch = new DataView(new ArrayBuffer(4));
-function bitsToFloat(bits: number): number {
-  scratch.setUint32(0, bits >>> 0);
-  return scratch.getFloat32(0);
-}
-/** IEEE half precision → number (subnormals, infinities and NaN included). */
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
 
 /** The reference implementation's bound on the JSON header (Hugging Face `safetensors`, MAX_HEADER_SIZE). */
 const MAX_HEADER_BYTES = 100_000_000;

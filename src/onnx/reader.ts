@@ -14,6 +14,7 @@
  */
 import { readFileSync, statSync, openSync, readSync, closeSync, realpathSync } from "node:fs";
 import { dirname, resolve, relative, isAbsolute, sep } from "node:path";
+import { halfToFloat, bfloatToFloat } from "../numerics/float16.ts";
 
 /** ONNX `TensorProto.DataType` names by code. */
 export const ONNX_DTYPES: Record<number, string> = {
@@ -267,6 +268,18 @@ function skipField(r: Reader, wire: number): void {
   r.skip(wire);
 }
 
+/**
+ * A message whose fields of interest are all length-delimited: each such field's number goes to
+ * `read`, which consumes its value (or returns false to leave it unread: it is skipped, as is
+ * every field of another wire type).
+ */
+function readFields(r: Reader, read: (field: number) => boolean | void): void {
+  while (!r.done) {
+    const [f, w] = r.tag();
+    if (w !== 2 || read(f) === false) skipField(r, w);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Messages (field numbers from onnx.proto)
 
@@ -299,12 +312,7 @@ function decodeGraph(r: Reader, external: ExternalData): OnnxGraph {
   let name = "";
   const nodes: OnnxNode[] = [], initializers: OnnxTensor[] = [];
   const inputs: OnnxValueInfo[] = [], outputs: OnnxValueInfo[] = [], valueInfo: OnnxValueInfo[] = [];
-  while (!r.done) {
-    const [f, w] = r.tag();
-    if (w !== 2) {
-      skipField(r, w);
-      continue;
-    }
+  readFields(r, (f) => {
     switch (f) {
       case 1: nodes.push(decodeNode(r.sub(), external)); break;
       case 2: name = r.string(); break;
@@ -312,9 +320,9 @@ function decodeGraph(r: Reader, external: ExternalData): OnnxGraph {
       case 11: inputs.push(decodeValueInfo(r.sub())); break;
       case 12: outputs.push(decodeValueInfo(r.sub())); break;
       case 13: valueInfo.push(decodeValueInfo(r.sub())); break;
-      default: skipField(r, w);
+      default: return false;
     }
-  }
+  });
   return { name, nodes, initializers, inputs, outputs, valueInfo };
 }
 
@@ -322,12 +330,7 @@ function decodeNode(r: Reader, external: ExternalData): OnnxNode {
   let name = "", opType = "", domain = "";
   const inputs: string[] = [], outputs: string[] = [];
   const attributes: Record<string, OnnxAttribute> = {};
-  while (!r.done) {
-    const [f, w] = r.tag();
-    if (w !== 2) {
-      skipField(r, w);
-      continue;
-    }
+  readFields(r, (f) => {
     switch (f) {
       case 1: inputs.push(r.string()); break;
       case 2: outputs.push(r.string()); break;
@@ -339,9 +342,9 @@ function decodeNode(r: Reader, external: ExternalData): OnnxNode {
         attributes[a.name] = a;
         break;
       }
-      default: skipField(r, w);
+      default: return false;
     }
-  }
+  });
   return { name, opType, domain: domain === "ai.onnx" ? "" : domain, inputs, outputs, attributes };
 }
 
@@ -361,12 +364,7 @@ function decodeFunction(r: Reader, external: ExternalData): OnnxFunction {
   let name = "", domain = "", overload = "";
   const inputs: string[] = [], outputs: string[] = [], nodes: OnnxNode[] = [];
   const defaults: Record<string, OnnxAttribute> = {};
-  while (!r.done) {
-    const [f, w] = r.tag();
-    if (w !== 2) {
-      skipField(r, w);
-      continue;
-    }
+  readFields(r, (f) => {
     switch (f) {
       case 1: name = r.string(); break;
       case 4: inputs.push(r.string()); break;
@@ -375,9 +373,9 @@ function decodeFunction(r: Reader, external: ExternalData): OnnxFunction {
       case 10: domain = r.string(); break;
       case 11: { const a = decodeAttribute(r.sub(), external); defaults[a.name] = a; break; }
       case 13: overload = r.string(); break;
-      default: skipField(r, w);
+      default: return false;
     }
-  }
+  });
   return { name, domain: domain === "ai.onnx" ? "" : domain, overload, inputs, outputs, nodes, defaults };
 }
 
@@ -573,20 +571,6 @@ function fromRaw(raw: Uint8Array, dtype: string, n: number): Float32Array | numb
   throw new WireError(`element type ${dtype} is not supported`);
 }
 
-/** IEEE half (binary16) bits → number, exactly (subnormals, infinities, NaN included). */
-export function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
-/** bfloat16 bits are the top half of a float32's. */
-export function bfloatToFloat(b: number): number {
-  const f = new Float32Array(1);
-  new Uint32Array(f.buffer)[0] = (b & 0xffff) << 16;
-  return f[0];
-}
 
 /**
  * ONNX external data: a tensor's bytes at `offset`/`length` of the file `location`, relative to
