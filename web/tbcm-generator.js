@@ -175,7 +175,8 @@ export function readSafetensors(/** @type {Uint8Array} */ bytes) {
 /**
  * Loads a teacher-bundle student exported by `tbcm export` (format "tbcm-bundle-student-1": the
  * student in the teacher's own contract, the bundle's prompt-embeddings table and its decoder).
- * `generate(prompts, { seed, steps, guidance })` takes prompts of the table and draws what `tbcm
+ * `generate(prompts, { seed, steps, guidance })` takes prompts of the table ("" for each image of an
+ * unconditional student) and draws what `tbcm
  * sample --run` draws for them (the same noises and re-noising; images to float tolerance; `guidance`
  * only for a student that takes the scale as an input, a guidance-distilled teacher's), returning
  * pixels in [0, 1], `channels·height·width` per image (channels 3: RGB; other decoders: grey).
@@ -184,7 +185,8 @@ export async function loadBundleGenerator(/** @type {any} */ ort, /** @type {(na
   const manifest = JSON.parse(new TextDecoder().decode(await read("manifest.json")));
   if (manifest.format !== "tbcm-bundle-student-1") throw new Error(`not a tbcm teacher-bundle student export (format "${manifest.format}")`);
   if (!manifest.vae_decoder) throw new Error("this export has no decoder (its bundle had none): run transformer.onnx for latents");
-  const { tensors, metadata } = readSafetensors(await read(manifest.prompt_embeddings));
+  // an unconditional student's export may have no table: its one "prompt" is the empty one
+  const { tensors, metadata } = manifest.prompt_embeddings ? readSafetensors(await read(manifest.prompt_embeddings)) : { tensors: {}, metadata: { prompts: "[\"\"]" } };
   /** @type {string[]} */
   const prompts = JSON.parse(metadata.prompts ?? "[]");
   /** @type {Map<string, number>} */

@@ -17,6 +17,7 @@ import { lowerFunction, avalSpec, DECLARED_TYPES, type DeclaredType } from "../e
 import { studentTimesteps } from "../method/sampler.ts";
 import type { Tree } from "../numerics/tree.ts";
 import { loadBundle } from "./load.ts";
+import { isUnconditional } from "./manifest.ts";
 import { readOnnxFile } from "../onnx/reader.ts";
 import { bundleConfig } from "./problem.ts";
 import { type BundleStudentParams, bundleFlowStudent, guidanceConditioned } from "./student.ts";
@@ -60,7 +61,8 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     // the constant inputs are in the file's contract but not read: the student holds their values (the table's)
     rest.slice(nc + ng).forEach((a) => a.dispose());
     // the condition inputs as one table row each (what the student takes), flattened and concatenated when several
-    const c = conds.length === 1 ? conds[0] : np.concatenate(conds.map((a) => a.reshape([B, -1])), 1);
+    // (an unconditional teacher's student reads no row: a placeholder)
+    const c = conds.length === 0 ? np.zeros([1, 1]) : conds.length === 1 ? conds[0] : np.concatenate(conds.map((a) => a.reshape([B, -1])), 1);
     // the scale: the caller's, at the teacher's guidance input; else baked, as one row broadcast inside (a [B, 1] constant would fix the file's batch)
     const w = m.inputs.guidance ? rest[nc].reshape([B, 1]).div(m.guidanceInputScale) : np.full([1, 1], guidance);
     const own = t.reshape([B, 1]).div(m.timeScale); // the model's own time: s, or 1 − s (noise_at 0)
@@ -77,8 +79,10 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "transformer.onnx"), lowered.model);
   // what else a program needs to draw images: the table (conditions by prompt) and the decoder, unchanged
-  const table = b.manifest.promptEmbeddings.file, dec = b.manifest.vaeDecoder;
-  copyFileSync(join(b.dir, table), join(outDir, table));
+  const dec = b.manifest.vaeDecoder;
+  // an unconditional teacher's bundle may have no table (it is needed only for constant inputs' values)
+  const table = existsSync(join(b.dir, b.manifest.promptEmbeddings.file)) ? b.manifest.promptEmbeddings.file : null;
+  if (table) copyFileSync(join(b.dir, table), join(outDir, table));
   const decoder = dec && existsSync(join(b.dir, dec.file)) ? dec : null;
   // a float16 decoder takes and gives float16 (a program converts)
   const decoderIo = decoder ? readOnnxFile(join(b.dir, decoder.file)).graph : null;
@@ -117,14 +121,16 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     // "x0": the output is the clean latent itself
     prediction: m.prediction,
     condition_tensors: Object.fromEntries(m.inputs.condition.map((name, k) => [name, b.table.parts[k].name])),
+    // null: an unconditional student, whose one "prompt" is the empty one
     prompt_embeddings: table,
+    unconditional: isUnconditional(b.manifest),
     ...(decoder ? {
       vae_decoder: {
         file: decoder.file, input: decoder.input, output: decoder.output, output_range: [...decoder.outputRange], ...decoderTypes,
         latent_scaling_factor: b.manifest.latentScalingFactor, latent_shift_factor: b.manifest.latentShiftFactor,
       },
     } : {}),
-    guidance: m.inputs.guidance ? `an input, as the teacher's: "${m.inputs.guidance}" = ${m.guidanceInputScale}·w (the student was distilled over ${cfg.guidance.join(", ")}; guidance_scale is the default)`
+    guidance: isUnconditional(b.manifest) ? "none: the teacher is unconditional" : m.inputs.guidance ? `an input, as the teacher's: "${m.inputs.guidance}" = ${m.guidanceInputScale}·w (the student was distilled over ${cfg.guidance.join(", ")}; guidance_scale is the default)`
       : guidanceConditioned(b) ? `baked in: ${guidance} (the student was distilled over ${cfg.guidance.join(", ")})` : `the student was distilled at guidance ${guidance} only`,
     guidance_scale: guidance,
     trigflow_two_step_mid: cfg.eval.twoStepMid,

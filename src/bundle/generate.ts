@@ -11,6 +11,7 @@ import type { SampleImagesOptions, SampledImages } from "../eval/images.ts";
 import { studentSampleLatents } from "../eval/studentSamples.ts";
 import { loadBundle, tableRows } from "./load.ts";
 import { hasDecoder, loadBundleDecoder } from "./decoder.ts";
+import { isUnconditional } from "./manifest.ts";
 import { BUNDLE_ROWS } from "./problem.ts";
 import { type BundleStudentParams, bundleStudent, guidanceConditioned } from "./student.ts";
 
@@ -22,6 +23,7 @@ export async function sampleBundleImages(cfg: BundleConfig, params: BundleStuden
   const table = join(b.dir, b.manifest.promptEmbeddings.file);
   if (!hasDecoder(b)) throw new ConfigError(`the teacher bundle "${b.dir}" has no VAE decoder (teacher.json: vae_decoder), so its student draws latents, not images: tbcm export writes the student for your own pipeline`);
   const missing = o.prompts.find((p) => !b.table.index.has(p));
+  if (missing !== undefined && isUnconditional(b.manifest)) throw new ConfigError(`the teacher bundle "${b.dir}" is unconditional: it takes no prompt (give the empty prompt, --prompt "", once per row of images), not ${JSON.stringify(missing)}`);
   if (missing !== undefined) throw new ConfigError(`prompt ${JSON.stringify(missing)} is not in the bundle's embeddings table "${table}" (${b.table.prompts.length} prompts): add its embedding to the table`);
   const warnings: string[] = [];
   const guidance = o.guidance ?? cfg.eval.guidance;

@@ -17,7 +17,7 @@ export type EmbeddingTable = {
   readonly prompts: readonly string[];
   /** Per-prompt condition shape (without the batch): the one condition tensor's, or [total size] for several. */
   readonly shape: readonly number[];
-  /** The condition tensors a row holds, in order: each one's per-prompt shape; a row is their flattened concatenation. */
+  /** The condition tensors a row holds, in order: each one's per-prompt shape; a row is their flattened concatenation (none: an unconditional teacher's). */
   readonly parts: readonly { readonly name: string; readonly shape: readonly number[] }[];
   readonly rows: Float32Array;
   /** Row index of each prompt (the first, if a prompt is listed twice). */
@@ -64,13 +64,16 @@ const fmt = (s: readonly OnnxDim[]) => `[${s.map((d) => d ?? "?").join(", ")}]`;
  * input, or one tensor [P, ...] per condition input, named as the input, for several.
  */
 export function loadEmbeddingTable(file: string, emptyPrompt: string, conditionInputs: readonly string[] = ["embeddings"], constantInputs: readonly string[] = []): EmbeddingTable {
-  if (!existsSync(file)) throw new ConfigError(`no prompt-embeddings table at "${file}" (teacher.json: prompt_embeddings.file)`);
+  // an unconditional teacher needs the file only for its constant inputs' values
+  if (conditionInputs.length === 0 && constantInputs.length === 0) return unconditionalTable(new Map());
+  if (!existsSync(file)) throw new ConfigError(`no prompt-embeddings table at "${file}" (teacher.json: prompt_embeddings.file${conditionInputs.length ? "" : "; it holds the constant inputs' values"})`);
   const { tensors, metadata } = loadSafetensors(file);
   const constants = new Map(constantInputs.map((name) => {
     const t = tensors.get(name);
     if (!t) throw new ConfigError(`"${file}" has no tensor "${name}" for the constant input of that name (teacher.json: transformer.inputs.constant)`);
     return [name, t] as const;
   }));
+  if (conditionInputs.length === 0) return unconditionalTable(constants);
   const names = conditionInputs.length === 1 ? ["embeddings"] : conditionInputs;
   const parts = names.map((name) => {
     const t = tensors.get(name);
@@ -103,6 +106,14 @@ export function loadEmbeddingTable(file: string, emptyPrompt: string, conditionI
   return { prompts: list, shape: [total], parts: parts.map(({ name, t: u }) => ({ name, shape: u.shape.slice(1) })), rows, index, constants };
 }
 
+/**
+ * The table of an unconditional teacher: one entry, the empty prompt, whose row is a placeholder the
+ * denoiser never reads (no condition input; `splitConditions` gives none).
+ */
+function unconditionalTable(constants: EmbeddingTable["constants"]): EmbeddingTable {
+  return { prompts: [""], shape: [1], parts: [], rows: new Float32Array(1), index: new Map([["", 0]]), constants };
+}
+
 /** The rows of the table's entries `entries` (row indices), one after another: a host batch [entries.length, ...table.shape]. */
 export function tableRows(table: EmbeddingTable, entries: readonly number[]): Float32Array {
   const size = table.rows.length / table.prompts.length, out = new Float32Array(entries.length * size);
@@ -112,6 +123,7 @@ export function tableRows(table: EmbeddingTable, entries: readonly number[]): Fl
 
 /** A batch of table rows [B, ...table.shape] as the condition inputs' arrays [B, ...part shape], in `table.parts` order (consumes `c`). */
 export function splitConditions(table: EmbeddingTable, c: Array): Array[] {
+  if (table.parts.length === 0) return (c.dispose(), []);
   if (table.parts.length === 1) return [c];
   const B = c.shape[0];
   const flat = c.reshape([B, -1]);

@@ -29,7 +29,7 @@ export type BundleManifest = {
   readonly latentShiftFactor: number;
   readonly transformer: {
     readonly file: string;
-    /** Input names; `condition` lists one or more inputs that together are a prompt's condition (one table tensor each). */
+    /** Input names; `condition` lists the inputs that together are a prompt's condition (one table tensor each); none for an unconditional teacher. */
     /** `guidance`: the input of a guidance-distilled model's scale (Flux-dev), "" for none (the teacher is guided by CFG). */
     readonly inputs: { readonly latent: string; readonly time: string; readonly condition: readonly string[]; readonly guidance: string; readonly constant: readonly string[] };
     /** The guidance input is `guidanceInputScale · w`. */
@@ -77,7 +77,7 @@ const SCHEMA: Record<string, Spec> = {
         section: {
           latent: req("string", "the input name of the noisy latent x_s [B, ...latent_shape]"),
           time: req("string", "the input name of the time (time_scale · s) [B] or [B, 1]"),
-          condition: req("inputs", "the input name of the prompt condition [B, ...] (a row of the embeddings table), or a list of up to 16 distinct input names when the condition is several tensors (e.g. token embeddings and pooled embeddings)"),
+          condition: opt("inputs", [], "the input name of the prompt condition [B, ...] (a row of the embeddings table), or a list of up to 16 distinct input names when the condition is several tensors (e.g. token embeddings and pooled embeddings); [] or left out for an unconditional teacher"),
           guidance: opt("string", "", "the input name of a guidance-distilled model's guidance scale [B] or [B, 1] (Flux-dev): tbcm guides in one pass with the scale there, not by CFG"),
           constant: opt("names", [], "a list of input names fed the same value on every call (Flux's img_ids and txt_ids), each from the table file's tensor of that name"),
         },
@@ -98,7 +98,7 @@ const SCHEMA: Record<string, Spec> = {
       empty_prompt: opt("string", "", "the table's entry of the empty (unconditional) prompt"),
     },
   },
-  guidance_scales: req("numbers", "a list of guidance scales ≥ 0, e.g. [4, 4.5, 5]"),
+  guidance_scales: opt("numbers", null, "a list of guidance scales ≥ 0, e.g. [4, 4.5, 5] (an unconditional teacher is not guided: leave it out)"),
   default_guidance: opt("number", NaN, "a guidance scale ≥ 0 (default: the middle of guidance_scales)"),
   black_latent: opt("numbers", [], "the latent of an all-black image (latent_shape's size) for the black filter"),
   vae_decoder: {
@@ -128,7 +128,7 @@ function check(file: string, key: string, s: Extract<Spec, { kind: Kind }>, v: u
     case "names": return Array.isArray(v) && v.length <= 16 && new Set(v).size === v.length && v.every((x) => typeof x === "string" && x.length > 0 && x.length <= 4096) ? v : fail();
     case "inputs": {
       const names = typeof v === "string" ? [v] : v;
-      const ok = Array.isArray(names) && names.length >= 1 && names.length <= 16 && new Set(names).size === names.length
+      const ok = Array.isArray(names) && names.length <= 16 && new Set(names).size === names.length
         && names.every((x) => typeof x === "string" && x.length > 0 && x.length <= 4096);
       return ok ? names : fail();
     }
@@ -185,10 +185,23 @@ export function readManifest(dir: string): BundleManifest {
   return parseManifest(raw as Record<string, unknown>, file);
 }
 
+/** Whether the teacher takes no condition: one "prompt" (the empty one), no guidance. */
+export function isUnconditional(m: BundleManifest): boolean {
+  return m.transformer.inputs.condition.length === 0;
+}
+
 /** Validates a parsed manifest (`file` names it in errors). */
 export function parseManifest(raw: Record<string, unknown>, file = "teacher.json"): BundleManifest {
   const m = resolve(file, raw, SCHEMA, "") as Record<string, any>;
   m.promptEmbeddings ??= { file: "prompt_embeddings.safetensors", emptyPrompt: "" };
+  // an unconditional teacher (no condition input) has one "prompt", the empty one, and nothing to guide: scale 1
+  if (m.transformer.inputs.condition.length === 0) {
+    if (m.guidanceScales !== null && !(m.guidanceScales.length === 1 && m.guidanceScales[0] === 1)) throw new ConfigError(`${file}: key "guidance_scales": an unconditional teacher (transformer.inputs.condition names no input) is not guided; leave guidance_scales out`);
+    if (m.transformer.inputs.guidance) throw new ConfigError(`${file}: key "transformer.inputs.guidance": an unconditional teacher (transformer.inputs.condition names no input) takes no guidance scale`);
+    if (m.promptEmbeddings.emptyPrompt !== "") throw new ConfigError(`${file}: key "prompt_embeddings.empty_prompt": an unconditional teacher has no prompts; leave it out`);
+    m.guidanceScales = [1];
+    if (!Number.isNaN(m.defaultGuidance) && m.defaultGuidance !== 1) throw new ConfigError(`${file}: key "default_guidance": an unconditional teacher is not guided; leave it out`);
+  } else if (m.guidanceScales === null) throw new ConfigError(`${file}: missing key "guidance_scales" (a list of guidance scales ≥ 0, e.g. [4, 4.5, 5])`);
   const scales = m.guidanceScales as number[];
   if (Number.isNaN(m.defaultGuidance)) m.defaultGuidance = [...scales].sort((a, b) => a - b)[Math.floor((scales.length - 1) / 2)];
   const d = (m.latentShape as number[]).reduce((a, b) => a * b, 1);

@@ -22,7 +22,7 @@ import { avalSpec } from "../executor/lower.ts";
 import type { DistillProblem, EvalKeys } from "../train/problem.ts";
 import { type LoadedBundle, loadBundle, tableRows } from "./load.ts";
 import { hasDecoder, loadBundleDecoder } from "./decoder.ts";
-import { readManifest } from "./manifest.ts";
+import { readManifest, isUnconditional } from "./manifest.ts";
 import { studentSampleLatents, curveInputs, renoiseStreams } from "../eval/studentSamples.ts";
 import { type BundleStudentParams, BUNDLE_STUDENT_KIND, bundleStudent, guidanceConditioned, initialBundleStudent } from "./student.ts";
 
@@ -50,6 +50,10 @@ export function bundleConfig(cfg: BundleConfig): BundleConfig {
 
 /** The prompts of a run: the prompt file's, or every prompt of the table but the empty one. */
 function bundlePrompts(cfg: BundleConfig, b: LoadedBundle): string[] {
+  if (isUnconditional(b.manifest)) {
+    if (cfg.promptsFile) throw new ConfigError(`config key "prompts_file": the teacher bundle "${b.dir}" is unconditional (teacher.json names no condition input), so it takes no prompts; set prompts_file: ""`);
+    return [""];
+  }
   const empty = b.manifest.promptEmbeddings.emptyPrompt;
   if (!cfg.promptsFile) return b.table.prompts.filter((p) => p !== empty);
   const prompts = readPromptFile(cfg.promptsFile);
@@ -80,10 +84,15 @@ function timeEmbeddingWidth(b: LoadedBundle): number {
   return shape[1];
 }
 
-/** The teacher's guided flow-Euler step (cond and uncond as one batch; one pass with the scale for a guidance-distilled teacher), per-sample w. */
+/** Whether the teacher's guided velocity is one pass of the network: a guidance-distilled teacher's (the scale is an input) or an unconditional one's (nothing to guide). */
+function onePass(b: LoadedBundle): boolean {
+  return b.manifest.transformer.inputs.guidance !== "" || isUnconditional(b.manifest);
+}
+
+/** The teacher's guided flow-Euler step (cond and uncond as one batch; one pass for a guidance-distilled or unconditional teacher), per-sample w. */
 function eulerStepProgram(executor: Executor, b: LoadedBundle, params: Array[]): Inference {
   return inference(executor, params, (p, x, s, sNext, cond, uncond, w) => {
-    if (b.manifest.transformer.inputs.guidance) {
+    if (onePass(b)) {
       uncond.dispose();
       const [v] = b.flow(p, x.ref, s.ref, cond, { guidance: w });
       return x.add(v.mul(sNext.sub(s)));
@@ -140,11 +149,11 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
 
   const conditioned = guidanceConditioned(b);
   const width = m.transformer.timeEmbedding ? timeEmbeddingWidth(b) : 0;
-  const warnings = conditioned ? [] : [`teacher.json names no transformer.time_embedding (nor a guidance input): the student has no guidance input and is distilled at the one guidance scale ${m.defaultGuidance} (default_guidance)`];
+  const warnings = conditioned || isUnconditional(m) ? [] : [`teacher.json names no transformer.time_embedding (nor a guidance input): the student has no guidance input and is distilled at the one guidance scale ${m.defaultGuidance} (default_guidance)`];
   const teacherParams = b.paramList();
   const velocity = (u: Array, t: Array, cond: Array) => flowToTrigVelocity((x, s) => b.flow(tree.ref(teacherParams), x, s, cond)[0], u, t);
-  // a guidance-distilled teacher guides itself: one pass with the scale at its guidance input
-  const teacher: Teacher = m.transformer.inputs.guidance
+  // a guidance-distilled teacher guides itself: one pass with the scale at its guidance input (an unconditional one ignores it)
+  const teacher: Teacher = onePass(b)
     ? { guided: (u, t, cond, w) => flowToTrigVelocity((x, s) => b.flow(tree.ref(teacherParams), x, s, cond, { guidance: w })[0], u, t) }
     : velocity;
   const student = bundleStudent(b);
@@ -211,7 +220,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
         note("sample grids");
         decoderLoads++;
         const decoder = loadBundleDecoder(b, executorOf(cfg));
-        const rowsN = Math.min(GRID_ROWS, prompts.length), gm = rowsN * GRID_COLUMNS;
+        const rowsN = isUnconditional(m) ? GRID_ROWS : Math.min(GRID_ROWS, prompts.length), gm = rowsN * GRID_COLUMNS;
         // row r shows prompt ⌊r·P/rows⌋: a prompt file sorted by subject shows each subject once
         const gidx = globalThis.Array.from({ length: gm }, (_, i) => Math.floor((Math.floor(i / GRID_COLUMNS) * prompts.length) / rowsN));
         const gc = hostConditions(gidx), gu = hostConditions(gidx.map(() => -1));
