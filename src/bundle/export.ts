@@ -16,13 +16,29 @@ import type { BundleConfig } from "../config/schema.ts";
 import { lowerFunction, avalSpec, DECLARED_TYPES, type DeclaredType } from "../executor/lower.ts";
 import { studentTimesteps } from "../method/sampler.ts";
 import type { Tree } from "../numerics/tree.ts";
-import { loadBundle } from "./load.ts";
+import { loadBundle, type LoadedBundle } from "./load.ts";
 import { isUnconditional } from "./manifest.ts";
 import { readOnnxFile } from "../onnx/reader.ts";
 import { bundleConfig } from "./problem.ts";
 import { type BundleStudentParams, bundleFlowStudent, guidanceConditioned } from "./student.ts";
 
-const TRACE_BATCH = 11;
+/**
+ * The batch the student is traced at, whose axis the file makes symbolic (`LowerOptions.batch`):
+ * the first prime from 11 that divides none of the teacher's sizes (its inputs', initializers' and
+ * table tensors'), so that no other axis — 77 CLIP tokens, a constant of 11 ids — can be taken for
+ * the batch (a Reshape of tokens × (batch · features) would answer wrongly at another batch).
+ */
+export function traceBatch(b: LoadedBundle): number {
+  const dims = [
+    ...b.manifest.latentShape, ...b.table.parts.flatMap((p) => p.shape), ...[...b.table.constants.values()].flatMap((c) => c.shape),
+    ...b.transformer.inputs.flatMap((i) => i.shape.filter((d): d is number => typeof d === "number")),
+    ...Object.values(b.transformer.params).flatMap((t) => t.shape),
+  ];
+  for (let p = 11; ; p++) {
+    if (isPrime(p) && dims.every((d) => d % p !== 0)) return p;
+  }
+}
+const isPrime = (n: number) => { for (let k = 2; k * k <= n; k++) if (n % k === 0) return false; return n > 1; };
 
 /** Writes transformer.onnx (the student in the teacher's contract) and manifest.json into `outDir`. */
 export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: string, o: { batch: number }) {
@@ -32,7 +48,7 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
   const p = params as BundleStudentParams;
   const flow = bundleFlowStudent(b);
   const specs = b.transformer.inputs;
-  const B = TRACE_BATCH;
+  const B = traceBatch(b);
   // position in [latent, time, ...conditions, guidance, ...constants]
   const nc = m.inputs.condition.length, ng = m.inputs.guidance ? 1 : 0;
   const role = (name: string) => (name === m.inputs.latent ? 0 : name === m.inputs.time ? 1 : name === m.inputs.guidance ? 2 + nc
@@ -135,7 +151,9 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     guidance_scale: guidance,
     trigflow_two_step_mid: cfg.eval.twoStepMid,
     op_counts: lowered.opCounts,
-    matmul_flops_at_batch_11: lowered.matmulFlops,
+    // the batch the file was traced at (its matrix products' FLOPs are counted there)
+    trace_batch: B,
+    matmul_flops_at_trace_batch: lowered.matmulFlops,
     requested_batch: o.batch,
   };
   writeFileSync(join(outDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");

@@ -24,9 +24,10 @@ import { shortRunConfig, assertWebGeneratorMatches, rgbDecoder, values, node } f
 
 const dir = tempDir("tbcm-constants-");
 const PROMPTS = ["", "a red square", "a blue circle"];
-const IDS = values(15, 3, 2), RES = [3, 5];
+// 11 ids: the length of the batch the export traces at by default, which must not make them a batch axis
+const SEQ = 11, IDS = values(3 * SEQ, 3, 2), RES = [3, 5];
 
-/** v(latent, t, cond [B, 6], ids [5, 3], res int64 [B, 2]). */
+/** v(latent, t, cond [B, 6], ids [SEQ, 3], res int64 [B, 2]). */
 function denoiser(): Uint8Array {
   return encodeModel({
     opsetVersion: 17, irVersion: 8,
@@ -56,7 +57,7 @@ function denoiser(): Uint8Array {
         { name: "latent", elemType: DataType.FLOAT, shape: ["batch", 2, 4, 4] },
         { name: "t", elemType: DataType.FLOAT, shape: ["batch"] },
         { name: "cond", elemType: DataType.FLOAT, shape: ["batch", 6] },
-        { name: "ids", elemType: DataType.FLOAT, shape: [5, 3] },
+        { name: "ids", elemType: DataType.FLOAT, shape: [SEQ, 3] },
         { name: "res", elemType: DataType.INT64, shape: ["batch", 2] },
       ],
       outputs: [{ name: "v", elemType: DataType.FLOAT, shape: ["batch", 2, 4, 4] }],
@@ -70,7 +71,7 @@ writeFileSync(join(bundle, "transformer.onnx"), denoiser());
 const cond = values(PROMPTS.length * 6, 7, 1);
 saveSafetensors(join(bundle, "prompt_embeddings.safetensors"), new Map([
   ["embeddings", { shape: [PROMPTS.length, 6], data: cond }],
-  ["ids", { shape: [5, 3], data: IDS }],
+  ["ids", { shape: [SEQ, 3], data: IDS }],
   ["res", { shape: [2], data: Float32Array.from(RES) }],
 ]), { prompts: JSON.stringify(PROMPTS) });
 writeFileSync(join(bundle, "teacher.json"), JSON.stringify({
@@ -84,7 +85,7 @@ writeFileSync(join(bundle, "vae_decoder.onnx"), rgbDecoder());
 const rowsOf = (idx: number[]) => Float32Array.from(idx.flatMap((p) => [...cond.subarray(6 * p, 6 * p + 6)]));
 const feeds = (x: Float32Array, s: number[], idx: number[]) => ({
   latent: new ort.Tensor("float32", x, [idx.length, 2, 4, 4]), t: new ort.Tensor("float32", Float32Array.from(s), [idx.length]),
-  cond: new ort.Tensor("float32", rowsOf(idx), [idx.length, 6]), ids: new ort.Tensor("float32", IDS, [5, 3]),
+  cond: new ort.Tensor("float32", rowsOf(idx), [idx.length, 6]), ids: new ort.Tensor("float32", IDS, [SEQ, 3]),
   res: new ort.Tensor("int64", BigInt64Array.from(idx.flatMap(() => RES.map(BigInt))), [idx.length, 2]),
 });
 const maxRel = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]) / (Math.abs(b[i]) + 1e-3)), 0);
@@ -96,7 +97,7 @@ test("constant inputs (no batch axis, and int64 repeated over the batch) are fed
   const [v] = b.flow(b.paramList(), np.array(x).reshape([3, 32]), np.array(Float32Array.from(s)).reshape([3, 1]), np.array(rowsOf(idx)).reshape([3, 6]));
   const session = await ort.InferenceSession.create(join(bundle, "transformer.onnx"));
   const want = (await session.run(feeds(x, s, idx))).v.data as Float32Array;
-  const other = (await session.run({ ...feeds(x, s, idx), ids: new ort.Tensor("float32", new Float32Array(15), [5, 3]) })).v.data as Float32Array;
+  const other = (await session.run({ ...feeds(x, s, idx), ids: new ort.Tensor("float32", new Float32Array(3 * SEQ), [SEQ, 3]) })).v.data as Float32Array;
   await session.release();
   assert.ok(maxRel(other, want) > 1e-2, "the fixture's constant input changes its output");
   const e = maxRel(v.dataSync() as Float32Array, want);
@@ -109,7 +110,7 @@ test("constant inputs: a short run, and the exported student takes them as the t
   assert.ok(Number.isFinite(r.metrics.consistency_rel_mse_1step));
   const out = join(dir, "export");
   const manifest = exportStudent(run, out) as { constant_inputs: Record<string, { shape: (number | string)[]; type?: string }> };
-  assert.deepEqual(manifest.constant_inputs, { ids: { shape: [5, 3] }, res: { shape: ["batch", 2], type: "int64" } });
+  assert.deepEqual(manifest.constant_inputs, { ids: { shape: [SEQ, 3] }, res: { shape: ["batch", 2], type: "int64" } });
   const session = await ort.InferenceSession.create(join(out, "transformer.onnx"));
   assert.deepEqual(session.inputNames, ["latent", "t", "cond", "ids", "res"]);
   const idx = [2, 1], s = [1, 0.5];
