@@ -1,7 +1,7 @@
 /**
  * The npm package as a plain-JavaScript user gets it (issue #14): `npm pack` (its prepare step
  * compiles dist/), the tarball installed into an empty project without the repo, `import … from
- * "tbcm"` in a .mjs file running real work on the shipped models from a folder that has none, and
+ * "tbcm"` in a .mjs file (and `require("tbcm")` in a .cjs one) running real work on the shipped models from a folder that has none, and
  * the `tbcm` bin. The install takes the dependencies from npm's cache (`--offline`), else from the
  * registry (`--prefer-offline`), else links them from this checkout's node_modules; install
  * scripts are skipped (onnxruntime-node's would fetch CUDA libraries from nuget).
@@ -78,6 +78,17 @@ console.log(JSON.stringify({ route, method: cfg.method, evaluator: cfg.teacher.e
   assert.equal(out.pixels, 2 * 784);
   assert.ok(out.mean > 0.01 && out.mean < 0.99, `mean pixel ${out.mean}`);
   assert.equal(out.noise, 2);
+
+  // a CommonJS user: require("tbcm") (Node ≥ 20.19 loads the ES module), and the same images
+  writeFileSync(join(project, "smoke.cjs"), `
+const { sampleImages } = require("tbcm");
+sampleImages({ prompts: ["a photo of a sneaker", "a bag"], steps: 2, seed: 1 }).then((r) => {
+  console.log(JSON.stringify({ mean: r.pixels.reduce((s, v) => s + v, 0) / r.pixels.length }));
+});
+`);
+  const cjs = run(process.execPath, ["smoke.cjs"], project);
+  assert.equal(cjs.status, 0, cjs.stderr);
+  assert.equal(JSON.parse(cjs.stdout.trim().split("\n").at(-1)!).mean, out.mean);
 
   // the bin: the compiled CLI (no src/ in the package), with jax-js's worker pool (TBCM_THREADS=2)
   const schedule = run(process.execPath, [bin, "schedule", "--steps", "4", "--json"], project, { TBCM_THREADS: "2" });
