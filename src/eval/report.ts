@@ -105,7 +105,7 @@ export function writeReport(dir: string, title: string, metrics: Record<string, 
     ...notes.map((n) => `- ${n}`), notes.length ? "" : "",
     ...imageSummary(metrics),
     "## Metrics", "", "| metric | value |", "|---|---|", ...Object.entries(metrics).map(([k, v]) => `| ${k} | ${fmt(v)} |`), "",
-    ...(grids.length ? ["## Samples", "", "Rows: one prompt each (on the default stack, one class each: t-shirt … ankle boot); columns: fixed noises, the same for every grid.", "",
+    ...(grids.length ? ["## Samples", "", "Rows: one prompt each, spread over the prompt file (on the default stack, one class each: t-shirt … ankle boot; an unconditional teacher's rows are more of its samples); columns: fixed noises, the same for every grid.", "",
       ...grids.map((g) => g === COMPARE_GRID
         ? `### side by side: teacher 16 steps | student 1 step | 2 steps | 4 steps\n\nThe same prompts and starting noises in each panel, so each image can be compared with the teacher's along its row.\n\n![${g}](${g})\n`
         : `### ${g.replace(/^grid-|\.png$/g, "")}\n\n![${g}](${g})\n`)] : []),
