@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import { numpy as np, tree, makeJaxpr, type Array } from "@jax-js/jax";
-import { type BundleConfig, ConfigError, guidanceSchedule, type Executor, executorOf } from "../config/schema.ts";
+import { type BundleConfig, ConfigError, guidanceSchedule, type Executor, executorOf, executorParts } from "../config/schema.ts";
 import { key, foldIn, normal } from "../numerics/random.ts";
 import type { HostTensor } from "../executor/onnxRun.ts";
 import { inference, inChunks, type Inference } from "../executor/inference.ts";
@@ -23,6 +23,7 @@ import type { DistillProblem, EvalKeys } from "../train/problem.ts";
 import { type LoadedBundle, loadBundle, tableRows } from "./load.ts";
 import { hasDecoder, loadBundleDecoder } from "./decoder.ts";
 import { readManifest, isUnconditional } from "./manifest.ts";
+import { teacherParity } from "./parity.ts";
 import { studentSampleLatents, curveInputs, renoiseStreams } from "../eval/studentSamples.ts";
 import { type BundleStudentParams, BUNDLE_STUDENT_KIND, bundleStudent, guidanceConditioned, initialBundleStudent } from "./student.ts";
 
@@ -132,6 +133,30 @@ async function checkTeacherFinite(euler: Inference, prompts: readonly string[], 
   }
 }
 
+/**
+ * Relative error of tbcm's teacher against onnxruntime on the teacher's file (parity.ts) above
+ * which a run warns, and above which it stops: float32 programs agree to ~1e-6; a float16 file
+ * computes in half precision (~1e-3).
+ */
+const PARITY_WARN = { float32: 1e-3, float16: 2e-2 }, PARITY_STOP = { float32: 1e-2, float16: 1e-1 };
+
+/** The check of parity.ts through the teacher's Euler-step program (one step of length 1 from s, at scale 1 for CFG: x + v). */
+async function checkTeacherParity(euler: Inference, b: LoadedBundle, rows: HostTensor, uncond: HostTensor, cfg: BundleConfig): Promise<{ error: number; warning?: string }> {
+  const guided = b.manifest.transformer.inputs.guidance !== "";
+  const parity = await teacherParity(b, rows, guided ? b.manifest.defaultGuidance : 1, executorParts(executorOf(cfg)).device, async (x, s, c, w) => {
+    const sNext = { data: s.data.map((v) => v + 1), shape: s.shape };
+    const [y] = await inChunks(euler, [x, s, sNext, c, uncond, w], x.shape[0], Math.min(x.shape[0], BUNDLE_ROWS));
+    return y.data.map((v, i) => v - x.data[i]);
+  });
+  if ("skipped" in parity) return { error: NaN, warning: `the imported teacher was not checked against onnxruntime: ${parity.skipped}` };
+  const half = b.transformer.inputs.some((i) => i.dtype === "float16") ? "float16" : "float32";
+  const e = parity.relativeError, file = b.transformer.file;
+  if (!(e <= PARITY_STOP[half])) {
+    throw new ConfigError(`tbcm's import of "${file}" computes a different velocity than onnxruntime does on the file (relative error ${e.toExponential(2)}, limit ${PARITY_STOP[half]}): an operator is imported wrongly; please report it with the file's operator list`);
+  }
+  return { error: e, ...(e > PARITY_WARN[half] ? { warning: `tbcm's import of "${file}" differs from onnxruntime on the file by ${e.toExponential(2)} (relative; expected below ${PARITY_WARN[half]})` } : {}) };
+}
+
 export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys): Promise<DistillProblem<BundleStudentParams>> {
   if (!config.teacher.dir) throw new ConfigError(`config key "teacher.dir": teacher kind onnx needs the bundle folder (teacher.json, transformer.onnx, prompt_embeddings.safetensors)`);
   if (config.method === "scm") throw new ConfigError(`config key "method": the sCM baseline needs real data latents, which a teacher bundle has none of; use method: tbcm`);
@@ -160,8 +185,13 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
 
   let decoderLoads = 0;
   const euler = eulerStepProgram(executorOf(cfg), b, teacherParams);
+  let importError: number;
   try {
     await checkTeacherFinite(euler, prompts, hostConditions, d, cfg.eval.guidance);
+    const n = Math.min(prompts.length, 4), idx = globalThis.Array.from({ length: n }, (_, i) => i);
+    const parity = await checkTeacherParity(euler, b, hostConditions(idx), hostConditions(idx.map(() => -1)), cfg);
+    importError = parity.error;
+    if (parity.warning) warnings.push(parity.warning);
   } catch (e) {
     await euler.dispose();
     tree.dispose(teacherParams);
@@ -202,7 +232,8 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
       const renoise = renoiseStreams(keys.sampling); // one re-noising stream for every step count: 2 and 4 steps on the same draws
       note(`the teacher's ODE endpoints (${ODE_REFERENCE_STEPS} Euler steps), ${n} samples`);
       const ode = await eulerEndpoint(euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS, schedule);
-      const metrics: Record<string, number> = { eval_samples: n, eval_guidance: cfg.eval.guidance, guidance_conditioned: conditioned ? 1 : 0 };
+      // teacher_import_rel_error: tbcm's teacher against onnxruntime on the teacher's file (parity.ts; NaN: not checked)
+      const metrics: Record<string, number> = { eval_samples: n, eval_guidance: cfg.eval.guidance, guidance_conditioned: conditioned ? 1 : 0, teacher_import_rel_error: importError };
       const samples: Float32Array[] = [];
       for (const steps of [1, 2, 4]) {
         note(`the student, ${steps} step${steps > 1 ? "s" : ""}`);

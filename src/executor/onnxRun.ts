@@ -8,10 +8,25 @@
  */
 import * as ort from "onnxruntime-node";
 import { onnxThreadCount } from "../numerics/threadCount.ts";
+import { floatToHalf, halfToFloat } from "../numerics/float16.ts";
 import { type LoweredProgram, type TensorSpec, type LowerOptions, lowerFunction, avalSpec } from "./lower.ts";
 import type { Device } from "../config/schema.ts";
 
 export type HostTensor = { readonly data: Float32Array; readonly shape: readonly number[] };
+/** The element types a file's input may declare other than float32, fed from float32 values. */
+export type FeedType = "float32" | "float16" | "int64" | "int32" | "bool";
+export type TypedHostTensor = HostTensor & { readonly type?: FeedType };
+
+function typedTensor(x: TypedHostTensor): ort.Tensor {
+  const shape = [...x.shape];
+  switch (x.type ?? "float32") {
+    case "float16": return new ort.Tensor("float16", Uint16Array.from(x.data, floatToHalf), shape);
+    case "int64": return new ort.Tensor("int64", BigInt64Array.from(x.data, (v) => BigInt(Math.round(v))), shape);
+    case "int32": return new ort.Tensor("int32", Int32Array.from(x.data, Math.round), shape);
+    case "bool": return new ort.Tensor("bool", Uint8Array.from(x.data, (v) => (v ? 1 : 0)), shape);
+    default: return new ort.Tensor("float32", x.data, shape);
+  }
+}
 
 export type OnnxRunOptions = {
   /** Intra-op threads; default TBCM_THREADS, else every core. */
@@ -153,13 +168,18 @@ export class OnnxFile {
     }
   }
 
-  /** Runs the file on `feeds` and returns the outputs `names` asks for. */
-  async run(feeds: Readonly<Record<string, HostTensor>>, names: readonly string[]): Promise<HostTensor[]> {
-    const tensors = Object.fromEntries(Object.entries(feeds).map(([k, x]) => [k, new ort.Tensor("float32", x.data, [...x.shape])]));
+  /**
+   * Runs the file on `feeds` and returns the outputs `names` asks for, as float32. A feed of `type`
+   * float16, int64, int32 or bool is converted to it (a file that declares such an input).
+   */
+  async run(feeds: Readonly<Record<string, TypedHostTensor>>, names: readonly string[]): Promise<HostTensor[]> {
+    const tensors = Object.fromEntries(Object.entries(feeds).map(([k, x]) => [k, typedTensor(x)]));
     const results = await this.session.run(tensors, [...names]);
     return names.map((n) => {
       const t = results[n];
-      return { data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>), shape: [...t.dims] };
+      const data = t.data instanceof Float32Array ? t.data : t.type === "float16" ? Float32Array.from(t.data as Uint16Array, halfToFloat)
+        : Float32Array.from(t.data as ArrayLike<number | bigint>, Number);
+      return { data, shape: [...t.dims] };
     });
   }
 

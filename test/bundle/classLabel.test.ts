@@ -97,6 +97,7 @@ test("a class label [B] (int64) as the condition: the lookup by a run-time index
     eval: { samples: 16, curve_noises: 2 },
   });
   const r = await distill(cfg, run);
+  assert.ok(r.metrics.teacher_import_rel_error < 1e-05, `the imported teacher against onnxruntime on its file: ${r.metrics.teacher_import_rel_error}`);
   assert.ok(Number.isFinite(r.metrics.consistency_rel_mse_1step));
   const student = loadParamTree(join(run, "student.safetensors")).params as unknown as { graph: { ref: { dataSync(): Float32Array } }[] };
   const k = b.paramNames.indexOf("class_emb");

@@ -114,6 +114,7 @@ test("several condition inputs: a short run, and the exported student takes them
   const run = join(dir, "run");
   const cfg = shortRunConfig(bundle);
   const r = await distill(cfg, run);
+  assert.ok(r.metrics.teacher_import_rel_error < 1e-05, `the imported teacher against onnxruntime on its file: ${r.metrics.teacher_import_rel_error}`);
   assert.ok(Number.isFinite(r.metrics.consistency_rel_mse_1step));
   // no image evaluator in a bundle: the latent FD of the student's samples to the teacher's, at each step count
   for (const steps of [1, 2, 4]) assert.ok(r.metrics[`fd_latent_${steps}step_vs_teacher`] >= 0, `fd_latent_${steps}step_vs_teacher`);

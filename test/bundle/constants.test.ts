@@ -107,6 +107,7 @@ test("constant inputs (no batch axis, and int64 repeated over the batch) are fed
 test("constant inputs: a short run, and the exported student takes them as the teacher does (in plain JavaScript too)", async () => {
   const run = join(dir, "run");
   const r = await distill(shortRunConfig(bundle), run);
+  assert.ok(r.metrics.teacher_import_rel_error < 1e-05, `the imported teacher against onnxruntime on its file: ${r.metrics.teacher_import_rel_error}`);
   assert.ok(Number.isFinite(r.metrics.consistency_rel_mse_1step));
   const out = join(dir, "export");
   const manifest = exportStudent(run, out) as { constant_inputs: Record<string, { shape: (number | string)[]; type?: string }> };

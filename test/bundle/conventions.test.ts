@@ -115,6 +115,7 @@ test("noise_at 0 and x0 prediction: the same network in another convention is th
 test("noise_at 0: distils as its twin does, and its export answers in its own convention (onnxruntime and plain JavaScript)", async () => {
   const runA = join(dir, "run-a"), runB = join(dir, "run-b");
   const ra = await distill(shortRunConfig(A), runA), rb = await distill(shortRunConfig(B), runB);
+  assert.ok(rb.metrics.teacher_import_rel_error < 1e-05, `the imported teacher against onnxruntime on its file: ${rb.metrics.teacher_import_rel_error}`);
   for (const k of ["consistency_rel_mse_1step", "consistency_rel_mse_2step", "fd_latent_1step_vs_teacher"]) {
     assert.ok(Math.abs(rb.metrics[k] - ra.metrics[k]) <= 1e-3 * Math.abs(ra.metrics[k]) + 1e-6, `${k}: ${rb.metrics[k]} against ${ra.metrics[k]}`);
   }
@@ -148,6 +149,7 @@ test("noise_at 0: distils as its twin does, and its export answers in its own co
 test("x0 prediction: distils as its twin does, and its export answers the clean latent (onnxruntime and plain JavaScript)", async () => {
   const runA = join(dir, "run-a2"), runX = join(dir, "run-x");
   const ra = await distill(shortRunConfig(A), runA), rx = await distill(shortRunConfig(X), runX);
+  assert.ok(rx.metrics.teacher_import_rel_error < 1e-05, `the imported teacher against onnxruntime on its file: ${rx.metrics.teacher_import_rel_error}`);
   for (const k of ["consistency_rel_mse_1step", "consistency_rel_mse_2step", "fd_latent_1step_vs_teacher"]) {
     assert.ok(Math.abs(rx.metrics[k] - ra.metrics[k]) <= 1e-3 * Math.abs(ra.metrics[k]) + 1e-6, `${k}: ${rx.metrics[k]} against ${ra.metrics[k]}`);
   }

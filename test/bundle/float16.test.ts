@@ -74,6 +74,7 @@ writeFileSync(join(bundle, "teacher.json"), JSON.stringify({
 test("a float16 teacher: distilled in float32, its student exported in the teacher's float16 contract, drawn in plain JavaScript", async () => {
   const run = join(dir, "run");
   const r = await distill(shortRunConfig(bundle), run);
+  assert.ok(r.metrics.teacher_import_rel_error < 0.02, `the imported teacher against onnxruntime on its file: ${r.metrics.teacher_import_rel_error}`);
   assert.ok(Number.isFinite(r.metrics.consistency_rel_mse_1step));
   const out = join(dir, "export");
   const manifest = exportStudent(run, out) as unknown as { input_types: Record<string, string>; output_type: string; vae_decoder: { input_type: string } };

@@ -116,6 +116,7 @@ test("a guidance-distilled teacher: the loaded flow feeds G·w to its guidance i
 test("a guidance-distilled teacher: a short run, and the exported student takes the scale at the teacher's input (onnxruntime and plain JavaScript)", async () => {
   const runDir = join(dir, "run");
   const r = await distill(shortRunConfig(bundle), runDir);
+  assert.ok(r.metrics.teacher_import_rel_error < 1e-05, `the imported teacher against onnxruntime on its file: ${r.metrics.teacher_import_rel_error}`);
   assert.ok(Number.isFinite(r.metrics.consistency_rel_mse_1step));
   const out = join(dir, "export");
   const manifest = exportStudent(runDir, out) as { roles: { guidance?: string }; guidance_input_scale: number; guidance_scale: number };

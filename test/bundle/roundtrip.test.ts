@@ -135,6 +135,7 @@ test("a short run through the bundle: student, metrics, grids; the student expor
   const run = join(dir, "run");
   const lines: string[] = [];
   const r = await distill(tinyConfig("onnx"), run, { progress: (l) => lines.push(l) });
+  assert.ok(r.metrics.teacher_import_rel_error < 1e-05, `the imported teacher against onnxruntime on its file: ${r.metrics.teacher_import_rel_error}`);
   assert.equal(r.steps, 3);
   // config.json holds the config as written (no guidance for a bundle); the run trained with teacher.json's scales
   assert.equal(JSON.parse(readFileSync(join(run, "config.json"), "utf8")).guidance, undefined);

@@ -99,6 +99,7 @@ test("an unconditional teacher: the manifest takes no condition and no guidance 
 test("an unconditional teacher distils as its conditional twin does; its export (latent and time only) draws what tbcm sample draws", async () => {
   const runU = join(dir, "run-u"), runC = join(dir, "run-c");
   const ru = await distill(shortRunConfig(U), runU), rc = await distill(shortRunConfig(C), runC);
+  assert.ok(ru.metrics.teacher_import_rel_error < 1e-05, `the imported teacher against onnxruntime on its file: ${ru.metrics.teacher_import_rel_error}`);
   for (const k of ["consistency_rel_mse_1step", "consistency_rel_mse_2step", "consistency_rel_mse_4step", "fd_latent_1step_vs_teacher"]) {
     assert.ok(Math.abs(ru.metrics[k] - rc.metrics[k]) <= 1e-4 * Math.abs(rc.metrics[k]) + 1e-7, `${k}: ${ru.metrics[k]} against ${rc.metrics[k]}`);
   }
