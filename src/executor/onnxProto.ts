@@ -23,7 +23,8 @@ export type Attribute =
   | { name: string; type: "int"; value: number }
   | { name: string; type: "ints"; value: readonly number[] }
   | { name: string; type: "float"; value: number }
-  | { name: string; type: "string"; value: string };
+  | { name: string; type: "string"; value: string }
+  | { name: string; type: "graph"; value: GraphProto };
 
 /** Inside a function body: the value of the calling node's attribute `ref` (AttributeProto.ref_attr_name). */
 export type RefAttribute = { name: string; type: "ref"; of: "int" | "ints" | "float" | "string"; ref: string };
@@ -81,6 +82,7 @@ export const attrInt = (name: string, value: number): Attribute => ({ name, type
 export const attrInts = (name: string, value: readonly number[]): Attribute => ({ name, type: "ints", value });
 export const attrFloat = (name: string, value: number): Attribute => ({ name, type: "float", value });
 export const attrString = (name: string, value: string): Attribute => ({ name, type: "string", value });
+export const attrGraph = (name: string, value: GraphProto): Attribute => ({ name, type: "graph", value });
 
 export function float32Tensor(name: string, dims: readonly number[], values: ArrayLike<number>): TensorProto {
   const data = Float32Array.from(values);
@@ -215,7 +217,7 @@ class Writer {
   }
 }
 
-const ATTR_TYPE = { float: 1, int: 2, string: 3, ints: 7 } as const;
+const ATTR_TYPE = { float: 1, int: 2, string: 3, graph: 5, ints: 7 } as const;
 
 function encodeAttribute(a: Attribute | RefAttribute): Writer {
   const w = new Writer();
@@ -238,6 +240,9 @@ function encodeAttribute(a: Attribute | RefAttribute): Writer {
       break;
     case "ints":
       for (const v of a.value) w.int(8, v);
+      break;
+    case "graph":
+      w.message(6, encodeGraph(a.value));
       break;
   }
   return w;

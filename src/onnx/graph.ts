@@ -31,7 +31,7 @@ import { SHAPE_OPS, tensorValue } from "./ops/shape.ts";
 import { LINALG_OPS } from "./ops/linalg.ts";
 import { NN_OPS } from "./ops/nn.ts";
 import { RESAMPLE_OPS } from "./ops/resample.ts";
-import { type OnnxModel, type OnnxDim, oneLine, readOnnxFile } from "./reader.ts";
+import { type OnnxModel, type OnnxDim, type OnnxGraph, type OnnxNode, oneLine, readOnnxFile } from "./reader.ts";
 
 /** A tensor on the host: row-major numbers (floats rounded to float32). */
 export type HostTensor = { readonly data: Float32Array; readonly shape: readonly number[] };
@@ -79,15 +79,36 @@ export class OnnxImportError extends Error {
 
 const OPS: Record<string, Op> = { ...ELEMENTWISE_OPS, ...SHAPE_OPS, ...LINALG_OPS, ...NN_OPS, ...RESAMPLE_OPS };
 
+/** Op types that hold subgraphs, run by the evaluator itself: If, whose condition must be known on the host (computable from shapes). */
+const CONTROL_OPS = ["If"];
+
 /** The ONNX op types `importOnnx` supports (default domain). */
-export const SUPPORTED_OPS: readonly string[] = Object.keys(OPS).sort();
+export const SUPPORTED_OPS: readonly string[] = [...Object.keys(OPS), ...CONTROL_OPS].sort();
+
+const subgraphs = (n: OnnxNode): OnnxGraph[] => Object.values(n.attributes).flatMap((a) => (a.g ? [a.g] : []));
+
+/** The nodes of a graph and of every subgraph in it. */
+function allNodes(nodes: readonly OnnxNode[]): OnnxNode[] {
+  return nodes.flatMap((n) => [n, ...subgraphs(n).flatMap((g) => allNodes(g.nodes))]);
+}
+
+/** What a node reads: its inputs, and for a node with subgraphs the names they read from the enclosing scopes. */
+function nodeReads(n: OnnxNode): string[] {
+  return [...n.inputs, ...subgraphs(n).flatMap(outerReads)];
+}
+
+/** The names a subgraph reads but does not define (its nodes' and nested subgraphs' inputs, its outputs). */
+function outerReads(g: OnnxGraph): string[] {
+  const defined = new Set([...g.initializers.map((t) => t.name), ...g.inputs.map((i) => i.name), ...g.nodes.flatMap((n) => n.outputs)]);
+  return [...new Set([...g.nodes.flatMap(nodeReads), ...g.outputs.map((o) => o.name)])].filter((name) => name !== "" && !defined.has(name));
+}
 
 /** Input positions an op reads as values known in advance (a float initializer there stays a constant). */
 const STATIC_INPUTS: Record<string, number[]> = {
   Reshape: [1], Expand: [1], Tile: [1], Slice: [1, 2, 3, 4], Split: [1], Squeeze: [1], Unsqueeze: [1], Pad: [1, 2, 3],
   ReduceSum: [1], ReduceMean: [1], ReduceMax: [1], ReduceMin: [1], ReduceProd: [1], ReduceSumSquare: [1], ReduceL2: [1],
   ReduceL1: [1], ReduceLogSum: [1], ReduceLogSumExp: [1], Resize: [1, 2, 3], Upsample: [1], CumSum: [1], Trilu: [1],
-  ConstantOfShape: [0], Range: [0, 1, 2], Clip: [1, 2], Pow: [1], Dropout: [1, 2], Gather: [1],
+  ConstantOfShape: [0], Range: [0, 1, 2], Clip: [1, 2], Pow: [1], Dropout: [1, 2], Gather: [1], If: [0],
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -101,8 +122,8 @@ export function importOnnx(source: string | OnnxModel, o: { target?: ImportTarge
   const opset = model.opsets[""] ?? model.opsets["ai.onnx"] ?? 1;
   const where = `"${file}"`;
 
-  for (const n of graph.nodes) {
-    if ((n.domain !== "" || !(n.opType in OPS))) {
+  for (const n of allNodes(graph.nodes)) {
+    if ((n.domain !== "" || !(n.opType in OPS || CONTROL_OPS.includes(n.opType)))) {
       const op = n.domain ? `${n.domain}.${n.opType}` : n.opType;
       // the usual causes of a node outside the default domain, and their remedies
       const hint = n.domain === "com.microsoft" ? " (an onnxruntime-optimised file: export the model again without onnxruntime's graph optimisations)"
@@ -113,9 +134,10 @@ export function importOnnx(source: string | OnnxModel, o: { target?: ImportTarge
 
   // Which initializers are read as data somewhere (→ parameters, when floating).
   const dataUse = new Set<string>();
-  for (const n of graph.nodes) {
+  for (const n of allNodes(graph.nodes)) {
     const st = STATIC_INPUTS[n.opType] ?? [];
     n.inputs.forEach((name, i) => !st.includes(i) && dataUse.add(name));
+    for (const g of subgraphs(n)) for (const o of g.outputs) dataUse.add(o.name);
   }
   for (const o of graph.outputs) dataUse.add(o.name);
   const params: Record<string, HostTensor> = {};
@@ -138,7 +160,8 @@ export function importOnnx(source: string | OnnxModel, o: { target?: ImportTarge
   // Uses per value name, so each value is disposed after its last reader.
   const uses = new Map<string, number>();
   const use = (n: string) => n && uses.set(n, (uses.get(n) ?? 0) + 1);
-  for (const n of graph.nodes) n.inputs.forEach(use);
+  const reads = new Map(graph.nodes.map((n) => [n, nodeReads(n)]));
+  for (const n of graph.nodes) reads.get(n)!.forEach(use);
   for (const o of graph.outputs) use(o.name);
 
   const checkInputs = (xs: readonly Array[]) => {
@@ -160,6 +183,50 @@ export function importOnnx(source: string | OnnxModel, o: { target?: ImportTarge
       });
       if (bad) throw new OnnxImportError(`${where}: input "${spec.name}" has shape ${fmt(got)}, expected ${fmt(spec.shape)}`);
     });
+  };
+
+  /**
+   * If: the branch its condition picks, run on the enclosing scope's values (`outer`); the condition
+   * must be known on the host (torch's exporter writes If for a squeeze of an axis whose size it did
+   * not know: here every shape is known). The branch's own values are released when it ends.
+   */
+  const runIf = (n: OnnxNode, ins: (Value | undefined)[], outer: (name: string) => Value | undefined): Value[] => {
+    const cond = ins[0];
+    if (cond === undefined || cond.kind !== "host") throw new Error("the condition depends on the model's inputs or parameters; only a condition computable from shapes and constants is supported");
+    const g = (cond.data[0] ? n.attributes.then_branch : n.attributes.else_branch)?.g;
+    if (g === undefined) throw new Error(`no ${cond.data[0] ? "then_branch" : "else_branch"} subgraph`);
+    const local = new Map<string, Value>();
+    const get = (name: string) => {
+      const v = local.get(name) ?? outer(name);
+      if (v === undefined) throw new Error(`the branch reads "${name}", which is not computed before it`);
+      return v;
+    };
+    try {
+      for (const t of g.initializers) local.set(t.name, tensorValue(t));
+      for (const b of g.nodes) {
+        const bins = b.inputs.map((name) => (name === "" ? undefined : get(name)));
+        let r: Value | Value[];
+        try {
+          r = b.opType === "If" ? runIf(b, bins, get) : OPS[b.opType](new Ctx(b, bins, opset, target));
+        } catch (e) {
+          throw new Error(`in its branch, node "${b.name || b.outputs[0]}" (${b.opType}): ${(e as Error).message.split("\n")[0]}`);
+        }
+        const outs = globalThis.Array.isArray(r) ? r : [r];
+        b.outputs.forEach((name, i) => {
+          const v = outs[i];
+          if (!name || v === undefined) return;
+          local.set(name, v.kind === "array" && bins.some((x) => x === v) ? arr(v.a.ref) : v);
+        });
+        outs.slice(b.outputs.length).forEach((v) => v.kind === "array" && v.a.dispose());
+      }
+      // the branch's outputs, each with a reference of its own (the branch's values are released below)
+      return g.outputs.map((o) => {
+        const v = get(o.name);
+        return v.kind === "array" ? arr(v.a.ref) : v;
+      });
+    } finally {
+      for (const v of local.values()) if (v.kind === "array") v.a.dispose();
+    }
   };
 
   const tensorNames = new Set(graph.nodes.flatMap((n) => n.outputs.filter(Boolean)));
@@ -215,7 +282,7 @@ export function importOnnx(source: string | OnnxModel, o: { target?: ImportTarge
         });
         let outs: Value[];
         try {
-          const r = OPS[n.opType](new Ctx(n, ins, opset, target));
+          const r = n.opType === "If" ? runIf(n, ins, (name) => env.get(name)) : OPS[n.opType](new Ctx(n, ins, opset, target));
           outs = globalThis.Array.isArray(r) ? r : [r];
           outs.forEach((v, i) => v.kind === "array" && checkedSize(v.a.shape, MAX_ARRAY_ELEMENTS, `output ${i}`));
         } catch (e) {
@@ -236,7 +303,7 @@ export function importOnnx(source: string | OnnxModel, o: { target?: ImportTarge
           env.set(name, value);
           if (!remaining.get(name)) release(name);
         });
-        for (const name of n.inputs) {
+        for (const name of reads.get(n)!) {
           if (!name) continue;
           const left = (remaining.get(name) ?? 0) - 1;
           remaining.set(name, left);

@@ -41,6 +41,8 @@ export type OnnxAttribute = {
   readonly i?: number;
   readonly s?: string;
   readonly t?: OnnxTensor;
+  /** A subgraph (If's branches). */
+  readonly g?: OnnxGraph;
   readonly floats?: readonly number[];
   readonly ints?: readonly number[];
   readonly strings?: readonly string[];
@@ -308,13 +310,17 @@ function decodeModelFields(r: Reader) {
   return { irVersion, producer, graph, opsets, functions };
 }
 
-function decodeGraph(r: Reader, external: ExternalData): OnnxGraph {
+/** Subgraphs (If's branches) nest at most this deep: a file nesting deeper is refused, not a stack overflow. */
+const MAX_GRAPH_DEPTH = 16;
+
+function decodeGraph(r: Reader, external: ExternalData, depth = 0): OnnxGraph {
+  if (depth > MAX_GRAPH_DEPTH) throw new WireError(`subgraphs nested more than ${MAX_GRAPH_DEPTH} deep`);
   let name = "";
   const nodes: OnnxNode[] = [], initializers: OnnxTensor[] = [];
   const inputs: OnnxValueInfo[] = [], outputs: OnnxValueInfo[] = [], valueInfo: OnnxValueInfo[] = [];
   readFields(r, (f) => {
     switch (f) {
-      case 1: nodes.push(decodeNode(r.sub(), external)); break;
+      case 1: nodes.push(decodeNode(r.sub(), external, depth)); break;
       case 2: name = r.string(); break;
       case 5: initializers.push(decodeTensor(r.sub(), external)); break;
       case 11: inputs.push(decodeValueInfo(r.sub())); break;
@@ -326,7 +332,7 @@ function decodeGraph(r: Reader, external: ExternalData): OnnxGraph {
   return { name, nodes, initializers, inputs, outputs, valueInfo };
 }
 
-function decodeNode(r: Reader, external: ExternalData): OnnxNode {
+function decodeNode(r: Reader, external: ExternalData, depth = 0): OnnxNode {
   let name = "", opType = "", domain = "";
   const inputs: string[] = [], outputs: string[] = [];
   const attributes: Record<string, OnnxAttribute> = {};
@@ -338,7 +344,7 @@ function decodeNode(r: Reader, external: ExternalData): OnnxNode {
       case 4: opType = r.string(); break;
       case 7: domain = r.string(); break;
       case 5: {
-        const a = decodeAttribute(r.sub(), external);
+        const a = decodeAttribute(r.sub(), external, depth);
         attributes[a.name] = a;
         break;
       }
@@ -420,8 +426,8 @@ const ATTR_TYPES: Record<number, OnnxAttribute["type"]> = {
   1: "float", 2: "int", 3: "string", 4: "tensor", 5: "graph", 6: "floats", 7: "ints", 8: "strings", 9: "tensors", 10: "graphs",
 };
 
-function decodeAttribute(r: Reader, external: ExternalData): OnnxAttribute {
-  let name = "", type = 0, f: number | undefined, i: number | undefined, s: string | undefined, t: OnnxTensor | undefined, ref: string | undefined;
+function decodeAttribute(r: Reader, external: ExternalData, depth = 0): OnnxAttribute {
+  let name = "", type = 0, f: number | undefined, i: number | undefined, s: string | undefined, t: OnnxTensor | undefined, ref: string | undefined, g: OnnxGraph | undefined;
   const floats: number[] = [], ints: number[] = [], strings: string[] = [];
   while (!r.done) {
     const [field, w] = r.tag();
@@ -431,6 +437,7 @@ function decodeAttribute(r: Reader, external: ExternalData): OnnxAttribute {
     else if (field === 3 && w === 0) i = r.int();
     else if (field === 4 && w === 2) s = r.string();
     else if (field === 5 && w === 2) t = decodeTensor(r.sub(), external);
+    else if (field === 6 && w === 2) g = decodeGraph(r.sub(), external, depth + 1);
     else if (field === 7) r.floats(w, floats);
     else if (field === 8) r.ints(w, ints);
     else if (field === 9 && w === 2) strings.push(r.string());
@@ -439,8 +446,8 @@ function decodeAttribute(r: Reader, external: ExternalData): OnnxAttribute {
   }
   // Old writers may omit `type`; infer it from the field that is set.
   const kind = ATTR_TYPES[type] ?? (f !== undefined ? "float" : i !== undefined ? "int" : s !== undefined ? "string"
-    : t !== undefined ? "tensor" : ints.length ? "ints" : floats.length ? "floats" : strings.length ? "strings" : "other");
-  return { name, type: kind, f, i, s, t, floats, ints, strings, ...(ref !== undefined ? { ref } : {}) };
+    : t !== undefined ? "tensor" : g !== undefined ? "graph" : ints.length ? "ints" : floats.length ? "floats" : strings.length ? "strings" : "other");
+  return { name, type: kind, f, i, s, t, floats, ints, strings, ...(ref !== undefined ? { ref } : {}), ...(g !== undefined ? { g } : {}) };
 }
 
 function decodeValueInfo(r: Reader): OnnxValueInfo {

@@ -10,10 +10,10 @@ import * as ort from "onnxruntime-node";
 import { numpy as np, tree, jvp, valueAndGrad, type Array } from "@jax-js/jax";
 import { readFileSync } from "node:fs";
 import { importOnnx, OnnxImportError, SUPPORTED_OPS } from "../../src/onnx/graph.ts";
-import { decodeOnnx } from "../../src/onnx/reader.ts";
+import { decodeOnnx, OnnxReadError } from "../../src/onnx/reader.ts";
 import { lowerFunction, avalSpec } from "../../src/executor/lower.ts";
 import {
-  type Attribute, type NodeProto, type TensorProto, DataType, attrInt, attrInts, attrFloat, attrString, encodeModel, float32Tensor, int64Tensor, boolTensor,
+  type Attribute, type NodeProto, type TensorProto, type GraphProto, DataType, attrInt, attrInts, attrFloat, attrString, attrGraph, encodeModel, float32Tensor, int64Tensor, boolTensor,
 } from "../../src/executor/onnxProto.ts";
 
 type Case = {
@@ -87,7 +87,45 @@ async function check(c: Case): Promise<void> {
 
 const i64 = (name: string, v: number[]) => int64Tensor(name, [v.length], v);
 
+/** An If branch: no inputs of its own, reading the enclosing graph's values; outputs of unknown shape. */
+const branch = (name: string, nodes: NodeProto[], outputs: string[], rank = 3): GraphProto => ({
+  name, nodes, initializers: [], inputs: [],
+  outputs: outputs.map((o) => ({ name: o, elemType: DataType.FLOAT, shape: globalThis.Array.from({ length: rank }, (_, i) => `${o}_${i}`) })),
+});
+// torch's exporter writes x.squeeze(1) on an axis of unknown size as If(size == 1, Squeeze, Identity)
+const squeezeIf = (out: string): NodeProto[] => [
+  node("Shape", ["x"], [], ["shape"]), node("Gather", ["shape", "one"], [attrInt("axis", 0)], ["dim1"]), node("Equal", ["dim1", "one"], [], ["is1"]),
+  node("If", ["is1"], [
+    attrGraph("then_branch", branch("then", [node("Squeeze", ["x", "axes1"], [], ["sq"]), node("Mul", ["sq", "w2"], [], ["then_out"])], ["then_out"], 2)),
+    attrGraph("else_branch", branch("else", [node("Identity", ["x"], [], ["else_out"])], ["else_out"])),
+  ], [out]),
+];
+
 const CASES: Case[] = [
+  {
+    name: "if-then-branch-from-shapes",
+    nodes: [...squeezeIf("s"), node("Tanh", ["s"])],
+    inputs: [{ name: "x", shape: [2, 1, 3] }], inits: [int64Tensor("one", [], [1]), i64("axes1", [1]), w("w2", [3])],
+  },
+  {
+    name: "if-else-branch-nested",
+    nodes: [
+      node("Shape", ["x"], [], ["shape"]), node("Gather", ["shape", "one"], [attrInt("axis", 0)], ["dim1"]), node("Equal", ["dim1", "one"], [], ["is1"]),
+      node("Not", ["is1"], [], ["not1"]),
+      node("If", ["is1"], [
+        attrGraph("then_branch", branch("then", [node("Neg", ["x"], [], ["t_out"])], ["t_out"])),
+        // the else branch holds another If, and a weight of the enclosing graph
+        attrGraph("else_branch", branch("else", [
+          node("Mul", ["x", "w2"], [], ["xw"]),
+          node("If", ["not1"], [
+            attrGraph("then_branch", branch("inner_then", [node("Exp", ["xw"], [], ["it_out"])], ["it_out"])),
+            attrGraph("else_branch", branch("inner_else", [node("Identity", ["xw"], [], ["ie_out"])], ["ie_out"])),
+          ], ["e_out"]),
+        ], ["e_out"])),
+      ], ["y"]),
+    ],
+    inputs: [{ name: "x", shape: [2, 4, 3] }], inits: [int64Tensor("one", [], [1]), w("w2", [3])],
+  },
   {
     name: "attention-4d-gqa-float-mask",
     opset: 23,
@@ -388,6 +426,9 @@ test("what the importer does not do is a one-line error naming the node: crop-an
     /antialiased downsampling/);
   refuse([node("Resize", ["x", "", "scales"])], [scales([1, 1, 0, 2])], 13, /scale 0 of axis 2 is not positive/);
   refuse([node("MaxPool", ["x"], [attrInts("kernel_shape", [2, 2]), attrInt("ceil_mode", 1)])], [], 13, /\(MaxPool\): ceil_mode 1 is not supported/);
+  refuse([node("ReduceSum", ["x"], [attrInt("keepdims", 0)], ["sum"]), node("Greater", ["sum", "zero"], [], ["pos"]),
+    node("If", ["pos"], [attrGraph("then_branch", branch("t", [node("Neg", ["x"], [], ["a"])], ["a"], 4)), attrGraph("else_branch", branch("e", [node("Exp", ["x"], [], ["b"])], ["b"], 4))])],
+  [float32Tensor("zero", [], [0])], 13, /\(If\): the condition depends on the model's inputs or parameters; only a condition computable from shapes and constants is supported$/);
   refuse([node("MaxPool", ["x"], [attrInts("kernel_shape", [2, 2])], ["y", "idx"])], [], 13, /the Indices output is not supported/);
   refuse([node("Einsum", ["x"], [attrString("equation", "biik->bk")])], [], 13, /a label repeated within operand "biik" \(a diagonal\) is not supported/);
   refuse([node("Einsum", ["x", "m"], [attrString("equation", "bchw,hk->bck")])], [w("m", [3, 5])], 13, /\(Einsum\): label h has extent 4 in one operand and 3 in operand 1$/);
@@ -558,4 +599,15 @@ test("Attention is differentiable: its JVP (shared heads, causal, a float mask, 
   let num = 0, den = 0;
   for (let i = 0; i < t.length; i++) { num += (t[i] - (plus[i] - minus[i]) / (2 * eps)) ** 2; den += t[i] ** 2; }
   assert.ok(Math.sqrt(num / den) < 1e-3, `relative error ${Math.sqrt(num / den).toExponential(2)}`);
+});
+
+test("If branches nested beyond 16 levels are a one-line read error, not a stack overflow", () => {
+  const leaf = branch("leaf", [node("Neg", ["x"], [], ["o"])], ["o"]);
+  let g = leaf;
+  for (let k = 0; k < 40; k++) g = branch(`level${k}`, [node("If", ["c"], [attrGraph("then_branch", g), attrGraph("else_branch", leaf)], ["o"])], ["o"]);
+  const bytes = encodeModel({
+    opsetVersion: 17, irVersion: 8,
+    graph: { ...g, name: "deep", initializers: [boolTensor("c", [], [1])], inputs: [{ name: "x", elemType: DataType.FLOAT, shape: [2] }] },
+  });
+  assert.throws(() => decodeOnnx(bytes, { file: "deep.onnx" }), (e: Error) => e instanceof OnnxReadError && /subgraphs nested more than 16 deep/.test(e.message) && !e.message.includes("\n"));
 });
