@@ -8,6 +8,9 @@ import { join } from "node:path";
 import { numpy as np, type Array } from "@jax-js/jax";
 import { ConfigError, type ExecutorKind } from "../config/schema.ts";
 import { importOnnx, type ImportedOnnx } from "../onnx/graph.ts";
+import { readOnnxFile } from "../onnx/reader.ts";
+import type { ElemType } from "../executor/lower.ts";
+import { findTimeEmbedding } from "./timeEmbedding.ts";
 import type { OnnxDim } from "../onnx/reader.ts";
 import { loadSafetensors } from "../numerics/safetensors.ts";
 import { type BundleManifest, readManifest, latentSize } from "./manifest.ts";
@@ -148,7 +151,8 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
   const m = manifest.transformer;
   const file = join(dir, m.file);
   if (!existsSync(file)) throw new ConfigError(`no denoiser at "${file}" (teacher.json: transformer.file)`);
-  const transformer = importOnnx(file, { target: executor });
+  const model = readOnnxFile(file);
+  const transformer = importOnnx(model, { target: executor });
   const where = `"${file}"`;
   const inputNames = transformer.inputs.map((i) => i.name);
   const roles: [string, string][] = [["latent", m.inputs.latent], ["time", m.inputs.time], ...m.inputs.condition.map((n): [string, string] => ["condition", n]),
@@ -218,8 +222,15 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
     }
     offset += size;
   });
-  if (m.timeEmbedding && !transformer.tensorNames.has(m.timeEmbedding)) {
-    throw new ConfigError(`teacher.json key "transformer.time_embedding": no node of ${where} computes a tensor "${m.timeEmbedding}"`);
+  // "auto": found from the graph (timeEmbedding.ts), with every input at batch 1 as the importer takes it
+  const elem = (dtype: string): ElemType => (dtype === "bool" ? "bool" : Object.hasOwn(INTEGER_INPUTS, dtype) ? "int32" : "float32");
+  const timeEmbedding = m.timeEmbedding !== "auto" ? m.timeEmbedding : findTimeEmbedding(model.graph, transformer, m.inputs.time, transformer.inputs.map((i) => {
+    const k = m.inputs.condition.indexOf(i.name), c = constants.find((x) => x.name === i.name);
+    const shape = i.name === m.inputs.latent ? [1, ...L] : k >= 0 ? [1, ...table.parts[k].shape] : c ? (c.batched ? [1, ...c.shape] : c.shape) : i.shape.length === 1 ? [1] : [1, 1];
+    return { shape, dtype: elem(i.dtype) };
+  })).name;
+  if (timeEmbedding && !transformer.tensorNames.has(timeEmbedding)) {
+    throw new ConfigError(`teacher.json key "transformer.time_embedding": no node of ${where} computes a tensor "${timeEmbedding}"`);
   }
   const all = Object.keys(transformer.params);
   const isTrainable = (n: string) => (m.trainable.length ? m.trainable.some((p) => n.startsWith(p)) : transformer.params[n].data.length > 1);
@@ -238,7 +249,7 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
   const timeRank = time.shape.length;
   const castCondition = conds.map((s) => INTEGER_INPUTS[s.dtype] ?? ((a: Array) => a));
   return {
-    dir, manifest, transformer, paramNames, frozenNames, dim: d, table,
+    dir, manifest: { ...manifest, transformer: { ...m, timeEmbedding } }, transformer, paramNames, frozenNames, dim: d, table,
     paramList: () => paramNames.map((n) => { const t = transformer.params[n]; return np.array(t.data, { shape: [...t.shape] }); }),
     flow(params, xFlow, s, c, o = {}) {
       const B = xFlow.shape[0];
@@ -256,8 +267,8 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
         const a = np.array(k.data).reshape(k.shape);
         byRole.push(k.cast(k.batched ? np.broadcastTo(a.reshape([1, ...k.shape]), [B, ...k.shape]) : a));
       }
-      const tap = o.tapTimeEmbedding && m.timeEmbedding ? [m.timeEmbedding] : [];
-      const add = o.addTimeEmbedding && m.timeEmbedding ? { [m.timeEmbedding]: o.addTimeEmbedding } : {};
+      const tap = o.tapTimeEmbedding && timeEmbedding ? [timeEmbedding] : [];
+      const add = o.addTimeEmbedding && timeEmbedding ? { [timeEmbedding]: o.addTimeEmbedding } : {};
       const outs = transformer.apply(ps, order.map((r) => byRole[r]), { add, tap });
       const out = outs[outIndex].reshape([B, d]);
       // the flow velocity v: from the clean latent, (x_s − x̂0)/s; a velocity in a noise-at-0 model's own time is −v

@@ -43,7 +43,7 @@ export type BundleManifest = {
      */
     readonly noiseAt: 0 | 1;
     readonly prediction: (typeof PREDICTIONS)[number];
-    /** Tensor (a node's output) where the time embedding [B, W] is formed: the student's guidance embedding is added there ("" = none). */
+    /** Tensor (a node's output) where the time embedding [B, W] is formed: the student's guidance embedding is added there ("" = none; "auto" in teacher.json: found by loadBundle, which gives the name). */
     readonly timeEmbedding: string;
     /** Name prefixes of the floating initializers the student trains (empty: every one of more than one element). */
     readonly trainable: readonly string[];
@@ -87,7 +87,7 @@ const SCHEMA: Record<string, Spec> = {
       guidance_input_scale: opt("positive", 1, "the guidance input is guidance_input_scale · w (1 for Flux, which scales it inside)"),
       noise_at: opt("endpoint", 1, "the model's time of pure noise: 1 (x_s = (1−s)·x0 + s·ε, diffusers) or 0 (x_t = t·x0 + (1−t)·ε, Meta's flow_matching, torchcfm)"),
       prediction: req("prediction", PREDICTIONS.join(" | ")),
-      time_embedding: opt("string", "", "the tensor (a node's output) holding the time embedding [B, W], for a guidance embedding"),
+      time_embedding: opt("string", "", "the tensor (a node's output) holding the time embedding [B, W], for a guidance embedding; \"auto\" finds it in the graph"),
       trainable: opt("strings", [], "a list of initializer-name prefixes the student trains (default: every floating initializer of more than one element)"),
     },
   },
