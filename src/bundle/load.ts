@@ -185,7 +185,11 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
     if (batchFixed(s.shape)) throw new ConfigError(`${where}: input "${s.name}" has a fixed batch of ${s.shape[0]}; export the denoiser with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={"${s.name}": {0: "batch"}, ...}))`);
     // a condition may also be integer or boolean (an attention mask): its table tensor holds the values, cast on the way in
     const allowed = conds.includes(s) ? [...FLOATS, ...Object.keys(INTEGER_INPUTS)] : FLOATS;
-    if (!allowed.includes(s.dtype)) throw new ConfigError(`${where}: input "${s.name}" is ${s.dtype}; ${conds.includes(s) ? `a condition input must be floating point, int64, int32 or bool` : "the latent, time and guidance inputs must be floating point"}`);
+    if (!allowed.includes(s.dtype)) {
+      throw new ConfigError(`${where}: input "${s.name}" is ${s.dtype}; ${conds.includes(s) ? "a condition input must be floating point, int64, int32 or bool"
+        : s === time ? "the time input must be floating point (the consistency loss differentiates the teacher in time; a model cast to integer timesteps has no such derivative: export it with a float timestep)"
+        : "the latent, time and guidance inputs must be floating point"}`);
+    }
   }
   const table = loadEmbeddingTable(join(dir, manifest.promptEmbeddings.file), manifest.promptEmbeddings.emptyPrompt, m.inputs.condition, m.inputs.constant);
   // a constant input: its tensor holds the input's shape, without the batch axis where that is dynamic (then repeated over the batch)
@@ -235,7 +239,10 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
   const all = Object.keys(transformer.params);
   const isTrainable = (n: string) => (m.trainable.length ? m.trainable.some((p) => n.startsWith(p)) : transformer.params[n].data.length > 1);
   const paramNames = all.filter(isTrainable), frozenNames = all.filter((n) => !isTrainable(n));
-  if (paramNames.length === 0) throw new ConfigError(`teacher.json key "transformer.trainable": no initializer of ${where} matches [${m.trainable.map((p) => JSON.stringify(p)).join(", ")}]`);
+  if (paramNames.length === 0) {
+    throw new ConfigError(m.trainable.length ? `teacher.json key "transformer.trainable": no initializer of ${where} matches [${m.trainable.map((p) => JSON.stringify(p)).join(", ")}]`
+      : `${where} has no floating initializer of more than one element: no weights for the student to train (a denoiser exported with its weights as inputs? export them as initializers)`);
+  }
   const initial = transformer.paramArrays();
   const frozen = frozenNames.map((n) => initial[n]);
   paramNames.forEach((n) => initial[n].dispose());
@@ -270,6 +277,12 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
       const tap = o.tapTimeEmbedding && timeEmbedding ? [timeEmbedding] : [];
       const add = o.addTimeEmbedding && timeEmbedding ? { [timeEmbedding]: o.addTimeEmbedding } : {};
       const outs = transformer.apply(ps, order.map((r) => byRole[r]), { add, tap });
+      if (outs[outIndex].size !== B * d) {
+        const shape = outs[outIndex].shape;
+        outs.forEach((a) => a.dispose());
+        xFlow.dispose(); sB.dispose();
+        throw new ConfigError(`${where}: output "${m.output}" has shape [${shape}] for a latent [${B}, ${L}]; it must be the prediction alone, shaped as the latent${shape[1] === 2 * L[0] ? " (this one has twice the latent's channels, as a model that also predicts its variance does, DiT's and SiT's learn_sigma: export a wrapper that returns out.chunk(2, dim=1)[0])" : ""}`);
+      }
       const out = outs[outIndex].reshape([B, d]);
       // the flow velocity v: from the clean latent, (x_s − x̂0)/s; a velocity in a noise-at-0 model's own time is −v
       const v = m.prediction === "x0" ? xFlow.sub(out).div(sB) : (xFlow.dispose(), sB.dispose(), m.noiseAt === 1 ? out : out.mul(-1));

@@ -13,6 +13,8 @@ import { parseConfig } from "../../src/config/schema.ts";
 import { distill } from "../../src/run/distill.ts";
 import { saveSafetensors } from "../../src/numerics/safetensors.ts";
 import { tempDir } from "../tempDir.ts";
+import { encodeModel, int64Tensor, float32Tensor, attrInt, DataType } from "../../src/executor/onnxProto.ts";
+import { node } from "./shortRun.ts";
 
 const root = tempDir("tbcm-bad-bundle-");
 const GOOD = {
@@ -107,4 +109,29 @@ test("fuzz: 400 seeded mutations of a valid teacher.json are each a one-line Con
     }
   }
   assert.ok(ok > 10 && refused > 100, `${ok} loaded, ${refused} refused`);
+});
+
+test("a model that also predicts its variance (twice the latent's channels), and one with integer timesteps: one line saying what to export", async () => {
+  const model = (timeType: number, sigma: boolean) => {
+    const file = join(root, `m${n++}.onnx`);
+    writeFileSync(file, encodeModel({
+      opsetVersion: 17, irVersion: 8,
+      graph: {
+        name: "m",
+        nodes: [
+          node("Cast", ["t"], ["tf"], [attrInt("to", DataType.FLOAT)]), node("Reshape", ["tf", "col"], ["t4"]), node("Mul", ["x", "t4"], ["xw"]), node("Mul", ["xw", "w"], ["xt"]),
+          ...(sigma ? [node("Neg", ["xt"], ["logvar"]), node("Concat", ["xt", "logvar"], ["v"], [attrInt("axis", 1)])] : [node("Identity", ["xt"], ["v"])]),
+        ],
+        initializers: [int64Tensor("col", [4], [-1, 1, 1, 1]), float32Tensor("w", [4, 1, 1], [1, 2, 3, 4])],
+        inputs: [
+          { name: "x", elemType: DataType.FLOAT, shape: ["batch", 4, 8, 8] }, { name: "t", elemType: timeType, shape: ["batch"] },
+          { name: "cond", elemType: DataType.FLOAT, shape: ["batch", 8, 16] },
+        ],
+        outputs: [{ name: "v", elemType: DataType.FLOAT, shape: ["batch", sigma ? 8 : 4, 8, 8] }],
+      },
+    }));
+    return file;
+  };
+  await rejects(bundle(GOOD, model(DataType.FLOAT, true)), /output "v" has shape \[\d+,8,8,8\] for a latent \[\d+, 4,8,8\]; .*twice the latent's channels, .*learn_sigma: export a wrapper that returns out\.chunk\(2, dim=1\)\[0\]\)$/);
+  await rejects(bundle(GOOD, model(DataType.INT64, false)), /input "t" is int64; the time input must be floating point \(the consistency loss differentiates the teacher in time; .*export it with a float timestep\)$/);
 });
