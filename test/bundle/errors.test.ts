@@ -13,7 +13,7 @@ import { parseConfig } from "../../src/config/schema.ts";
 import { distill } from "../../src/run/distill.ts";
 import { saveSafetensors } from "../../src/numerics/safetensors.ts";
 import { tempDir } from "../tempDir.ts";
-import { encodeModel, int64Tensor, float32Tensor, attrInt, DataType } from "../../src/executor/onnxProto.ts";
+import { encodeModel, int64Tensor, float32Tensor, attrInt, DataType, type DataTypeCode } from "../../src/executor/onnxProto.ts";
 import { node } from "./shortRun.ts";
 
 const root = tempDir("tbcm-bad-bundle-");
@@ -112,7 +112,7 @@ test("fuzz: 400 seeded mutations of a valid teacher.json are each a one-line Con
 });
 
 test("a model that also predicts its variance (twice the latent's channels), and one with integer timesteps: one line saying what to export", async () => {
-  const model = (timeType: number, sigma: boolean) => {
+  const model = (timeType: DataTypeCode, sigma: boolean) => {
     const file = join(root, `m${n++}.onnx`);
     writeFileSync(file, encodeModel({
       opsetVersion: 17, irVersion: 8,
