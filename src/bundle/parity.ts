@@ -81,3 +81,33 @@ export async function teacherParity(
   }
   return { relativeError: Math.sqrt(num / Math.max(den, 1e-30)) };
 }
+
+/** Above this noise spread (below) a run warns that the manifest's conventions look wrong. */
+export const NOISE_SPREAD_WARN = 0.6;
+
+/**
+ * Whether the teacher, as teacher.json describes it, looks like a flow-matching velocity: at pure
+ * noise (s = 1) a flow velocity is v(ε) = ε − E[x0 | c], so x − v is the same for every noise (the
+ * data mean under the prompt). The spread of x − v over `n` noises, relative to the noises' own
+ * spread: ~0 for a trained model in the declared conventions (0.30 for the shipped teacher's
+ * bundle), and large where time_scale, prediction or noise_at is wrong (1.57, 1.18 and 0.76 on the
+ * same bundle with time_scale 1, prediction x0, noise_at 0; test/bundle/parity.test.ts). `velocityAtNoise` gives v(x, s = 1)
+ * for x [n, d] under one prompt.
+ */
+export async function noiseSpread(n: number, d: number, velocityAtNoise: (x: HostTensor) => Promise<Float32Array>): Promise<number> {
+  const x = normal(foldIn(key(12), 0), n * d);
+  const v = await velocityAtNoise({ data: x, shape: [n, d] });
+  let num = 0, den = 0;
+  for (let j = 0; j < d; j++) {
+    let mr = 0, mx = 0;
+    for (let i = 0; i < n; i++) {
+      mr += (x[i * d + j] - v[i * d + j]) / n;
+      mx += x[i * d + j] / n;
+    }
+    for (let i = 0; i < n; i++) {
+      num += (x[i * d + j] - v[i * d + j] - mr) ** 2;
+      den += (x[i * d + j] - mx) ** 2;
+    }
+  }
+  return Math.sqrt(num / den);
+}

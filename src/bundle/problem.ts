@@ -23,7 +23,7 @@ import type { DistillProblem, EvalKeys } from "../train/problem.ts";
 import { type LoadedBundle, loadBundle, tableRows } from "./load.ts";
 import { hasDecoder, loadBundleDecoder } from "./decoder.ts";
 import { readManifest, isUnconditional } from "./manifest.ts";
-import { teacherParity } from "./parity.ts";
+import { teacherParity, noiseSpread, NOISE_SPREAD_WARN } from "./parity.ts";
 import { studentSampleLatents, curveInputs, renoiseStreams } from "../eval/studentSamples.ts";
 import { type BundleStudentParams, BUNDLE_STUDENT_KIND, bundleStudent, guidanceConditioned, initialBundleStudent } from "./student.ts";
 
@@ -185,13 +185,23 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
 
   let decoderLoads = 0;
   const euler = eulerStepProgram(executorOf(cfg), b, teacherParams);
-  let importError: number;
+  let importError: number, spread: number;
   try {
     await checkTeacherFinite(euler, prompts, hostConditions, d, cfg.eval.guidance);
     const n = Math.min(prompts.length, 4), idx = globalThis.Array.from({ length: n }, (_, i) => i);
     const parity = await checkTeacherParity(euler, b, hostConditions(idx), hostConditions(idx.map(() => -1)), cfg);
     importError = parity.error;
     if (parity.warning) warnings.push(parity.warning);
+    // the conventions: at pure noise, one prompt (w 1: its conditional velocity; a guided teacher at its default scale)
+    const n32 = 32, w = m.transformer.inputs.guidance ? m.defaultGuidance : 1;
+    const col = (v: number) => ({ data: new Float32Array(n32).fill(v), shape: [n32, 1] });
+    spread = await noiseSpread(n32, d, async (x) => {
+      const [y] = await inChunks(euler, [x, col(1), col(2), hostConditions(new globalThis.Array(n32).fill(0)), hostConditions(new globalThis.Array(n32).fill(-1)), col(w)], n32, Math.min(n32, BUNDLE_ROWS));
+      return y.data.map((v, i) => v - x.data[i]);
+    });
+    if (spread > NOISE_SPREAD_WARN) {
+      warnings.push(`at pure noise the teacher's velocity is not the noise minus a constant, as a flow-matching velocity is (spread ${spread.toFixed(2)}, expected below ${NOISE_SPREAD_WARN}): check teacher.json's transformer.time_scale (1000 for diffusers' timesteps), noise_at and prediction`);
+    }
   } catch (e) {
     await euler.dispose();
     tree.dispose(teacherParams);
@@ -232,8 +242,9 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
       const renoise = renoiseStreams(keys.sampling); // one re-noising stream for every step count: 2 and 4 steps on the same draws
       note(`the teacher's ODE endpoints (${ODE_REFERENCE_STEPS} Euler steps), ${n} samples`);
       const ode = await eulerEndpoint(euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS, schedule);
-      // teacher_import_rel_error: tbcm's teacher against onnxruntime on the teacher's file (parity.ts; NaN: not checked)
-      const metrics: Record<string, number> = { eval_samples: n, eval_guidance: cfg.eval.guidance, guidance_conditioned: conditioned ? 1 : 0, teacher_import_rel_error: importError };
+      // teacher_import_rel_error: tbcm's teacher against onnxruntime on the teacher's file (parity.ts; NaN: not checked);
+      // teacher_noise_spread: how far its velocity at pure noise is from a flow velocity's (parity.ts noiseSpread)
+      const metrics: Record<string, number> = { eval_samples: n, eval_guidance: cfg.eval.guidance, guidance_conditioned: conditioned ? 1 : 0, teacher_import_rel_error: importError, teacher_noise_spread: spread };
       const samples: Float32Array[] = [];
       for (const steps of [1, 2, 4]) {
         note(`the student, ${steps} step${steps > 1 ? "s" : ""}`);

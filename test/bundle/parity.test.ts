@@ -3,17 +3,24 @@
  * teacher's own file against tbcm's velocity, as a relative error. Measured here on a teacher in
  * the other conventions at once (noise at t = 0, a time scale, an x-prediction output, an int64
  * mask among its conditions), against tbcm's loaded flow: ~1e-7 as it is, and exactly the error
- * put in when tbcm's velocity is made 5 % too large. The float16 round trip the file's feeds use is
- * exact for every half value and rounds halfway cases to even.
+ * put in when tbcm's velocity is made 5 % too large. The conventions check: at pure noise a flow
+ * velocity is the noise minus a constant; the shipped teacher's bundle is, and told a wrong
+ * time_scale, prediction or noise_at it is not, and the run warns. The float16 round trip the file's
+ * feeds use is exact for every half value and rounds halfway cases to even.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, writeFileSync, copyFileSync, readFileSync } from "node:fs";
+import { join, basename } from "node:path";
 import "../../src/numerics/threads.ts";
 import { numpy as np } from "@jax-js/jax";
 import { loadBundle } from "../../src/bundle/load.ts";
 import { teacherParity } from "../../src/bundle/parity.ts";
+import { bundleDistillProblem } from "../../src/bundle/problem.ts";
+import { exportTeacherBundle } from "../../src/bundle/exportTeacher.ts";
+import { parseConfig, type BundleConfig } from "../../src/config/schema.ts";
+import { evalKeys } from "../../src/train/distill.ts";
+import { key } from "../../src/numerics/random.ts";
 import { floatToHalf, halfToFloat } from "../../src/numerics/float16.ts";
 import { saveSafetensors } from "../../src/numerics/safetensors.ts";
 import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType } from "../../src/executor/onnxProto.ts";
@@ -97,4 +104,39 @@ test("floatToHalf: every half value round-trips, and halfway cases round to even
   assert.equal(bad, 0);
   assert.equal(floatToHalf(1e6), 0x7c00);
   assert.equal(floatToHalf(-1e-9), 0x8000);
+});
+
+test("conventions: the shipped teacher's bundle looks like a flow velocity at pure noise; told the wrong time_scale, prediction or noise_at, the run warns", async (t) => {
+  const shipped = join(dir, "shipped");
+  await exportTeacherBundle(shipped);
+  const variant = (name: string, edit: (t: Record<string, unknown>) => void) => {
+    const to = join(dir, name);
+    mkdirSync(to);
+    for (const f of ["transformer.onnx", "prompt_embeddings.safetensors"]) copyFileSync(join(shipped, f), join(to, f));
+    const m = JSON.parse(readFileSync(join(shipped, "teacher.json"), "utf8"));
+    edit(m.transformer);
+    writeFileSync(join(to, "teacher.json"), JSON.stringify(m));
+    return to;
+  };
+  const spreadOf = async (b: string, measure: boolean) => {
+    const cfg = parseConfig({ method: "tbcm", executor: "onnx", prompts_file: "prompts/train.txt", teacher: { kind: "onnx", dir: b }, eval: { samples: 8 } }) as BundleConfig;
+    const problem = await bundleDistillProblem(cfg, evalKeys(0));
+    try {
+      const warning = (problem.warnings ?? []).find((w) => /at pure noise the teacher's velocity is not the noise minus a constant/.test(w));
+      // the number itself is in the evaluation's metrics
+      const spread = measure ? (await problem.evaluate(problem.initialStudent(key(0)), join(dir, `eval-${basename(b)}`), key(0))).teacher_noise_spread : Number(/spread ([\d.]+)/.exec(warning ?? "")?.[1]);
+      return { spread, warned: warning !== undefined };
+    } finally {
+      problem.dispose();
+    }
+  };
+  const good = await spreadOf(shipped, true);
+  assert.ok(good.spread < 0.4 && !good.warned, JSON.stringify(good));
+  const seen = [`as it is ${good.spread.toFixed(3)}`];
+  for (const [name, edit] of [["time-scale-1", (t: Record<string, unknown>) => (t.time_scale = 1)], ["x0", (t: Record<string, unknown>) => (t.prediction = "x0")], ["noise-at-0", (t: Record<string, unknown>) => (t.noise_at = 0)]] as const) {
+    const bad = await spreadOf(variant(name, edit), false);
+    assert.ok(bad.spread > 0.7 && bad.warned, `${name}: ${JSON.stringify(bad)}`);
+    seen.push(`${name} ${bad.spread}`);
+  }
+  t.diagnostic(`noise spread: ${seen.join(", ")}`);
 });
