@@ -1,13 +1,15 @@
 /**
  * The library API. `distill` runs a distillation into a directory; `sampleImages` draws images
  * from a run's student (or the shipped teacher), `loadStudent` + `sample` latents from a student
- * of the analytic teacher; `exportStudent` writes ONNX files. The method's pieces are exported
+ * of the analytic teacher; `exportStudent` writes ONNX files; `checkBundle` checks a teacher bundle
+ * before a run. The method's pieces are exported
  * for use on other teachers.
  */
 export { distill, evaluateRun } from "./run/distill.ts";
 export { openRun, loadStudent, type OpenedRun } from "./run/open.ts";
 export { sampleImages } from "./run/sample.ts";
 export { exportStudent } from "./run/export.ts";
+export { checkBundle, type BundleCheck } from "./bundle/check.ts";
 export type { SampleImagesOptions, SampledImages } from "./eval/images.ts";
 export { sample, type SampleOptions, type GmmStudent as Student } from "./gmm/sample.ts";
 export { pretrainTeacherCopy } from "./gmm/pretrain.ts";

@@ -50,7 +50,7 @@ export function bundleConfig(cfg: BundleConfig): BundleConfig {
 }
 
 /** The prompts of a run: the prompt file's, or every prompt of the table but the empty one. */
-function bundlePrompts(cfg: BundleConfig, b: LoadedBundle): string[] {
+export function bundlePrompts(cfg: BundleConfig, b: LoadedBundle): string[] {
   if (isUnconditional(b.manifest)) {
     if (cfg.promptsFile) throw new ConfigError(`config key "prompts_file": the teacher bundle "${b.dir}" is unconditional (teacher.json names no condition input), so it takes no prompts; set prompts_file: ""`);
     return [""];
@@ -91,7 +91,7 @@ function onePass(b: LoadedBundle): boolean {
 }
 
 /** The teacher's guided flow-Euler step (cond and uncond as one batch; one pass for a guidance-distilled or unconditional teacher), per-sample w. */
-function eulerStepProgram(executor: Executor, b: LoadedBundle, params: Array[]): Inference {
+export function eulerStepProgram(executor: Executor, b: LoadedBundle, params: Array[]): Inference {
   return inference(executor, params, (p, x, s, sNext, cond, uncond, w) => {
     if (onePass(b)) {
       uncond.dispose();
@@ -157,6 +157,40 @@ async function checkTeacherParity(euler: Inference, b: LoadedBundle, rows: HostT
   return { error: e, ...(e > PARITY_WARN[half] ? { warning: `tbcm's import of "${file}" differs from onnxruntime on the file by ${e.toExponential(2)} (relative; expected below ${PARITY_WARN[half]})` } : {}) };
 }
 
+/** What `checkTeacher` measured: the import against onnxruntime (NaN: not checked), the noise spread (parity.ts), and the warnings they raise. */
+export type TeacherChecks = { readonly importError: number; readonly noiseSpread: number; readonly warnings: readonly string[] };
+
+/**
+ * The checks before a bundle run trains: one guided step on every prompt is finite (one line
+ * naming the prompt otherwise), the import agrees with onnxruntime on the file (parity.ts; a large
+ * error stops the run), and the velocity at pure noise looks like a flow velocity (a warning).
+ */
+export async function checkTeacher(euler: Inference, b: LoadedBundle, cfg: BundleConfig, prompts: readonly string[], hostConditions: (idx: readonly number[]) => HostTensor): Promise<TeacherChecks> {
+  const m = b.manifest, d = b.dim, warnings: string[] = [];
+  await checkTeacherFinite(euler, prompts, hostConditions, d, cfg.eval.guidance);
+  const n = Math.min(prompts.length, 4), idx = globalThis.Array.from({ length: n }, (_, i) => i);
+  const parity = await checkTeacherParity(euler, b, hostConditions(idx), hostConditions(idx.map(() => -1)), cfg);
+  if (parity.warning) warnings.push(parity.warning);
+  // the conventions: at pure noise, one prompt (w 1: its conditional velocity; a guided teacher at its default scale)
+  const n32 = 32, w = m.transformer.inputs.guidance ? m.defaultGuidance : 1;
+  const col = (v: number) => ({ data: new Float32Array(n32).fill(v), shape: [n32, 1] });
+  const spread = await noiseSpread(n32, d, async (x) => {
+    const [y] = await inChunks(euler, [x, col(1), col(2), hostConditions(new globalThis.Array(n32).fill(0)), hostConditions(new globalThis.Array(n32).fill(-1)), col(w)], n32, Math.min(n32, BUNDLE_ROWS));
+    return y.data.map((v, i) => v - x.data[i]);
+  });
+  if (spread > NOISE_SPREAD_WARN) {
+    warnings.push(`at pure noise the teacher's velocity is not the noise minus a constant, as a flow-matching velocity is (spread ${spread.toFixed(2)}, expected below ${NOISE_SPREAD_WARN}): check teacher.json's transformer.time_scale (1000 for diffusers' timesteps), noise_at and prediction`);
+  }
+  return { importError: parity.error, noiseSpread: spread, warnings };
+}
+
+/** The host condition rows of a run's prompts, by index: i is prompt i, −1 the empty prompt. */
+export function promptConditions(b: LoadedBundle, prompts: readonly string[]): (idx: readonly number[]) => HostTensor {
+  const emptyRow = b.table.index.get(b.manifest.promptEmbeddings.emptyPrompt)!;
+  const promptRows = prompts.map((p) => b.table.index.get(p)!);
+  return (idx) => ({ data: tableRows(b.table, idx.map((i) => (i < 0 ? emptyRow : promptRows[i]))), shape: [idx.length, ...b.table.shape] });
+}
+
 export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys): Promise<DistillProblem<BundleStudentParams>> {
   if (!config.teacher.dir) throw new ConfigError(`config key "teacher.dir": teacher kind onnx needs the bundle folder (teacher.json, transformer.onnx, prompt_embeddings.safetensors)`);
   if (config.method === "scm") throw new ConfigError(`config key "method": the sCM baseline needs real data latents, which a teacher bundle has none of; use method: tbcm`);
@@ -165,12 +199,9 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
   const m = b.manifest;
   const prompts = bundlePrompts(cfg, b);
   const d = b.dim;
-  const emptyRow = b.table.index.get(m.promptEmbeddings.emptyPrompt)!;
-  const promptRows = prompts.map((p) => b.table.index.get(p)!);
   // prompt i's condition row; −1: the empty prompt's
-  const rows = (idx: readonly number[]) => tableRows(b.table, idx.map((i) => (i < 0 ? emptyRow : promptRows[i])));
-  const conditions = (idx: readonly number[]) => np.array(rows(idx)).reshape([idx.length, ...b.table.shape]);
-  const hostConditions = (idx: readonly number[]): HostTensor => ({ data: rows(idx), shape: [idx.length, ...b.table.shape] });
+  const hostConditions = promptConditions(b, prompts);
+  const conditions = (idx: readonly number[]) => { const h = hostConditions(idx); return np.array(h.data).reshape([...h.shape]); };
 
   const conditioned = guidanceConditioned(b);
   const width = m.transformer.timeEmbedding ? timeEmbeddingWidth(b) : 0;
@@ -185,23 +216,10 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
 
   let decoderLoads = 0;
   const euler = eulerStepProgram(executorOf(cfg), b, teacherParams);
-  let importError: number, spread: number;
+  let checks: TeacherChecks;
   try {
-    await checkTeacherFinite(euler, prompts, hostConditions, d, cfg.eval.guidance);
-    const n = Math.min(prompts.length, 4), idx = globalThis.Array.from({ length: n }, (_, i) => i);
-    const parity = await checkTeacherParity(euler, b, hostConditions(idx), hostConditions(idx.map(() => -1)), cfg);
-    importError = parity.error;
-    if (parity.warning) warnings.push(parity.warning);
-    // the conventions: at pure noise, one prompt (w 1: its conditional velocity; a guided teacher at its default scale)
-    const n32 = 32, w = m.transformer.inputs.guidance ? m.defaultGuidance : 1;
-    const col = (v: number) => ({ data: new Float32Array(n32).fill(v), shape: [n32, 1] });
-    spread = await noiseSpread(n32, d, async (x) => {
-      const [y] = await inChunks(euler, [x, col(1), col(2), hostConditions(new globalThis.Array(n32).fill(0)), hostConditions(new globalThis.Array(n32).fill(-1)), col(w)], n32, Math.min(n32, BUNDLE_ROWS));
-      return y.data.map((v, i) => v - x.data[i]);
-    });
-    if (spread > NOISE_SPREAD_WARN) {
-      warnings.push(`at pure noise the teacher's velocity is not the noise minus a constant, as a flow-matching velocity is (spread ${spread.toFixed(2)}, expected below ${NOISE_SPREAD_WARN}): check teacher.json's transformer.time_scale (1000 for diffusers' timesteps), noise_at and prediction`);
-    }
+    checks = await checkTeacher(euler, b, cfg, prompts, hostConditions);
+    warnings.push(...checks.warnings);
   } catch (e) {
     await euler.dispose();
     tree.dispose(teacherParams);
@@ -244,7 +262,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
       const ode = await eulerEndpoint(euler, noise, cond, uncond, w, ODE_REFERENCE_STEPS, schedule);
       // teacher_import_rel_error: tbcm's teacher against onnxruntime on the teacher's file (parity.ts; NaN: not checked);
       // teacher_noise_spread: how far its velocity at pure noise is from a flow velocity's (parity.ts noiseSpread)
-      const metrics: Record<string, number> = { eval_samples: n, eval_guidance: cfg.eval.guidance, guidance_conditioned: conditioned ? 1 : 0, teacher_import_rel_error: importError, teacher_noise_spread: spread };
+      const metrics: Record<string, number> = { eval_samples: n, eval_guidance: cfg.eval.guidance, guidance_conditioned: conditioned ? 1 : 0, teacher_import_rel_error: checks.importError, teacher_noise_spread: checks.noiseSpread };
       const samples: Float32Array[] = [];
       for (const steps of [1, 2, 4]) {
         note(`the student, ${steps} step${steps > 1 ? "s" : ""}`);

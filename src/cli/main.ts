@@ -34,6 +34,10 @@ const USAGE = `usage:
   tbcm export-teacher --out <dir>                       the shipped teacher as a teacher bundle (teacher.json, transformer.onnx,
                                                          prompt_embeddings.safetensors, vae_decoder.onnx): distil it with
                                                          teacher: { kind: onnx, dir: <dir> } (README "Distil your own teacher")
+  tbcm check-bundle --dir <bundle> [--prompts <file>] [--device D]
+                                                         a teacher bundle as a run would check it, in seconds: the
+                                                         manifest, the import against onnxruntime on the file, the
+                                                         conventions at pure noise, one teacher step's time, the decoder
   tbcm serve --dir <export dir> [--port 8080]           a browser demo of an export (web/index.html, onnxruntime-web)
   tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T] [--eta E] [--multi-step shifted|from_mid|tail] [--device D]: evaluate again)
   tbcm config [--config <yaml>]                         every distill config key: its value or default, what it accepts
@@ -58,7 +62,7 @@ type AllValues = {
   config?: string; out?: string; resume?: boolean; run?: string; json?: boolean; shift?: string; steps?: string; debug?: boolean;
   batch?: string; prompt?: string[]; model?: string; n?: string; guidance?: string; seed?: string; sampler?: string; recompute?: boolean;
   int8?: boolean; samples?: string; "two-step-mid"?: string; eta?: string; "multi-step"?: string; "guidance-interval"?: string; "guidance-ramp"?: string;
-  dir?: string; port?: string; device?: string;
+  dir?: string; port?: string; device?: string; prompts?: string;
 };
 
 const text = { type: "string" } as const;
@@ -76,6 +80,7 @@ const COMMAND_OPTIONS = {
   },
   export: { run: text, out: text, batch: text, int8: flag, steps: text, eta: text },
   "export-teacher": { out: text },
+  "check-bundle": { dir: text, prompts: text, device: text },
   serve: { dir: text, port: text },
   eval: { run: text, json: flag, recompute: flag, samples: text, "two-step-mid": text, eta: text, "multi-step": text, device: text },
   config: { config: text },
@@ -166,6 +171,14 @@ async function main(argv: string[]): Promise<number> {
   if (!Object.hasOwn(COMMAND_OPTIONS, command)) throw new UsageError(`unknown command "${command}"`);
   const { values } = parseOptions(command as Command, rest) as { values: AllValues };
   switch (command as Command) {
+    case "check-bundle": {
+      if (!values.dir) throw new UsageError("check-bundle needs --dir <bundle> (a folder with teacher.json)");
+      const { checkBundle } = await import("../bundle/check.ts");
+      const r = await checkBundle(values.dir, { promptsFile: values.prompts, device: deviceOption(values.device) });
+      for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+      console.log(JSON.stringify(r, null, 2));
+      return 0;
+    }
     case "serve": {
       if (!values.dir) throw new UsageError("serve needs --dir <export dir> (written by tbcm export)");
       const port = numberOption("port", values.port, 8080);

@@ -1,0 +1,85 @@
+/**
+ * `tbcm check-bundle`: what a bundle run checks before it trains, and what it will distil, in
+ * seconds and without a run directory — the first thing to run on a teacher of your own. It loads
+ * the bundle (every manifest, file and table mismatch is a one-line error), runs the teacher's
+ * checks (problem.ts `checkTeacher`: finite on every prompt, the import against onnxruntime on the
+ * file, the conventions at pure noise), times one teacher step and decodes one latent.
+ */
+import { tree } from "@jax-js/jax";
+import { type BundleConfig, type Device, type ExecutorKind, executorOf, parseConfig } from "../config/schema.ts";
+import { normal, key } from "../numerics/random.ts";
+import { loadBundle } from "./load.ts";
+import { hasDecoder, loadBundleDecoder } from "./decoder.ts";
+import { isUnconditional } from "./manifest.ts";
+import { guidanceConditioned } from "./student.ts";
+import { BUNDLE_ROWS, bundleConfig, bundlePrompts, checkTeacher, eulerStepProgram, promptConditions } from "./problem.ts";
+
+/** Rows of the timed teacher step: a training step's teacher pass runs batches of about this size. */
+const TIMED_ROWS = 8;
+
+export type BundleCheck = {
+  readonly dir: string;
+  readonly parameters: number;
+  readonly latentShape: readonly number[];
+  readonly inputs: readonly { readonly name: string; readonly dtype: string; readonly shape: readonly (number | string | null)[] }[];
+  readonly prompts: number;
+  readonly unconditional: boolean;
+  /** The tensor the student's guidance embedding is added to ("" for none; "auto" resolved). */
+  readonly timeEmbedding: string;
+  readonly guidanceConditioned: boolean;
+  readonly guidanceScales: readonly number[];
+  /** tbcm's teacher against onnxruntime on the file, relative (NaN: not checked); and the noise spread (parity.ts). */
+  readonly teacherImportRelError: number;
+  readonly teacherNoiseSpread: number;
+  /** One guided teacher step of TIMED_ROWS samples (CFG: twice the rows), median of 3, ms. */
+  readonly teacherStepMs: number;
+  readonly decoder: { readonly channels: number; readonly height: number; readonly width: number } | null;
+  readonly warnings: readonly string[];
+};
+
+export type CheckBundleOptions = { readonly promptsFile?: string; readonly executor?: ExecutorKind; readonly device?: Device };
+
+/** Checks the bundle in `dir` as a run with `prompts_file` (default: every prompt of its table) would. */
+export async function checkBundle(dir: string, o: CheckBundleOptions = {}): Promise<BundleCheck> {
+  const cfg = bundleConfig(parseConfig({
+    method: "tbcm", teacher: { kind: "onnx", dir }, prompts_file: o.promptsFile ?? "", executor: o.executor ?? "onnx", device: o.device ?? "cpu",
+  }) as BundleConfig);
+  const b = loadBundle(dir, cfg.executor);
+  const prompts = bundlePrompts(cfg, b);
+  const hostConditions = promptConditions(b, prompts);
+  const params = b.paramList();
+  const euler = eulerStepProgram(executorOf(cfg), b, params);
+  try {
+    const checks = await checkTeacher(euler, b, cfg, prompts, hostConditions);
+    const n = TIMED_ROWS, d = b.dim, idx = Array.from({ length: n }, (_, i) => i % prompts.length);
+    const col = (v: number) => ({ data: new Float32Array(n).fill(v), shape: [n, 1] });
+    const inputs = [{ data: normal(key(1), n * d), shape: [n, d] }, col(0.5), col(0.4), hostConditions(idx), hostConditions(idx.map(() => -1)), col(b.manifest.defaultGuidance)];
+    const times: number[] = [];
+    for (let k = 0; k < 4; k++) {
+      const t0 = performance.now();
+      await euler.run(inputs);
+      if (k > 0) times.push(performance.now() - t0); // the first call compiles
+    }
+    let decoder: BundleCheck["decoder"] = null;
+    if (hasDecoder(b)) {
+      const dec = loadBundleDecoder(b, executorOf(cfg));
+      try {
+        const img = await dec.decode(new Float32Array(d), 1, BUNDLE_ROWS);
+        decoder = { channels: img.channels, height: img.height, width: img.width };
+      } finally {
+        await dec.dispose();
+      }
+    }
+    const m = b.manifest;
+    return {
+      dir, parameters: b.paramNames.reduce((s, k) => s + b.transformer.params[k].data.length, 0), latentShape: m.latentShape,
+      inputs: b.transformer.inputs.map((i) => ({ name: i.name, dtype: i.dtype, shape: i.shape })), prompts: prompts.length,
+      unconditional: isUnconditional(m), timeEmbedding: m.transformer.timeEmbedding, guidanceConditioned: guidanceConditioned(b), guidanceScales: cfg.guidance,
+      teacherImportRelError: checks.importError, teacherNoiseSpread: checks.noiseSpread, teacherStepMs: times.sort((a, c) => a - c)[1],
+      decoder, warnings: checks.warnings,
+    };
+  } finally {
+    await euler.dispose();
+    tree.dispose(params);
+  }
+}
