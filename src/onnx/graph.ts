@@ -193,6 +193,7 @@ export function importOnnx(source: string | OnnxModel, o: { target?: ImportTarge
   const runIf = (n: OnnxNode, ins: (Value | undefined)[], outer: (name: string) => Value | undefined): Value[] => {
     const cond = ins[0];
     if (cond === undefined || cond.kind !== "host") throw new Error("the condition depends on the model's inputs or parameters; only a condition computable from shapes and constants is supported");
+    if (cond.data.length !== 1) throw new Error(`the condition has ${cond.data.length} elements; it must be one boolean`);
     const g = (cond.data[0] ? n.attributes.then_branch : n.attributes.else_branch)?.g;
     if (g === undefined) throw new Error(`no ${cond.data[0] ? "then_branch" : "else_branch"} subgraph`);
     const local = new Map<string, Value>();
