@@ -8,11 +8,12 @@
 import { tree } from "@jax-js/jax";
 import { type BundleConfig, type Device, type ExecutorKind, executorOf, parseConfig } from "../config/schema.ts";
 import { normal, key } from "../numerics/random.ts";
-import { loadBundle } from "./load.ts";
+import { BUNDLE_ROWS, loadBundle } from "./load.ts";
 import { hasDecoder, loadBundleDecoder } from "./decoder.ts";
 import { isUnconditional } from "./manifest.ts";
 import { guidanceConditioned } from "./student.ts";
-import { BUNDLE_ROWS, bundleConfig, bundlePrompts, checkTeacher, eulerStepProgram, promptConditions } from "./problem.ts";
+import { bundleConfig, bundlePrompts, eulerStepProgram, promptConditions } from "./problem.ts";
+import { checkTeacher } from "./parity.ts";
 
 /** Rows of the timed teacher step: a training step's teacher pass runs batches of about this size. */
 const TIMED_ROWS = 8;

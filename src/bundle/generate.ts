@@ -9,10 +9,9 @@ import { key, foldIn, normal } from "../numerics/random.ts";
 import type { HostTensor } from "../executor/onnxRun.ts";
 import type { SampleImagesOptions, SampledImages } from "../eval/images.ts";
 import { studentSampleLatents } from "../eval/studentSamples.ts";
-import { loadBundle, tableRows } from "./load.ts";
+import { BUNDLE_ROWS, loadBundle, tableRows } from "./load.ts";
 import { hasDecoder, loadBundleDecoder } from "./decoder.ts";
 import { isUnconditional } from "./manifest.ts";
-import { BUNDLE_ROWS } from "./problem.ts";
 import { type BundleStudentParams, bundleStudent, guidanceConditioned } from "./student.ts";
 
 /** One image per prompt from the student `params` (not consumed) of a run with config `cfg` (as the run resolved it). */

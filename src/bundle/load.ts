@@ -29,6 +29,9 @@ export type EmbeddingTable = {
   readonly constants: ReadonlyMap<string, { readonly shape: readonly number[]; readonly data: Float32Array }>;
 };
 
+/** Rows per call of a program on a bundle's denoiser (a foreign graph can be large). */
+export const BUNDLE_ROWS = 64;
+
 export type LoadedBundle = {
   readonly dir: string;
   readonly manifest: BundleManifest;

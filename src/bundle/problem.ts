@@ -8,8 +8,8 @@
  */
 import { join } from "node:path";
 import { numpy as np, tree, makeJaxpr, type Array } from "@jax-js/jax";
-import { type BundleConfig, ConfigError, guidanceSchedule, type Executor, executorOf, executorParts } from "../config/schema.ts";
-import { key, foldIn, normal } from "../numerics/random.ts";
+import { type BundleConfig, ConfigError, guidanceSchedule, type Executor, executorOf } from "../config/schema.ts";
+import { foldIn, normal } from "../numerics/random.ts";
 import type { HostTensor } from "../executor/onnxRun.ts";
 import { inference, inChunks, type Inference } from "../executor/inference.ts";
 import { flowToTrigVelocity } from "../method/flowToTrig.ts";
@@ -20,10 +20,10 @@ import { latentFrechet } from "../eval/latentFrechet.ts";
 import { writeSampleGrids } from "../eval/report.ts";
 import { avalSpec } from "../executor/lower.ts";
 import type { DistillProblem, EvalKeys } from "../train/problem.ts";
-import { type LoadedBundle, loadBundle, tableRows } from "./load.ts";
+import { type LoadedBundle, BUNDLE_ROWS, loadBundle, tableRows } from "./load.ts";
 import { hasDecoder, loadBundleDecoder } from "./decoder.ts";
 import { readManifest, isUnconditional } from "./manifest.ts";
-import { teacherParity, noiseSpread, NOISE_SPREAD_WARN } from "./parity.ts";
+import { type TeacherChecks, checkTeacher } from "./parity.ts";
 import { studentSampleLatents, curveInputs, renoiseStreams } from "../eval/studentSamples.ts";
 import { type BundleStudentParams, BUNDLE_STUDENT_KIND, bundleStudent, guidanceConditioned, initialBundleStudent } from "./student.ts";
 
@@ -33,8 +33,6 @@ export const ODE_REFERENCE_STEPS = 32;
 const LATENT_FD_DIRECTIONS = 32;
 /** Fewer evaluation samples than this (tests' tiny configs) report no latent FD. */
 const MIN_LATENT_FD_SAMPLES = 16;
-/** Rows per sampling call (a foreign graph can be large). */
-export const BUNDLE_ROWS = 64;
 
 /** Columns (noises) of the sample grids; rows are prompts spread evenly over the prompt file. */
 const GRID_COLUMNS = 8, GRID_ROWS = 8;
@@ -116,72 +114,6 @@ async function eulerEndpoint(step: Inference, noise: Float32Array, cond: HostTen
     [x] = await inChunks(step, [x, col(s), col(sNext), cond, uncond, guided], B, Math.min(B, 64));
   }
   return x.data;
-}
-
-/**
- * One guided Euler step of the teacher from noise for every prompt (and the empty one): a
- * condition the network cannot take (a class label past its embedding, a mask of the wrong
- * kind) shows as a non-finite velocity, named here by its prompt before any training step.
- */
-async function checkTeacherFinite(euler: Inference, prompts: readonly string[], conditions: (idx: readonly number[]) => HostTensor, d: number, w: number): Promise<void> {
-  const n = prompts.length, idx = globalThis.Array.from({ length: n }, (_, i) => i);
-  const col = (v: number) => ({ data: new Float32Array(n).fill(v), shape: [n, 1] });
-  const [x] = await inChunks(euler, [{ data: normal(foldIn(key(0), 7), n * d), shape: [n, d] }, col(1), col(0.5), conditions(idx), conditions(idx.map(() => -1)), col(w)], n, Math.min(n, BUNDLE_ROWS));
-  const bad = idx.find((i) => !x.data.subarray(i * d, (i + 1) * d).every(Number.isFinite));
-  if (bad !== undefined) {
-    throw new ConfigError(`the teacher's velocity is not finite for prompt ${JSON.stringify(prompts[bad])} (or the empty prompt): check its condition in the embeddings table (a class label beyond the network's embedding? a mask of the wrong kind?)`);
-  }
-}
-
-/**
- * Relative error of tbcm's teacher against onnxruntime on the teacher's file (parity.ts) above
- * which a run warns, and above which it stops: float32 programs agree to ~1e-6; a float16 file
- * computes in half precision (~1e-3).
- */
-const PARITY_WARN = { float32: 1e-3, float16: 2e-2 }, PARITY_STOP = { float32: 1e-2, float16: 1e-1 };
-
-/** The check of parity.ts through the teacher's Euler-step program (one step of length 1 from s, at scale 1 for CFG: x + v). */
-async function checkTeacherParity(euler: Inference, b: LoadedBundle, rows: HostTensor, uncond: HostTensor, cfg: BundleConfig): Promise<{ error: number; warning?: string }> {
-  const guided = b.manifest.transformer.inputs.guidance !== "";
-  const parity = await teacherParity(b, rows, guided ? b.manifest.defaultGuidance : 1, executorParts(executorOf(cfg)).device, async (x, s, c, w) => {
-    const sNext = { data: s.data.map((v) => v + 1), shape: s.shape };
-    const [y] = await inChunks(euler, [x, s, sNext, c, uncond, w], x.shape[0], Math.min(x.shape[0], BUNDLE_ROWS));
-    return y.data.map((v, i) => v - x.data[i]);
-  });
-  if ("skipped" in parity) return { error: NaN, warning: `the imported teacher was not checked against onnxruntime: ${parity.skipped}` };
-  const half = b.transformer.inputs.some((i) => i.dtype === "float16") ? "float16" : "float32";
-  const e = parity.relativeError, file = b.transformer.file;
-  if (!(e <= PARITY_STOP[half])) {
-    throw new ConfigError(`tbcm's import of "${file}" computes a different velocity than onnxruntime does on the file (relative error ${e.toExponential(2)}, limit ${PARITY_STOP[half]}): an operator is imported wrongly; please report it with the file's operator list`);
-  }
-  return { error: e, ...(e > PARITY_WARN[half] ? { warning: `tbcm's import of "${file}" differs from onnxruntime on the file by ${e.toExponential(2)} (relative; expected below ${PARITY_WARN[half]})` } : {}) };
-}
-
-/** What `checkTeacher` measured: the import against onnxruntime (NaN: not checked), the noise spread (parity.ts), and the warnings they raise. */
-export type TeacherChecks = { readonly importError: number; readonly noiseSpread: number; readonly warnings: readonly string[] };
-
-/**
- * The checks before a bundle run trains: one guided step on every prompt is finite (one line
- * naming the prompt otherwise), the import agrees with onnxruntime on the file (parity.ts; a large
- * error stops the run), and the velocity at pure noise looks like a flow velocity (a warning).
- */
-export async function checkTeacher(euler: Inference, b: LoadedBundle, cfg: BundleConfig, prompts: readonly string[], hostConditions: (idx: readonly number[]) => HostTensor): Promise<TeacherChecks> {
-  const m = b.manifest, d = b.dim, warnings: string[] = [];
-  await checkTeacherFinite(euler, prompts, hostConditions, d, cfg.eval.guidance);
-  const n = Math.min(prompts.length, 4), idx = globalThis.Array.from({ length: n }, (_, i) => i);
-  const parity = await checkTeacherParity(euler, b, hostConditions(idx), hostConditions(idx.map(() => -1)), cfg);
-  if (parity.warning) warnings.push(parity.warning);
-  // the conventions: at pure noise, one prompt (w 1: its conditional velocity; a guided teacher at its default scale)
-  const n32 = 32, w = m.transformer.inputs.guidance ? m.defaultGuidance : 1;
-  const col = (v: number) => ({ data: new Float32Array(n32).fill(v), shape: [n32, 1] });
-  const spread = await noiseSpread(n32, d, async (x) => {
-    const [y] = await inChunks(euler, [x, col(1), col(2), hostConditions(new globalThis.Array(n32).fill(0)), hostConditions(new globalThis.Array(n32).fill(-1)), col(w)], n32, Math.min(n32, BUNDLE_ROWS));
-    return y.data.map((v, i) => v - x.data[i]);
-  });
-  if (spread > NOISE_SPREAD_WARN) {
-    warnings.push(`at pure noise the teacher's velocity is not the noise minus a constant, as a flow-matching velocity is (spread ${spread.toFixed(2)}, expected below ${NOISE_SPREAD_WARN}): check teacher.json's transformer.time_scale (1000 for diffusers' timesteps), noise_at and prediction`);
-  }
-  return { importError: parity.error, noiseSpread: spread, warnings };
 }
 
 /** The host condition rows of a run's prompts, by index: i is prompt i, −1 the empty prompt. */
