@@ -21,9 +21,9 @@ const FEED_TYPES: readonly string[] = ["float32", "float16", "int64", "int32", "
 export type Parity = { readonly relativeError: number } | { readonly skipped: string };
 
 /**
- * ‖v_tbcm − v_file‖ / ‖v_file‖ over CHECK_TIMES for the table rows `entries` (host condition rows
- * [n, ...table.shape] in `rows`): `velocity` is tbcm's flow velocity v(x_s, s, c) (its program);
- * the file's output is turned into v as teacher.json says (noise_at, prediction).
+ * ‖v_tbcm − v_file‖ / ‖v_file‖ over CHECK_TIMES for n prompts (their condition rows [n,
+ * ...table.shape] in `rows`) and one latent each: `velocity` is tbcm's flow velocity v(x_s, s, c, w)
+ * (its program); the file's output is turned into v as teacher.json says (noise_at, prediction).
  */
 export async function teacherParity(
   b: LoadedBundle, rows: HostTensor, guidance: number, device: Device,
