@@ -38,20 +38,29 @@ export type BundleCheck = {
   readonly warnings: readonly string[];
 };
 
-export type CheckBundleOptions = { readonly promptsFile?: string; readonly executor?: ExecutorKind; readonly device?: Device };
+export type CheckBundleOptions = {
+  readonly promptsFile?: string; readonly executor?: ExecutorKind; readonly device?: Device;
+  /** Progress lines (a big teacher takes a while to import and compile). */
+  readonly say?: (line: string) => void;
+};
 
 /** Checks the bundle in `dir` as a run with `prompts_file` (default: every prompt of its table) would. */
 export async function checkBundle(dir: string, o: CheckBundleOptions = {}): Promise<BundleCheck> {
   const cfg = bundleConfig(parseConfig({
     method: "tbcm", teacher: { kind: "onnx", dir }, prompts_file: o.promptsFile ?? "", executor: o.executor ?? "onnx", device: o.device ?? "cpu",
   }) as BundleConfig);
+  const t0 = performance.now();
+  const say = (what: string) => o.say?.(`check-bundle: ${what} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  say("importing the denoiser");
   const b = loadBundle(dir, cfg.executor);
   const prompts = bundlePrompts(cfg, b);
   const hostConditions = promptConditions(b, prompts);
   const params = b.paramList();
   const euler = eulerStepProgram(executorOf(cfg), b, params);
   try {
+    say(`checking the teacher on ${prompts.length} prompt${prompts.length === 1 ? "" : "s"}: finite, against onnxruntime on the file, at pure noise`);
     const checks = await checkTeacher(euler, b, cfg, prompts, hostConditions);
+    say("timing one teacher step");
     const n = TIMED_ROWS, d = b.dim, idx = Array.from({ length: n }, (_, i) => i % prompts.length);
     const col = (v: number) => ({ data: new Float32Array(n).fill(v), shape: [n, 1] });
     const inputs = [{ data: normal(key(1), n * d), shape: [n, d] }, col(0.5), col(0.4), hostConditions(idx), hostConditions(idx.map(() => -1)), col(b.manifest.defaultGuidance)];
@@ -63,6 +72,7 @@ export async function checkBundle(dir: string, o: CheckBundleOptions = {}): Prom
     }
     let decoder: BundleCheck["decoder"] = null;
     if (hasDecoder(b)) {
+      say("decoding one latent");
       const dec = loadBundleDecoder(b, executorOf(cfg));
       try {
         const img = await dec.decode(new Float32Array(d), 1, BUNDLE_ROWS);

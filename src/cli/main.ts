@@ -174,7 +174,7 @@ async function main(argv: string[]): Promise<number> {
     case "check-bundle": {
       if (!values.dir) throw new UsageError("check-bundle needs --dir <bundle> (a folder with teacher.json)");
       const { checkBundle } = await import("../bundle/check.ts");
-      const r = await checkBundle(values.dir, { promptsFile: values.prompts, device: deviceOption(values.device) });
+      const r = await checkBundle(values.dir, { promptsFile: values.prompts, device: deviceOption(values.device), say: (line) => process.stderr.write(`${line}\n`) });
       for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       console.log(JSON.stringify(r, null, 2));
       return 0;
