@@ -13,7 +13,7 @@ import { numpy as np, jvp, grad, jit, tree, type Array } from "@jax-js/jax";
 import { importOnnx, OnnxImportError, SUPPORTED_OPS, type ImportedOnnx } from "../../src/onnx/graph.ts";
 import { OnnxReadError, decodeOnnx } from "../../src/onnx/reader.ts";
 import { lowerFunction, avalSpec } from "../../src/executor/lower.ts";
-import { encodeModel, float32Tensor, int64Tensor, DataType, attrFloat, type NodeProto } from "../../src/executor/onnxProto.ts";
+import { encodeModel, float32Tensor, int64Tensor, DataType, attrFloat, attrGraph, type NodeProto } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
 
 const DIR = "test/fixtures/onnx";
@@ -309,16 +309,25 @@ function seeded(seed: number): () => number {
   };
 }
 
-test("fuzz: 500 seeded mutations of a model either decode (then import and run, or fail with a one-line OnnxImportError) or fail with a one-line OnnxReadError", () => {
+test("fuzz: 500 seeded mutations of a model (with a function and an If) either decode (then import and run, or fail with a one-line OnnxImportError) or fail with a one-line OnnxReadError", () => {
   const good = encodeModel({
     functions: [{ name: "f", domain: "pkg.x", inputs: ["X"], outputs: ["Y"], nodes: [{ opType: "Relu", inputs: ["X"], outputs: ["Y"], name: "r" }] }],
     graph: {
       name: "g",
       nodes: [
         { opType: "MatMul", inputs: ["a", "w"], outputs: ["h"], name: "m" }, { opType: "f", inputs: ["h"], outputs: ["r"], name: "call", domain: "pkg.x" },
-        { opType: "Reshape", inputs: ["r", "shape"], outputs: ["y"], name: "s", attributes: [attrFloat("unused", 1)] },
+        { opType: "Reshape", inputs: ["r", "shape"], outputs: ["y0"], name: "s", attributes: [attrFloat("unused", 1)] },
+        // an If on a shape (its branches are subgraphs the reader decodes and the importer runs)
+        { opType: "Shape", inputs: ["y0"], outputs: ["sh"], name: "sh" }, { opType: "Gather", inputs: ["sh", "zero"], outputs: ["d0"], name: "d0" },
+        { opType: "Equal", inputs: ["d0", "two"], outputs: ["is2"], name: "eq" },
+        {
+          opType: "If", inputs: ["is2"], outputs: ["y"], name: "if", attributes: [
+            attrGraph("then_branch", { name: "t", nodes: [{ opType: "Neg", inputs: ["y0"], outputs: ["yt"], name: "n" }], initializers: [], inputs: [], outputs: [{ name: "yt", elemType: DataType.FLOAT, shape: ["a", "b"] }] }),
+            attrGraph("else_branch", { name: "e", nodes: [{ opType: "Identity", inputs: ["y0"], outputs: ["ye"], name: "i" }], initializers: [], inputs: [], outputs: [{ name: "ye", elemType: DataType.FLOAT, shape: ["a", "b"] }] }),
+          ],
+        },
       ],
-      initializers: [float32Tensor("w", [3, 4], Float32Array.from({ length: 12 }, (_, i) => i / 7)), int64Tensor("shape", [2], [2, 2])],
+      initializers: [float32Tensor("w", [3, 4], Float32Array.from({ length: 12 }, (_, i) => i / 7)), int64Tensor("shape", [2], [2, 2]), int64Tensor("zero", [], [0]), int64Tensor("two", [], [2])],
       inputs: [{ name: "a", elemType: DataType.FLOAT, shape: ["batch", 3] }], outputs: [{ name: "y", elemType: DataType.FLOAT, shape: [2, 2] }],
     },
   });
