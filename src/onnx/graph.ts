@@ -108,7 +108,7 @@ const STATIC_INPUTS: Record<string, number[]> = {
   Reshape: [1], Expand: [1], Tile: [1], Slice: [1, 2, 3, 4], Split: [1], Squeeze: [1], Unsqueeze: [1], Pad: [1, 2, 3],
   ReduceSum: [1], ReduceMean: [1], ReduceMax: [1], ReduceMin: [1], ReduceProd: [1], ReduceSumSquare: [1], ReduceL2: [1],
   ReduceL1: [1], ReduceLogSum: [1], ReduceLogSumExp: [1], Resize: [1, 2, 3], Upsample: [1], CumSum: [1], Trilu: [1],
-  ConstantOfShape: [0], Range: [0, 1, 2], Clip: [1, 2], Pow: [1], Dropout: [1, 2], Gather: [1], If: [0],
+  ConstantOfShape: [0], Range: [0, 1, 2], Clip: [1, 2], Pow: [1], Dropout: [1, 2], Gather: [1], ScatterND: [1], If: [0],
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -103,6 +103,24 @@ const squeezeIf = (out: string): NodeProto[] => [
 
 const CASES: Case[] = [
   {
+    // torch's x[:, 0] = u: an in-place index assignment, its indices built from shapes
+    name: "scatternd-slice-assignment",
+    nodes: [node("ScatterND", ["x", "idx", "u"], [], ["s"]), node("Tanh", ["s"])],
+    inputs: [{ name: "x", shape: [2, 3, 4] }, { name: "u", shape: [2, 4] }], inits: [int64Tensor("idx", [2, 2], [0, 0, 1, 0])],
+  },
+  {
+    name: "scatternd-add-rows-negative-index",
+    opset: 18,
+    nodes: [node("ScatterND", ["x", "idx", "u"], [attrString("reduction", "add")])],
+    inputs: [{ name: "x", shape: [5, 3] }, { name: "u", shape: [2, 3] }], inits: [int64Tensor("idx", [2, 1], [-1, 1])],
+  },
+  {
+    name: "scatternd-elements-mul",
+    opset: 18,
+    nodes: [node("ScatterND", ["x", "idx", "u"], [attrString("reduction", "mul")])],
+    inputs: [{ name: "x", shape: [2, 3] }, { name: "u", shape: [2] }], inits: [int64Tensor("idx", [2, 2], [0, 2, 1, 1])],
+  },
+  {
     name: "if-then-branch-from-shapes",
     nodes: [...squeezeIf("s"), node("Tanh", ["s"])],
     inputs: [{ name: "x", shape: [2, 1, 3] }], inits: [int64Tensor("one", [], [1]), i64("axes1", [1]), w("w2", [3])],
@@ -426,6 +444,9 @@ test("what the importer does not do is a one-line error naming the node: crop-an
     /antialiased downsampling/);
   refuse([node("Resize", ["x", "", "scales"])], [scales([1, 1, 0, 2])], 13, /scale 0 of axis 2 is not positive/);
   refuse([node("MaxPool", ["x"], [attrInts("kernel_shape", [2, 2]), attrInt("ceil_mode", 1)])], [], 13, /\(MaxPool\): ceil_mode 1 is not supported/);
+  refuse([node("ScatterND", ["x", "idx", "u"], [attrString("reduction", "add")])], [int64Tensor("idx", [2, 2], [0, 1, 0, 1]), w("u", [2, 4, 4])], 18,
+    /\(ScatterND\): reduction "add" with an index repeated is not supported$/);
+  refuse([node("ScatterND", ["x", "idx", "u"])], [int64Tensor("idx", [1, 2], [0, 2]), w("u", [1, 4, 4])], 13, /\(ScatterND\): index 2 is out of range for axis 1 of extent 2$/);
   refuse([node("ReduceSum", ["x"], [attrInt("keepdims", 0)], ["sum"]), node("Greater", ["sum", "zero"], [], ["pos"]),
     node("If", ["pos"], [attrGraph("then_branch", branch("t", [node("Neg", ["x"], [], ["a"])], ["a"], 4)), attrGraph("else_branch", branch("e", [node("Exp", ["x"], [], ["b"])], ["b"], 4))])],
   [float32Tensor("zero", [], [0])], 13, /\(If\): the condition depends on the model's inputs or parameters; only a condition computable from shapes and constants is supported$/);
@@ -441,7 +462,7 @@ test("the README's list of supported ONNX ops is the importer's", () => {
   assert.deepEqual(listed, [...SUPPORTED_OPS]);
 });
 
-test("the resampling, pooling and Einsum ops are differentiable: the JVP through a chain of them matches central differences", () => {
+test("the resampling, pooling, Einsum and ScatterND ops are differentiable: the JVP through a chain of them matches central differences", () => {
   const m = importOnnx(decodeOnnx(encodeModel({
     opsetVersion: 18, irVersion: 8,
     graph: {
@@ -452,9 +473,12 @@ test("the resampling, pooling and Einsum ops are differentiable: the JVP through
         node("Elu", ["p"], [], ["e"]),
         node("DepthToSpace", ["e"], [attrInt("blocksize", 2)], ["d"]),
         node("Einsum", ["d", "w"], [attrString("equation", "bchw,wk->bchk")], ["s"]),
-        node("Mish", ["s"]),
+        node("Mish", ["s"], [], ["mi"]), // [2, 1, 12, 3]
+        // sample 0 multiplied by tanh of sample 1: ScatterND's gradient reaches both data and updates
+        node("Slice", ["mi", "one", "two", "zero"], [], ["sl"]), node("Tanh", ["sl"], [], ["th"]),
+        node("ScatterND", ["mi", "row0", "th"], [attrString("reduction", "mul")]),
       ],
-      initializers: [float32Tensor("scales", [4], Float32Array.of(1, 1, 1.5, 2)), w("w", [20, 3])],
+      initializers: [float32Tensor("scales", [4], Float32Array.of(1, 1, 1.5, 2)), w("w", [20, 3]), i64("one", [1]), i64("two", [2]), i64("zero", [0]), int64Tensor("row0", [1, 1], [0])],
       inputs: [{ name: "x", elemType: DataType.FLOAT, shape: [2, 4, 4, 5] }],
       outputs: [{ name: "y", elemType: DataType.FLOAT, shape: [] }],
     },

@@ -238,6 +238,70 @@ const Gather: Op = (c) => {
   return arr(cat.reshape(outShape));
 };
 
+/** ScatterND: more runs of rows than this (a scatter of single elements over a large tensor) is refused, not a graph of thousands of slices. */
+const MAX_SCATTER_RUNS = 4096;
+
+/**
+ * ScatterND with indices known on the host (torch writes it for an in-place index assignment,
+ * `x[:, 0] = y`, its indices built from shapes): data's rows over the first k axes, each either
+ * kept or replaced by (reduction add / mul: combined with) an update row, assembled as
+ * concatenated runs of slices — lowerable, and differentiable in data and updates.
+ */
+const ScatterND: Op = (c) => {
+  const ds = c.shape(0), iv = c.host(1), k = iv.shape[iv.shape.length - 1] ?? 0;
+  const reduction = c.str("reduction", "none");
+  if (!["none", "add", "mul"].includes(reduction)) throw new Error(`reduction "${reduction}" is not supported (none, add, mul)`);
+  if (k < 1 || k > ds.length) throw new Error(`indices' last axis is ${k}; it must be from 1 to data's rank ${ds.length}`);
+  const P = prod(ds.slice(0, k)), S = prod(ds.slice(k)), U = iv.data.length / k, st = strides(ds.slice(0, k));
+  const us = c.shape(2);
+  if (prod(us) !== U * S) throw new Error(`updates have shape [${us}]; indices [${iv.shape}] into data [${ds}] need [${[...iv.shape.slice(0, -1), ...ds.slice(k)]}]`);
+  // the data row each update row goes to (the last one wins, as onnxruntime does, for reduction none)
+  const target = new globalThis.Array<number>(P).fill(-1), count = new globalThis.Array<number>(P).fill(0);
+  for (let u = 0; u < U; u++) {
+    let p = 0;
+    for (let j = 0; j < k; j++) {
+      const i = iv.data[u * k + j], d = ds[j], w = i < 0 ? i + d : i;
+      if (w < 0 || w >= d) throw new Error(`index ${i} is out of range for axis ${j} of extent ${d}`);
+      p += w * st[j];
+    }
+    target[p] = u;
+    count[p]++;
+  }
+  if (reduction !== "none" && count.some((n) => n > 1)) throw new Error(`reduction "${reduction}" with an index repeated is not supported`);
+  const dv = c.value(0), uv = c.value(2);
+  if (dv.kind === "host" && uv.kind === "host") {
+    const out = dv.data.slice();
+    target.forEach((u, p) => {
+      if (u < 0) return;
+      for (let e = 0; e < S; e++) {
+        const x = uv.data[u * S + e];
+        out[p * S + e] = reduction === "add" ? out[p * S + e] + x : reduction === "mul" ? out[p * S + e] * x : x;
+      }
+    });
+    return host(dv.dtype, ds, out);
+  }
+  // runs: consecutive data rows kept, or consecutive data rows taking consecutive update rows
+  const runs: { from: "data" | "updates"; start: number; rows: number; at: number }[] = [];
+  for (let p = 0; p < P; p++) {
+    const last = runs[runs.length - 1], u = target[p];
+    if (u < 0 && last?.from === "data") last.rows++;
+    else if (u >= 0 && last?.from === "updates" && last.start + last.rows === u) last.rows++;
+    else runs.push(u < 0 ? { from: "data", start: p, rows: 1, at: p } : { from: "updates", start: u, rows: 1, at: p });
+  }
+  if (runs.length > MAX_SCATTER_RUNS) throw new Error(`the indices scatter ${runs.length} separate runs of rows (at most ${MAX_SCATTER_RUNS})`);
+  const data = c.x(0).reshape([P, S]), updates = c.x(2).reshape([U, S]);
+  const pieces = runs.map((r) => {
+    if (r.from === "data") return data.ref.slice([r.start, r.start + r.rows]);
+    const rows = updates.ref.slice([r.start, r.start + r.rows]);
+    if (reduction === "none") return rows;
+    const old = data.ref.slice([r.at, r.at + r.rows]);
+    return reduction === "add" ? old.add(rows) : old.mul(rows);
+  });
+  data.dispose();
+  updates.dispose();
+  return arr((pieces.length === 1 ? pieces[0] : np.concatenate(pieces, 0)).reshape(ds));
+};
+
 const Expand: Op = (c) => {
   const shape = broadcastShapes(c.shape(0), c.ints(1));
   const v = c.value(0);
@@ -380,6 +444,6 @@ const Trilu: Op = (c) => {
 };
 
 export const SHAPE_OPS: Record<string, Op> = {
-  Reshape, Transpose, Flatten, Squeeze, Unsqueeze, Concat, Split, Slice, Gather, Expand, Tile,
+  Reshape, Transpose, Flatten, Squeeze, Unsqueeze, Concat, Split, Slice, Gather, ScatterND, Expand, Tile,
   Constant, Shape, Size, ConstantOfShape, Range, Identity, Dropout, DepthToSpace, SpaceToDepth, CumSum, Trilu,
 };
