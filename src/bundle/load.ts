@@ -10,7 +10,7 @@ import { ConfigError, type ExecutorKind } from "../config/schema.ts";
 import { importOnnx, type ImportedOnnx } from "../onnx/graph.ts";
 import { readOnnxFile } from "../onnx/reader.ts";
 import type { ElemType } from "../executor/lower.ts";
-import { findTimeEmbedding } from "./timeEmbedding.ts";
+import { embeddingWidth, findTimeEmbedding, tensorShapes } from "./timeEmbedding.ts";
 import type { OnnxDim } from "../onnx/reader.ts";
 import { loadSafetensors } from "../numerics/safetensors.ts";
 import { type BundleManifest, readManifest, latentSize } from "./manifest.ts";
@@ -53,6 +53,8 @@ export type LoadedBundle = {
    * input). Consumes its arguments.
    */
   flow(params: Array[], xFlow: Array, s: Array, cond: Array, o?: { addTimeEmbedding?: Array; tapTimeEmbedding?: boolean; guidance?: Array }): Array[];
+  /** Width W of the time embedding [batch, W] (`manifest.transformer.timeEmbedding`, which must be set); traced once, abstractly. */
+  timeEmbeddingWidth(): number;
 };
 
 const FLOATS = ["float32", "float16", "bfloat16"];
@@ -229,13 +231,17 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
     }
     offset += size;
   });
-  // "auto": found from the graph (timeEmbedding.ts), with every input at batch 1 as the importer takes it
+  // every input at batch 1 as the importer takes it: the time embedding's shape is read by tracing with these
   const elem = (dtype: string): ElemType => (dtype === "bool" ? "bool" : Object.hasOwn(INTEGER_INPUTS, dtype) ? "int32" : "float32");
-  const timeEmbedding = m.timeEmbedding !== "auto" ? m.timeEmbedding : findTimeEmbedding(model.graph, transformer, m.inputs.time, transformer.inputs.map((i) => {
+  const batch1 = transformer.inputs.map((i) => {
     const k = m.inputs.condition.indexOf(i.name), c = constants.find((x) => x.name === i.name);
     const shape = i.name === m.inputs.latent ? [1, ...L] : k >= 0 ? [1, ...table.parts[k].shape] : c ? (c.batched ? [1, ...c.shape] : c.shape) : i.shape.length === 1 ? [1] : [1, 1];
     return { shape, dtype: elem(i.dtype) };
-  })).name;
+  });
+  // "auto": found from the graph (timeEmbedding.ts), its width with it; a named tensor's width is traced when first asked for
+  const found = m.timeEmbedding === "auto" ? findTimeEmbedding(model.graph, transformer, m.inputs.time, batch1) : undefined;
+  const timeEmbedding = found?.name ?? m.timeEmbedding;
+  let width = found?.width;
   if (timeEmbedding && !transformer.tensorNames.has(timeEmbedding)) {
     throw new ConfigError(`teacher.json key "transformer.time_embedding": no node of ${where} computes a tensor "${timeEmbedding}"`);
   }
@@ -261,6 +267,15 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
   return {
     dir, manifest: { ...manifest, transformer: { ...m, timeEmbedding } }, transformer, paramNames, frozenNames, dim: d, table,
     paramList: () => paramNames.map((n) => { const t = transformer.params[n]; return np.array(t.data, { shape: [...t.shape] }); }),
+    timeEmbeddingWidth() {
+      if (!timeEmbedding) throw new Error("the bundle names no time embedding");
+      if (width === undefined) {
+        const [shape] = tensorShapes(transformer, batch1, [timeEmbedding]);
+        width = embeddingWidth(shape);
+        if (width === undefined) throw new ConfigError(`teacher.json key "transformer.time_embedding": tensor "${timeEmbedding}" has shape [${shape}] at batch 1; a guidance embedding is added to a [batch, width] time embedding`);
+      }
+      return width;
+    },
     flow(params, xFlow, s, c, o = {}) {
       const B = xFlow.shape[0];
       const ps = Object.fromEntries([...paramNames.map((n, i) => [n, params[i]]), ...frozenNames.map((n, i) => [n, frozen[i].ref])]);

@@ -10,7 +10,7 @@
  */
 import { OnnxFile, type HostTensor, type TypedHostTensor, type FeedType } from "../executor/onnxRun.ts";
 import { type Inference, inChunks } from "../executor/inference.ts";
-import { type BundleConfig, type Device, ConfigError, executorOf, executorParts } from "../config/schema.ts";
+import { type BundleConfig, type Device, ConfigError } from "../config/schema.ts";
 import { foldIn, key, normal } from "../numerics/random.ts";
 import { type LoadedBundle, BUNDLE_ROWS } from "./load.ts";
 
@@ -140,7 +140,7 @@ const PARITY_WARN = { float32: 1e-3, float16: 2e-2 }, PARITY_STOP = { float32: 1
 /** The check of parity.ts through the teacher's Euler-step program (one step of length 1 from s, at scale 1 for CFG: x + v). */
 async function checkTeacherParity(euler: Inference, b: LoadedBundle, rows: HostTensor, uncond: HostTensor, cfg: BundleConfig): Promise<{ error: number; warning?: string }> {
   const guided = b.manifest.transformer.inputs.guidance !== "";
-  const parity = await teacherParity(b, rows, guided ? b.manifest.defaultGuidance : 1, executorParts(executorOf(cfg)).device, async (x, s, c, w) => {
+  const parity = await teacherParity(b, rows, guided ? b.manifest.defaultGuidance : 1, cfg.device, async (x, s, c, w) => {
     const sNext = { data: s.data.map((v) => v + 1), shape: s.shape };
     const [y] = await inChunks(euler, [x, s, sNext, c, uncond, w], x.shape[0], Math.min(x.shape[0], BUNDLE_ROWS));
     return y.data.map((v, i) => v - x.data[i]);

@@ -7,7 +7,7 @@
  * with it when the bundle has one.
  */
 import { join } from "node:path";
-import { numpy as np, tree, makeJaxpr, type Array } from "@jax-js/jax";
+import { numpy as np, tree, type Array } from "@jax-js/jax";
 import { type BundleConfig, ConfigError, guidanceSchedule, type Executor, executorOf } from "../config/schema.ts";
 import { foldIn, normal } from "../numerics/random.ts";
 import type { HostTensor } from "../executor/onnxRun.ts";
@@ -18,7 +18,6 @@ import { readPromptFile } from "../data/prompts.ts";
 import { relativeMse } from "../eval/distance.ts";
 import { latentFrechet } from "../eval/latentFrechet.ts";
 import { writeSampleGrids } from "../eval/report.ts";
-import { avalSpec } from "../executor/lower.ts";
 import type { DistillProblem, EvalKeys } from "../train/problem.ts";
 import { type LoadedBundle, BUNDLE_ROWS, loadBundle, tableRows } from "./load.ts";
 import { hasDecoder, loadBundleDecoder } from "./decoder.ts";
@@ -61,26 +60,6 @@ export function bundlePrompts(cfg: BundleConfig, b: LoadedBundle): string[] {
     throw new ConfigError(`prompt ${JSON.stringify(missing)} (${cfg.promptsFile}, line ${prompts.indexOf(missing) + 1}) is not in the bundle's embeddings table "${join(b.dir, b.manifest.promptEmbeddings.file)}" (${b.table.prompts.length} prompts): add its embedding to the table`);
   }
   return prompts;
-}
-
-/** Width W of the time-embedding tensor [B, W] (traced abstractly at batch 1: no computation). */
-function timeEmbeddingWidth(b: LoadedBundle): number {
-  const cond = b.table.shape;
-  const f = (x: Array, s: Array, c: Array) => {
-    const guidance = b.manifest.transformer.inputs.guidance ? np.ones([1, 1]) : undefined;
-    const [v, temb] = b.flow(b.paramList(), x, s, c, { tapTimeEmbedding: true, guidance });
-    v.dispose();
-    return temb;
-  };
-  const spec = (shape: number[]) => avalSpec(shape);
-  const traced = (makeJaxpr(f as never) as unknown as (...a: unknown[]) => { jaxpr: { jaxpr: { outs: { aval: { shape: number[] } }[] }; dispose(): void } })(
-    spec([1, b.dim]), spec([1, 1]), spec([1, ...cond]));
-  const shape = traced.jaxpr.jaxpr.outs[0].aval.shape;
-  traced.jaxpr.dispose();
-  if (shape.length !== 2 || shape[0] !== 1) {
-    throw new ConfigError(`teacher.json key "transformer.time_embedding": tensor "${b.manifest.transformer.timeEmbedding}" has shape [${shape}] at batch 1; a guidance embedding is added to a [batch, width] time embedding`);
-  }
-  return shape[1];
 }
 
 /** Whether the teacher's guided velocity is one pass of the network: a guidance-distilled teacher's (the scale is an input) or an unconditional one's (nothing to guide). */
@@ -136,7 +115,7 @@ export async function bundleDistillProblem(config: BundleConfig, keys: EvalKeys)
   const conditions = (idx: readonly number[]) => { const h = hostConditions(idx); return np.array(h.data).reshape([...h.shape]); };
 
   const conditioned = guidanceConditioned(b);
-  const width = m.transformer.timeEmbedding ? timeEmbeddingWidth(b) : 0;
+  const width = m.transformer.timeEmbedding ? b.timeEmbeddingWidth() : 0;
   const warnings = conditioned || isUnconditional(m) ? [] : [`teacher.json names no transformer.time_embedding (nor a guidance input): the student has no guidance input and is distilled at the one guidance scale ${m.defaultGuidance} (default_guidance)`];
   const teacherParams = b.paramList();
   const velocity = (u: Array, t: Array, cond: Array) => flowToTrigVelocity((x, s) => b.flow(tree.ref(teacherParams), x, s, cond)[0], u, t);

@@ -49,23 +49,32 @@ export function timeEmbeddingCandidates(graph: OnnxGraph, timeInput: string): st
   return order.filter((t) => t !== timeInput && sets.every((s) => s.has(t)));
 }
 
+type Avals = readonly { readonly shape: readonly number[]; readonly dtype: ElemType }[];
+
 /**
- * The time embedding of `transformer` (see above): `avals` are its inputs' shapes and types at
- * batch 1; the candidates are traced abstractly (no computation) to read their shapes.
+ * Shapes of the tensors `names` of `transformer` for inputs of shapes and types `avals` (traced
+ * abstractly with its parameters: no computation).
  */
-export function findTimeEmbedding(graph: OnnxGraph, transformer: ImportedOnnx, timeInput: string, avals: readonly { shape: readonly number[]; dtype: ElemType }[]): { name: string; width: number } {
-  const candidates = timeEmbeddingCandidates(graph, timeInput);
-  const none = () => new ConfigError(`teacher.json key "transformer.time_embedding": "auto" found no tensor [batch, W] computed from the time input "${timeInput}" alone that all of its uses pass through; name the tensor (as Netron shows it) or leave time_embedding out`);
-  if (candidates.length === 0) throw none();
-  const names = Object.keys(transformer.params);
-  const f = (...xs: never[]) => transformer.apply(Object.fromEntries(names.map((n, i) => [n, xs[i]])), xs.slice(names.length), { tap: candidates }).slice(transformer.outputs.length);
-  const specs = [...names.map((n) => avalSpec(transformer.params[n].shape)), ...avals.map((a) => avalSpec(a.shape, a.dtype))];
+export function tensorShapes(transformer: ImportedOnnx, avals: Avals, names: readonly string[]): number[][] {
+  const params = Object.keys(transformer.params);
+  const f = (...xs: never[]) => transformer.apply(Object.fromEntries(params.map((n, i) => [n, xs[i]])), xs.slice(params.length), { tap: [...names] }).slice(transformer.outputs.length);
+  const specs = [...params.map((n) => avalSpec(transformer.params[n].shape)), ...avals.map((a) => avalSpec(a.shape, a.dtype))];
   const traced = (makeJaxpr(f as never) as unknown as (...a: unknown[]) => { jaxpr: { jaxpr: { outs: { aval: { shape: number[] } }[] }; dispose(): void } })(...specs);
   const shapes = traced.jaxpr.jaxpr.outs.map((o) => o.aval.shape);
   traced.jaxpr.dispose();
+  return shapes;
+}
+
+/** Width W of a time embedding of shape [1, W] at batch 1 (W ≥ 2), or undefined for another shape. */
+export const embeddingWidth = (shape: readonly number[]): number | undefined => (shape.length === 2 && shape[0] === 1 && shape[1] >= 2 ? shape[1] : undefined);
+
+/** The time embedding of `transformer` (see above) and its width; `avals`: its inputs at batch 1. */
+export function findTimeEmbedding(graph: OnnxGraph, transformer: ImportedOnnx, timeInput: string, avals: Avals): { name: string; width: number } {
+  const candidates = timeEmbeddingCandidates(graph, timeInput);
+  const shapes = candidates.length ? tensorShapes(transformer, avals, candidates) : [];
   for (let i = candidates.length - 1; i >= 0; i--) {
-    const s = shapes[i];
-    if (s.length === 2 && s[0] === 1 && s[1] >= 2) return { name: candidates[i], width: s[1] };
+    const width = embeddingWidth(shapes[i]);
+    if (width !== undefined) return { name: candidates[i], width };
   }
-  throw none();
+  throw new ConfigError(`teacher.json key "transformer.time_embedding": "auto" found no tensor [batch, W] computed from the time input "${timeInput}" alone that all of its uses pass through; name the tensor (as Netron shows it) or leave time_embedding out`);
 }
