@@ -32,7 +32,7 @@ const noise = normal(evalKeys(0).eval, n * d); // the noises of a seed-0 run's e
 /** Latents from the exported generator and their images from the exported decoder. */
 async function generate(int8: boolean, int8Decoder: boolean): Promise<{ latents: Float32Array; images: Float32Array }> {
   const dir = tempDir("tbcm-export-quality-");
-  exportStudent(run, dir, batch, { int8, int8Decoder });
+  await exportStudent(run, dir, batch, { int8, int8Decoder });
   const session = await ort.InferenceSession.create(join(dir, "generator.onnx"), { intraOpNumThreads: 2 });
   const decoder = await ort.InferenceSession.create(join(dir, "vae_decoder.onnx"), { intraOpNumThreads: 2 });
   const latents = new Float32Array(n * d), images = new Float32Array(n * 784);

@@ -46,7 +46,7 @@ let flopsPerImage = 0;
 type Timing = { text: number; generator: number; decoder: number; pipeline: number };
 async function timeBatch(batch: number, int8: boolean): Promise<Timing> {
   const dir = tempDir("tbcm-export-bench-");
-  const m = exportStudent(run, dir, batch, { int8, steps }) as unknown as { inputs: Record<string, { shape: number[] }>; tokenizer: { max_words: number }; matmul_flops: Record<string, number> };
+  const m = await exportStudent(run, dir, batch, { int8, steps }) as unknown as { inputs: Record<string, { shape: number[] }>; tokenizer: { max_words: number }; matmul_flops: Record<string, number> };
   flopsPerImage = m.matmul_flops["generator.onnx"] / batch;
   const s = async (f: string) => ort.InferenceSession.create(join(dir, f), opts);
   const [text, gen, dec] = [await s("text_encoder.onnx"), await s("generator.onnx"), await s("vae_decoder.onnx")];

@@ -30,7 +30,7 @@ console.log("| batch | matmuls | runtime | text encoder | generator | decoder | 
 console.log("|---|---|---|---|---|---|---|");
 for (const batch of batches) for (const int8 of [false, true]) {
   const dir = tempDir("tbcm-web-bench-");
-  exportStudent(run, dir, batch, { int8 });
+  await exportStudent(run, dir, batch, { int8 });
   const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
   const d = m.inputs.noise.shape[1], L = m.tokenizer.max_words;
   for (const [name, ort] of [["web", ortWeb], ["node", ortNode]] as const) {

@@ -16,7 +16,10 @@ import type { BundleConfig } from "../config/schema.ts";
 import { lowerFunction, avalSpec, DECLARED_TYPES, type DeclaredType } from "../executor/lower.ts";
 import { studentTimesteps } from "../method/sampler.ts";
 import type { Tree } from "../numerics/tree.ts";
-import { loadBundle, type LoadedBundle } from "./load.ts";
+import { OnnxFile, type HostTensor } from "../executor/onnxRun.ts";
+import { key, normal } from "../numerics/random.ts";
+import { loadBundle, tableRows, type LoadedBundle } from "./load.ts";
+import { teacherFeeds } from "./parity.ts";
 import { isUnconditional } from "./manifest.ts";
 import { readOnnxFile } from "../onnx/reader.ts";
 import { bundleConfig } from "./problem.ts";
@@ -40,36 +43,51 @@ export function traceBatch(b: LoadedBundle): number {
 }
 const isPrime = (n: number) => { for (let k = 2; k * k <= n; k++) if (n % k === 0) return false; return n > 1; };
 
-/** Writes transformer.onnx (the student in the teacher's contract) and manifest.json into `outDir`. */
-export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: string, o: { batch: number }) {
+/**
+ * Batch sizes the export is run at before it is written (with the traced batch T), each against the
+ * student traced at that size: the smallest, and one past T (a list of rows fixed at T answers
+ * a smaller batch by luck, its slices clamped, and a larger one short).
+ */
+const checkBatches = (T: number) => [1, 2, T + 1];
+/** Relative error between the two above which the export is refused (both run the same float32 ops: ~1e-7). */
+const BATCH_CHECK_TOLERANCE = 1e-4;
+
+/**
+ * Writes transformer.onnx (the student in the teacher's contract) and manifest.json into `outDir`,
+ * after running the file at other batch sizes (checkBatches) against the student traced at each: a value the teacher
+ * computes from its batch size that the trace fixed (an index list over the batch) would otherwise
+ * answer wrongly, or not at all, at any batch but the traced one.
+ */
+export async function exportBundleStudent(config: BundleConfig, params: Tree, outDir: string, o: { batch: number }) {
   const cfg = bundleConfig(config);
   const b = loadBundle(cfg.teacher.dir);
   const m = b.manifest.transformer;
   const p = params as BundleStudentParams;
   const flow = bundleFlowStudent(b);
   const specs = b.transformer.inputs;
-  const B = traceBatch(b);
+  const T = traceBatch(b);
   // position in [latent, time, ...conditions, guidance, ...constants]
   const nc = m.inputs.condition.length, ng = m.inputs.guidance ? 1 : 0;
   const role = (name: string) => (name === m.inputs.latent ? 0 : name === m.inputs.time ? 1 : name === m.inputs.guidance ? 2 + nc
     : m.inputs.constant.includes(name) ? 2 + nc + ng + m.inputs.constant.indexOf(name) : 2 + m.inputs.condition.indexOf(name));
   const specOf = (name: string) => specs.find((s) => s.name === name)!;
-  const perSample = (name: string) => (specOf(name).shape.length === 1 ? [B] : [B, 1]);
+  const perSample = (name: string, B: number) => (specOf(name).shape.length === 1 ? [B] : [B, 1]);
   // a constant input as the teacher declares it: with the batch axis where that is dynamic
-  const constantShape = (name: string) => {
+  const constantShape = (name: string, B: number) => {
     const value = b.table.constants.get(name)!.shape, declared = specOf(name).shape;
     return declared.length > 0 && typeof declared[0] !== "number" ? [B, ...value] : [...value];
   };
-  const shapeOf = (name: string) => role(name) === 0 ? [B, ...b.manifest.latentShape]
-    : role(name) === 1 || (ng && role(name) === 2 + nc) ? perSample(name)
-    : m.inputs.constant.includes(name) ? constantShape(name) : [B, ...b.table.parts[role(name) - 2].shape];
+  const shapeOf = (name: string, B: number) => role(name) === 0 ? [B, ...b.manifest.latentShape]
+    : role(name) === 1 || (ng && role(name) === 2 + nc) ? perSample(name, B)
+    : m.inputs.constant.includes(name) ? constantShape(name, B) : [B, ...b.table.parts[role(name) - 2].shape];
   const guidance = cfg.eval.guidance;
   // every input and the output keep the teacher's element type in the file (an int64 attention mask, a float16
   // teacher's latent), cast to and from the float32 the student computes in; bfloat16 is declared float32
   const declared = (dtype: string): DeclaredType | undefined => (DECLARED_TYPES as readonly string[]).includes(dtype) ? dtype as DeclaredType : undefined;
   const inputTypes = Object.fromEntries(specs.flatMap((s) => (declared(s.dtype) ? [[s.name, declared(s.dtype)!]] : [])));
   const outputType = declared(b.transformer.outputs.find((o) => o.name === m.output)!.dtype);
-  const lowered = lowerFunction((...xs: Array[]) => {
+  // the student at batch B, in the teacher's contract
+  const studentAt = (B: number) => (...xs: Array[]) => {
     const byRole: Array[] = [];
     specs.forEach((s, i) => { byRole[role(s.name)] = xs[i]; });
     const [x, t, ...rest] = byRole;
@@ -88,10 +106,14 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     // the teacher's own output: x0 = x_s − s·v, or the velocity in its own time (−v with noise at 0)
     const out = m.prediction === "x0" ? xFlat.sub(v.mul(s)) : (xFlat.dispose(), s.dispose(), m.noiseAt === 1 ? v : v.mul(-1));
     return out.reshape([B, ...b.manifest.latentShape]);
-  }, specs.map((s) => avalSpec(shapeOf(s.name))) as never, {
-    name: "tbcm_student", inputNames: specs.map((s) => s.name), outputNames: [m.output], batch: { size: B, name: "batch" }, inputTypes,
-    outputTypes: outputType ? { [m.output]: outputType } : {},
+  };
+  // traced at T with the batch axis symbolic (the file), or at exactly B (what the file must answer at B)
+  const lower = (B: number, symbolic: boolean) => lowerFunction(studentAt(B), specs.map((s) => avalSpec(shapeOf(s.name, B))) as never, {
+    name: "tbcm_student", inputNames: specs.map((s) => s.name), outputNames: [m.output], inputTypes, outputTypes: outputType ? { [m.output]: outputType } : {},
+    ...(symbolic ? { batch: { size: B, name: "batch" } } : {}),
   });
+  const lowered = lower(T, true);
+  await checkOtherBatches(b, lowered.model, T, (B) => lower(B, false).model, guidance);
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "transformer.onnx"), lowered.model);
   // what else a program needs to draw images: the table (conditions by prompt) and the decoder, unchanged
@@ -110,8 +132,8 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
   const manifest = {
     format: "tbcm-bundle-student-1",
     models: { transformer: "transformer.onnx", ...(decoder ? { vae_decoder: decoder.file } : {}) },
-    contract: `the teacher's (${join(b.dir, "teacher.json")}): inputs ${specs.map((s) => `${s.name} [${shapeOf(s.name).map((d, i) => (i === 0 ? "batch" : d)).join(", ")}]`).join(", ")}; output ${m.output}; time input = ${m.noiseAt === 1 ? `${m.timeScale}·s` : `${m.timeScale}·(1 − s)`}`,
-    inputs: Object.fromEntries(specs.map((s) => [s.name, { shape: shapeOf(s.name).map((d, i) => (i === 0 ? "batch" : d)), ...(inputTypes[s.name] ? { type: inputTypes[s.name] } : {}) }])),
+    contract: `the teacher's (${join(b.dir, "teacher.json")}): inputs ${specs.map((s) => `${s.name} [${shapeOf(s.name, T).map((d, i) => (i === 0 ? "batch" : d)).join(", ")}]`).join(", ")}; output ${m.output}; time input = ${m.noiseAt === 1 ? `${m.timeScale}·s` : `${m.timeScale}·(1 − s)`}`,
+    inputs: Object.fromEntries(specs.map((s) => [s.name, { shape: shapeOf(s.name, T).map((d, i) => (i === 0 ? "batch" : d)), ...(inputTypes[s.name] ? { type: inputTypes[s.name] } : {}) }])),
     // the element type of each input and of the output that is not float32 (a program builds and reads those tensors so)
     input_types: inputTypes,
     ...(outputType ? { output_type: outputType } : {}),
@@ -125,7 +147,7 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     roles: { latent: m.inputs.latent, time: m.inputs.time, condition: [...m.inputs.condition], ...(m.inputs.guidance ? { guidance: m.inputs.guidance } : {}) },
     // the constant inputs: each from the table tensor of its name, repeated over the batch where its shape starts with "batch"
     constant_inputs: Object.fromEntries(m.inputs.constant.map((name) => [name, {
-      shape: constantShape(name).map((d, i) => (i === 0 && typeof specOf(name).shape[0] !== "number" && specOf(name).shape.length > 0 ? "batch" : d)),
+      shape: constantShape(name, T).map((d, i) => (i === 0 && typeof specOf(name).shape[0] !== "number" && specOf(name).shape.length > 0 ? "batch" : d)),
       ...(inputTypes[name] ? { type: inputTypes[name] } : {}),
     }])),
     // the guidance input (if any) takes guidance_input_scale · w
@@ -152,10 +174,50 @@ export function exportBundleStudent(config: BundleConfig, params: Tree, outDir: 
     trigflow_two_step_mid: cfg.eval.twoStepMid,
     op_counts: lowered.opCounts,
     // the batch the file was traced at (its matrix products' FLOPs are counted there)
-    trace_batch: B,
+    trace_batch: T,
     matmul_flops_at_trace_batch: lowered.matmulFlops,
     requested_batch: o.batch,
   };
   writeFileSync(join(outDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
   return manifest;
+}
+
+/**
+ * Runs the file (`model`, batch axis symbolic, traced at `traced`) at each of checkBatches on the
+ * same inputs as the student traced at exactly that batch (`fixedAt`), both in onnxruntime: a
+ * difference is a one-line error, and nothing is written.
+ */
+async function checkOtherBatches(b: LoadedBundle, model: Uint8Array, traced: number, fixedAt: (B: number) => Uint8Array, guidance: number): Promise<void> {
+  const output = b.manifest.transformer.output;
+  const refuse = (B: number, what: string) => new Error(`the exported student ${what} at batch ${B} (it was traced at batch ${traced}): the teacher computes a value from its batch size that the export fixes; nothing was written (please report it with the teacher's operator list; \`tbcm sample\` draws from the run at any batch)`);
+  const file = await OnnxFile.open(model);
+  try {
+    for (const B of checkBatches(traced)) {
+      const idx = globalThis.Array.from({ length: B }, (_, i) => i % b.table.prompts.length);
+      const s = Float32Array.from({ length: B }, (_, i) => 0.9 - (0.6 * i) / B);
+      const feeds = teacherFeeds(b, normal(key(B), B * b.dim), s, { data: tableRows(b.table, idx), shape: [B, ...b.table.shape] }, guidance);
+      const fixed = await OnnxFile.open(fixedAt(B));
+      let want: HostTensor, got: HostTensor;
+      try {
+        [want] = await fixed.run(feeds, [output]);
+      } finally {
+        await fixed.release();
+      }
+      try {
+        [got] = await file.run(feeds, [output]);
+      } catch (e) {
+        throw refuse(B, `cannot run (onnxruntime: ${String((e as Error).message).split("\n")[0].slice(0, 160)})`);
+      }
+      if (got.shape.join() !== want.shape.join()) throw refuse(B, `answers with shape [${got.shape}], not [${want.shape}],`);
+      let num = 0, den = 0;
+      for (let i = 0; i < want.data.length; i++) {
+        num += (got.data[i] - want.data[i]) ** 2;
+        den += want.data[i] ** 2;
+      }
+      const e = Math.sqrt(num / Math.max(den, 1e-30));
+      if (!(e <= BATCH_CHECK_TOLERANCE)) throw refuse(B, `differs from the student by ${e.toExponential(2)} (relative)`);
+    }
+  } finally {
+    await file.release();
+  }
 }

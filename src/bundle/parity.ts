@@ -21,6 +21,39 @@ const FEED_TYPES: readonly string[] = ["float32", "float16", "int64", "int32", "
 export type Parity = { readonly relativeError: number } | { readonly skipped: string };
 
 /**
+ * The feeds of a file in the teacher's contract (the teacher's, or its student's export) for n
+ * samples: latents x [n, d] at flow times s [n], condition rows [n, ...table.shape] split into the
+ * condition inputs, the guidance input at `guidance` and the constant inputs from the table, each
+ * in the element type and time convention teacher.json declares.
+ */
+export function teacherFeeds(b: LoadedBundle, x: Float32Array, s: Float32Array, rows: HostTensor, guidance: number): Record<string, TypedHostTensor> {
+  const m = b.manifest.transformer, n = s.length;
+  const spec = (name: string) => b.transformer.inputs.find((i) => i.name === name)!;
+  const typed = (name: string, data: Float32Array, shape: readonly number[]): TypedHostTensor => ({ data, shape, type: spec(name).dtype as FeedType });
+  const perSample = (name: string, data: Float32Array) => typed(name, data, spec(name).shape.length === 1 ? [n] : [n, 1]);
+  const feeds: Record<string, TypedHostTensor> = {
+    [m.inputs.latent]: typed(m.inputs.latent, x, [n, ...b.manifest.latentShape]),
+    [m.inputs.time]: perSample(m.inputs.time, s.map((v) => m.timeScale * (m.noiseAt === 1 ? v : 1 - v))),
+  };
+  const size = rows.data.length / n;
+  let at = 0;
+  b.table.parts.forEach((part, j) => {
+    const partSize = part.shape.reduce((a, c) => a * c, 1), data = new Float32Array(n * partSize);
+    for (let r = 0; r < n; r++) data.set(rows.data.subarray(r * size + at, r * size + at + partSize), r * partSize);
+    feeds[m.inputs.condition[j]] = typed(m.inputs.condition[j], data, [n, ...part.shape]);
+    at += partSize;
+  });
+  if (m.inputs.guidance) feeds[m.inputs.guidance] = perSample(m.inputs.guidance, new Float32Array(n).fill(m.guidanceInputScale * guidance));
+  for (const name of m.inputs.constant) {
+    const value = b.table.constants.get(name)!, batched = spec(name).shape.length > 0 && typeof spec(name).shape[0] !== "number";
+    const data = batched ? new Float32Array(n * value.data.length) : value.data;
+    if (batched) for (let r = 0; r < n; r++) data.set(value.data, r * value.data.length);
+    feeds[name] = typed(name, data, batched ? [n, ...value.shape] : value.shape);
+  }
+  return feeds;
+}
+
+/**
  * ‖v_tbcm − v_file‖ / ‖v_file‖ over CHECK_TIMES for n prompts (their condition rows [n,
  * ...table.shape] in `rows`) and one latent each: `velocity` is tbcm's flow velocity v(x_s, s, c, w)
  * (its program); the file's output is turned into v as teacher.json says (noise_at, prediction).
@@ -30,7 +63,6 @@ export async function teacherParity(
   velocity: (x: HostTensor, s: HostTensor, c: HostTensor, w: HostTensor) => Promise<Float32Array>,
 ): Promise<Parity> {
   const m = b.manifest.transformer, n = rows.shape[0], d = b.dim;
-  const spec = (name: string) => b.transformer.inputs.find((i) => i.name === name)!;
   const odd = b.transformer.inputs.find((i) => !FEED_TYPES.includes(i.dtype));
   if (odd) return { skipped: `input "${odd.name}" is ${odd.dtype}, which onnxruntime-node cannot be fed from JavaScript` };
   let file: OnnxFile;
@@ -39,31 +71,11 @@ export async function teacherParity(
   } catch (e) {
     return { skipped: `onnxruntime cannot open the file (${String((e as Error).message).split("\n")[0].slice(0, 160)})` };
   }
-  const typed = (name: string, data: Float32Array, shape: readonly number[]): TypedHostTensor => ({ data, shape, type: spec(name).dtype as FeedType });
-  const perSample = (name: string, v: number) => typed(name, new Float32Array(n).fill(v), spec(name).shape.length === 1 ? [n] : [n, 1]);
   let num = 0, den = 0;
   try {
     for (const [k, s] of CHECK_TIMES.entries()) {
       const x = { data: normal(foldIn(key(11), k), n * d).map((e) => (1 - s) * 0.5 * Math.sin(e * 3) + s * e), shape: [n, d] };
-      const feeds: Record<string, TypedHostTensor> = {
-        [m.inputs.latent]: typed(m.inputs.latent, x.data, [n, ...b.manifest.latentShape]),
-        [m.inputs.time]: perSample(m.inputs.time, m.timeScale * (m.noiseAt === 1 ? s : 1 - s)),
-      };
-      const size = rows.data.length / n;
-      let at = 0;
-      b.table.parts.forEach((part, j) => {
-        const partSize = part.shape.reduce((a, c) => a * c, 1), data = new Float32Array(n * partSize);
-        for (let r = 0; r < n; r++) data.set(rows.data.subarray(r * size + at, r * size + at + partSize), r * partSize);
-        feeds[m.inputs.condition[j]] = typed(m.inputs.condition[j], data, [n, ...part.shape]);
-        at += partSize;
-      });
-      if (m.inputs.guidance) feeds[m.inputs.guidance] = perSample(m.inputs.guidance, m.guidanceInputScale * guidance);
-      for (const name of m.inputs.constant) {
-        const value = b.table.constants.get(name)!, batched = spec(name).shape.length > 0 && typeof spec(name).shape[0] !== "number";
-        const data = batched ? new Float32Array(n * value.data.length) : value.data;
-        if (batched) for (let r = 0; r < n; r++) data.set(value.data, r * value.data.length);
-        feeds[name] = typed(name, data, batched ? [n, ...value.shape] : value.shape);
-      }
+      const feeds = teacherFeeds(b, x.data, new Float32Array(n).fill(s), rows, guidance);
       let out: HostTensor;
       try {
         [out] = await file.run(feeds, [m.output]);

@@ -269,7 +269,7 @@ async function main(argv: string[]): Promise<number> {
       if (!values.run || !values.out) throw new UsageError("export needs --run <dir> and --out <dir>");
       const { exportStudent } = await import("../run/export.ts");
       const steps = countOption("steps", values.steps, 1, 1, MAX_EXPORT_STEPS);
-      const m = exportStudent(values.run, values.out, countOption("batch", values.batch, 1, 1, L.MAX_BATCH), { int8: values.int8 ?? false, steps, eta: etaOption(values.eta) });
+      const m = await exportStudent(values.run, values.out, countOption("batch", values.batch, 1, 1, L.MAX_BATCH), { int8: values.int8 ?? false, steps, eta: etaOption(values.eta) });
       console.log(JSON.stringify({ out: values.out, manifest: join(values.out, "manifest.json"), inputs: m.inputs }));
       return 0;
     }

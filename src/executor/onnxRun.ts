@@ -158,10 +158,11 @@ export class OnnxProgram {
 export class OnnxFile {
   private constructor(private readonly session: ort.InferenceSession) {}
 
-  static async open(file: string, options: OnnxRunOptions = {}): Promise<OnnxFile> {
+  /** `file`: a path, or the file's bytes. */
+  static async open(file: string | Uint8Array, options: OnnxRunOptions = {}): Promise<OnnxFile> {
     const device = options.device ?? "cpu";
     try {
-      return new OnnxFile(await ort.InferenceSession.create(file, sessionOptions(options)));
+      return new OnnxFile(typeof file === "string" ? await ort.InferenceSession.create(file, sessionOptions(options)) : await ort.InferenceSession.create(file, sessionOptions(options)));
     } catch (e) {
       const reason = deviceFailure(device, e);
       throw reason === undefined ? e : new DeviceError(reason);

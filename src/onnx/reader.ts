@@ -409,7 +409,7 @@ function inlineFunctions(nodes: readonly OnnxNode[], functions: readonly OnnxFun
     const body = f.nodes.map((b): OnnxNode => {
       const attributes: Record<string, OnnxAttribute> = {};
       for (const [k, a] of Object.entries(b.attributes)) {
-        if (a.ref === undefined) attributes[k] = a;
+        if (a.ref === undefined) attributes[k] = a.g ? { ...a, g: renameGraph(a.g, named) } : a;
         else {
           const given = n.attributes[a.ref] ?? f.defaults[a.ref];
           if (given !== undefined) attributes[k] = { ...given, name: k };
@@ -419,7 +419,33 @@ function inlineFunctions(nodes: readonly OnnxNode[], functions: readonly OnnxFun
     });
     return expand(body, depth + 1);
   });
-  return expand(nodes, 0);
+  // calls inside subgraphs (an If's branches) are inlined too
+  const expandAll = (list: readonly OnnxNode[], depth: number): OnnxNode[] => expand(list, depth).map((n) => {
+    const graphs = Object.entries(n.attributes).filter(([, a]) => a.g);
+    if (graphs.length === 0) return n;
+    const attributes = { ...n.attributes };
+    for (const [k, a] of graphs) attributes[k] = { ...a, g: { ...a.g!, nodes: expandAll(a.g!.nodes, depth + 1) } };
+    return { ...n, attributes };
+  });
+  return expandAll(nodes, 0);
+}
+
+/**
+ * A subgraph of an inlined function body with every value renamed as the body's are (a
+ * function sees no names but its own, so its branches' reads of the body and their own values
+ * all become the call's).
+ */
+function renameGraph(g: OnnxGraph, named: (x: string) => string): OnnxGraph {
+  const info = (v: OnnxValueInfo): OnnxValueInfo => ({ ...v, name: named(v.name) });
+  return {
+    ...g,
+    nodes: g.nodes.map((n) => ({
+      ...n, inputs: n.inputs.map(named), outputs: n.outputs.map(named),
+      attributes: Object.fromEntries(Object.entries(n.attributes).map(([k, a]) => [k, a.g ? { ...a, g: renameGraph(a.g, named) } : a])),
+    })),
+    initializers: g.initializers.map((t) => ({ ...t, name: named(t.name) })),
+    inputs: g.inputs.map(info), outputs: g.outputs.map(info), valueInfo: g.valueInfo.map(info),
+  };
 }
 
 const ATTR_TYPES: Record<number, OnnxAttribute["type"]> = {

@@ -5,12 +5,12 @@ import type { ExportManifest } from "./kinds.ts";
 import { openRun } from "./open.ts";
 
 /** Writes the export of `runDir`'s student into `outDir` for batch size `batch`; returns the manifest. */
-export function exportStudent(runDir: string, outDir: string, batch = 1, o: Omit<ExportOptions, "batch"> = {}): ExportManifest {
+export async function exportStudent(runDir: string, outDir: string, batch = 1, o: Omit<ExportOptions, "batch"> = {}): Promise<ExportManifest> {
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`--batch must be an integer ≥ 1, got ${batch}`);
   const run = openRun(runDir);
   const params = run.student();
   try {
-    return run.kind.exportStudent(run.config, params, outDir, { ...o, batch });
+    return await run.kind.exportStudent(run.config, params, outDir, { ...o, batch });
   } finally {
     tree.dispose(params);
   }

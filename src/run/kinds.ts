@@ -23,7 +23,7 @@ import { sampleStackImages } from "../stack/generate.ts";
 import type { SampleImagesOptions, SampledImages } from "../eval/images.ts";
 
 /** What `tbcm export` writes into manifest.json, by teacher kind. */
-export type ExportManifest = GmmExportManifest | ReturnType<typeof exportStackStudent> | ReturnType<typeof exportBundleStudent>;
+export type ExportManifest = GmmExportManifest | ReturnType<typeof exportStackStudent> | Awaited<ReturnType<typeof exportBundleStudent>>;
 
 export interface TeacherKind {
   /** The `kind` metadata of this kind's student files. */
@@ -32,7 +32,7 @@ export interface TeacherKind {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   problem(cfg: TbcmConfig, keys: EvalKeys): Promise<DistillProblem<any>>;
   /** Writes the export of a student (`params` not consumed) into `outDir`; returns its manifest. */
-  exportStudent(cfg: TbcmConfig, params: Tree, outDir: string, o: ExportOptions): ExportManifest;
+  exportStudent(cfg: TbcmConfig, params: Tree, outDir: string, o: ExportOptions): Promise<ExportManifest>;
   /** Images from a student (`params` not consumed) of a run with config `cfg`; absent for a kind without images (the analytic teacher). */
   sampleImages?(cfg: TbcmConfig, params: Tree, o: SampleImagesOptions): Promise<SampledImages>;
   /** The config a run of this kind trains with (e.g. a bundle's guidance scales from its teacher.json); default: as given. */
@@ -43,12 +43,12 @@ const KINDS: Record<TbcmConfig["teacher"]["kind"], TeacherKind> = {
   gmm: {
     studentKind: GMM_STUDENT_KIND,
     problem: async (cfg, keys) => gmmDistillProblem(configOf(cfg, "gmm"), keys),
-    exportStudent: (cfg, params, outDir, o) => exportGmmStudent(configOf(cfg, "gmm"), params as MlpParams, outDir, o),
+    exportStudent: async (cfg, params, outDir, o) => exportGmmStudent(configOf(cfg, "gmm"), params as MlpParams, outDir, o),
   },
   stack: {
     studentKind: STACK_STUDENT_KIND,
     problem: (cfg, keys) => stackDistillProblem(configOf(cfg, "stack"), keys),
-    exportStudent: (cfg, params, outDir, o) => exportStackStudent(configOf(cfg, "stack"), params as DitParams, outDir, o),
+    exportStudent: async (cfg, params, outDir, o) => exportStackStudent(configOf(cfg, "stack"), params as DitParams, outDir, o),
     sampleImages: (cfg, params, o) => sampleStackImages(o, { config: configOf(cfg, "stack"), params: params as DitParams }),
   },
   onnx: {

@@ -105,7 +105,7 @@ test("a class label [B] (int64) as the condition: the lookup by a run-time index
   assert.ok(moved > 1e-4, `the class embedding trains (moved ${moved.toExponential(2)})`);
   // the export takes the label as the teacher does: int64 [batch]
   const out = join(dir, "export");
-  exportStudent(run, out);
+  await exportStudent(run, out);
   const exported = await ort.InferenceSession.create(join(out, "transformer.onnx"));
   const got = (await exported.run(feeds(x, s))).v.data as Float32Array;
   await exported.release();

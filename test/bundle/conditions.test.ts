@@ -119,7 +119,7 @@ test("several condition inputs: a short run, and the exported student takes them
   // no image evaluator in a bundle: the latent FD of the student's samples to the teacher's, at each step count
   for (const steps of [1, 2, 4]) assert.ok(r.metrics[`fd_latent_${steps}step_vs_teacher`] >= 0, `fd_latent_${steps}step_vs_teacher`);
   const out = join(dir, "export");
-  exportStudent(run, out);
+  await exportStudent(run, out);
   const session = await ort.InferenceSession.create(join(out, "transformer.onnx"));
   assert.deepEqual(session.inputNames, ["latent", "timestep", "tokens", "pooled"]);
   const student = loadParamTree(join(run, "student.safetensors")).params as never;

@@ -110,7 +110,7 @@ test("constant inputs: a short run, and the exported student takes them as the t
   assert.ok(r.metrics.teacher_import_rel_error < 1e-05, `the imported teacher against onnxruntime on its file: ${r.metrics.teacher_import_rel_error}`);
   assert.ok(Number.isFinite(r.metrics.consistency_rel_mse_1step));
   const out = join(dir, "export");
-  const manifest = exportStudent(run, out) as { constant_inputs: Record<string, { shape: (number | string)[]; type?: string }> };
+  const manifest = await exportStudent(run, out) as { constant_inputs: Record<string, { shape: (number | string)[]; type?: string }> };
   assert.deepEqual(manifest.constant_inputs, { ids: { shape: [SEQ, 3] }, res: { shape: ["batch", 2], type: "int64" } });
   const session = await ort.InferenceSession.create(join(out, "transformer.onnx"));
   assert.deepEqual(session.inputNames, ["latent", "t", "cond", "ids", "res"]);

@@ -120,7 +120,7 @@ test("noise_at 0: distils as its twin does, and its export answers in its own co
     assert.ok(Math.abs(rb.metrics[k] - ra.metrics[k]) <= 1e-3 * Math.abs(ra.metrics[k]) + 1e-6, `${k}: ${rb.metrics[k]} against ${ra.metrics[k]}`);
   }
   const out = join(dir, "export-b");
-  const manifest = exportStudent(runB, out) as { noise_at: number };
+  const manifest = await exportStudent(runB, out) as { noise_at: number };
   assert.equal(manifest.noise_at, 0);
   // the file answers −v at time 1 − s, v being B's student's flow velocity at s
   const idx = [2, 1], s = [1, 0.3];
@@ -154,7 +154,7 @@ test("x0 prediction: distils as its twin does, and its export answers the clean 
     assert.ok(Math.abs(rx.metrics[k] - ra.metrics[k]) <= 1e-3 * Math.abs(ra.metrics[k]) + 1e-6, `${k}: ${rx.metrics[k]} against ${ra.metrics[k]}`);
   }
   const out = join(dir, "export-x");
-  assert.equal((exportStudent(runX, out) as { prediction: string }).prediction, "x0");
+  assert.equal((await exportStudent(runX, out) as { prediction: string }).prediction, "x0");
   const idx = [2, 1], s = [1, 0.3];
   const x = normal(key(8), 2 * 32);
   const session = await ort.InferenceSession.create(join(out, "transformer.onnx"));

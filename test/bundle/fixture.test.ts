@@ -88,7 +88,7 @@ test("the fixture distils a few steps through the bundle (guidance embedding hoo
 
   // the student exported in the fixture's own contract runs in onnxruntime-node at batch 1 and 3
   const out = join(dir, "export");
-  exportStudent(run, out);
+  await exportStudent(run, out);
   const session = await ort.InferenceSession.create(join(out, "transformer.onnx"));
   assert.deepEqual(session.inputNames, ["x", "t", "cond"]);
   assert.deepEqual(session.outputNames, ["v"]);
@@ -187,7 +187,7 @@ test("a decoder that upsamples (Resize, Conv) to RGB: the run's grids are in col
   await assert.rejects(sampleImages({ run: join(dir, "run"), prompts }), /has no VAE decoder \(teacher\.json: vae_decoder\), so its student draws latents, not images/);
   // the export folder in plain JavaScript (web/tbcm-generator.js on onnxruntime-node): the images of sampleImages
   const exported = join(dir, "export-rgb");
-  exportStudent(run, exported);
+  await exportStudent(run, exported);
   const g = await loadBundleGenerator(ort, async (name: string) => readFileSync(join(exported, name))); // a Node Buffer, as the README's example
   for (const steps of [1, 2]) {
     const want = await sampleImages({ run, prompts, steps, seed: 3 });

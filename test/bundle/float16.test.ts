@@ -77,7 +77,7 @@ test("a float16 teacher: distilled in float32, its student exported in the teach
   assert.ok(r.metrics.teacher_import_rel_error < 0.02, `the imported teacher against onnxruntime on its file: ${r.metrics.teacher_import_rel_error}`);
   assert.ok(Number.isFinite(r.metrics.consistency_rel_mse_1step));
   const out = join(dir, "export");
-  const manifest = exportStudent(run, out) as unknown as { input_types: Record<string, string>; output_type: string; vae_decoder: { input_type: string } };
+  const manifest = await exportStudent(run, out) as unknown as { input_types: Record<string, string>; output_type: string; vae_decoder: { input_type: string } };
   assert.deepEqual(manifest.input_types, { latent: "float16", t: "float16" });
   assert.equal(manifest.output_type, "float16");
   assert.equal(manifest.vae_decoder.input_type, "float16");

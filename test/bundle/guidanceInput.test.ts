@@ -119,7 +119,7 @@ test("a guidance-distilled teacher: a short run, and the exported student takes 
   assert.ok(r.metrics.teacher_import_rel_error < 1e-05, `the imported teacher against onnxruntime on its file: ${r.metrics.teacher_import_rel_error}`);
   assert.ok(Number.isFinite(r.metrics.consistency_rel_mse_1step));
   const out = join(dir, "export");
-  const manifest = exportStudent(runDir, out) as { roles: { guidance?: string }; guidance_input_scale: number; guidance_scale: number };
+  const manifest = await exportStudent(runDir, out) as { roles: { guidance?: string }; guidance_input_scale: number; guidance_scale: number };
   assert.equal(manifest.roles.guidance, "guidance");
   assert.equal(manifest.guidance_input_scale, G);
   assert.equal(manifest.guidance_scale, 3.5); // default_guidance: the middle scale
@@ -162,7 +162,7 @@ test("an export whose guidance is baked in refuses another scale in plain JavaSc
   saveSafetensors(join(conds, "prompt_embeddings.safetensors"), new Map([["embeddings", { shape: [PROMPTS.length, 6], data: cond }], ["guidance", { shape: [], data: Float32Array.of(30) }]]), { prompts: JSON.stringify(PROMPTS) });
   const run2 = join(dir, "run-baked"), out2 = join(dir, "export-baked");
   await distill(shortRunConfig(conds), run2);
-  exportStudent(run2, out2);
+  await exportStudent(run2, out2);
   const g = await loadBundleGenerator(ort, async (name: string) => readFileSync(join(out2, name)));
   await assert.rejects(g.generate(["a red square"], { guidance: 7 }), (e: Error) => /guidance is baked in at 3\.5/.test(e.message) && !e.message.includes("\n"));
   assert.equal((await g.generate(["a red square"], { guidance: 3.5 })).images.length, 48);

@@ -163,7 +163,7 @@ test("an int64 mask: a short run, and the exported student takes int64 as the te
   assert.ok(r.metrics.teacher_import_rel_error < 1e-05, `the imported teacher against onnxruntime on its file: ${r.metrics.teacher_import_rel_error}`);
   assert.ok(Number.isFinite(r.metrics.consistency_rel_mse_1step));
   const out = join(dir, "export");
-  const manifest = exportStudent(run, out) as unknown as { input_types: Record<string, string>; inputs: Record<string, { type?: string }> };
+  const manifest = await exportStudent(run, out) as unknown as { input_types: Record<string, string>; inputs: Record<string, { type?: string }> };
   assert.deepEqual(manifest.input_types, { mask: "int64" });
   assert.equal(manifest.inputs.mask.type, "int64");
   const session = await ort.InferenceSession.create(join(out, "transformer.onnx"));

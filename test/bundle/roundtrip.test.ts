@@ -146,7 +146,7 @@ test("a short run through the bundle: student, metrics, grids; the student expor
   for (const f of ["student.safetensors", "grid-teacher-16step.png", "grid-student-1step.png", "grid-compare.png", "report.md"]) assert.ok(existsSync(join(run, f)), f);
 
   const out = join(dir, "export");
-  exportStudent(run, out);
+  await exportStudent(run, out);
   // the folder is self-contained: the bundle's table and decoder, byte for byte, listed in manifest.json
   for (const f of ["prompt_embeddings.safetensors", "vae_decoder.onnx"]) assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(bundle, f))), f);
   const manifest = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));

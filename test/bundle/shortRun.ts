@@ -10,6 +10,11 @@ import { parseConfig } from "../../src/config/schema.ts";
 import { sampleImages } from "../../src/run/sample.ts";
 import { loadBundleGenerator } from "../../web/tbcm-generator.js";
 import { encodeModel, float32Tensor, DataType, type NodeProto } from "../../src/executor/onnxProto.ts";
+import { numpy as np, tree } from "@jax-js/jax";
+import { loadBundle } from "../../src/bundle/load.ts";
+import { bundleFlowStudent } from "../../src/bundle/student.ts";
+import { key, normal } from "../../src/numerics/random.ts";
+import { loadParamTree } from "../../src/numerics/params.ts";
 
 /** Deterministic test values: scale·sin(1.3·i + seed). */
 export const values = (n: number, seed: number, scale = 0.3) => Float32Array.from({ length: n }, (_, i) => scale * Math.sin(1.3 * i + seed));
@@ -52,5 +57,33 @@ export async function assertWebGeneratorMatches(run: string, out: string, prompt
     }
   } finally {
     await g.release();
+  }
+}
+
+/**
+ * The export in `out` of the student of `run` (a teacher bundle `bundle` with latent [B, 2, 4, 4],
+ * time input `t` [B] and one condition `cond` [B, ...condShape]), run by onnxruntime at each batch
+ * size of `batches`, answers what the student answers there (guidance 2), sample for sample.
+ */
+export async function assertExportAnswersAtBatches(run: string, bundle: string, out: string, batches: readonly number[], condShape: readonly number[], condRows: (B: number) => Float32Array): Promise<void> {
+  const student = loadParamTree(join(run, "student.safetensors")).params as never;
+  const flow = bundleFlowStudent(loadBundle(bundle));
+  const session = await ort.InferenceSession.create(join(out, "transformer.onnx"));
+  try {
+    for (const B of batches) {
+      const x = normal(key(B), B * 32), s = Float32Array.from({ length: B }, (_, i) => 1 - i / (B + 1)), c = condRows(B);
+      const got = (await session.run({
+        latent: new ort.Tensor("float32", x, [B, 2, 4, 4]), t: new ort.Tensor("float32", s, [B]), cond: new ort.Tensor("float32", c, [B, ...condShape]),
+      })).v.data as Float32Array;
+      const [v, lv] = flow(tree.ref(student), np.array(x).reshape([B, 32]), np.array(s).reshape([B, 1]), np.array(c).reshape([B, ...condShape]), np.full([1, 1], 2));
+      lv.dispose();
+      const want = v.dataSync() as Float32Array;
+      assert.equal(got.length, want.length, `batch ${B}: the file answers ${got.length / 32} samples`);
+      const e = got.reduce((m, g, i) => Math.max(m, Math.abs(g - want[i])), 0);
+      assert.ok(e < 1e-5, `batch ${B}: max |Δ| ${e.toExponential(2)}`);
+    }
+  } finally {
+    await session.release();
+    tree.dispose(student);
   }
 }

@@ -9,19 +9,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import * as ort from "onnxruntime-node";
 import "../../src/numerics/threads.ts";
-import { numpy as np, tree } from "@jax-js/jax";
 import { distill } from "../../src/run/distill.ts";
 import { exportStudent } from "../../src/run/export.ts";
-import { loadBundle } from "../../src/bundle/load.ts";
-import { bundleFlowStudent } from "../../src/bundle/student.ts";
-import { key, normal } from "../../src/numerics/random.ts";
-import { loadParamTree } from "../../src/numerics/params.ts";
 import { saveSafetensors } from "../../src/numerics/safetensors.ts";
 import { encodeModel, float32Tensor, int64Tensor, attrInt, attrInts, DataType } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
-import { shortRunConfig, values, node } from "./shortRun.ts";
+import { shortRunConfig, values, node, assertExportAnswersAtBatches } from "./shortRun.ts";
 
 const dir = tempDir("tbcm-trace-batch-");
 const PROMPTS = ["", "a red square", "a blue circle"], TOKENS = 11;
@@ -73,26 +67,7 @@ writeFileSync(join(bundle, "teacher.json"), JSON.stringify({
 test("the export answers at every batch size, for a teacher with 11 tokens that it puts first", async () => {
   const run = join(dir, "run"), out = join(dir, "export");
   await distill(shortRunConfig(bundle), run);
-  const manifest = exportStudent(run, out) as { trace_batch: number };
+  const manifest = await exportStudent(run, out) as { trace_batch: number };
   assert.ok(manifest.trace_batch % 11 !== 0 && [2, 4, 6, 16, 32].every((d) => d % manifest.trace_batch !== 0), `traced at ${manifest.trace_batch}`);
-  const student = loadParamTree(join(run, "student.safetensors")).params as never;
-  const flow = bundleFlowStudent(loadBundle(bundle));
-  const session = await ort.InferenceSession.create(join(out, "transformer.onnx"));
-  try {
-    for (const B of [1, 2, 3, 11]) {
-      const x = normal(key(B), B * 32), s = Float32Array.from({ length: B }, (_, i) => 1 - i / (B + 1));
-      const rows = Float32Array.from({ length: B * TOKENS * 6 }, (_, i) => cond[(TOKENS * 6 + i) % cond.length]);
-      const got = (await session.run({
-        latent: new ort.Tensor("float32", x, [B, 2, 4, 4]), t: new ort.Tensor("float32", s, [B]), cond: new ort.Tensor("float32", rows, [B, TOKENS, 6]),
-      })).v.data as Float32Array;
-      const [v, lv] = flow(tree.ref(student), np.array(x).reshape([B, 32]), np.array(s).reshape([B, 1]), np.array(rows).reshape([B, TOKENS, 6]), np.full([1, 1], 2));
-      lv.dispose();
-      const want = v.dataSync() as Float32Array;
-      const e = got.reduce((m, g, i) => Math.max(m, Math.abs(g - want[i])), 0);
-      assert.ok(e < 1e-5, `batch ${B}: max |Δ| ${e.toExponential(2)}`);
-    }
-  } finally {
-    await session.release();
-    tree.dispose(student);
-  }
+  await assertExportAnswersAtBatches(run, bundle, out, [1, 2, 3, 11], [TOKENS, 6], (B) => Float32Array.from({ length: B * TOKENS * 6 }, (_, i) => cond[(TOKENS * 6 + i) % cond.length]));
 });

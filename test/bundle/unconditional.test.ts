@@ -112,7 +112,7 @@ test("an unconditional teacher distils as its conditional twin does; its export 
   await assert.rejects(sampleImages({ run: runU, prompts: ["a cat"], steps: 1 }), (e: Error) => e instanceof ConfigError && /is unconditional: it takes no prompt/.test(e.message));
 
   const out = join(dir, "export-u");
-  const manifest = exportStudent(runU, out) as { unconditional: boolean; prompt_embeddings: string | null; inputs: Record<string, unknown> };
+  const manifest = await exportStudent(runU, out) as { unconditional: boolean; prompt_embeddings: string | null; inputs: Record<string, unknown> };
   assert.equal(manifest.unconditional, true);
   assert.equal(manifest.prompt_embeddings, null);
   assert.deepEqual(Object.keys(manifest.inputs).sort(), ["latent", "t"]);

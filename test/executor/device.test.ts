@@ -110,7 +110,7 @@ test("a tiny distillation on webgpu: the CPU run's losses and metrics to 1e-5 re
   assert.equal(JSON.parse(readFileSync(join(gpu, "config.json"), "utf8")).device, "webgpu");
 
   // the exported generator (of the webgpu run) on both providers
-  exportStudent(gpu, join(gpu, "export"), 3);
+  await exportStudent(gpu, join(gpu, "export"), 3);
   const file = join(gpu, "export", "generator.onnx");
   const feeds = {
     noise: new ort.Tensor("float32", Float32Array.from({ length: 12 }, (_, i) => Math.sin(i + 1)), [3, 4]),

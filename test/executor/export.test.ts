@@ -14,7 +14,7 @@ test("the exported 1-step generator, run by onnxruntime-node from the file, repr
   const run = tempDir("tbcm-export-");
   await distill(loadConfig(new URL("../fixtures/tiny.yaml", import.meta.url).pathname), run);
   const out = join(run, "export");
-  const manifest = exportStudent(run, out, 3) as ExportManifest;
+  const manifest = await exportStudent(run, out, 3) as ExportManifest;
   assert.deepEqual(manifest.inputs.map((i) => i.shape), [[3, 4], [3, 3], [3, 1]]);
   assert.deepEqual(JSON.parse(readFileSync(join(out, "manifest.json"), "utf8")).timesteps, [Math.PI / 2, 0]);
   // Standard ops only: every node is in the default ONNX domain (no com.microsoft contrib ops).

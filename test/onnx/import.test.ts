@@ -13,7 +13,7 @@ import { numpy as np, jvp, grad, jit, tree, type Array } from "@jax-js/jax";
 import { importOnnx, OnnxImportError, SUPPORTED_OPS, type ImportedOnnx } from "../../src/onnx/graph.ts";
 import { OnnxReadError, decodeOnnx } from "../../src/onnx/reader.ts";
 import { lowerFunction, avalSpec } from "../../src/executor/lower.ts";
-import { encodeModel, float32Tensor, int64Tensor, DataType, attrFloat, attrGraph, type NodeProto } from "../../src/executor/onnxProto.ts";
+import { encodeModel, float32Tensor, int64Tensor, DataType, attrFloat, attrGraph, attrInt, attrInts, type NodeProto, type GraphProto } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
 
 const DIR = "test/fixtures/onnx";
@@ -280,6 +280,56 @@ test("model-local functions (as torch.onnx.export(dynamo=True) may leave them) a
   const e = got.reduce((mx, v, i) => Math.max(mx, Math.abs(v - want[i])), 0);
   assert.ok(e < 1e-6, `max |Δ| ${e.toExponential(2)}`);
   assert.ok(want.some((v) => v < -0.01), "negative values, so the two alphas matter");
+});
+
+test("an If inside a model-local function, and a function called from an If's branch, are inlined with their names kept apart: equal to onnxruntime", async () => {
+  const file = join(tmp, "function-if.onnx");
+  const n = (opType: string, inputs: string[], outputs: string[], attributes: NodeProto["attributes"] = [], domain?: string): NodeProto => ({ opType, inputs, outputs, name: outputs[0], attributes, ...(domain ? { domain } : {}) });
+  const graph = (name: string, nodes: NodeProto[], output: string, rank: number): GraphProto => ({
+    name, nodes, initializers: [], inputs: [], outputs: [{ name: output, elemType: DataType.FLOAT, shape: globalThis.Array.from({ length: rank }, (_, i) => `${output}_${i}`) }],
+  });
+  writeFileSync(file, encodeModel({
+    opsetVersion: 17,
+    functions: [
+      // squeeze1(X) = X without its axis 1 when that has extent 1 (torch writes If for a squeeze of an unknown extent);
+      // the branches read the body's values (X, its constants) by the names the body gives them
+      { name: "squeeze1", domain: "pkg.test", inputs: ["X"], outputs: ["Y"],
+        nodes: [
+          n("Constant", [], ["one"], [attrInt("value_int", 1)]), n("Constant", [], ["axes"], [attrInts("value_ints", [1])]),
+          n("Shape", ["X"], ["s"]), n("Gather", ["s", "one"], ["d1"], [attrInt("axis", 0)]), n("Equal", ["d1", "one"], ["c"]),
+          n("If", ["c"], ["Y"], [
+            attrGraph("then_branch", graph("then", [n("Squeeze", ["X", "axes"], ["sq"])], "sq", 2)),
+            attrGraph("else_branch", graph("else", [n("Identity", ["X"], ["id"])], "id", 3)),
+          ]),
+        ] },
+    ],
+    graph: {
+      name: "function_if",
+      nodes: [
+        n("squeeze1", ["x"], ["a"], [], "pkg.test"), // [2, 3]
+        n("Unsqueeze", ["a", "axes1"], ["a2"]), n("Mul", ["a2", "w"], ["aw"]),
+        n("squeeze1", ["aw"], ["b"], [], "pkg.test"), // a second call: its own names
+        n("Shape", ["x"], ["sx"]), n("Gather", ["sx", "one"], ["dx"], [attrInt("axis", 0)]), n("Equal", ["dx", "one"], ["cx"]),
+        n("If", ["cx"], ["c"], [
+          attrGraph("then_branch", graph("t", [n("squeeze1", ["x"], ["t_sq"], [], "pkg.test"), n("Neg", ["t_sq"], ["t_out"])], "t_out", 2)),
+          attrGraph("else_branch", graph("e", [n("Squeeze", ["x", "axes1"], ["e_out"])], "e_out", 2)),
+        ]),
+        n("Sum", ["a", "b", "c"], ["abc"]), n("Tanh", ["abc"], ["y"]),
+      ],
+      initializers: [float32Tensor("w", [3], Float32Array.of(0.5, -1.5, 2)), int64Tensor("one", [], [1]), int64Tensor("axes1", [1], [1])],
+      inputs: [{ name: "x", elemType: DataType.FLOAT, shape: [2, 1, 3] }],
+      outputs: [{ name: "y", elemType: DataType.FLOAT, shape: [2, 3] }],
+    },
+  }));
+  const x = Float32Array.from({ length: 6 }, (_, i) => Math.sin(0.9 * i + 0.3));
+  const session = await ort.InferenceSession.create(file);
+  const want = (await session.run({ x: new ort.Tensor("float32", x, [2, 1, 3]) })).y.data as Float32Array;
+  await session.release();
+  const m = importOnnx(file);
+  const got = m.apply(m.paramArrays(), [np.array(x).reshape([2, 1, 3])])[0].dataSync() as Float32Array;
+  assert.equal(got.length, 6);
+  const e = got.reduce((mx, v, i) => Math.max(mx, Math.abs(v - want[i])), 0);
+  assert.ok(e < 1e-6, `max |Δ| ${e.toExponential(2)}`);
 });
 
 test("fields the reader does not use are skipped, whatever their length: doc strings and metadata on the model, its graph and a node", () => {

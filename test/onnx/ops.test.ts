@@ -115,6 +115,13 @@ const CASES: Case[] = [
     inputs: [{ name: "x", shape: [5, 3] }, { name: "u", shape: [2, 3] }], inits: [int64Tensor("idx", [2, 1], [-1, 1])],
   },
   {
+    // the same column of every sample (indices over the batch rows), added to: scattered per sample
+    name: "scatternd-add-per-sample",
+    opset: 18,
+    nodes: [node("ScatterND", ["x", "idx", "u"], [attrString("reduction", "add")])],
+    inputs: [{ name: "x", shape: [3, 4, 2] }, { name: "u", shape: [3, 2, 2] }], inits: [int64Tensor("idx", [3, 2, 2], [0, 1, 0, 3, 1, 1, 1, 3, 2, 1, 2, 3])],
+  },
+  {
     name: "scatternd-elements-mul",
     opset: 18,
     nodes: [node("ScatterND", ["x", "idx", "u"], [attrString("reduction", "mul")])],

@@ -108,7 +108,7 @@ test("sampling: deterministic by seed, different for another seed; the exported 
   assert.throws(() => loadStudent(run), /student of the text-to-image stack: draw images with sampleImages/);
 
   const out = join(dir, "export");
-  exportStudent(run, out, 2);
+  await exportStudent(run, out, 2);
   const manifest = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
   const tok = loadTeacher(JSON.parse(readFileSync(join(run, "config.json"), "utf8")).teacher.model).tokenizer;
   const ids = Float32Array.from(prompts.flatMap((p) => Array.from(encode(tok, p, manifest.tokenizer.max_words))));
@@ -124,7 +124,7 @@ test("sampling: deterministic by seed, different for another seed; the exported 
     const got = image.data as Float32Array;
     a.pixels.forEach((v, i) => assert.ok(Math.abs(got[i] - v) < 2e-3, `pixel ${i}: ${got[i]} vs ${v}`));
     // the int8 generator (standard ops too) gives nearly the same images
-    exportStudent(run, join(dir, "export-int8"), 2, { int8: true });
+    await exportStudent(run, join(dir, "export-int8"), 2, { int8: true });
     const int8 = await runtime.InferenceSession.create(join(dir, "export-int8", "generator.onnx"));
     const q = await int8.run({ noise: new T("float32", noise, [2, 196]), cond, guidance: new T("float32", Float32Array.of(4.5, 4.5), [2, 1]) });
     const qImage = (await (await session("vae_decoder.onnx")).run({ latent: q.latent })).image.data as Float32Array;
@@ -140,7 +140,7 @@ test("a 2-step export with re-noising share η reproduces sampleImages with the 
   const other = await sampleImages({ run, prompts, steps: 2, seed: 5, eta: 1 });
   assert.ok(expected.pixels.some((v, i) => Math.abs(v - other.pixels[i]) > 1e-3), "η changes the 2-step samples");
   const out = join(dir, "export-2step");
-  exportStudent(run, out, 2, { steps: 2, eta });
+  await exportStudent(run, out, 2, { steps: 2, eta });
   const manifest = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
   assert.equal(manifest.steps, 2);
   assert.equal(manifest.renoise_eta, eta);
@@ -165,7 +165,7 @@ test("web/tbcm-generator.js: over 2-row files it reproduces sampleImages for 5 p
   for (const steps of [1, 2]) {
     const expected = await sampleImages({ run, prompts, steps, seed: 7 });
     const out = join(dir, `export-web-${steps}`);
-    exportStudent(run, out, 2, { steps });
+    await exportStudent(run, out, 2, { steps });
     for (const runtime of [ort, await import("onnxruntime-web")]) {
       const g = await web.loadGenerator(runtime, (name: string) => readFile(join(out, name)));
       const { images, unknownWords } = await g.generate(prompts, { seed: 7 });

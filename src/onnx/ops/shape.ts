@@ -245,31 +245,27 @@ const MAX_SCATTER_RUNS = 4096;
  * ScatterND with indices known on the host (torch writes it for an in-place index assignment,
  * `x[:, 0] = y`, its indices built from shapes): data's rows over the first k axes, each either
  * kept or replaced by (reduction add / mul: combined with) an update row, assembled as
- * concatenated runs of slices — lowerable, and differentiable in data and updates.
+ * concatenated runs of slices — lowerable, and differentiable in data and updates. When the
+ * indices run over every row of the leading (batch) axis alike, as torch's `:` on the batch
+ * gives, the runs are cut along the second axis, the same for every sample, so that a file
+ * traced at one batch size scatters correctly at another.
  */
 const ScatterND: Op = (c) => {
   const ds = c.shape(0), iv = c.host(1), k = iv.shape[iv.shape.length - 1] ?? 0;
   const reduction = c.str("reduction", "none");
   if (!["none", "add", "mul"].includes(reduction)) throw new Error(`reduction "${reduction}" is not supported (none, add, mul)`);
   if (k < 1 || k > ds.length) throw new Error(`indices' last axis is ${k}; it must be from 1 to data's rank ${ds.length}`);
-  const P = prod(ds.slice(0, k)), S = prod(ds.slice(k)), U = iv.data.length / k, st = strides(ds.slice(0, k));
+  const S = prod(ds.slice(k)), U = iv.data.length / k;
   const us = c.shape(2);
   if (prod(us) !== U * S) throw new Error(`updates have shape [${us}]; indices [${iv.shape}] into data [${ds}] need [${[...iv.shape.slice(0, -1), ...ds.slice(k)]}]`);
-  // the data row each update row goes to (the last one wins, as onnxruntime does, for reduction none)
-  const target = new globalThis.Array<number>(P).fill(-1), count = new globalThis.Array<number>(P).fill(0);
-  for (let u = 0; u < U; u++) {
-    let p = 0;
-    for (let j = 0; j < k; j++) {
-      const i = iv.data[u * k + j], d = ds[j], w = i < 0 ? i + d : i;
-      if (w < 0 || w >= d) throw new Error(`index ${i} is out of range for axis ${j} of extent ${d}`);
-      p += w * st[j];
-    }
-    target[p] = u;
-    count[p]++;
-  }
-  if (reduction !== "none" && count.some((n) => n > 1)) throw new Error(`reduction "${reduction}" with an index repeated is not supported`);
+  const index = globalThis.Array.from({ length: U }, (_, u) => globalThis.Array.from({ length: k }, (_, j) => {
+    const i = iv.data[u * k + j], d = ds[j], w = i < 0 ? i + d : i;
+    if (w < 0 || w >= d) throw new Error(`index ${i} is out of range for axis ${j} of extent ${d}`);
+    return w;
+  }));
   const dv = c.value(0), uv = c.value(2);
   if (dv.kind === "host" && uv.kind === "host") {
+    const target = scatterTargets(index, ds.slice(0, k), reduction);
     const out = dv.data.slice();
     target.forEach((u, p) => {
       if (u < 0) return;
@@ -280,27 +276,53 @@ const ScatterND: Op = (c) => {
     });
     return host(dv.dtype, ds, out);
   }
-  // runs: consecutive data rows kept, or consecutive data rows taking consecutive update rows
-  const runs: { from: "data" | "updates"; start: number; rows: number; at: number }[] = [];
-  for (let p = 0; p < P; p++) {
-    const last = runs[runs.length - 1], u = target[p];
-    if (u < 0 && last?.from === "data") last.rows++;
-    else if (u >= 0 && last?.from === "updates" && last.start + last.rows === u) last.rows++;
-    else runs.push(u < 0 ? { from: "data", start: p, rows: 1, at: p } : { from: "updates", start: u, rows: 1, at: p });
-  }
+  // per sample: update u = b·U1 + u1 goes to (b, rest of index u1) for every b, the rest the same for every b
+  const B = ds[0], U1 = U / B;
+  const perSample = k > 1 && Number.isInteger(U1) && index.every((ix, u) => ix[0] === Math.floor(u / U1) && ix.every((w, j) => j === 0 || w === index[u % U1][j]));
+  const lead = perSample ? [B] : [], cut = lead.length; // the axis the runs are cut along
+  const target = perSample ? scatterTargets(index.slice(0, U1).map((ix) => ix.slice(1)), ds.slice(1, k), reduction) : scatterTargets(index, ds.slice(0, k), reduction);
+  const runs = scatterRuns(target);
   if (runs.length > MAX_SCATTER_RUNS) throw new Error(`the indices scatter ${runs.length} separate runs of rows (at most ${MAX_SCATTER_RUNS})`);
-  const data = c.x(0).reshape([P, S]), updates = c.x(2).reshape([U, S]);
+  const data = c.x(0).reshape([...lead, target.length, S]), updates = c.x(2).reshape([...lead, perSample ? U1 : U, S]);
+  const rows = (a: Array, from: number, to: number) => (cut === 0 ? a.ref.slice([from, to]) : a.ref.slice([], [from, to]));
   const pieces = runs.map((r) => {
-    if (r.from === "data") return data.ref.slice([r.start, r.start + r.rows]);
-    const rows = updates.ref.slice([r.start, r.start + r.rows]);
-    if (reduction === "none") return rows;
-    const old = data.ref.slice([r.at, r.at + r.rows]);
-    return reduction === "add" ? old.add(rows) : old.mul(rows);
+    if (r.from === "data") return rows(data, r.start, r.start + r.rows);
+    const u = rows(updates, r.start, r.start + r.rows);
+    if (reduction === "none") return u;
+    const old = rows(data, r.at, r.at + r.rows);
+    return reduction === "add" ? old.add(u) : old.mul(u);
   });
   data.dispose();
   updates.dispose();
-  return arr((pieces.length === 1 ? pieces[0] : np.concatenate(pieces, 0)).reshape(ds));
+  return arr((pieces.length === 1 ? pieces[0] : np.concatenate(pieces, cut)).reshape(ds));
 };
+
+/**
+ * The update row each data row (over axes of extents `dims`, row-major) takes, −1 for none: the
+ * last one wins, as onnxruntime does, for reduction none; add and mul refuse an index repeated.
+ */
+function scatterTargets(index: readonly (readonly number[])[], dims: readonly number[], reduction: string): number[] {
+  const st = strides(dims), target = new globalThis.Array<number>(prod(dims)).fill(-1), count = new globalThis.Array<number>(target.length).fill(0);
+  index.forEach((ix, u) => {
+    const p = ix.reduce((acc, w, j) => acc + w * st[j], 0);
+    target[p] = u;
+    count[p]++;
+  });
+  if (reduction !== "none" && count.some((n) => n > 1)) throw new Error(`reduction "${reduction}" with an index repeated is not supported`);
+  return target;
+}
+
+/** Consecutive data rows kept, or consecutive data rows taking consecutive update rows. */
+function scatterRuns(target: readonly number[]): { from: "data" | "updates"; start: number; rows: number; at: number }[] {
+  const runs: { from: "data" | "updates"; start: number; rows: number; at: number }[] = [];
+  target.forEach((u, p) => {
+    const last = runs[runs.length - 1];
+    if (u < 0 && last?.from === "data") last.rows++;
+    else if (u >= 0 && last?.from === "updates" && last.start + last.rows === u) last.rows++;
+    else runs.push(u < 0 ? { from: "data", start: p, rows: 1, at: p } : { from: "updates", start: u, rows: 1, at: p });
+  });
+  return runs;
+}
 
 const Expand: Op = (c) => {
   const shape = broadcastShapes(c.shape(0), c.ints(1));
