@@ -92,8 +92,6 @@ export async function exportBundleStudent(config: BundleConfig, params: Tree, ou
     specs.forEach((s, i) => { byRole[role(s.name)] = xs[i]; });
     const [x, t, ...rest] = byRole;
     const conds = rest.slice(0, nc);
-    // the constant inputs are in the file's contract but not read: the student holds their values (the table's)
-    rest.slice(nc + ng).forEach((a) => a.dispose());
     // the condition inputs as one table row each (what the student takes), flattened and concatenated when several
     // (an unconditional teacher's student reads no row: a placeholder)
     const c = conds.length === 0 ? np.zeros([1, 1]) : conds.length === 1 ? conds[0] : np.concatenate(conds.map((a) => a.reshape([B, -1])), 1);
@@ -101,7 +99,8 @@ export async function exportBundleStudent(config: BundleConfig, params: Tree, ou
     const w = m.inputs.guidance ? rest[nc].reshape([B, 1]).div(m.guidanceInputScale) : np.full([1, 1], guidance);
     const own = t.reshape([B, 1]).div(m.timeScale); // the model's own time: s, or 1 − s (noise_at 0)
     const s = m.noiseAt === 1 ? own : own.mul(-1).add(1), xFlat = x.reshape([B, b.dim]);
-    const [v, logvar] = flow(tree.ref(p), xFlat.ref, s.ref, c, w);
+    // the constant inputs as fed (a caller's other position ids reach the network, as they would reach the teacher)
+    const [v, logvar] = flow(tree.ref(p), xFlat.ref, s.ref, c, w, rest.slice(nc + ng));
     logvar.dispose();
     // the teacher's own output: x0 = x_s − s·v, or the velocity in its own time (−v with noise at 0)
     const out = m.prediction === "x0" ? xFlat.sub(v.mul(s)) : (xFlat.dispose(), s.dispose(), m.noiseAt === 1 ? v : v.mul(-1));
@@ -146,6 +145,7 @@ export async function exportBundleStudent(config: BundleConfig, params: Tree, ou
     // what a program needs to run it without reading teacher.json (web/tbcm-generator.js)
     roles: { latent: m.inputs.latent, time: m.inputs.time, condition: [...m.inputs.condition], ...(m.inputs.guidance ? { guidance: m.inputs.guidance } : {}) },
     // the constant inputs: each from the table tensor of its name, repeated over the batch where its shape starts with "batch"
+    // (the file reads them: other values change its output as they change the teacher's)
     constant_inputs: Object.fromEntries(m.inputs.constant.map((name) => [name, {
       shape: constantShape(name, T).map((d, i) => (i === 0 && typeof specOf(name).shape[0] !== "number" && specOf(name).shape.length > 0 ? "batch" : d)),
       ...(inputTypes[name] ? { type: inputTypes[name] } : {}),

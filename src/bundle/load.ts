@@ -52,7 +52,7 @@ export type LoadedBundle = {
    * [B, 1] is the scale a guidance-distilled model takes (required exactly when it has a guidance
    * input). Consumes its arguments.
    */
-  flow(params: Array[], xFlow: Array, s: Array, cond: Array, o?: { addTimeEmbedding?: Array; tapTimeEmbedding?: boolean; guidance?: Array }): Array[];
+  flow(params: Array[], xFlow: Array, s: Array, cond: Array, o?: { addTimeEmbedding?: Array; tapTimeEmbedding?: boolean; guidance?: Array; constants?: readonly Array[] }): Array[];
   /** Width W of the time embedding [batch, W] (`manifest.transformer.timeEmbedding`, which must be set); traced once, abstractly. */
   timeEmbeddingWidth(): number;
 };
@@ -288,10 +288,12 @@ export function loadBundle(dir: string, executor: ExecutorKind = "onnx"): Loaded
         const g = o.guidance.shape[0] === B ? o.guidance : np.broadcastTo(o.guidance, [B, 1]);
         byRole.push(g.mul(m.guidanceInputScale).reshape(guidanceRank === 1 ? [B] : [B, 1]));
       } else o.guidance?.dispose();
-      for (const k of constants) {
+      // the constant inputs: the table's values, or the caller's (an export's inputs, fed as the teacher's are)
+      constants.forEach((k, i) => {
+        if (o.constants) return byRole.push(k.cast(o.constants[i]));
         const a = np.array(k.data).reshape(k.shape);
         byRole.push(k.cast(k.batched ? np.broadcastTo(a.reshape([1, ...k.shape]), [B, ...k.shape]) : a));
-      }
+      });
       const tap = o.tapTimeEmbedding && timeEmbedding ? [timeEmbedding] : [];
       const add = o.addTimeEmbedding && timeEmbedding ? { [timeEmbedding]: o.addTimeEmbedding } : {};
       const outs = transformer.apply(ps, order.map((r) => byRole[r]), { add, tap });

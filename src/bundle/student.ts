@@ -55,10 +55,14 @@ export function initialBundleStudent(k: Key, b: LoadedBundle, embeddingWidth: nu
   return { graph: b.paramList(), ...(needsGuidanceEmbedding(b) ? { guidance: initEmbedder(foldIn(k, 1), TIME_FEATURES, embeddingWidth, 0) } : {}), logvar };
 }
 
-/** The student as a flow network with guidance input and logvar: (x_s [B, d], s, cond, w [B, 1]) → [v, logvar [B, 1]]. */
+/**
+ * The student as a flow network with guidance input and logvar: (x_s [B, d], s, cond, w [B, 1]) →
+ * [v, logvar [B, 1]]; `constants`: the constant inputs' values as the teacher takes them (default:
+ * the table's).
+ */
 export function bundleFlowStudent(b: LoadedBundle) {
   const takesGuidance = b.manifest.transformer.inputs.guidance !== "";
-  return (p: BundleStudentParams, xFlow: Array, s: Array, cond: Array, w: Array): [Array, Array] => {
+  return (p: BundleStudentParams, xFlow: Array, s: Array, cond: Array, w: Array, constants?: readonly Array[]): [Array, Array] => {
     const B = xFlow.shape[0];
     // the scale: into the teacher's own guidance input, or as an embedding added to the time embedding
     let add: Array | undefined, guidance: Array | undefined;
@@ -70,10 +74,10 @@ export function bundleFlowStudent(b: LoadedBundle) {
     if ("fc1" in p.logvar) {
       let logvar = linear(p.logvar.fc2, nn.silu(linear(p.logvar.fc1, timeFeatures(s.ref))));
       if (logvar.shape[0] !== B) logvar = np.broadcastTo(logvar, [B, 1]);
-      const [v] = b.flow(p.graph, xFlow, s, cond, { addTimeEmbedding: add, guidance });
+      const [v] = b.flow(p.graph, xFlow, s, cond, { addTimeEmbedding: add, guidance, constants });
       return [v, logvar];
     }
-    const [v, temb] = b.flow(p.graph, xFlow, s, cond, { addTimeEmbedding: add, tapTimeEmbedding: true, guidance });
+    const [v, temb] = b.flow(p.graph, xFlow, s, cond, { addTimeEmbedding: add, tapTimeEmbedding: true, guidance, constants });
     return [v, linear(p.logvar, temb)];
   };
 }

@@ -2,7 +2,7 @@
  * Inputs that are the same on every call (`transformer.inputs.constant`): Flux's position ids
  * (`img_ids` [seq, 3], no batch axis) and a per-sample constant with a dynamic batch (a fixed
  * resolution, int64 [batch, 2], stored once and repeated over the batch). Their values come from
- * the table file's tensors of the same names; the exported student keeps them as inputs.
+ * the table file's tensors of the same names; the exported student keeps them as inputs, and reads them.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import "../../src/numerics/threads.ts";
-import { numpy as np, tree } from "@jax-js/jax";
+import { numpy as np, tree, type Array } from "@jax-js/jax";
 import { distill } from "../../src/run/distill.ts";
 import { exportStudent } from "../../src/run/export.ts";
 import { loadBundle } from "../../src/bundle/load.ts";
@@ -117,12 +117,25 @@ test("constant inputs: a short run, and the exported student takes them as the t
   const idx = [2, 1], s = [1, 0.5];
   const x = normal(key(8), 2 * 32);
   const got = (await session.run(feeds(x, s, idx))).v.data as Float32Array;
+  // other constants, fed as the teacher would be fed them: the file reads them (it does not keep the table's)
+  const otherIds = values(3 * SEQ, 11, 2), otherRes = [7, 2];
+  const gotOther = (await session.run({
+    ...feeds(x, s, idx), ids: new ort.Tensor("float32", otherIds, [SEQ, 3]), res: new ort.Tensor("int64", BigInt64Array.from([...otherRes, ...otherRes].map(BigInt)), [2, 2]),
+  })).v.data as Float32Array;
   await session.release();
   const student = loadParamTree(join(run, "student.safetensors")).params as never;
-  const [v, lv] = bundleFlowStudent(loadBundle(bundle))(tree.ref(student), np.array(x).reshape([2, 32]), np.array(Float32Array.from(s)).reshape([2, 1]), np.array(rowsOf(idx)).reshape([2, 6]), np.full([2, 1], 2));
-  lv.dispose();
+  const flow = bundleFlowStudent(loadBundle(bundle));
+  const at = (constants?: Array[]) => {
+    const [v, lv] = flow(tree.ref(student), np.array(x).reshape([2, 32]), np.array(Float32Array.from(s)).reshape([2, 1]), np.array(rowsOf(idx)).reshape([2, 6]), np.full([2, 1], 2), constants);
+    lv.dispose();
+    return v.dataSync() as Float32Array;
+  };
+  const want = at(), wantOther = at([np.array(otherIds).reshape([SEQ, 3]), np.array(Float32Array.from([...otherRes, ...otherRes])).reshape([2, 2])]);
   tree.dispose(student);
-  const e = maxRel(got, v.dataSync() as Float32Array);
+  const e = maxRel(got, want);
   assert.ok(e < 1e-4, `exported student: relative error ${e.toExponential(2)}`);
+  assert.ok(maxRel(wantOther, want) > 1e-2, "other constants change the student's output");
+  const eOther = maxRel(gotOther, wantOther);
+  assert.ok(eOther < 1e-4, `exported student fed other constants: relative error ${eOther.toExponential(2)}`);
   await assertWebGeneratorMatches(run, out, ["a blue circle", "a red square"]);
 });
