@@ -122,6 +122,22 @@ const CASES: Case[] = [
     inputs: [{ name: "x", shape: [3, 4, 2] }, { name: "u", shape: [3, 2, 2] }], inits: [int64Tensor("idx", [3, 2, 2], [0, 1, 0, 3, 1, 1, 1, 3, 2, 1, 2, 3])],
   },
   {
+    // torch.gather along a middle axis, the indices shorter than the data on another axis, a negative one
+    name: "gather-elements-constant-indices",
+    nodes: [node("GatherElements", ["x", "idx"], [attrInt("axis", 1)], ["g"]), node("Tanh", ["g"])],
+    inputs: [{ name: "x", shape: [2, 4, 3] }], inits: [int64Tensor("idx", [2, 3, 2], [3, 0, 1, 1, -1, 2, 0, 0, 2, 3, 1, -4])],
+  },
+  {
+    // x[rows, cols] with two index tensors (GatherND over the first two axes), and the same entry over every batch row
+    name: "gather-nd-pairs-and-per-sample",
+    nodes: [
+      node("GatherND", ["x", "pairs"], [], ["a"]), node("GatherND", ["x", "per_sample"], [], ["b"]),
+      node("ReduceSum", ["a", "axis0"], [attrInt("keepdims", 0)], ["as"]), node("ReduceSum", ["b", "axis0"], [attrInt("keepdims", 0)], ["bs"]), node("Add", ["as", "bs"]),
+    ],
+    inputs: [{ name: "x", shape: [3, 4, 2] }],
+    inits: [int64Tensor("pairs", [4, 2], [0, 1, 2, 3, -1, 0, 1, 1]), int64Tensor("per_sample", [3, 2], [0, 2, 1, 2, 2, 2]), i64("axis0", [0])],
+  },
+  {
     name: "scatternd-elements-mul",
     opset: 18,
     nodes: [node("ScatterND", ["x", "idx", "u"], [attrString("reduction", "mul")])],
@@ -469,7 +485,7 @@ test("the README's list of supported ONNX ops is the importer's", () => {
   assert.deepEqual(listed, [...SUPPORTED_OPS]);
 });
 
-test("the resampling, pooling, Einsum and ScatterND ops are differentiable: the JVP through a chain of them matches central differences", () => {
+test("the resampling, pooling, Einsum, ScatterND, GatherElements and GatherND ops are differentiable: the JVP through a chain of them matches central differences", () => {
   const m = importOnnx(decodeOnnx(encodeModel({
     opsetVersion: 18, irVersion: 8,
     graph: {
@@ -483,9 +499,15 @@ test("the resampling, pooling, Einsum and ScatterND ops are differentiable: the 
         node("Mish", ["s"], [], ["mi"]), // [2, 1, 12, 3]
         // sample 0 multiplied by tanh of sample 1: ScatterND's gradient reaches both data and updates
         node("Slice", ["mi", "one", "two", "zero"], [], ["sl"]), node("Tanh", ["sl"], [], ["th"]),
-        node("ScatterND", ["mi", "row0", "th"], [attrString("reduction", "mul")]),
+        node("ScatterND", ["mi", "row0", "th"], [attrString("reduction", "mul")], ["sc"]),
+        // torch.gather of two of the three entries of every row, then the same rows of every sample (GatherND)
+        node("GatherElements", ["sc", "pick"], [attrInt("axis", 3)], ["ge"]),
+        node("GatherND", ["ge", "rows"]),
       ],
-      initializers: [float32Tensor("scales", [4], Float32Array.of(1, 1, 1.5, 2)), w("w", [20, 3]), i64("one", [1]), i64("two", [2]), i64("zero", [0]), int64Tensor("row0", [1, 1], [0])],
+      initializers: [
+        float32Tensor("scales", [4], Float32Array.of(1, 1, 1.5, 2)), w("w", [20, 3]), i64("one", [1]), i64("two", [2]), i64("zero", [0]), int64Tensor("row0", [1, 1], [0]),
+        int64Tensor("pick", [2, 1, 12, 2], globalThis.Array.from({ length: 48 }, (_: unknown, i: number) => (i * 7) % 3)), int64Tensor("rows", [2, 3, 3], [0, 0, 2, 0, 0, 7, 0, 0, 11, 1, 0, 2, 1, 0, 7, 1, 0, 11]),
+      ],
       inputs: [{ name: "x", elemType: DataType.FLOAT, shape: [2, 4, 4, 5] }],
       outputs: [{ name: "y", elemType: DataType.FLOAT, shape: [] }],
     },
@@ -569,6 +591,39 @@ test("Conv and ConvTranspose are differentiable where training needs them: value
   const fd = (at(1) - at(-1)) / (2 * eps);
   const dot = eager.slice(1).reduce((acc, g, i) => acc + g.reduce((a, v, j) => a + v * dir[i][j], 0), 0);
   assert.ok(Math.abs(dot - fd) < 1e-3 * Math.abs(fd), `⟨grad, d⟩ ${dot} against the central difference ${fd}`);
+});
+
+test("GatherElements and GatherND with indices known at run time equal onnxruntime's, lowered as well; an index out of range gives NaN", async () => {
+  const run = async (op: string, attrs: Attribute[], xShape: number[], iShape: number[], idx: number[], yShape: number[]) => {
+    const model = encodeModel({
+      opsetVersion: 17, irVersion: 8,
+      graph: {
+        name: op, nodes: [node(op, ["x", "i"], attrs)], initializers: [],
+        inputs: [{ name: "x", elemType: DataType.FLOAT, shape: xShape }, { name: "i", elemType: DataType.INT64, shape: iShape }],
+        outputs: [{ name: "y", elemType: DataType.FLOAT, shape: yShape }],
+      },
+    });
+    const x = values(prod(xShape), 5);
+    const session = await ort.InferenceSession.create(model);
+    const want = (await session.run({ x: new ort.Tensor("float32", x, xShape), i: new ort.Tensor("int64", BigInt64Array.from(idx, BigInt), iShape) })).y.data as Float32Array;
+    await session.release();
+    const m = importOnnx(decodeOnnx(model, { file: `${op}.onnx` }));
+    const f = (a: Array, b: Array) => m.apply({}, [a, b.astype(np.int32)])[0];
+    const got = f(np.array(x, { shape: xShape }), np.array(Float32Array.from(idx), { shape: iShape })).dataSync() as Float32Array;
+    assert.deepEqual([...got], [...want], op);
+    const lowered = lowerFunction(f, [avalSpec(xShape), avalSpec(iShape)] as never);
+    const s2 = await ort.InferenceSession.create(lowered.model);
+    const low = (await s2.run({ [lowered.inputs[0].name]: new ort.Tensor("float32", x, xShape), [lowered.inputs[1].name]: new ort.Tensor("float32", Float32Array.from(idx), iShape) }))[lowered.outputs[0].name].data as Float32Array;
+    await s2.release();
+    assert.deepEqual([...low], [...want], `${op} lowered`);
+    return (bad: number[]) => f(np.array(x, { shape: xShape }), np.array(Float32Array.from(bad), { shape: iShape })).dataSync() as Float32Array;
+  };
+  const ge = await run("GatherElements", [attrInt("axis", 1)], [2, 4, 3], [2, 2, 3], [3, 0, -1, 1, 2, 0, 0, 3, -4, 2, 1, 1], [2, 2, 3]);
+  const geBad = ge([3, 0, 4, 1, 2, 0, 0, 3, -5, 2, 1, 1]); // 4 and −5 are out of range for an axis of 4
+  assert.deepEqual([...geBad].map((v, i) => (Number.isNaN(v) ? i : -1)).filter((i) => i >= 0), [2, 8]);
+  const gnd = await run("GatherND", [], [3, 4, 2], [5, 2], [0, 1, 2, 3, -1, 0, 1, -1, 2, 2], [5, 2]);
+  const gndBad = gnd([0, 1, 3, 0, -1, 0, 1, 4, 2, 2]); // row 3 and column 4 are out of range
+  assert.deepEqual([...gndBad].map((v, i) => (Number.isNaN(v) ? Math.floor(i / 2) : -1)).filter((i) => i >= 0), [1, 1, 3, 3]);
 });
 
 test("Gather with indices known at run time (negative ones too) along a middle axis equals onnxruntime's, lowered as well", async () => {

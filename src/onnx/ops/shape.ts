@@ -200,13 +200,9 @@ const Gather: Op = (c) => {
     const fixed = np.where(np.less(idx.ref, 0), idx.ref.add(s[axis]), idx);
     if (c.dtype(0) !== "float32" || s[axis] > MAX_ONE_HOT) return arr(np.take(c.x(0), fixed, axis));
     const r = fixed.ndim;
-    const oneHot = np.equal(fixed.ref.reshape([...fixed.shape, 1]), np.arange(s[axis]).astype(np.int32)).astype(np.float32);
-    // [...idx, V] · data over `axis` → [...idx, ...data without axis] → data's leading axes first
-    // an index out of range (ONNX: an error) gives NaN, as JAX's take does, not a silent row of zeros:
-    // a class label the embedding does not have then stops training as non-finite
-    const inRange = np.logicalAnd(np.greaterEqual(fixed.ref, 0), np.less(fixed.ref, s[axis])).reshape([...fixed.shape, ...range(s.length - 1).map(() => 1)]);
-    const picked = np.where(inRange, np.tensordot(oneHot, c.x(0), [[r], [axis]]), NaN);
-    fixed.dispose();
+    // [...idx, ...data without axis] → data's leading axes first; a class label the embedding does not
+    // have gives NaN, and training stops as non-finite
+    const picked = oneHotRows(np.moveaxis(c.x(0), axis, 0), fixed, s[axis]);
     const order = [...range(axis).map((a) => r + a), ...range(r), ...range(s.length - 1 - axis).map((a) => r + axis + a)];
     return arr(picked.transpose(order));
   }
@@ -226,16 +222,107 @@ const Gather: Op = (c) => {
     });
   }
   // Constant indices: runs of consecutive indices become slices, concatenated along the axis.
+  return arr(takeRows(c.x(0), axis, idx).reshape(outShape));
+};
+
+/** Rows `rows` of x along `axis` (known on the host): runs of consecutive rows as slices, concatenated. */
+function takeRows(x: Array, axis: number, rows: readonly number[]): Array {
   const pieces: Array[] = [];
-  let k = 0;
-  while (k < idx.length) {
+  for (let k = 0; k < rows.length;) {
     let e = k + 1;
-    while (e < idx.length && idx[e] === idx[e - 1] + 1) e++;
-    pieces.push(sliceAxis(c.x(0), axis, idx[k], e - k, 1));
+    while (e < rows.length && rows[e] === rows[e - 1] + 1) e++;
+    pieces.push(sliceAxis(x.ref, axis, rows[k], e - k, 1));
     k = e;
   }
-  const cat = pieces.length === 1 ? pieces[0] : np.concatenate(pieces, axis);
-  return arr(cat.reshape(outShape));
+  x.dispose();
+  return pieces.length === 1 ? pieces[0] : np.concatenate(pieces, axis);
+}
+
+/**
+ * Rows of float data [V, ...] (or [B, V, ...] with `lead` 1) picked by indices known at run time
+ * [..., U] (normalised, int32): a one-hot contraction (exact, differentiable in the data, lowerable);
+ * an index out of range gives NaN, as jax-js's take does, not a silent row of zeros.
+ */
+function oneHotRows(data: Array, idx: Array, V: number): Array {
+  const oneHot = np.equal(idx.ref.reshape([...idx.shape, 1]), np.arange(V).astype(np.int32)).astype(np.float32);
+  const rest = data.shape.length - 1;
+  const inRange = np.logicalAnd(np.greaterEqual(idx.ref, 0), np.less(idx, V)).reshape([...oneHot.shape.slice(0, -1), ...range(rest).map(() => 1)]);
+  return np.where(inRange, np.tensordot(oneHot, data, [[oneHot.ndim - 1], [0]]), NaN);
+}
+
+/**
+ * GatherElements (torch.gather): out[…, j, …] = data[…, indices[…, j, …], …] along `axis`, the
+ * output shaped as the indices (on other axes at most data's extents). A one-hot product along the
+ * axis, for indices known on the host or at run time: exact, differentiable in the data, lowerable.
+ */
+const GatherElements: Op = (c) => {
+  const s = c.shape(0), is = c.shape(1), axis = normAxis(c.int("axis", 0), s.length), V = s[axis];
+  if (is.length !== s.length) throw new Error(`indices have rank ${is.length}; data has rank ${s.length} (they must be equal)`);
+  is.forEach((d, a) => { if (a !== axis && d > s[a]) throw new Error(`indices have extent ${d} on axis ${a}, beyond data's ${s[a]}`); });
+  const iv = c.value(1), dv = c.value(0);
+  if (iv.kind === "host") {
+    for (const i of iv.data) if (i < -V || i >= V) throw new Error(`index ${i} is out of range for axis ${axis} of extent ${V}`);
+    if (dv.kind === "host") {
+      const st = strides(s), ist = strides(is);
+      return hostGen(dv, is, (o) => {
+        const i = iv.data[o.reduce((f, d, a) => f + d * ist[a], 0)];
+        return o.reduce((f, d, a) => f + (a === axis ? (i < 0 ? i + V : i) : d) * st[a], 0);
+      });
+    }
+  }
+  if (c.dtype(0) !== "float32") throw new Error(`data of type ${c.dtype(0)} is not supported with indices computed in the graph (float data only)`);
+  checkedSize([...is, V], MAX_HOST_ELEMENTS, "the one-hot selection");
+  // data cut to the indices' extents on the other axes, the gathered axis moved last and a unit axis where it was
+  const cut = c.x(0).slice(...s.map((d, a) => (a === axis ? [] : [0, is[a]])) as [number, number][]);
+  const moved = np.moveaxis(cut, axis, -1).reshape([...is.map((d, a) => (a === axis ? 1 : d)), V]);
+  const idx0 = iv.kind === "host" ? lift(host("int32", is, iv.data)) : c.x(1).astype(np.int32);
+  const idx = np.where(np.less(idx0.ref, 0), idx0.ref.add(V), idx0);
+  const oneHot = np.equal(idx.ref.reshape([...is, 1]), np.arange(V).astype(np.int32)).astype(np.float32);
+  const inRange = np.logicalAnd(np.greaterEqual(idx.ref, 0), np.less(idx, V));
+  return arr(np.where(inRange, oneHot.mul(moved).sum(-1), NaN));
+};
+
+/**
+ * GatherND (batch_dims 0): out[u…] = data[indices[u…, 0], …, indices[u…, k−1], …]. Indices known
+ * on the host become runs of row slices (per sample when they run over every batch row alike, so
+ * that an export answers at any batch, as ScatterND's); indices known at run time, a one-hot
+ * contraction over data's first k axes (float data).
+ */
+const GatherND: Op = (c) => {
+  const ds = c.shape(0), is = c.shape(1), k = is[is.length - 1] ?? 0;
+  if (c.int("batch_dims", 0) !== 0) throw new Error(`batch_dims ${c.int("batch_dims", 0)} is not supported (0 only)`);
+  if (k < 1 || k > ds.length) throw new Error(`indices' last axis is ${k}; it must be from 1 to data's rank ${ds.length}`);
+  const lead = is.slice(0, -1), rest = ds.slice(k), outShape = [...lead, ...rest], U = prod(lead), S = prod(rest), P = prod(ds.slice(0, k));
+  const st = strides(ds.slice(0, k)), iv = c.value(1), dv = c.value(0);
+  if (iv.kind === "host") {
+    const index = globalThis.Array.from({ length: U }, (_, u) => globalThis.Array.from({ length: k }, (_, j) => {
+      const i = iv.data[u * k + j], d = ds[j], w = i < 0 ? i + d : i;
+      if (w < 0 || w >= d) throw new Error(`index ${i} is out of range for axis ${j} of extent ${d}`);
+      return w;
+    }));
+    const flat = index.map((ix) => ix.reduce((f, w, j) => f + w * st[j], 0));
+    if (dv.kind === "host") return hostGen(dv, outShape, (o) => flat[o.slice(0, lead.length).reduce((f, d, a) => f * lead[a] + d, 0)] * S + o.slice(lead.length).reduce((f, d, a) => f * rest[a] + d, 0));
+    const B = ds[0], U1 = U / B;
+    const perSample = k > 1 && Number.isInteger(U1) && index.every((ix, u) => ix[0] === Math.floor(u / U1) && ix.every((w, j) => j === 0 || w === index[u % U1][j]));
+    if (perSample) {
+      const rows = index.slice(0, U1).map((ix) => ix.slice(1).reduce((f, w, j) => f + w * st[j + 1], 0));
+      return arr(takeRows(c.x(0).reshape([B, P / B, S]), 1, rows).reshape(outShape));
+    }
+    return arr(takeRows(c.x(0).reshape([P, S]), 0, flat).reshape(outShape));
+  }
+  if (c.dtype(0) !== "float32") throw new Error(`data of type ${c.dtype(0)} is not supported with indices computed in the graph (float data only)`);
+  if (P > MAX_ONE_HOT) throw new Error(`indices computed in the graph into ${P} rows (at most ${MAX_ONE_HOT})`);
+  // the flat row of each index tuple, each entry's negative values counted from its axis' end
+  const idx = c.x(1).astype(np.int32).reshape([U, k]);
+  const parts = range(k).map((j) => {
+    const e = idx.ref.slice([], j);
+    return np.where(np.less(e.ref, 0), e.ref.add(ds[j]), e);
+  });
+  idx.dispose();
+  // an entry out of its own axis' range makes the row out of range (−1)
+  const ok = parts.map((e, j) => np.logicalAnd(np.greaterEqual(e.ref, 0), np.less(e.ref, ds[j]))).reduce((a, b) => np.logicalAnd(a, b));
+  const row = np.where(ok, parts.map((e, j) => e.mul(st[j])).reduce((a, b) => a.add(b)), -1);
+  return arr(oneHotRows(c.x(0).reshape([P, S]), row, P).reshape(outShape));
 };
 
 /** ScatterND: more runs of rows than this (a scatter of single elements over a large tensor) is refused, not a graph of thousands of slices. */
@@ -466,6 +553,6 @@ const Trilu: Op = (c) => {
 };
 
 export const SHAPE_OPS: Record<string, Op> = {
-  Reshape, Transpose, Flatten, Squeeze, Unsqueeze, Concat, Split, Slice, Gather, ScatterND, Expand, Tile,
+  Reshape, Transpose, Flatten, Squeeze, Unsqueeze, Concat, Split, Slice, Gather, GatherElements, GatherND, ScatterND, Expand, Tile,
   Constant, Shape, Size, ConstantOfShape, Range, Identity, Dropout, DepthToSpace, SpaceToDepth, CumSum, Trilu,
 };
