@@ -3,7 +3,9 @@
  * seconds and without a run directory — the first thing to run on a teacher of your own. It loads
  * the bundle (every manifest, file and table mismatch is a one-line error), runs the teacher's
  * checks (problem.ts `checkTeacher`: finite on every prompt, the import against onnxruntime on the
- * file, the conventions at pure noise), times one teacher step and decodes one latent.
+ * file, the conventions at pure noise), exports the student a run starts from in the teacher's
+ * contract and runs that at other batch sizes (as `tbcm export` will), times one teacher step and
+ * decodes one latent.
  */
 import { tree } from "@jax-js/jax";
 import { type BundleConfig, type Device, type ExecutorKind, executorOf, parseConfig } from "../config/schema.ts";
@@ -14,6 +16,8 @@ import { isUnconditional } from "./manifest.ts";
 import { guidanceConditioned } from "./student.ts";
 import { bundleConfig, bundlePrompts, eulerStepProgram, promptConditions } from "./problem.ts";
 import { checkTeacher } from "./parity.ts";
+import { initialBundleStudent } from "./student.ts";
+import { studentInContract } from "./export.ts";
 
 /** Rows of the timed teacher step: a training step's teacher pass runs batches of about this size. */
 const TIMED_ROWS = 8;
@@ -35,6 +39,8 @@ export type BundleCheck = {
   /** One guided teacher step of TIMED_ROWS samples (CFG: twice the rows), median of 3, ms. */
   readonly teacherStepMs: number;
   readonly decoder: { readonly channels: number; readonly height: number; readonly width: number } | null;
+  /** Whether the student a run starts from exports in the teacher's contract at every batch size (export.ts `studentInContract`). */
+  readonly studentExports: boolean;
   readonly warnings: readonly string[];
 };
 
@@ -60,6 +66,20 @@ export async function checkBundle(dir: string, o: CheckBundleOptions = {}): Prom
   try {
     say(`checking the teacher on ${prompts.length} prompt${prompts.length === 1 ? "" : "s"}: finite, against onnxruntime on the file, at pure noise`);
     const checks = await checkTeacher(euler, b, cfg, prompts, hostConditions);
+    // what `tbcm export` will do with the student, tried on the student a run starts from (the teacher's weights)
+    say("exporting a student in the teacher's contract and running it at other batch sizes");
+    const m = b.manifest;
+    const student = initialBundleStudent(key(0), b, m.transformer.timeEmbedding ? b.timeEmbeddingWidth() : 0);
+    let studentExports = true;
+    const warnings = [...checks.warnings];
+    try {
+      await studentInContract(b, student, cfg.eval.guidance);
+    } catch (e) {
+      studentExports = false;
+      warnings.push(`a run will train, but its student will not export: ${(e as Error).message.split("\n")[0]}`);
+    } finally {
+      tree.dispose(student);
+    }
     say("timing one teacher step");
     const n = TIMED_ROWS, d = b.dim, idx = Array.from({ length: n }, (_, i) => i % prompts.length);
     const col = (v: number) => ({ data: new Float32Array(n).fill(v), shape: [n, 1] });
@@ -81,13 +101,12 @@ export async function checkBundle(dir: string, o: CheckBundleOptions = {}): Prom
         await dec.dispose();
       }
     }
-    const m = b.manifest;
     return {
       dir, parameters: b.paramNames.reduce((s, k) => s + b.transformer.params[k].data.length, 0), latentShape: m.latentShape,
       inputs: b.transformer.inputs.map((i) => ({ name: i.name, dtype: i.dtype, shape: i.shape })), prompts: prompts.length,
       unconditional: isUnconditional(m), timeEmbedding: m.transformer.timeEmbedding, guidanceConditioned: guidanceConditioned(b), guidanceScales: cfg.guidance,
       teacherImportRelError: checks.importError, teacherNoiseSpread: checks.noiseSpread, teacherStepMs: times.sort((a, c) => a - c)[1],
-      decoder, warnings: checks.warnings,
+      decoder, studentExports, warnings,
     };
   } finally {
     await euler.dispose();

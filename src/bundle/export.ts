@@ -56,16 +56,16 @@ const checkBatches = (T: number) => [1, 2, T + 1];
 const BATCH_CHECK_TOLERANCE = { float32: 1e-4, float16: 1e-2 };
 
 /**
- * Writes transformer.onnx (the student in the teacher's contract) and manifest.json into `outDir`,
- * after running the file at other batch sizes (checkBatches) against the student traced at each: a value the teacher
- * computes from its batch size that the trace fixed (an index list over the batch) would otherwise
- * answer wrongly, or not at all, at any batch but the traced one.
+ * The student `p` of bundle `b` as an ONNX file in the teacher's contract (the batch axis symbolic,
+ * traced at `traceBatch`, the guidance baked at `guidance` unless the teacher takes it as an input),
+ * after running the file at other batch sizes (checkBatches) against the student traced at each: a
+ * value the teacher computes from its batch size that the trace fixed (an index list over the
+ * batch) would otherwise answer wrongly, or not at all, at any batch but the traced one — a
+ * one-line error. `tbcm export` writes it; `tbcm check-bundle` lowers the initial student so, to
+ * say before a run whether its student will export.
  */
-export async function exportBundleStudent(config: BundleConfig, params: Tree, outDir: string, o: { batch: number }) {
-  const cfg = bundleConfig(config);
-  const b = loadBundle(cfg.teacher.dir);
+export async function studentInContract(b: LoadedBundle, p: BundleStudentParams, guidance: number) {
   const m = b.manifest.transformer;
-  const p = params as BundleStudentParams;
   const flow = bundleFlowStudent(b);
   const specs = b.transformer.inputs;
   const T = traceBatch(b);
@@ -83,7 +83,6 @@ export async function exportBundleStudent(config: BundleConfig, params: Tree, ou
   const shapeOf = (name: string, B: number) => role(name) === 0 ? [B, ...b.manifest.latentShape]
     : role(name) === 1 || (ng && role(name) === 2 + nc) ? perSample(name, B)
     : m.inputs.constant.includes(name) ? constantShape(name, B) : [B, ...b.table.parts[role(name) - 2].shape];
-  const guidance = cfg.eval.guidance;
   // every input and the output keep the teacher's element type in the file (an int64 attention mask, a float16
   // teacher's latent), cast to and from the float32 the student computes in; bfloat16 is declared float32
   const declared = (dtype: string): DeclaredType | undefined => (DECLARED_TYPES as readonly string[]).includes(dtype) ? dtype as DeclaredType : undefined;
@@ -116,6 +115,18 @@ export async function exportBundleStudent(config: BundleConfig, params: Tree, ou
   });
   const lowered = lower(T, true);
   await checkOtherBatches(b, lowered.model, T, (B) => lower(B, false).model, guidance, BATCH_CHECK_TOLERANCE[outputType === "float16" ? "float16" : "float32"]);
+  return { lowered, traceBatch: T, shapeOf, inputTypes, outputType };
+}
+
+/** Writes transformer.onnx (the student in the teacher's contract, `studentInContract`) and manifest.json into `outDir`. */
+export async function exportBundleStudent(config: BundleConfig, params: Tree, outDir: string, o: { batch: number }) {
+  const cfg = bundleConfig(config);
+  const b = loadBundle(cfg.teacher.dir);
+  const m = b.manifest.transformer, specs = b.transformer.inputs, guidance = cfg.eval.guidance;
+  const { lowered, traceBatch: T, shapeOf, inputTypes, outputType } = await studentInContract(b, params as BundleStudentParams, guidance).catch((e: Error) => {
+    throw new Error(`${e.message.split("\n")[0]}; nothing was written`);
+  });
+  const specOf = (name: string) => specs.find((s) => s.name === name)!;
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "transformer.onnx"), lowered.model);
   // what else a program needs to draw images: the table (conditions by prompt) and the decoder, unchanged
@@ -150,7 +161,7 @@ export async function exportBundleStudent(config: BundleConfig, params: Tree, ou
     // the constant inputs: each from the table tensor of its name, repeated over the batch where its shape starts with "batch"
     // (the file reads them: other values change its output as they change the teacher's)
     constant_inputs: Object.fromEntries(m.inputs.constant.map((name) => [name, {
-      shape: constantShape(name, T).map((d, i) => (i === 0 && typeof specOf(name).shape[0] !== "number" && specOf(name).shape.length > 0 ? "batch" : d)),
+      shape: shapeOf(name, T).map((d, i) => (i === 0 && typeof specOf(name).shape[0] !== "number" && specOf(name).shape.length > 0 ? "batch" : d)),
       ...(inputTypes[name] ? { type: inputTypes[name] } : {}),
     }])),
     // the guidance input (if any) takes guidance_input_scale · w
@@ -192,7 +203,7 @@ export async function exportBundleStudent(config: BundleConfig, params: Tree, ou
  */
 async function checkOtherBatches(b: LoadedBundle, model: Uint8Array, traced: number, fixedAt: (B: number) => Uint8Array, guidance: number, tolerance: number): Promise<void> {
   const output = b.manifest.transformer.output;
-  const refuse = (B: number, what: string) => new Error(`the exported student ${what} at batch ${B} (it was traced at batch ${traced}): the teacher computes a value from its batch size that the export fixes; nothing was written (please report it with the teacher's operator list; \`tbcm sample\` draws from the run at any batch)`);
+  const refuse = (B: number, what: string) => new Error(`the exported student ${what} at batch ${B} (it was traced at batch ${traced}): the teacher computes a value from its batch size that the export fixes (please report it with the teacher's operator list; \`tbcm sample\` draws from the run at any batch)`);
   const file = await OnnxFile.open(model);
   try {
     for (const B of checkBatches(traced)) {

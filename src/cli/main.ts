@@ -37,7 +37,8 @@ const USAGE = `usage:
   tbcm check-bundle --dir <bundle> [--prompts <file>] [--device D]
                                                          a teacher bundle as a run would check it, in seconds: the
                                                          manifest, the import against onnxruntime on the file, the
-                                                         conventions at pure noise, one teacher step's time, the decoder
+                                                         conventions at pure noise, whether its student will export,
+                                                         one teacher step's time, the decoder
   tbcm serve --dir <export dir> [--port 8080]           a browser demo of an export (web/index.html, onnxruntime-web)
   tbcm eval --run <dir> [--json] [--recompute [--samples N]]  print a run's metrics (--recompute [--two-step-mid T] [--eta E] [--multi-step shifted|from_mid|tail] [--device D]: evaluate again)
   tbcm config [--config <yaml>]                         every distill config key: its value or default, what it accepts

@@ -3,7 +3,8 @@
  * over the batch (`h[:, 0] = y`) as ScatterND whose indices enumerate the batch rows (Shape →
  * Range); traced at one batch, that list would be fixed in the export. The export scatters per
  * sample, so its file answers at every batch. A value the export cannot keep symbolic (here the
- * batch row's own index, used as data) is refused with one line before anything is written.
+ * batch row's own index, used as data) is refused with one line before anything is written, and
+ * `tbcm check-bundle` says so before a run.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,6 +13,7 @@ import { join } from "node:path";
 import "../../src/numerics/threads.ts";
 import { distill } from "../../src/run/distill.ts";
 import { exportStudent } from "../../src/run/export.ts";
+import { checkBundle } from "../../src/bundle/check.ts";
 import { saveSafetensors } from "../../src/numerics/safetensors.ts";
 import { encodeModel, float32Tensor, int64Tensor, attrInt, DataType, type NodeProto } from "../../src/executor/onnxProto.ts";
 import { tempDir } from "../tempDir.ts";
@@ -90,9 +92,19 @@ test("a teacher that reads its batch position as data is refused by the export i
   const run = join(dir, "run-row-index"), out = join(dir, "export-row-index");
   await distill(shortRunConfig(rowIndexBundle), run);
   await assert.rejects(exportStudent(run, out), (e: Error) => {
-    assert.match(e.message, /^the exported student (answers with shape \[11,2,4,4\], not \[1,2,4,4\],) at batch 1 \(it was traced at batch 11\): the teacher computes a value from its batch size that the export fixes; nothing was written/);
+    assert.match(e.message, /^the exported student (answers with shape \[11,2,4,4\], not \[1,2,4,4\],) at batch 1 \(it was traced at batch 11\): the teacher computes a value from its batch size that the export fixes \(please report it .*\); nothing was written$/);
     assert.ok(!e.message.includes("\n"));
     return true;
   });
   assert.ok(!existsSync(join(out, "transformer.onnx")) && !existsSync(join(out, "manifest.json")));
+});
+
+test("check-bundle says before a run whether its student will export: yes for the column assignment, no (a warning naming why) for the batch position", async () => {
+  assert.equal((await checkBundle(scatterBundle)).studentExports, true);
+  const r = await checkBundle(rowIndexBundle);
+  assert.equal(r.studentExports, false);
+  // (the other warning: this untrained network is no flow velocity at pure noise)
+  const exportWarnings = r.warnings.filter((w) => /export/.test(w));
+  assert.equal(exportWarnings.length, 1, JSON.stringify(r.warnings));
+  assert.match(exportWarnings[0], /^a run will train, but its student will not export: the exported student answers with shape \[11,2,4,4\], not \[1,2,4,4\], at batch 1 \(it was traced at batch 11\): the teacher computes a value from its batch size that the export fixes \(please report it/);
 });

@@ -30,6 +30,7 @@ test("check-bundle on the shipped teacher's bundle: what a run distils, and its 
   assert.ok(r.teacherNoiseSpread > 0.1 && r.teacherNoiseSpread < 0.5, `noise spread ${r.teacherNoiseSpread}`);
   assert.ok(r.teacherStepMs > 0);
   assert.deepEqual(r.decoder, { channels: 1, height: 28, width: 28 });
+  assert.equal(r.studentExports, true);
   assert.deepEqual(r.warnings, []);
 });
 
