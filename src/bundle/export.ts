@@ -61,8 +61,8 @@ const BATCH_CHECK_TOLERANCE = { float32: 1e-4, float16: 1e-2 };
  * after running the file at other batch sizes (checkBatches) against the student traced at each: a
  * value the teacher computes from its batch size that the trace fixed (an index list over the
  * batch) would otherwise answer wrongly, or not at all, at any batch but the traced one — a
- * one-line error. `tbcm export` writes it; `tbcm check-bundle` lowers the initial student so, to
- * say before a run whether its student will export.
+ * one-line error. `tbcm export` writes it; `tbcm check-bundle` runs it on the student a run
+ * starts from, to say before the run whether its student will export.
  */
 export async function studentInContract(b: LoadedBundle, p: BundleStudentParams, guidance: number) {
   const m = b.manifest.transformer;
