@@ -239,9 +239,10 @@ function takeRows(x: Array, axis: number, rows: readonly number[]): Array {
 }
 
 /**
- * Rows of float data [V, ...] (or [B, V, ...] with `lead` 1) picked by indices known at run time
- * [..., U] (normalised, int32): a one-hot contraction (exact, differentiable in the data, lowerable);
- * an index out of range gives NaN, as jax-js's take does, not a silent row of zeros.
+ * Rows of float data [V, ...] picked by indices known at run time (int32 of any shape, negative
+ * ones already counted from the end) → [...indices, ...]: a one-hot contraction (exact,
+ * differentiable in the data, lowerable); an index out of range gives NaN, as jax-js's take does,
+ * not a silent row of zeros.
  */
 function oneHotRows(data: Array, idx: Array, V: number): Array {
   const oneHot = np.equal(idx.ref.reshape([...idx.shape, 1]), np.arange(V).astype(np.int32)).astype(np.float32);
