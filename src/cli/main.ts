@@ -9,6 +9,11 @@ import { join } from "node:path";
 import { isGuidanceInterval, DEVICES, type Device, type ExecutorKind, checkExecutorDevice } from "../config/schema.ts";
 import { ROUTE_SHIFT, ROUTE_STEPS, MULTI_STEP_RULES, type MultiStepRule } from "../config/defaults.ts";
 import * as L from "../config/limits.ts";
+import { watchMemory } from "./memoryWatch.ts";
+
+/** What to lower when a command nears the memory limit (memoryWatch.ts). */
+const MEMORY_HINT = "a training step's memory grows with its pairs (train.prompts_per_step × (route.steps − 1)) and an evaluation's with "
+  + "eval.samples: lower train.prompts_per_step (a big teacher: 1) or eval.samples, or --n for tbcm sample (TBCM_MEMORY_LIMIT_MB sets the limit)";
 
 /** Student steps baked into one exported generator: each is a whole network pass in the file. */
 const MAX_EXPORT_STEPS = 64;
@@ -47,7 +52,9 @@ config key executor: onnx (default, ONNX Runtime) or jax (jax-js jit) runs the t
 config key device / --device: cpu (default), webgpu (a Vulkan driver; software: scripts/lavapipe.sh) or cuda (ONNXRUNTIME_NODE_INSTALL=cuda12) for ONNX Runtime
   (distill, sample, eval --recompute, train-vae / train-teacher / train-evaluator, eval-teacher; stack configs take the key device too)
 environment: TBCM_THREADS=<n> threads for jax-js's kernels and ONNX Runtime (default: 1 for jax-js, every core for ONNX Runtime)
-             TBCM_ORT_VERBOSE=1 ONNX Runtime's verbose log (which provider each node runs on) on stderr`;
+             TBCM_ORT_VERBOSE=1 ONNX Runtime's verbose log (which provider each node runs on) on stderr
+             TBCM_MEMORY_LIMIT_MB=<n> the memory a command may use (default: the machine's or the container's);
+               past 90 % of it the command stops with one line saying what to lower`;
 
 class UsageError extends Error {}
 
@@ -171,6 +178,8 @@ async function main(argv: string[]): Promise<number> {
   }
   if (!Object.hasOwn(COMMAND_OPTIONS, command)) throw new UsageError(`unknown command "${command}"`);
   const { values } = parseOptions(command as Command, rest) as { values: AllValues };
+  // one line instead of the kernel's silent kill when a command outgrows the machine's memory
+  watchMemory(MEMORY_HINT);
   switch (command as Command) {
     case "check-bundle": {
       if (!values.dir) throw new UsageError("check-bundle needs --dir <bundle> (a folder with teacher.json)");

@@ -23,7 +23,7 @@ import { saveCheckpoint, loadCheckpoint } from "./checkpoint.ts";
 import { type DistillProblem, type EvalKeys, column } from "./problem.ts";
 import type { RunDir } from "./runDir.ts";
 import { writeReport } from "../eval/report.ts";
-import { formatEta } from "./fit.ts";
+import { formatEta, formatRate } from "./fit.ts";
 
 /** Consecutive non-finite steps after which a run stops instead of skipping on. */
 const MAX_SKIPS_IN_A_ROW = 20;
@@ -281,7 +281,7 @@ export async function trainStudent<P extends Tree>(problem: DistillProblem<P>, c
       // the baseline's pairs lie on no trajectory: no endpoint error to log
       const logged = cfg.method === "tbcm" ? stats : Object.fromEntries(Object.entries(stats).filter(([name]) => name !== "endpoint_mse"));
       run.appendLog({ step: done, ...logged, r, lr, ...keep, time_s: Number(elapsed.toFixed(2)) });
-      say(`step ${done}/${cfg.train.steps}  loss ${stats.loss.toFixed(4)}  r ${r.toFixed(2)}  ${rate.toFixed(1)} it/s  ETA ${rate > 0 ? formatEta((cfg.train.steps - done) / rate) : "…"}`);
+      say(`step ${done}/${cfg.train.steps}  loss ${stats.loss.toFixed(4)}  r ${r.toFixed(2)}  ${formatRate(rate)}  ETA ${rate > 0 ? formatEta((cfg.train.steps - done) / rate) : "…"}`);
     }
     if (done % cfg.train.evalEvery === 0 || done === cfg.train.steps) {
       run.appendLog({ step: done, consistency_rel_mse_1step: await curve(), time_s: Number(trainSeconds().toFixed(2)) });

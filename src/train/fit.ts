@@ -60,6 +60,12 @@ export function formatEta(seconds: number): string {
     : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
+/** Steps per second as a progress line shows it: "1.5 it/s", or seconds per step for a slow run ("34 s/it", not "0.0 it/s"). */
+export function formatRate(stepsPerSecond: number, digits = 1): string {
+  if (!(stepsPerSecond > 0)) return "… it/s";
+  return stepsPerSecond >= 0.5 ? `${stepsPerSecond.toFixed(digits)} it/s` : `${(1 / stepsPerSecond).toFixed(1 / stepsPerSecond >= 10 ? 0 : 1)} s/it`;
+}
+
 export async function fit<P extends Tree>(spec: FitSpec<P>, init: P): Promise<FitResult<P>> {
   const say = spec.say ?? (() => {});
   const opt = adamw({ kind: "adamw", lr: spec.lr, betas: [0.9, 0.999], eps: 1e-8, weightDecay: spec.weightDecay });
@@ -155,7 +161,7 @@ export async function fit<P extends Tree>(spec: FitSpec<P>, init: P): Promise<Fi
       const elapsed = (performance.now() - t0) / 1000;
       appendFileSync(spec.files.log, JSON.stringify({ step: done, ...last, lr, time_s: Number(elapsed.toFixed(2)) }) + "\n");
       const rate = (done - start) / elapsed;
-      say(`${spec.name} step ${done}/${spec.steps}  ${statNames.slice(0, -1).map((n) => `${n} ${last[n].toPrecision(4)}`).join("  ")}  ${rate.toFixed(2)} it/s  ETA ${formatEta((spec.steps - done) / rate)}`);
+      say(`${spec.name} step ${done}/${spec.steps}  ${statNames.slice(0, -1).map((n) => `${n} ${last[n].toPrecision(4)}`).join("  ")}  ${formatRate(rate, 2)}  ETA ${formatEta((spec.steps - done) / rate)}`);
     }
     if (done % spec.checkpointEvery === 0) save(done);
     if (spec.stopRequested?.()) { interrupted = true; s++; break; }
