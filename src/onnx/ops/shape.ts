@@ -225,6 +225,25 @@ const Gather: Op = (c) => {
   return arr(takeRows(c.x(0), axis, idx).reshape(outShape));
 };
 
+/** ScatterND's and GatherND's host indices as tuples over data's first k axes, negative ones counted from the end (out of range: an error). */
+function indexTuples(iv: Host, ds: readonly number[], k: number): number[][] {
+  return globalThis.Array.from({ length: iv.data.length / k }, (_, u) => globalThis.Array.from({ length: k }, (_, j) => {
+    const i = iv.data[u * k + j], d = ds[j], w = i < 0 ? i + d : i;
+    if (w < 0 || w >= d) throw new Error(`index ${i} is out of range for axis ${j} of extent ${d}`);
+    return w;
+  }));
+}
+
+/**
+ * Whether index tuples run over every row of the leading (batch) axis of extent B alike — tuple
+ * b·U1 + u1 is (b, rest of tuple u1) for every b — as torch's `:` on the batch gives: then they
+ * can be applied per sample, the same for any batch.
+ */
+function sameForEverySample(index: readonly (readonly number[])[], B: number): boolean {
+  const U1 = index.length / B;
+  return (index[0]?.length ?? 0) > 1 && Number.isInteger(U1) && index.every((ix, u) => ix[0] === Math.floor(u / U1) && ix.every((w, j) => j === 0 || w === index[u % U1][j]));
+}
+
 /** Rows `rows` of x along `axis` (known on the host): runs of consecutive rows as slices, concatenated. */
 function takeRows(x: Array, axis: number, rows: readonly number[]): Array {
   const pieces: Array[] = [];
@@ -296,15 +315,10 @@ const GatherND: Op = (c) => {
   const lead = is.slice(0, -1), rest = ds.slice(k), outShape = [...lead, ...rest], U = prod(lead), S = prod(rest), P = prod(ds.slice(0, k));
   const st = strides(ds.slice(0, k)), iv = c.value(1), dv = c.value(0);
   if (iv.kind === "host") {
-    const index = globalThis.Array.from({ length: U }, (_, u) => globalThis.Array.from({ length: k }, (_, j) => {
-      const i = iv.data[u * k + j], d = ds[j], w = i < 0 ? i + d : i;
-      if (w < 0 || w >= d) throw new Error(`index ${i} is out of range for axis ${j} of extent ${d}`);
-      return w;
-    }));
+    const index = indexTuples(iv, ds, k);
     const flat = index.map((ix) => ix.reduce((f, w, j) => f + w * st[j], 0));
     if (dv.kind === "host") return hostGen(dv, outShape, (o) => flat[o.slice(0, lead.length).reduce((f, d, a) => f * lead[a] + d, 0)] * S + o.slice(lead.length).reduce((f, d, a) => f * rest[a] + d, 0));
-    const B = ds[0], U1 = U / B;
-    const perSample = k > 1 && Number.isInteger(U1) && index.every((ix, u) => ix[0] === Math.floor(u / U1) && ix.every((w, j) => j === 0 || w === index[u % U1][j]));
+    const B = ds[0], U1 = U / B, perSample = sameForEverySample(index, B);
     if (perSample) {
       const rows = index.slice(0, U1).map((ix) => ix.slice(1).reduce((f, w, j) => f + w * st[j + 1], 0));
       return arr(takeRows(c.x(0).reshape([B, P / B, S]), 1, rows).reshape(outShape));
@@ -346,11 +360,7 @@ const ScatterND: Op = (c) => {
   const S = prod(ds.slice(k)), U = iv.data.length / k;
   const us = c.shape(2);
   if (prod(us) !== U * S) throw new Error(`updates have shape [${us}]; indices [${iv.shape}] into data [${ds}] need [${[...iv.shape.slice(0, -1), ...ds.slice(k)]}]`);
-  const index = globalThis.Array.from({ length: U }, (_, u) => globalThis.Array.from({ length: k }, (_, j) => {
-    const i = iv.data[u * k + j], d = ds[j], w = i < 0 ? i + d : i;
-    if (w < 0 || w >= d) throw new Error(`index ${i} is out of range for axis ${j} of extent ${d}`);
-    return w;
-  }));
+  const index = indexTuples(iv, ds, k);
   const dv = c.value(0), uv = c.value(2);
   if (dv.kind === "host" && uv.kind === "host") {
     const target = scatterTargets(index, ds.slice(0, k), reduction);
@@ -365,8 +375,7 @@ const ScatterND: Op = (c) => {
     return host(dv.dtype, ds, out);
   }
   // per sample: update u = b·U1 + u1 goes to (b, rest of index u1) for every b, the rest the same for every b
-  const B = ds[0], U1 = U / B;
-  const perSample = k > 1 && Number.isInteger(U1) && index.every((ix, u) => ix[0] === Math.floor(u / U1) && ix.every((w, j) => j === 0 || w === index[u % U1][j]));
+  const B = ds[0], U1 = U / B, perSample = sameForEverySample(index, B);
   const lead = perSample ? [B] : [], cut = lead.length; // the axis the runs are cut along
   const target = perSample ? scatterTargets(index.slice(0, U1).map((ix) => ix.slice(1)), ds.slice(1, k), reduction) : scatterTargets(index, ds.slice(0, k), reduction);
   const runs = scatterRuns(target);
